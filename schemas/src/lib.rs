@@ -1,1 +1,30 @@
-pub fn x(){}
+//! Quench's wire types: the Avro schemas in `schemas/avro/`, their Rust types, the Confluent wire
+//! format and the schema registry.
+//!
+//! Every record Quench writes to Kafka is Avro in Confluent framing (magic byte 0, the schema id as
+//! a big-endian u32, then the Avro datum), so any Confluent-compatible consumer can read Quench's
+//! topics. Schemas are registered under the topic name strategy (`<topic>-value`) and evolve under
+//! BACKWARD compatibility: new fields always carry defaults, enums carry a default symbol.
+//!
+//! Decoding resolves each record's writer schema (looked up by id once, then cached) against the
+//! reader schema compiled into this crate, which is what lets old and new producers coexist.
+
+mod action;
+mod alert;
+mod codec;
+mod error;
+mod framing;
+mod incident;
+mod record;
+mod registry;
+mod routing;
+
+pub use action::{ActionKind, IncidentAction};
+pub use alert::{Alert, AlertStatus};
+pub use codec::{Decoder, Encoder};
+pub use error::{DecodeError, RegistryError};
+pub use framing::{frame, unframe, MAGIC_BYTE};
+pub use incident::{Incident, IncidentStatus};
+pub use record::Record;
+pub use registry::{Compatibility, Registry};
+pub use routing::{RoutingEvent, RoutingReason, RoutingTarget};

@@ -1,0 +1,32 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::avro_record;
+
+/// One alert, as `schemas/avro/alert.avsc` documents it. Times are milliseconds since the epoch.
+///
+/// Labels and annotations are ordered maps so that fingerprints and group keys, which hash the
+/// sorted labels, need no extra sort.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub source: String,
+    pub status: AlertStatus,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+    pub received_at: i64,
+    pub generator_url: Option<String>,
+    pub fingerprint: Option<String>,
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+avro_record!(Alert, "quench.Alert", "alert.avsc");

@@ -1,0 +1,40 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::avro_record;
+
+/// Latest state of an incident, as `schemas/avro/incident.avsc` documents it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub incident_id: String,
+    pub group_key: String,
+    pub tenant: String,
+    pub status: IncidentStatus,
+    pub title: String,
+    pub summary: String,
+    pub severity: String,
+    pub priority: Option<String>,
+    pub category: Option<String>,
+    pub confidence: Option<f32>,
+    pub classified_by: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub alert_count: i64,
+    pub fingerprints: Vec<String>,
+    pub common_labels: BTreeMap<String, String>,
+    pub flapping: bool,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+avro_record!(Incident, "quench.Incident", "incident.avsc");
