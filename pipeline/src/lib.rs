@@ -1,1 +1,15 @@
-pub fn x() {}
+//! Quench's pipeline: the stream worker, the ClickHouse sink and the `quench` command.
+//!
+//! The layout follows "functional core, imperative shell": pure modules (fingerprint, and the
+//! windowing core as it lands) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and the
+//! commands are the thin shell around them.
+
+pub mod clickhouse;
+pub mod config;
+pub mod corpus;
+pub mod demo;
+pub mod fingerprint;
+pub mod init;
+pub mod kafka;
+pub mod logging;
+pub mod preflight;

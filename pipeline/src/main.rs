@@ -1,1 +1,98 @@
-fn main() {}
+//! The `quench` command.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use quench_pipeline::{
+    clickhouse,
+    config::Config,
+    demo::{self, DemoArgs},
+    init, logging,
+    preflight::{self, Needs},
+};
+
+/// Quench turns a firehose of alerts into a few classified, routed incidents, on Kafka and ClickHouse.
+///
+/// Configuration comes from defaults that match `infra/local/stack`, then the --config TOML file,
+/// then QUENCH_<SECTION>__<KEY> environment variables (for example QUENCH_KAFKA__BROKERS).
+/// Unknown keys and unreachable servers fail at start-up with the key and address named.
+#[derive(Debug, Parser)]
+#[command(name = "quench", version, about, long_about)]
+struct Cli {
+    /// TOML configuration file (see README.md, "Configuration").
+    #[arg(long, short, global = true, env = "QUENCH_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create Kafka topics, register Avro schemas and apply ClickHouse migrations (idempotent)
+    Init,
+    /// Apply pending ClickHouse migrations from sql/ and record them in quench_migrations
+    Migrate,
+    /// Check that Kafka, the schema registry and ClickHouse answer, and print what answered
+    Check,
+    /// Print the effective configuration (defaults, file, QUENCH_* overrides) as TOML
+    Config,
+    /// Round-trip alerts generated from the corpus through Kafka, the registry and ClickHouse
+    Demo(DemoArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = logging::init(&config.log) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command, &config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
+    match command {
+        Command::Config => print!("{}", toml::to_string_pretty(config)?),
+        Command::Check => {
+            let reachable = preflight::check(config, Needs::ALL).await?;
+            println!(
+                "kafka       {} ({} broker(s))",
+                config.kafka.brokers,
+                reachable.kafka_brokers.unwrap_or_default()
+            );
+            println!("registry    {}", reachable.registry.unwrap_or_default());
+            println!(
+                "clickhouse  {} (version {})",
+                config.clickhouse.url,
+                reachable.clickhouse_version.unwrap_or_default()
+            );
+        }
+        Command::Migrate => {
+            preflight::check(config, Needs::CLICKHOUSE).await?;
+            let report = clickhouse::migrate(&config.clickhouse, clickhouse::MIGRATIONS).await?;
+            report.lines().iter().for_each(|line| println!("{line}"));
+        }
+        Command::Init => {
+            preflight::check(config, Needs::ALL).await?;
+            init::init(config).await?.lines().iter().for_each(|line| println!("{line}"));
+        }
+        Command::Demo(args) => {
+            preflight::check(config, Needs::ALL).await?;
+            demo::run(config, &args).await?;
+        }
+    }
+    Ok(())
+}

@@ -24,8 +24,4 @@ pub enum ActionKind {
     Unknown,
 }
 
-avro_record!(
-    IncidentAction,
-    "quench.IncidentAction",
-    "incident_action.avsc"
-);
+avro_record!(IncidentAction, "quench.IncidentAction", "incident_action.avsc");

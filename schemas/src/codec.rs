@@ -11,9 +11,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use apache_avro::{
-    from_value, reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter, Schema,
-};
+use apache_avro::{from_value, reader::datum::GenericDatumReader, writer::datum::GenericDatumWriter, Schema};
 
 use crate::{
     error::{DecodeError, RegistryError},
@@ -32,21 +30,13 @@ pub struct Encoder<T: Record> {
 impl<T: Record> Encoder<T> {
     /// An encoder for an id obtained elsewhere (for example from [`Registry::register`]).
     pub fn new(schema_id: u32) -> Self {
-        let writer = GenericDatumWriter::builder(T::schema())
-            .build()
-            .expect("a parsed schema always resolves");
-        Self {
-            schema_id,
-            writer,
-            _record: PhantomData,
-        }
+        let writer = GenericDatumWriter::builder(T::schema()).build().expect("a parsed schema always resolves");
+        Self { schema_id, writer, _record: PhantomData }
     }
 
     /// Registers `T`'s schema for `topic`'s values and returns an encoder for it.
     pub async fn register(registry: &Registry, topic: &str) -> Result<Self, RegistryError> {
-        let id = registry
-            .register::<T>(&Registry::value_subject(topic))
-            .await?;
+        let id = registry.register::<T>(&Registry::value_subject(topic)).await?;
         Ok(Self::new(id))
     }
 
@@ -81,11 +71,7 @@ pub struct Decoder<T: Record> {
 
 impl<T: Record> Decoder<T> {
     pub fn new(registry: Registry) -> Self {
-        Self {
-            registry,
-            prepared: RwLock::new(HashMap::new()),
-            _record: PhantomData,
-        }
+        Self { registry, prepared: RwLock::new(HashMap::new()), _record: PhantomData }
     }
 
     pub async fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
@@ -94,16 +80,11 @@ impl<T: Record> Decoder<T> {
             Some(prepared) => prepared,
             None => self.prepare(id).await?,
         };
-        let avro_error = |e: apache_avro::Error| DecodeError::Avro {
-            id,
-            record: T::NAME,
-            reason: e.to_string(),
-        };
+        let avro_error = |e: apache_avro::Error| DecodeError::Avro { id, record: T::NAME, reason: e.to_string() };
         let record = match prepared.as_ref() {
             Prepared::Direct(reader) => reader.read_deser(&mut datum).map_err(avro_error)?,
             Prepared::Resolving(reader) => {
-                from_value(&reader.read_value(&mut datum).map_err(avro_error)?)
-                    .map_err(avro_error)?
+                from_value(&reader.read_value(&mut datum).map_err(avro_error)?).map_err(avro_error)?
             }
         };
         if !datum.is_empty() {
@@ -117,52 +98,28 @@ impl<T: Record> Decoder<T> {
     }
 
     fn cached(&self, id: u32) -> Option<Arc<Prepared>> {
-        self.prepared
-            .read()
-            .expect("decoder cache lock")
-            .get(&id)
-            .cloned()
+        self.prepared.read().expect("decoder cache lock").get(&id).cloned()
     }
 
     async fn prepare(&self, id: u32) -> Result<Arc<Prepared>, DecodeError> {
         let json =
-            self.registry
-                .schema_by_id(id)
-                .await
-                .map_err(|e| DecodeError::UnknownSchema {
-                    id,
-                    reason: e.message,
-                })?;
-        let writer: &'static Schema =
-            Box::leak(Box::new(Schema::parse_str(&json).map_err(|e| {
-                DecodeError::UnknownSchema {
-                    id,
-                    reason: format!("registry returned an invalid Avro schema: {e}"),
-                }
-            })?));
+            self.registry.schema_by_id(id).await.map_err(|e| DecodeError::UnknownSchema { id, reason: e.message })?;
+        let writer: &'static Schema = Box::leak(Box::new(Schema::parse_str(&json).map_err(|e| {
+            DecodeError::UnknownSchema { id, reason: format!("registry returned an invalid Avro schema: {e}") }
+        })?));
         let incompatible = |e: apache_avro::Error| DecodeError::UnknownSchema {
             id,
             reason: format!("writer schema cannot be read as {}: {e}", T::NAME),
         };
         let prepared = if writer.canonical_form() == T::schema().canonical_form() {
-            Prepared::Direct(
-                GenericDatumReader::builder(writer)
-                    .build()
-                    .map_err(incompatible)?,
-            )
+            Prepared::Direct(GenericDatumReader::builder(writer).build().map_err(incompatible)?)
         } else {
             Prepared::Resolving(
-                GenericDatumReader::builder(writer)
-                    .reader_schema(T::schema())
-                    .build()
-                    .map_err(incompatible)?,
+                GenericDatumReader::builder(writer).reader_schema(T::schema()).build().map_err(incompatible)?,
             )
         };
         let prepared = Arc::new(prepared);
-        self.prepared
-            .write()
-            .expect("decoder cache lock")
-            .insert(id, prepared.clone());
+        self.prepared.write().expect("decoder cache lock").insert(id, prepared.clone());
         Ok(prepared)
     }
 }

@@ -11,11 +11,7 @@ pub enum DecodeError {
     #[error("schema id {id} is unknown to the schema registry: {reason}")]
     UnknownSchema { id: u32, reason: String },
     #[error("Avro datum with writer schema id {id} does not decode as {record}: {reason}")]
-    Avro {
-        id: u32,
-        record: &'static str,
-        reason: String,
-    },
+    Avro { id: u32, record: &'static str, reason: String },
 }
 
 /// A failed call to the schema registry, naming the registry's address.

@@ -39,13 +39,7 @@ mod tests {
 
     #[test]
     fn short_and_unframed_bytes_are_rejected_with_a_reason() {
-        assert!(matches!(
-            unframe(&[0, 0, 1]),
-            Err(DecodeError::Truncated { len: 3 })
-        ));
-        assert!(matches!(
-            unframe(b"{\"json\": 1}"),
-            Err(DecodeError::BadMagic { found: b'{' })
-        ));
+        assert!(matches!(unframe(&[0, 0, 1]), Err(DecodeError::Truncated { len: 3 })));
+        assert!(matches!(unframe(b"{\"json\": 1}"), Err(DecodeError::BadMagic { found: b'{' })));
     }
 }

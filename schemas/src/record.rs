@@ -18,10 +18,9 @@ macro_rules! avro_record {
             const NAME: &'static str = $name;
             const SCHEMA_JSON: &'static str = include_str!(concat!("../avro/", $file));
             fn schema() -> &'static ::apache_avro::Schema {
-                static SCHEMA: ::std::sync::LazyLock<::apache_avro::Schema> =
-                    ::std::sync::LazyLock::new(|| {
-                        $crate::record::parse(<$ty as $crate::record::Record>::SCHEMA_JSON, $file)
-                    });
+                static SCHEMA: ::std::sync::LazyLock<::apache_avro::Schema> = ::std::sync::LazyLock::new(|| {
+                    $crate::record::parse(<$ty as $crate::record::Record>::SCHEMA_JSON, $file)
+                });
                 &SCHEMA
             }
         }
@@ -31,6 +30,5 @@ pub(crate) use avro_record;
 
 pub(crate) fn parse(json: &str, file: &str) -> Schema {
     // The files are compiled in and covered by tests, so a failure here is a build defect.
-    Schema::parse_str(json)
-        .unwrap_or_else(|e| panic!("schemas/avro/{file} is not a valid Avro schema: {e}"))
+    Schema::parse_str(json).unwrap_or_else(|e| panic!("schemas/avro/{file} is not a valid Avro schema: {e}"))
 }

@@ -44,15 +44,8 @@ impl Registry {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
-            .map_err(|e| RegistryError {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            url,
-            settings,
-            http,
-        })
+            .map_err(|e| RegistryError { url: url.clone(), message: e.to_string() })?;
+        Ok(Self { url, settings, http })
     }
 
     pub fn url(&self) -> &str {
@@ -67,10 +60,7 @@ impl Registry {
     /// Fails unless the registry answers; used at start-up so that a wrong address is reported
     /// before any record is processed.
     pub async fn check(&self) -> Result<(), RegistryError> {
-        sr::get_all_subjects(&self.settings)
-            .await
-            .map(|_| ())
-            .map_err(|e| error(&self.url, "not reachable", e))
+        sr::get_all_subjects(&self.settings).await.map(|_| ()).map_err(|e| error(&self.url, "not reachable", e))
     }
 
     /// Registers `T`'s schema under `subject` (idempotent) and returns its id.
@@ -80,46 +70,22 @@ impl Registry {
 
     /// Registers an Avro schema given as JSON under `subject` and returns its id. The registry
     /// refuses it when it breaks the subject's compatibility level.
-    pub async fn register_schema(
-        &self,
-        subject: &str,
-        schema_json: &str,
-    ) -> Result<u32, RegistryError> {
+    pub async fn register_schema(&self, subject: &str, schema_json: &str) -> Result<u32, RegistryError> {
         sr::post_schema(&self.settings, subject.to_string(), avro(schema_json))
             .await
             .map(|registered| registered.id)
-            .map_err(|e| {
-                error(
-                    &self.url,
-                    &format!("registering a schema under subject {subject} failed"),
-                    e,
-                )
-            })
+            .map_err(|e| error(&self.url, &format!("registering a schema under subject {subject} failed"), e))
     }
 
     /// Whether `schema_json` may be registered under `subject` at its compatibility level.
-    pub async fn is_compatible(
-        &self,
-        subject: &str,
-        schema_json: &str,
-    ) -> Result<bool, RegistryError> {
+    pub async fn is_compatible(&self, subject: &str, schema_json: &str) -> Result<bool, RegistryError> {
         sr::is_compatible_schema(&self.settings, subject.to_string(), avro(schema_json))
             .await
-            .map_err(|e| {
-                error(
-                    &self.url,
-                    &format!("compatibility check for subject {subject} failed"),
-                    e,
-                )
-            })
+            .map_err(|e| error(&self.url, &format!("compatibility check for subject {subject} failed"), e))
     }
 
     /// Sets the compatibility level that the registry enforces for `subject`.
-    pub async fn set_compatibility(
-        &self,
-        subject: &str,
-        level: Compatibility,
-    ) -> Result<(), RegistryError> {
+    pub async fn set_compatibility(&self, subject: &str, level: Compatibility) -> Result<(), RegistryError> {
         #[derive(Serialize)]
         struct Body {
             compatibility: Compatibility,
@@ -128,15 +94,10 @@ impl Registry {
             .http
             .put(format!("{}/config/{subject}", self.url))
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .json(&Body {
-                compatibility: level,
-            })
+            .json(&Body { compatibility: level })
             .send()
             .await
-            .map_err(|e| RegistryError {
-                url: self.url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string() })?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -144,9 +105,7 @@ impl Registry {
         let body = response.text().await.unwrap_or_default();
         Err(RegistryError {
             url: self.url.clone(),
-            message: format!(
-                "setting compatibility of subject {subject} failed: HTTP {status}: {body}"
-            ),
+            message: format!("setting compatibility of subject {subject} failed: HTTP {status}: {body}"),
         })
     }
 
@@ -155,13 +114,7 @@ impl Registry {
         sr::get_schema_by_id(id, &self.settings)
             .await
             .map(|registered| registered.schema)
-            .map_err(|e| {
-                error(
-                    &self.url,
-                    &format!("schema id {id} could not be fetched"),
-                    e,
-                )
-            })
+            .map_err(|e| error(&self.url, &format!("schema id {id} could not be fetched"), e))
     }
 }
 
@@ -171,8 +124,5 @@ fn avro(schema_json: &str) -> SuppliedSchema {
 
 fn error(url: &str, what: &str, e: SRCError) -> RegistryError {
     let cause = e.cause.map(|c| format!(" ({c})")).unwrap_or_default();
-    RegistryError {
-        url: url.to_string(),
-        message: format!("{what}: {}{cause}", e.error),
-    }
+    RegistryError { url: url.to_string(), message: format!("{what}: {}{cause}", e.error) }
 }

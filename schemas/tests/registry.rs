@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use apache_avro::{types::Value, writer::datum::GenericDatumWriter, Schema};
 use quench_schemas::{
-    frame, ActionKind, Alert, AlertStatus, Compatibility, Decoder, Encoder, Incident,
-    IncidentAction, IncidentStatus, Record, Registry, RoutingEvent, RoutingReason, RoutingTarget,
+    frame, ActionKind, Alert, AlertStatus, Compatibility, Decoder, Encoder, Incident, IncidentAction, IncidentStatus,
+    Record, Registry, RoutingEvent, RoutingReason, RoutingTarget,
 };
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -18,8 +18,7 @@ use rdkafka::{
 };
 
 fn registry() -> Registry {
-    let url = std::env::var("QUENCH_REGISTRY__URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into());
+    let url = std::env::var("QUENCH_REGISTRY__URL").unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into());
     Registry::new(&url, Duration::from_secs(10)).unwrap()
 }
 
@@ -29,10 +28,7 @@ fn brokers() -> String {
 
 /// A suffix that keeps subjects and topics of different test runs apart on a shared stack.
 fn nonce() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{}-{nanos}", std::process::id())
 }
 
@@ -102,10 +98,7 @@ fn sample_routing_event() -> RoutingEvent {
         alert_count: 7,
         common_labels: BTreeMap::new(),
         team: Some("dba".into()),
-        targets: vec![RoutingTarget {
-            channel: "slack".into(),
-            target: "#dba-oncall".into(),
-        }],
+        targets: vec![RoutingTarget { channel: "slack".into(), target: "#dba-oncall".into() }],
         escalation_policy: Some("dba-default".into()),
         incident_version: 3,
         emitted_at: 1_764_000_060_100,
@@ -135,16 +128,10 @@ async fn every_schema_registers_and_backward_compatibility_is_enforced() {
         ("action", IncidentAction::SCHEMA_JSON),
     ] {
         let subject = format!("quench-test-{run}-{name}-value");
-        registry
-            .set_compatibility(&subject, Compatibility::Backward)
-            .await
-            .unwrap();
+        registry.set_compatibility(&subject, Compatibility::Backward).await.unwrap();
         let id = registry.register_schema(&subject, schema).await.unwrap();
         let again = registry.register_schema(&subject, schema).await.unwrap();
-        assert_eq!(
-            id, again,
-            "re-registering the same {name} schema must return its id"
-        );
+        assert_eq!(id, again, "re-registering the same {name} schema must return its id");
     }
 
     let subject = format!("quench-test-{run}-alert-value");
@@ -152,53 +139,26 @@ async fn every_schema_registers_and_backward_compatibility_is_enforced() {
     let fields = evolved["fields"].as_array_mut().unwrap();
     fields.push(serde_json::json!({"name": "region", "type": "string", "default": "eu-west-1"}));
     let compatible = evolved.to_string();
-    evolved["fields"]
-        .as_array_mut()
-        .unwrap()
-        .last_mut()
-        .unwrap()
-        .as_object_mut()
-        .unwrap()
-        .remove("default");
+    evolved["fields"].as_array_mut().unwrap().last_mut().unwrap().as_object_mut().unwrap().remove("default");
     let incompatible = evolved.to_string();
 
     assert!(
         registry.is_compatible(&subject, &compatible).await.unwrap(),
         "a new field with a default is BACKWARD compatible"
     );
-    assert!(
-        !registry
-            .is_compatible(&subject, &incompatible)
-            .await
-            .unwrap(),
-        "a new field without a default is not"
-    );
+    assert!(!registry.is_compatible(&subject, &incompatible).await.unwrap(), "a new field without a default is not");
     let refused = registry.register_schema(&subject, &incompatible).await;
-    assert!(
-        refused.is_err(),
-        "the registry must refuse an incompatible schema, got {refused:?}"
-    );
-    let first_id = registry
-        .register_schema(&subject, Alert::SCHEMA_JSON)
-        .await
-        .unwrap();
-    let new_id = registry
-        .register_schema(&subject, &compatible)
-        .await
-        .unwrap();
+    assert!(refused.is_err(), "the registry must refuse an incompatible schema, got {refused:?}");
+    let first_id = registry.register_schema(&subject, Alert::SCHEMA_JSON).await.unwrap();
+    let new_id = registry.register_schema(&subject, &compatible).await.unwrap();
     assert_ne!(new_id, first_id, "an evolved schema gets an id of its own");
 }
 
 async fn create_topic(topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let results = admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics(&[NewTopic::new(topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
         .await
         .unwrap_or_else(|e| panic!("cannot reach Kafka at {}: {e}", brokers()));
     for result in results {
@@ -208,37 +168,18 @@ async fn create_topic(topic: &str) {
 
 /// Produces `record` to a fresh topic in Confluent framing, reads it back with read_committed and
 /// decodes it with the schema fetched from the registry by the id in the frame.
-async fn round_trip<T: Record + PartialEq + std::fmt::Debug>(
-    registry: &Registry,
-    record: &T,
-    run: &str,
-) {
-    let topic = format!(
-        "quench-test-{run}-{}",
-        T::NAME.trim_start_matches("quench.").to_lowercase()
-    );
+async fn round_trip<T: Record + PartialEq + std::fmt::Debug>(registry: &Registry, record: &T, run: &str) {
+    let topic = format!("quench-test-{run}-{}", T::NAME.trim_start_matches("quench.").to_lowercase());
     create_topic(&topic).await;
     let encoder = Encoder::<T>::register(registry, &topic).await.unwrap();
     let bytes = encoder.encode(record).unwrap();
     assert_eq!(bytes[0], 0, "Confluent magic byte");
-    assert_eq!(
-        &bytes[1..5],
-        &encoder.schema_id().to_be_bytes(),
-        "schema id, big-endian"
-    );
+    assert_eq!(&bytes[1..5], &encoder.schema_id().to_be_bytes(), "schema id, big-endian");
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("enable.idempotence", "true").create().unwrap();
     producer
-        .send(
-            FutureRecord::<str, [u8]>::to(&topic)
-                .key("k")
-                .payload(&bytes),
-            Duration::from_secs(10),
-        )
+        .send(FutureRecord::<str, [u8]>::to(&topic).key("k").payload(&bytes), Duration::from_secs(10))
         .await
         .map_err(|(e, _)| e)
         .unwrap();
@@ -251,14 +192,9 @@ async fn round_trip<T: Record + PartialEq + std::fmt::Debug>(
         .create()
         .unwrap();
     consumer.subscribe(&[&topic]).unwrap();
-    let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-        .await
-        .expect("record within 30 s")
-        .unwrap();
-    let decoded = Decoder::<T>::new(registry.clone())
-        .decode(message.payload().unwrap())
-        .await
-        .unwrap();
+    let message =
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("record within 30 s").unwrap();
+    let decoded = Decoder::<T>::new(registry.clone()).decode(message.payload().unwrap()).await.unwrap();
     assert_eq!(&decoded, record);
 }
 
@@ -278,14 +214,8 @@ async fn records_from_an_older_writer_schema_decode_with_defaults() {
     let subject = format!("quench-test-{}-old-alert-value", nonce());
     // Version 0 of Alert: no tenant, no fingerprint.
     let mut old: serde_json::Value = serde_json::from_str(Alert::SCHEMA_JSON).unwrap();
-    old["fields"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["name"] != "tenant" && f["name"] != "fingerprint");
-    let old_id = registry
-        .register_schema(&subject, &old.to_string())
-        .await
-        .unwrap();
+    old["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "tenant" && f["name"] != "fingerprint");
+    let old_id = registry.register_schema(&subject, &old.to_string()).await.unwrap();
     let old_schema = Schema::parse_str(&old.to_string()).unwrap();
 
     let datum = GenericDatumWriter::builder(&old_schema)
@@ -294,32 +224,17 @@ async fn records_from_an_older_writer_schema_decode_with_defaults() {
         .write_value_to_vec(Value::Record(vec![
             ("source".into(), Value::String("grafana".into())),
             ("status".into(), Value::Enum(1, "resolved".into())),
-            (
-                "labels".into(),
-                Value::Map([("alertname".to_string(), Value::String("HostDown".into()))].into()),
-            ),
+            ("labels".into(), Value::Map([("alertname".to_string(), Value::String("HostDown".into()))].into())),
             ("annotations".into(), Value::Map(Default::default())),
             ("starts_at".into(), Value::TimestampMillis(1_000)),
-            (
-                "ends_at".into(),
-                Value::Union(1, Box::new(Value::TimestampMillis(2_000))),
-            ),
+            ("ends_at".into(), Value::Union(1, Box::new(Value::TimestampMillis(2_000)))),
             ("received_at".into(), Value::TimestampMillis(3_000)),
-            (
-                "generator_url".into(),
-                Value::Union(0, Box::new(Value::Null)),
-            ),
+            ("generator_url".into(), Value::Union(0, Box::new(Value::Null))),
         ]))
         .unwrap();
 
-    let alert = Decoder::<Alert>::new(registry)
-        .decode(&frame(old_id, &datum))
-        .await
-        .unwrap();
-    assert_eq!(
-        alert.tenant, "default",
-        "field added later takes its default"
-    );
+    let alert = Decoder::<Alert>::new(registry).decode(&frame(old_id, &datum)).await.unwrap();
+    assert_eq!(alert.tenant, "default", "field added later takes its default");
     assert_eq!(alert.fingerprint, None);
     assert_eq!(alert.status, AlertStatus::Resolved);
     assert_eq!(alert.ends_at, Some(2_000));
@@ -330,16 +245,8 @@ async fn records_from_an_older_writer_schema_decode_with_defaults() {
 async fn unknown_schema_ids_and_garbage_are_decode_errors_with_reasons() {
     let registry = registry_or_fail_loudly().await;
     let decoder = Decoder::<Alert>::new(registry);
-    let unknown = decoder
-        .decode(&frame(999_999_999, b"\x02"))
-        .await
-        .unwrap_err()
-        .to_string();
+    let unknown = decoder.decode(&frame(999_999_999, b"\x02")).await.unwrap_err().to_string();
     assert!(unknown.contains("schema id 999999999"), "{unknown}");
-    let garbage = decoder
-        .decode(b"{\"alertname\": 1}")
-        .await
-        .unwrap_err()
-        .to_string();
+    let garbage = decoder.decode(b"{\"alertname\": 1}").await.unwrap_err().to_string();
     assert!(garbage.contains("magic byte"), "{garbage}");
 }

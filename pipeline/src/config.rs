@@ -1,0 +1,320 @@
+//! Quench's configuration: one TOML file plus `QUENCH_<SECTION>__<KEY>` environment overrides.
+//!
+//! Every key has a default that works against `infra/local/stack`, so no file is needed to try
+//! Quench. Unknown keys are errors (a misspelt key silently ignored is a production incident), and
+//! every error names the key and where it came from: the file or the environment variable.
+
+use std::{collections::BTreeMap, fmt, path::Path, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variables starting with this prefix and containing `__` override file keys.
+pub const ENV_PREFIX: &str = "QUENCH_";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub topics: TopicsConfig,
+    pub registry: RegistryConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma-separated `host:port`.
+    pub brokers: String,
+    /// Client id prefix reported to the brokers.
+    pub client_id: String,
+    /// How long start-up waits for the brokers before failing.
+    pub connect_timeout_ms: u64,
+    /// Extra librdkafka properties (for example `security.protocol`), applied to every client.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            client_id: "quench".into(),
+            connect_timeout_ms: 5_000,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// Topic names and how `quench init` creates them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub alerts: String,
+    pub incidents: String,
+    pub routing: String,
+    pub state: String,
+    pub dlq: String,
+    pub actions: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        Self {
+            alerts: "alerts".into(),
+            incidents: "incidents".into(),
+            routing: "incident-routing".into(),
+            state: "quench-state".into(),
+            dlq: "alerts-dlq".into(),
+            actions: "incident-actions".into(),
+            partitions: 4,
+            replication_factor: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryConfig {
+    /// Base URL of a Confluent-compatible schema registry API.
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:8081/apis/ccompat/v7".into(), timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClickHouseConfig {
+    /// HTTP interface of ClickHouse.
+    pub url: String,
+    pub database: String,
+    pub user: String,
+    pub password: String,
+    /// Block compression of the HTTP protocol: `lz4` for real servers, `none` for the chdb
+    /// adapter of the local stack, which does not implement ClickHouse's compressed framing.
+    pub compression: Compression,
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8123".into(),
+            database: "quench".into(),
+            user: "default".into(),
+            password: String::new(),
+            compression: Compression::Lz4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Lz4,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (one object per line, for log pipelines) or `text` (for people).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `quench=debug,rdkafka=warn`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A configuration error that names the key and its origin.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads `file` (if any), applies `QUENCH_*__*` overrides from `env`, and validates the result.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut origins = BTreeMap::new();
+        for (name, value) in env {
+            let Some(path) = name.strip_prefix(ENV_PREFIX).filter(|rest| rest.contains("__")) else { continue };
+            let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+            set_path(&mut tree, &keys, parse_scalar(&value)).map_err(|e| ConfigError(format!("{name}: {e}")))?;
+            origins.insert(keys.join("."), name);
+        }
+        let origin_of =
+            |key: &str| match origins.iter().find(|(k, _)| k.starts_with(key) || key.starts_with(k.as_str())) {
+                Some((_, var)) => format!(" (set by environment variable {var})"),
+                None => file.map(|p| format!(" (in {})", p.display())).unwrap_or_default(),
+            };
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // At the top level serde_path_to_error's path is `.`; the unknown field's name is in the message.
+            let key = match unknown_field(&inner) {
+                Some(field) if key == "." => field.to_string(),
+                _ => key,
+            };
+            ConfigError(format!("key `{key}`: {}{}", first_line(&inner), origin_of(&key)))
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError(format!("key `{key}`: {message}{}", origin_of(key))))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(("kafka.brokers", "must list at least one host:port".into()));
+        }
+        for broker in self.kafka.brokers.split(',') {
+            let ok = broker
+                .trim()
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                return Err(("kafka.brokers", format!("`{broker}` is not host:port")));
+            }
+        }
+        for (key, url) in [("registry.url", &self.registry.url), ("clickhouse.url", &self.clickhouse.url)] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((key, format!("`{url}` is not an http:// or https:// URL")));
+            }
+        }
+        if self.topics.partitions < 1 {
+            return Err(("topics.partitions", "must be at least 1".into()));
+        }
+        if self.topics.replication_factor < 1 {
+            return Err(("topics.replication_factor", "must be at least 1".into()));
+        }
+        if self.clickhouse.database.is_empty()
+            || !self.clickhouse.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(("clickhouse.database", "must be a plain identifier (letters, digits, _)".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
+fn parse_scalar(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(tree: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = keys.split_last().ok_or("empty key")?;
+    let mut table = tree;
+    for key in parents {
+        table = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    // A string override of a key that the file holds as a list or number keeps serde's type error.
+    table.insert(last.clone(), value);
+    Ok(())
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(config.clickhouse.compression, Compression::Lz4);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_parses_scalars() {
+        let dir = std::env::temp_dir().join(format!("quench-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("quench.toml");
+        std::fs::write(&file, "[kafka]\nbrokers = \"k1:9092\"\n[topics]\npartitions = 2\n").unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("QUENCH_TOPICS__PARTITIONS", "12"),
+                ("QUENCH_CLICKHOUSE__COMPRESSION", "none"),
+                ("QUENCH_CONFIG", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.kafka.brokers, "k1:9092");
+        assert_eq!(config.topics.partitions, 12);
+        assert_eq!(config.clickhouse.compression, Compression::None);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_origin() {
+        let err = Config::load(None, env(&[("QUENCH_KAFKA__BROKERZ", "x:1")])).unwrap_err().to_string();
+        assert!(err.contains("kafka.brokerz"), "{err}");
+        assert!(err.contains("QUENCH_KAFKA__BROKERZ"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_NOPE__X", "1")])).unwrap_err().to_string();
+        assert!(err.contains("`nope`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = Config::load(None, env(&[("QUENCH_CLICKHOUSE__COMPRESSION", "gzip")])).unwrap_err().to_string();
+        assert!(err.contains("clickhouse.compression") && err.contains("gzip"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_KAFKA__BROKERS", "nohost")])).unwrap_err().to_string();
+        assert!(err.contains("kafka.brokers") && err.contains("nohost"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_TOPICS__PARTITIONS", "0")])).unwrap_err().to_string();
+        assert!(err.contains("topics.partitions"), "{err}");
+    }
+}

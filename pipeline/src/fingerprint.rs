@@ -1,0 +1,60 @@
+//! Alertmanager's alert fingerprint, so that Quench and Alertmanager show the same id for the same
+//! label set: FNV-1a 64 over the label names in sorted order, each name and value followed by a
+//! 0xFF separator byte (a byte that cannot occur in UTF-8), printed as 16 lowercase hex digits.
+
+use std::collections::BTreeMap;
+
+const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const PRIME: u64 = 0x0000_0100_0000_01b3;
+const SEPARATOR: u8 = 0xff;
+
+/// The fingerprint of a label set. The map is ordered by name, which is the order the hash needs.
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> u64 {
+    labels.iter().fold(OFFSET, |hash, (name, value)| {
+        let hash = add_byte(add(hash, name.as_bytes()), SEPARATOR);
+        add_byte(add(hash, value.as_bytes()), SEPARATOR)
+    })
+}
+
+/// The fingerprint as Alertmanager prints it.
+pub fn fingerprint_hex(labels: &BTreeMap<String, String>) -> String {
+    format!("{:016x}", fingerprint(labels))
+}
+
+fn add(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |h, &b| add_byte(h, b))
+}
+
+fn add_byte(hash: u64, byte: u8) -> u64 {
+    (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn empty_label_set_is_the_fnv_offset() {
+        assert_eq!(fingerprint(&labels(&[])), OFFSET);
+    }
+
+    #[test]
+    fn matches_prometheus_common_model_vectors() {
+        // Vectors from prometheus/common model/signature_test.go (TestLabelsToSignature /
+        // TestFingerprint): the same FNV-1a with 0xFF separators.
+        assert_eq!(
+            fingerprint(&labels(&[("name", "garland, briggs"), ("fear", "love is not enough")])),
+            5_799_056_148_416_392_346
+        );
+    }
+
+    #[test]
+    fn value_boundaries_are_not_ambiguous() {
+        assert_ne!(fingerprint(&labels(&[("a", "bc")])), fingerprint(&labels(&[("ab", "c")])));
+        assert_eq!(fingerprint_hex(&labels(&[("a", "b")])).len(), 16);
+    }
+}
