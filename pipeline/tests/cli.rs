@@ -28,7 +28,10 @@ fn help_lists_every_subcommand_with_a_description() {
         ("config", "effective configuration"),
         ("demo", "Round-trip"),
     ] {
-        let line = help.lines().find(|l| l.trim_start().starts_with(&format!("{command} "))).unwrap_or_else(|| panic!("{command} missing:\n{help}"));
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{command} ")))
+            .unwrap_or_else(|| panic!("{command} missing:\n{help}"));
         assert!(line.contains(words), "{command}: {line}");
     }
 }
