@@ -13,3 +13,4 @@ pub mod init;
 pub mod kafka;
 pub mod logging;
 pub mod preflight;
+pub mod rules;

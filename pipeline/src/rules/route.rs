@@ -1,0 +1,306 @@
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+use super::{duration, matcher::Matcher};
+
+/// The timings of a route, with Alertmanager's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// How long a new group waits for more alerts before its first notification.
+    pub group_wait: Duration,
+    /// How often a group is re-evaluated for changes after its first notification.
+    pub group_interval: Duration,
+    /// How long before an unchanged, still-firing incident is notified again.
+    pub repeat_interval: Duration,
+    /// After how long an alert without `ends_at` that is not re-sent counts as resolved.
+    pub resolve_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            resolve_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Group by these labels' values.
+    Labels(Vec<String>),
+    /// `...`: every distinct label set is its own group.
+    All,
+}
+
+/// One node of the route tree, with inherited settings resolved.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Position in the tree (`0`, `0.2`, `0.2.1`): stable while the tree's shape is, and part of
+    /// the group key so that the same labels on two routes make two groups.
+    pub id: String,
+    matchers: Vec<Matcher>,
+    pub group_by: GroupBy,
+    pub timing: Timing,
+    continue_matching: bool,
+    children: Vec<Route>,
+}
+
+/// Which group an alert belongs to: route, tenant and the values of the route's group_by labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey(pub String);
+
+/// The alert lacks a label its route groups by; such alerts go to the DLQ with this reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingLabel {
+    pub route: String,
+    pub label: String,
+}
+
+impl std::fmt::Display for MissingLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "alert has no `{}` label, which route {} groups by", self.label, self.route)
+    }
+}
+
+impl Route {
+    /// The routes an alert lands on: Alertmanager's depth-first match where the first matching
+    /// child wins unless it has `continue`, and a route with no matching child takes the alert.
+    pub fn matching<'a>(&'a self, labels: &BTreeMap<String, String>, out: &mut Vec<&'a Route>) -> bool {
+        if !self.matchers.iter().all(|m| m.matches(labels)) {
+            return false;
+        }
+        let before = out.len();
+        for child in &self.children {
+            if child.matching(labels, out) && !child.continue_matching {
+                break;
+            }
+        }
+        if out.len() == before {
+            out.push(self);
+        }
+        true
+    }
+
+    /// The group key of an alert on this route, and the labels that define the group.
+    pub fn group_key(
+        &self,
+        tenant: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(GroupKey, BTreeMap<String, String>), MissingLabel> {
+        let group_labels: BTreeMap<String, String> = match &self.group_by {
+            GroupBy::All => labels.clone(),
+            GroupBy::Labels(names) => names
+                .iter()
+                .map(|name| match labels.get(name) {
+                    Some(value) => Ok((name.clone(), value.clone())),
+                    None => Err(MissingLabel { route: self.id.clone(), label: name.clone() }),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mut key = format!("{}|{tenant}|", self.id);
+        for (i, (name, value)) in group_labels.iter().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(&format!("{name}={value:?}"));
+        }
+        Ok((GroupKey(key), group_labels))
+    }
+}
+
+/// The whole tree, loaded from a rules file.
+#[derive(Debug, Clone)]
+pub struct RouteTree {
+    pub root: Route,
+}
+
+impl RouteTree {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let root = build(file.route, "0".into(), &Inherited::default())?;
+        Ok(Self { root })
+    }
+
+    /// Every route the alert lands on (at least the root, whose matchers are ignored as in
+    /// Alertmanager, where the root route matches every alert).
+    pub fn routes_for<'a>(&'a self, labels: &BTreeMap<String, String>) -> Vec<&'a Route> {
+        let mut out = Vec::with_capacity(1);
+        for child in &self.root.children {
+            if child.matching(labels, &mut out) && !child.continue_matching {
+                break;
+            }
+        }
+        if out.is_empty() {
+            out.push(&self.root);
+        }
+        out
+    }
+}
+
+impl Default for RouteTree {
+    fn default() -> Self {
+        Self::parse("[route]\n").expect("the default rules parse")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    route: RouteSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RouteSpec {
+    matchers: Vec<String>,
+    group_by: Option<Vec<String>>,
+    #[serde(deserialize_with = "duration::optional")]
+    group_wait: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    group_interval: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    repeat_interval: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    resolve_timeout: Option<Duration>,
+    #[serde(rename = "continue")]
+    continue_matching: bool,
+    routes: Vec<RouteSpec>,
+}
+
+/// What a child takes from its parent unless it says otherwise.
+struct Inherited {
+    group_by: GroupBy,
+    timing: Timing,
+}
+
+impl Default for Inherited {
+    fn default() -> Self {
+        // Alertmanager's default (no group_by) puts every alert of a route into one group; for
+        // incidents, one per alert name is the useful starting point.
+        Self { group_by: GroupBy::Labels(vec!["alertname".into()]), timing: Timing::default() }
+    }
+}
+
+fn build(spec: RouteSpec, id: String, parent: &Inherited) -> Result<Route, String> {
+    let matchers = spec
+        .matchers
+        .iter()
+        .map(|m| Matcher::parse(m).map_err(|e| format!("route {id}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let group_by = match spec.group_by {
+        Some(labels) if labels.iter().any(|l| l == "...") => GroupBy::All,
+        Some(labels) => GroupBy::Labels(labels),
+        None => parent.group_by.clone(),
+    };
+    let timing = Timing {
+        group_wait: spec.group_wait.unwrap_or(parent.timing.group_wait),
+        group_interval: spec.group_interval.unwrap_or(parent.timing.group_interval),
+        repeat_interval: spec.repeat_interval.unwrap_or(parent.timing.repeat_interval),
+        resolve_timeout: spec.resolve_timeout.unwrap_or(parent.timing.resolve_timeout),
+    };
+    if timing.group_interval.is_zero() {
+        return Err(format!("route {id}: group_interval must be greater than 0"));
+    }
+    let inherited = Inherited { group_by: group_by.clone(), timing };
+    let children = spec
+        .routes
+        .into_iter()
+        .enumerate()
+        .map(|(i, child)| build(child, format!("{id}.{i}"), &inherited))
+        .collect::<Result<_, _>>()?;
+    Ok(Route { id, matchers, group_by, timing, continue_matching: spec.continue_matching, children })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const RULES: &str = r#"
+        [route]
+        group_by = ["alertname"]
+        group_wait = "10s"
+
+        [[route.routes]]
+        matchers = ['team="dba"']
+        group_by = ["alertname", "cluster"]
+        continue = true
+
+        [[route.routes]]
+        matchers = ['severity=~"critical|page"']
+        repeat_interval = "1h"
+
+        [[route.routes.routes]]
+        matchers = ['service="postgres"']
+        group_wait = "0s"
+
+        [[route.routes]]
+        matchers = ['team="web"']
+    "#;
+
+    fn ids(tree: &RouteTree, l: &BTreeMap<String, String>) -> Vec<String> {
+        tree.routes_for(l).iter().map(|r| r.id.clone()).collect()
+    }
+
+    #[test]
+    fn first_match_wins_unless_continue_and_deepest_match_takes_the_alert() {
+        let tree = RouteTree::parse(RULES).unwrap();
+        assert_eq!(
+            ids(&tree, &labels(&[("team", "dba"), ("severity", "critical"), ("service", "postgres")])),
+            ["0.0", "0.1.0"]
+        );
+        assert_eq!(ids(&tree, &labels(&[("severity", "page")])), ["0.1"]);
+        assert_eq!(
+            ids(&tree, &labels(&[("team", "web"), ("severity", "critical")])),
+            ["0.1"],
+            "first non-continue match stops"
+        );
+        assert_eq!(ids(&tree, &labels(&[("team", "ops")])), ["0"], "no child matches: the root takes it");
+    }
+
+    #[test]
+    fn children_inherit_unless_they_override() {
+        let tree = RouteTree::parse(RULES).unwrap();
+        let pg = tree.routes_for(&labels(&[("severity", "critical"), ("service", "postgres")]))[0];
+        assert_eq!(pg.timing.group_wait, Duration::ZERO);
+        assert_eq!(pg.timing.repeat_interval, Duration::from_secs(3600), "from its parent");
+        assert_eq!(pg.timing.group_interval, Duration::from_secs(300), "Alertmanager's default");
+        assert_eq!(pg.group_by, GroupBy::Labels(vec!["alertname".into()]));
+    }
+
+    #[test]
+    fn group_keys_depend_on_route_tenant_and_group_labels_only() {
+        let tree = RouteTree::parse(RULES).unwrap();
+        let a = labels(&[("team", "dba"), ("alertname", "PgDown"), ("cluster", "eu"), ("instance", "db-1")]);
+        let b = labels(&[("team", "dba"), ("alertname", "PgDown"), ("cluster", "eu"), ("instance", "db-2")]);
+        let route = tree.routes_for(&a)[0];
+        let (key_a, group_labels) = route.group_key("acme", &a).unwrap();
+        assert_eq!(key_a, route.group_key("acme", &b).unwrap().0);
+        assert_ne!(key_a, route.group_key("other", &b).unwrap().0);
+        assert_eq!(group_labels, labels(&[("alertname", "PgDown"), ("cluster", "eu")]));
+        let missing = route.group_key("acme", &labels(&[("team", "dba"), ("alertname", "PgDown")])).unwrap_err();
+        assert_eq!(missing.label, "cluster");
+    }
+
+    #[test]
+    fn bad_rules_fail_with_the_route_and_reason() {
+        assert!(RouteTree::parse("[route]\ngroup_wait = \"soon\"\n").unwrap_err().contains("soon"));
+        assert!(RouteTree::parse("[route]\n[[route.routes]]\nmatchers = ['team']\n")
+            .unwrap_err()
+            .contains("route 0.0"));
+        assert!(RouteTree::parse("[route]\ngroup_intervl = \"1m\"\n").unwrap_err().contains("group_intervl"));
+    }
+}
