@@ -14,3 +14,4 @@ pub mod kafka;
 pub mod logging;
 pub mod preflight;
 pub mod rules;
+pub mod window;

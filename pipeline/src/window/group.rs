@@ -1,0 +1,267 @@
+//! One aggregation group: the alerts that share a route and group labels, and the incident they
+//! form once the group first flushes with something firing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
+
+use super::{severity::Severity, Output};
+use crate::rules::{GroupKey, Timing};
+
+/// An alert's flips between firing and resolved, from which a group counts as flapping.
+const FLAPPING_FLIPS: u16 = 4;
+
+/// Per fingerprint: kept small, since a worker holds one per open alert.
+#[derive(Debug, Clone)]
+struct Entry {
+    firing: bool,
+    /// Included in the last routing event (so a new one is due when this is false and firing).
+    notified: bool,
+    ends_at: Option<i64>,
+    last_seen: i64,
+    flips: u16,
+    severity: Severity,
+}
+
+#[derive(Debug, Clone)]
+struct OpenIncident {
+    id: String,
+    version: i64,
+    first_seen: i64,
+    last_notified_at: i64,
+    notified_severity: Severity,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    key: GroupKey,
+    tenant: String,
+    group_labels: BTreeMap<String, String>,
+    timing: Timing,
+    created_at: i64,
+    next_flush: i64,
+    alerts: HashMap<u64, Entry>,
+    /// Labels with one value across every alert seen so far.
+    common_labels: BTreeMap<String, String>,
+    alert_count: i64,
+    first_starts_at: i64,
+    last_seen: i64,
+    incident: Option<OpenIncident>,
+    /// Something changed since the last flush (a re-send, a resolution...).
+    dirty: bool,
+}
+
+/// Deterministic incident id from the group key and the start of the incident's first window,
+/// so that a replay or a restarted worker names the same incident the same way.
+pub fn incident_id(key: &GroupKey, window_start: i64) -> String {
+    let hash = key
+        .0
+        .bytes()
+        .chain(window_start.to_be_bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("inc-{hash:016x}")
+}
+
+fn ms(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Group {
+    pub fn new(key: GroupKey, first: &Alert, group_labels: BTreeMap<String, String>, timing: Timing, now: i64) -> Self {
+        // Alertmanager flushes at once when the first alert is older than group_wait: waiting
+        // longer would only delay an alert that has already been firing for a while.
+        let wait = ms(timing.group_wait);
+        let next_flush = if first.starts_at.saturating_add(wait) <= now { now } else { now.saturating_add(wait) };
+        Self {
+            key,
+            tenant: first.tenant.clone(),
+            group_labels,
+            timing,
+            created_at: now,
+            next_flush,
+            alerts: HashMap::new(),
+            common_labels: first.labels.clone(),
+            alert_count: 0,
+            first_starts_at: first.starts_at,
+            last_seen: now,
+            incident: None,
+            dirty: false,
+        }
+    }
+
+    pub fn next_flush(&self) -> i64 {
+        self.next_flush
+    }
+
+    pub fn fingerprints(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Records an alert observation. A re-send of a known alert only bumps counters and last_seen.
+    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64) {
+        let firing = alert.status == AlertStatus::Firing && alert.ends_at.is_none_or(|end| end > now);
+        let severity = Severity::from_label(alert.labels.get("severity").map(String::as_str));
+        match self.alerts.get_mut(&fingerprint) {
+            Some(entry) => {
+                if entry.firing != firing {
+                    entry.flips = entry.flips.saturating_add(1);
+                    entry.firing = firing;
+                }
+                entry.ends_at = alert.ends_at;
+                entry.last_seen = entry.last_seen.max(now);
+                entry.severity = severity;
+            }
+            None => {
+                self.common_labels.retain(|name, value| alert.labels.get(name) == Some(value));
+                self.alerts.insert(
+                    fingerprint,
+                    Entry { firing, notified: false, ends_at: alert.ends_at, last_seen: now, flips: 0, severity },
+                );
+            }
+        }
+        self.alert_count += 1;
+        self.first_starts_at = self.first_starts_at.min(alert.starts_at);
+        self.last_seen = self.last_seen.max(now);
+        self.dirty = true;
+    }
+
+    /// Evaluates the group at event time `now`. Returns false when the group is finished (its
+    /// incident resolved, or it never became one) and can be dropped.
+    pub fn flush(&mut self, now: i64, out: &mut Vec<Output>) -> bool {
+        self.expire(now);
+        let firing: Vec<&Entry> = self.alerts.values().filter(|e| e.firing).collect();
+        let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
+        let reason = match &self.incident {
+            None if firing.is_empty() => return false,
+            None => Some(RoutingReason::Opened),
+            Some(_) if firing.is_empty() => Some(RoutingReason::Resolved),
+            Some(open) => {
+                if firing.iter().any(|e| !e.notified) {
+                    Some(RoutingReason::AlertsAdded)
+                } else if severity > open.notified_severity {
+                    Some(RoutingReason::SeverityChanged)
+                } else if now.saturating_sub(open.last_notified_at) >= ms(self.timing.repeat_interval) {
+                    Some(RoutingReason::Repeat)
+                } else {
+                    None
+                }
+            }
+        };
+        self.next_flush = now.saturating_add(ms(self.timing.group_interval));
+        if reason.is_none() && !self.dirty {
+            return true;
+        }
+        self.dirty = false;
+        let open = self.incident.get_or_insert_with(|| OpenIncident {
+            id: incident_id(&self.key, self.created_at),
+            version: 0,
+            first_seen: self.first_starts_at,
+            last_notified_at: now,
+            notified_severity: severity,
+        });
+        open.version += 1;
+        let incident = self.snapshot(now, severity);
+        if let Some(reason) = reason {
+            let open = self.incident.as_mut().expect("just set");
+            open.last_notified_at = now;
+            open.notified_severity = severity;
+            for entry in self.alerts.values_mut().filter(|e| e.firing) {
+                entry.notified = true;
+            }
+            out.push(Output::Routing(routing_event(&incident, reason, now)));
+        }
+        let resolved = incident.status == IncidentStatus::Resolved;
+        out.push(Output::Incident(incident));
+        !resolved
+    }
+
+    /// Alerts past their ends_at, or silent for resolve_timeout without one, are resolved.
+    fn expire(&mut self, now: i64) {
+        let timeout = ms(self.timing.resolve_timeout);
+        for entry in self.alerts.values_mut().filter(|e| e.firing) {
+            let ended = match entry.ends_at {
+                Some(end) => end <= now,
+                None => entry.last_seen.saturating_add(timeout) <= now,
+            };
+            if ended {
+                entry.firing = false;
+                entry.flips = entry.flips.saturating_add(1);
+                entry.ends_at.get_or_insert(entry.last_seen.saturating_add(timeout));
+                self.dirty = true;
+            }
+        }
+    }
+
+    fn snapshot(&self, now: i64, severity: Severity) -> Incident {
+        let open = self.incident.as_ref().expect("snapshot of an open incident");
+        let firing = self.alerts.values().filter(|e| e.firing).count();
+        let mut fingerprints: Vec<String> = self.alerts.keys().map(|fp| format!("{fp:016x}")).collect();
+        fingerprints.sort_unstable();
+        let resolved_at =
+            (firing == 0).then(|| self.alerts.values().filter_map(|e| e.ends_at).max().unwrap_or(now).min(now));
+        let severity =
+            if firing == 0 { self.alerts.values().map(|e| e.severity).max().unwrap_or_default() } else { severity };
+        Incident {
+            incident_id: open.id.clone(),
+            group_key: self.key.0.clone(),
+            tenant: self.tenant.clone(),
+            status: if resolved_at.is_some() { IncidentStatus::Resolved } else { IncidentStatus::Open },
+            title: self.title(),
+            summary: String::new(),
+            severity: severity.as_str().into(),
+            priority: None,
+            category: None,
+            confidence: None,
+            classified_by: None,
+            first_seen: open.first_seen,
+            last_seen: self.last_seen,
+            acknowledged_at: None,
+            resolved_at,
+            alert_count: self.alert_count,
+            fingerprints,
+            common_labels: self.common_labels.clone(),
+            flapping: self.alerts.values().any(|e| e.flips >= FLAPPING_FLIPS),
+            version: open.version,
+        }
+    }
+
+    /// `AlertName (cluster=eu-1, service=pg)`, from the common alert name and the group labels.
+    fn title(&self) -> String {
+        let name = self.common_labels.get("alertname").or_else(|| self.group_labels.get("alertname"));
+        let rest: Vec<String> = self
+            .group_labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "alertname")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        match (name, rest.is_empty()) {
+            (Some(name), true) => name.clone(),
+            (Some(name), false) => format!("{name} ({})", rest.join(", ")),
+            (None, _) => format!("{} alerts ({})", self.alerts.len(), rest.join(", ")),
+        }
+    }
+}
+
+fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> RoutingEvent {
+    let reason_name = format!("{reason:?}").to_lowercase();
+    RoutingEvent {
+        event_id: format!("{}/{}/{reason_name}", incident.incident_id, incident.version),
+        incident_id: incident.incident_id.clone(),
+        reason,
+        tenant: incident.tenant.clone(),
+        status: incident.status,
+        title: incident.title.clone(),
+        summary: incident.summary.clone(),
+        severity: incident.severity.clone(),
+        priority: incident.priority.clone(),
+        category: incident.category.clone(),
+        alert_count: incident.alert_count,
+        common_labels: incident.common_labels.clone(),
+        // Targets come from the routing rules once they land; until then notifiers see none.
+        team: None,
+        targets: Vec::new(),
+        escalation_policy: None,
+        incident_version: incident.version,
+        emitted_at: now,
+    }
+}

@@ -1,0 +1,236 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use quench_schemas::{Alert, AlertStatus, IncidentStatus, RoutingReason};
+
+use super::*;
+use crate::{fingerprint::fingerprint, rules::RouteTree};
+
+const S: i64 = 1_000;
+const T0: i64 = 1_764_000_000_000;
+
+fn timing() -> Timing {
+    Timing {
+        group_wait: Duration::from_secs(30),
+        group_interval: Duration::from_secs(300),
+        repeat_interval: Duration::from_secs(3_600),
+        resolve_timeout: Duration::from_secs(600),
+    }
+}
+
+fn alert(name: &str, instance: &str, severity: &str, starts_at: i64) -> Alert {
+    Alert {
+        source: "test".into(),
+        status: AlertStatus::Firing,
+        labels: BTreeMap::from([
+            ("alertname".into(), name.into()),
+            ("instance".into(), instance.into()),
+            ("severity".into(), severity.into()),
+        ]),
+        annotations: BTreeMap::new(),
+        starts_at,
+        ends_at: None,
+        received_at: starts_at,
+        generator_url: None,
+        fingerprint: None,
+        tenant: "default".into(),
+    }
+}
+
+fn resolved(mut alert: Alert, at: i64) -> Alert {
+    alert.status = AlertStatus::Resolved;
+    alert.ends_at = Some(at);
+    alert
+}
+
+/// Routes with the default tree (group by alertname) and feeds the core, as the worker does.
+struct Harness {
+    tree: RouteTree,
+    windows: Windows,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self { tree: RouteTree::default(), windows: Windows::default() }
+    }
+
+    fn send(&mut self, alert: &Alert, now: i64) {
+        let route = self.tree.routes_for(&alert.labels)[0];
+        let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels).unwrap();
+        self.windows.ingest(alert, fingerprint(&alert.labels), Placement { key, group_labels, timing: timing() }, now);
+    }
+
+    fn tick(&mut self, now: i64) -> (Vec<quench_schemas::Incident>, Vec<quench_schemas::RoutingEvent>) {
+        let mut out = Vec::new();
+        self.windows.tick(now, &mut out);
+        let mut incidents = Vec::new();
+        let mut events = Vec::new();
+        for o in out {
+            match o {
+                Output::Incident(i) => incidents.push(i),
+                Output::Routing(r) => events.push(r),
+            }
+        }
+        (incidents, events)
+    }
+}
+
+fn reasons(events: &[quench_schemas::RoutingEvent]) -> Vec<RoutingReason> {
+    events.iter().map(|e| e.reason).collect()
+}
+
+#[test]
+fn alerts_within_group_wait_form_one_incident_announced_once() {
+    let mut h = Harness::new();
+    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+    h.send(&alert("PgDown", "db-2", "critical", T0 + 5 * S), T0 + 5 * S);
+    assert_eq!(h.tick(T0 + 29 * S), (vec![], vec![]), "nothing before group_wait");
+    let (incidents, events) = h.tick(T0 + 30 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Opened]);
+    assert_eq!(incidents.len(), 1);
+    let incident = &incidents[0];
+    assert_eq!(incident.alert_count, 2);
+    assert_eq!(incident.fingerprints.len(), 2);
+    assert_eq!(incident.status, IncidentStatus::Open);
+    assert_eq!(incident.severity, "critical");
+    assert_eq!(incident.title, "PgDown");
+    assert_eq!(incident.common_labels.get("instance"), None, "instance differs between the alerts");
+    assert_eq!(events[0].event_id, format!("{}/1/opened", incident.incident_id));
+}
+
+#[test]
+fn an_alert_older_than_group_wait_flushes_at_once() {
+    let mut h = Harness::new();
+    h.send(&alert("DiskFull", "h1", "warning", T0 - 120 * S), T0);
+    let (_, events) = h.tick(T0);
+    assert_eq!(reasons(&events), [RoutingReason::Opened]);
+}
+
+#[test]
+fn an_alert_resolved_within_group_wait_never_notifies() {
+    let mut h = Harness::new();
+    let a = alert("Blip", "h1", "warning", T0);
+    h.send(&a, T0);
+    h.send(&resolved(a, T0 + 10 * S), T0 + 10 * S);
+    assert_eq!(h.tick(T0 + 30 * S), (vec![], vec![]));
+    assert_eq!(h.windows.open_groups(), 0, "the group is gone");
+}
+
+#[test]
+fn re_sent_alerts_bump_counters_without_routing_events() {
+    let mut h = Harness::new();
+    let a = alert("PgDown", "db-1", "critical", T0);
+    h.send(&a, T0);
+    h.tick(T0 + 30 * S);
+    for i in 1..=10 {
+        h.send(&a, T0 + 30 * S + i * 15 * S);
+    }
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert!(events.is_empty(), "re-sends are not news: {events:?}");
+    assert_eq!(incidents.len(), 1, "one coalesced incident update");
+    assert_eq!(incidents[0].alert_count, 11);
+    assert_eq!(incidents[0].version, 2);
+    assert_eq!(incidents[0].last_seen, T0 + 180 * S);
+}
+
+#[test]
+fn new_alerts_are_announced_only_at_group_interval_ticks() {
+    let mut h = Harness::new();
+    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+    h.tick(T0 + 30 * S);
+    h.send(&alert("PgDown", "db-2", "critical", T0 + 40 * S), T0 + 40 * S);
+    assert_eq!(h.tick(T0 + 329 * S), (vec![], vec![]), "not before the next group_interval tick");
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded]);
+    assert_eq!(incidents[0].fingerprints.len(), 2);
+}
+
+#[test]
+fn a_firing_incident_repeats_after_repeat_interval() {
+    let mut h = Harness::new();
+    let a = alert("PgDown", "db-1", "critical", T0);
+    h.send(&a, T0);
+    h.tick(T0 + 30 * S);
+    let mut repeats = 0;
+    // Keep it alive with re-sends, tick every group_interval for two hours.
+    for k in 1..=24 {
+        let now = T0 + 30 * S + k * 300 * S;
+        h.send(&a, now - S);
+        let (_, events) = h.tick(now);
+        repeats += events.iter().filter(|e| e.reason == RoutingReason::Repeat).count();
+        assert!(events.iter().all(|e| e.reason == RoutingReason::Repeat));
+    }
+    assert_eq!(repeats, 2, "once per repeat_interval (1 h) over 2 h");
+}
+
+#[test]
+fn resolving_every_alert_resolves_the_incident_and_a_new_firing_opens_a_new_one() {
+    let mut h = Harness::new();
+    let a = alert("PgDown", "db-1", "critical", T0);
+    h.send(&a, T0);
+    let (opened, _) = h.tick(T0 + 30 * S);
+    h.send(&resolved(a.clone(), T0 + 60 * S), T0 + 60 * S);
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Resolved]);
+    assert_eq!(incidents[0].status, IncidentStatus::Resolved);
+    assert_eq!(incidents[0].resolved_at, Some(T0 + 60 * S));
+    assert_eq!(h.windows.open_groups(), 0);
+
+    h.send(&alert("PgDown", "db-1", "critical", T0 + 400 * S), T0 + 400 * S);
+    let (again, events) = h.tick(T0 + 430 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Opened]);
+    assert_ne!(again[0].incident_id, opened[0].incident_id);
+}
+
+#[test]
+fn alerts_without_ends_at_resolve_after_resolve_timeout() {
+    let mut h = Harness::new();
+    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+    h.tick(T0 + 30 * S);
+    assert!(h.tick(T0 + 330 * S).1.is_empty(), "still within resolve_timeout");
+    let (incidents, events) = h.tick(T0 + 630 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Resolved]);
+    assert_eq!(incidents[0].resolved_at, Some(T0 + 600 * S));
+}
+
+#[test]
+fn a_rise_in_severity_is_announced() {
+    let mut h = Harness::new();
+    let warn = alert("PgSlow", "db-1", "warning", T0);
+    h.send(&warn, T0);
+    h.tick(T0 + 30 * S);
+    let mut crit = warn.clone();
+    crit.labels.insert("severity".into(), "critical".into());
+    // Same alertname, new label value: a new fingerprint in the same group, so alerts_added wins.
+    h.send(&crit, T0 + 40 * S);
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded]);
+    assert_eq!(incidents[0].severity, "critical");
+}
+
+#[test]
+fn incident_ids_are_deterministic_across_workers() {
+    let run = || {
+        let mut h = Harness::new();
+        h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+        h.tick(T0 + 30 * S).0[0].incident_id.clone()
+    };
+    assert_eq!(run(), run());
+    assert!(run().starts_with("inc-"));
+}
+
+#[test]
+fn an_alert_that_keeps_flipping_marks_the_incident_flapping() {
+    let mut h = Harness::new();
+    let a = alert("Flappy", "h1", "warning", T0);
+    h.send(&a, T0);
+    h.tick(T0 + 30 * S);
+    let mut now = T0 + 30 * S;
+    for _ in 0..2 {
+        now += 10 * S;
+        h.send(&resolved(a.clone(), now), now);
+        now += 10 * S;
+        h.send(&a, now);
+    }
+    let (incidents, _) = h.tick(T0 + 330 * S);
+    assert!(incidents[0].flapping);
+}
