@@ -18,7 +18,58 @@ pub struct Config {
     pub topics: TopicsConfig,
     pub registry: RegistryConfig,
     pub clickhouse: ClickHouseConfig,
+    pub worker: WorkerConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
+}
+
+/// The stream worker (`quench run`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Consumer group shared by all workers.
+    pub group_id: String,
+    /// Stable per worker process across restarts: it names the transactional producer, so that a
+    /// restarted worker fences its previous incarnation at once. Defaults to the host name.
+    pub instance_id: Option<String>,
+    /// How often the transaction holding outputs, changelog and offsets commits.
+    pub commit_interval_ms: u64,
+    /// How far behind a partition's newest event time its watermark trails.
+    pub allowed_lateness_ms: u64,
+    /// After this long without records, a partition's event time advances with the wall clock,
+    /// so that an idle partition still flushes its windows.
+    pub idle_timeout_ms: u64,
+    /// How long the group waits for a silent worker before moving its partitions.
+    pub session_timeout_ms: u64,
+    /// Routes and windows (TOML); the built-in default groups by alertname with Alertmanager's timings.
+    pub rules: Option<std::path::PathBuf>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "quench-worker".into(),
+            instance_id: None,
+            commit_interval_ms: 100,
+            allowed_lateness_ms: 5_000,
+            idle_timeout_ms: 2_000,
+            session_timeout_ms: 15_000,
+            rules: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus `/metrics` endpoint; empty disables it.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:9464".into() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

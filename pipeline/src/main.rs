@@ -7,9 +7,12 @@ use quench_pipeline::{
     clickhouse,
     config::Config,
     demo::{self, DemoArgs},
-    init, logging,
+    init, logging, metrics,
     preflight::{self, Needs},
+    rules::RouteTree,
+    shutdown, worker,
 };
+use std::sync::{atomic::AtomicBool, Arc};
 
 /// Quench turns a firehose of alerts into a few classified, routed incidents, on Kafka and ClickHouse.
 ///
@@ -36,6 +39,8 @@ enum Command {
     Check,
     /// Print the effective configuration (defaults, file, QUENCH_* overrides) as TOML
     Config,
+    /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
+    Run,
     /// Round-trip alerts generated from the corpus through Kafka, the registry and ClickHouse
     Demo(DemoArgs),
 }
@@ -88,6 +93,18 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Init => {
             preflight::check(config, Needs::ALL).await?;
             init::init(config).await?.lines().iter().for_each(|line| println!("{line}"));
+        }
+        Command::Run => {
+            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
+            let rules = match &config.worker.rules {
+                Some(path) => RouteTree::load(path)
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))?,
+                None => RouteTree::default(),
+            };
+            metrics::install(&config.metrics)?;
+            let shutdown = Arc::new(AtomicBool::new(false));
+            tokio::spawn(shutdown::on_signal(shutdown.clone()));
+            worker::run(config.clone(), rules, shutdown).await?;
         }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;

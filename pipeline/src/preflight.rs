@@ -24,6 +24,7 @@ pub struct Needs {
 
 impl Needs {
     pub const ALL: Needs = Needs { kafka: true, registry: true, clickhouse: true };
+    pub const KAFKA_AND_REGISTRY: Needs = Needs { kafka: true, registry: true, clickhouse: false };
     pub const CLICKHOUSE: Needs = Needs { kafka: false, registry: false, clickhouse: true };
 }
 

@@ -1,11 +1,11 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{duration, matcher::Matcher};
 
 /// The timings of a route, with Alertmanager's meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     /// How long a new group waits for more alerts before its first notification.
     pub group_wait: Duration,
@@ -50,7 +50,7 @@ pub struct Route {
 }
 
 /// Which group an alert belongs to: route, tenant and the values of the route's group_by labels.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupKey(pub String);
 
 /// The alert lacks a label its route groups by; such alerts go to the DLQ with this reason.

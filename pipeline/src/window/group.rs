@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
+use serde::{Deserialize, Serialize};
 
 use super::{severity::Severity, Output};
 use crate::rules::{GroupKey, Timing};
@@ -12,7 +13,7 @@ use crate::rules::{GroupKey, Timing};
 const FLAPPING_FLIPS: u16 = 4;
 
 /// Per fingerprint: kept small, since a worker holds one per open alert.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     firing: bool,
     /// Included in the last routing event (so a new one is due when this is false and firing).
@@ -23,7 +24,7 @@ struct Entry {
     severity: Severity,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenIncident {
     id: String,
     version: i64,
@@ -32,7 +33,8 @@ struct OpenIncident {
     notified_severity: Severity,
 }
 
-#[derive(Debug, Clone)]
+/// Serialisable, because open groups are mirrored to the `quench-state` changelog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     key: GroupKey,
     tenant: String,
@@ -87,6 +89,15 @@ impl Group {
             incident: None,
             dirty: false,
         }
+    }
+
+    pub fn key(&self) -> &GroupKey {
+        &self.key
+    }
+
+    /// Newest event time seen in the group, to restart a restored partition's clock from.
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen
     }
 
     pub fn next_flush(&self) -> i64 {

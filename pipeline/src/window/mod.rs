@@ -16,7 +16,7 @@ mod severity;
 pub use group::{incident_id, Group};
 pub use severity::Severity;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use quench_schemas::{Alert, Incident, RoutingEvent};
 
@@ -38,11 +38,13 @@ pub struct Placement {
     pub timing: Timing,
 }
 
-/// All open groups of one worker, with their flush timers.
+/// All open groups of one partition, with their flush timers and the keys changed since the
+/// last [`Windows::take_changes`] (what the changelog must carry at the next commit).
 #[derive(Default)]
 pub struct Windows {
     groups: HashMap<GroupKey, Group>,
     timers: BTreeSet<(i64, GroupKey)>,
+    changed: HashSet<GroupKey>,
 }
 
 impl Windows {
@@ -53,11 +55,12 @@ impl Windows {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let group = Group::new(key.clone(), alert, group_labels, timing, now);
-                self.timers.insert((group.next_flush(), key));
+                self.timers.insert((group.next_flush(), key.clone()));
                 entry.insert(group)
             }
         };
         group.ingest(alert, fingerprint, now);
+        self.changed.insert(key);
     }
 
     /// Flushes every group whose timer is due at event time `now`, in timer order.
@@ -68,12 +71,35 @@ impl Windows {
             }
             let (_, key) = self.timers.pop_first().expect("first exists");
             let Some(group) = self.groups.get_mut(&key) else { continue };
+            let produced = out.len();
             if group.flush(now, out) {
-                self.timers.insert((group.next_flush(), key));
+                self.timers.insert((group.next_flush(), key.clone()));
             } else {
                 self.groups.remove(&key);
             }
+            // A flush that emitted nothing changed only its timer, which a restore recomputes.
+            if out.len() > produced || !self.groups.contains_key(&key) {
+                self.changed.insert(key);
+            }
         }
+    }
+
+    /// Puts back a group read from the changelog.
+    pub fn restore(&mut self, group: Group) {
+        self.timers.insert((group.next_flush(), group.key().clone()));
+        self.groups.insert(group.key().clone(), group);
+    }
+
+    /// Changed groups since the last call: `Some(group)` to write, `None` for a tombstone.
+    pub fn take_changes(&mut self) -> Vec<(GroupKey, Option<&Group>)> {
+        let changed: Vec<GroupKey> = self.changed.drain().collect();
+        changed
+            .into_iter()
+            .map(|key| {
+                let group = self.groups.get(&key);
+                (key, group)
+            })
+            .collect()
     }
 
     pub fn open_groups(&self) -> usize {

@@ -2,7 +2,7 @@
 //! the same level (page, error, warn...); mapping them to four ordered levels lets an incident's
 //! severity be the highest of its alerts' and lets "severity went up" be a notification.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum Severity {
     #[default]
     Unknown,

@@ -1,0 +1,36 @@
+//! Dead letters: records the worker cannot turn into alerts, written to the DLQ topic unchanged
+//! with the reason and their origin in headers, in the same transaction as everything else.
+
+use rdkafka::{
+    message::{Header, OwnedHeaders},
+    producer::BaseRecord,
+};
+
+pub struct DeadLetter {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub reason: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl DeadLetter {
+    pub fn record<'a>(&'a self, dlq_topic: &'a str) -> BaseRecord<'a, [u8], [u8]> {
+        let partition = self.partition.to_string();
+        let offset = self.offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "quench.reason", value: Some(self.reason.as_bytes()) })
+            .insert(Header { key: "quench.source.topic", value: Some(self.topic.as_bytes()) })
+            .insert(Header { key: "quench.source.partition", value: Some(partition.as_bytes()) })
+            .insert(Header { key: "quench.source.offset", value: Some(offset.as_bytes()) });
+        let mut record = BaseRecord::to(dlq_topic).headers(headers);
+        if let Some(key) = &self.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &self.payload {
+            record = record.payload(payload.as_slice());
+        }
+        record
+    }
+}
