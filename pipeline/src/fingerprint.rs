@@ -16,13 +16,19 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> u64 {
     })
 }
 
+/// Plain FNV-1a 64 of a byte stream: for ids and checksums that must be stable across processes
+/// and Rust versions, which `std`'s hashers are not.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(OFFSET, add_byte)
+}
+
 /// The fingerprint as Alertmanager prints it.
 pub fn fingerprint_hex(labels: &BTreeMap<String, String>) -> String {
     format!("{:016x}", fingerprint(labels))
 }
 
 fn add(hash: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(hash, |h, &b| add_byte(h, b))
+    bytes.iter().copied().fold(hash, add_byte)
 }
 
 fn add_byte(hash: u64, byte: u8) -> u64 {

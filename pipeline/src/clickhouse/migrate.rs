@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clickhouse::server_client;
 use crate::config::ClickHouseConfig;
+use crate::fingerprint::fnv1a;
 
 pub struct Migration {
     pub version: u32,
@@ -122,8 +123,7 @@ fn statements(sql: &str) -> Vec<String> {
 
 /// FNV-1a 64 of the file: cheap, stable across versions of Rust and enough to notice edits.
 fn checksum(sql: &str) -> String {
-    let hash = sql.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("{hash:016x}")
+    format!("{:016x}", fnv1a(sql.bytes()))
 }
 
 #[cfg(test)]

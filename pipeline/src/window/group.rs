@@ -7,7 +7,10 @@ use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent,
 use serde::{Deserialize, Serialize};
 
 use super::{severity::Severity, Output};
-use crate::rules::{GroupKey, Timing};
+use crate::{
+    fingerprint::fnv1a,
+    rules::{GroupKey, Timing},
+};
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
 const FLAPPING_FLIPS: u16 = 4;
@@ -56,12 +59,7 @@ pub struct Group {
 /// Deterministic incident id from the group key and the start of the incident's first window,
 /// so that a replay or a restarted worker names the same incident the same way.
 pub fn incident_id(key: &GroupKey, window_start: i64) -> String {
-    let hash = key
-        .0
-        .bytes()
-        .chain(window_start.to_be_bytes())
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("inc-{hash:016x}")
+    format!("inc-{:016x}", fnv1a(key.0.bytes().chain(window_start.to_be_bytes())))
 }
 
 fn ms(duration: std::time::Duration) -> i64 {
