@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS routing_events
     severity          LowCardinality(String),
     priority          LowCardinality(Nullable(String)),
     team              LowCardinality(Nullable(String)),
-    targets           Array(Tuple(channel LowCardinality(String), target String)),
+    targets           Array(Tuple(LowCardinality(String), String)),  -- (channel, target)
     escalation_policy LowCardinality(Nullable(String)),
     incident_version  UInt64,
     emitted_at        DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1))

@@ -19,6 +19,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub clickhouse: ClickHouseConfig,
     pub worker: WorkerConfig,
+    pub sink: SinkConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
@@ -56,6 +57,25 @@ impl Default for WorkerConfig {
             session_timeout_ms: 15_000,
             rules: None,
         }
+    }
+}
+
+/// The ClickHouse sink (`quench sink`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinkConfig {
+    pub group_id: String,
+    /// A batch is written when it holds this many rows...
+    pub batch_rows: usize,
+    /// ...or when its oldest record is this old.
+    pub flush_interval_ms: u64,
+    /// Longest wait between two attempts while ClickHouse is unavailable.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self { group_id: "quench-sink".into(), batch_rows: 50_000, flush_interval_ms: 1_000, max_backoff_ms: 30_000 }
     }
 }
 

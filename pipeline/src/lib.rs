@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod preflight;
 pub mod rules;
 pub mod shutdown;
+pub mod sink;
 pub mod window;
 pub mod worker;

@@ -10,9 +10,8 @@ use quench_pipeline::{
     init, logging, metrics,
     preflight::{self, Needs},
     rules::RouteTree,
-    shutdown, worker,
+    shutdown, sink, worker,
 };
-use std::sync::{atomic::AtomicBool, Arc};
 
 /// Quench turns a firehose of alerts into a few classified, routed incidents, on Kafka and ClickHouse.
 ///
@@ -41,6 +40,8 @@ enum Command {
     Config,
     /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
     Run,
+    /// Write alerts, incidents and routing events from Kafka to ClickHouse, idempotently
+    Sink,
     /// Round-trip alerts generated from the corpus through Kafka, the registry and ClickHouse
     Demo(DemoArgs),
 }
@@ -102,9 +103,12 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
                 None => RouteTree::default(),
             };
             metrics::install(&config.metrics)?;
-            let shutdown = Arc::new(AtomicBool::new(false));
-            tokio::spawn(shutdown::on_signal(shutdown.clone()));
-            worker::run(config.clone(), rules, shutdown).await?;
+            worker::run(config.clone(), rules, shutdown::flag()).await?;
+        }
+        Command::Sink => {
+            preflight::check(config, Needs::ALL).await?;
+            metrics::install(&config.metrics)?;
+            sink::run(config, shutdown::flag()).await?;
         }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;

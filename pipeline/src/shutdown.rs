@@ -6,7 +6,14 @@ use std::sync::{
     Arc,
 };
 
-pub async fn on_signal(flag: Arc<AtomicBool>) {
+/// A flag that turns true on SIGTERM or Ctrl-C.
+pub fn flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    tokio::spawn(on_signal(flag.clone()));
+    flag
+}
+
+async fn on_signal(flag: Arc<AtomicBool>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

@@ -4,7 +4,7 @@ mod migrate;
 mod rows;
 
 pub use migrate::{migrate, Migration, MigrationReport, MIGRATIONS};
-pub use rows::AlertRow;
+pub use rows::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
 
 use clickhouse::Client;
 

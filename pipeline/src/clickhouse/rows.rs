@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus};
+use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent};
 use serde::Serialize;
 use serde_repr::Serialize_repr;
 
@@ -59,4 +59,139 @@ impl AlertRow {
             kafka_offset: u64::try_from(offset).unwrap_or_default(),
         }
     }
+}
+
+/// One row of `incidents` (sql/0002_incidents.sql): one per incident version.
+#[derive(Debug, Row, Serialize)]
+pub struct IncidentRow {
+    pub tenant: String,
+    pub incident_id: String,
+    pub group_key: String,
+    pub status: IncidentStatusEnum,
+    pub title: String,
+    pub summary: String,
+    pub severity: String,
+    pub priority: Option<String>,
+    pub category: Option<String>,
+    pub confidence: Option<f32>,
+    pub classified_by: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub acknowledged_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub alert_count: u64,
+    pub fingerprints: Vec<String>,
+    pub common_labels: BTreeMap<String, String>,
+    pub flapping: bool,
+    pub version: u64,
+}
+
+/// `Enum8('open' = 1, 'acknowledged' = 2, 'resolved' = 3)`.
+#[derive(Debug, Clone, Copy, Serialize_repr)]
+#[repr(i8)]
+pub enum IncidentStatusEnum {
+    Open = 1,
+    Acknowledged = 2,
+    Resolved = 3,
+}
+
+impl From<IncidentStatus> for IncidentStatusEnum {
+    fn from(status: IncidentStatus) -> Self {
+        match status {
+            IncidentStatus::Open => Self::Open,
+            IncidentStatus::Acknowledged => Self::Acknowledged,
+            IncidentStatus::Resolved => Self::Resolved,
+        }
+    }
+}
+
+impl From<Incident> for IncidentRow {
+    fn from(i: Incident) -> Self {
+        Self {
+            tenant: i.tenant,
+            incident_id: i.incident_id,
+            group_key: i.group_key,
+            status: i.status.into(),
+            title: i.title,
+            summary: i.summary,
+            severity: i.severity,
+            priority: i.priority,
+            category: i.category,
+            confidence: i.confidence,
+            classified_by: i.classified_by,
+            first_seen: i.first_seen,
+            last_seen: i.last_seen,
+            acknowledged_at: i.acknowledged_at,
+            resolved_at: i.resolved_at,
+            alert_count: u64::try_from(i.alert_count).unwrap_or_default(),
+            fingerprints: i.fingerprints,
+            common_labels: i.common_labels,
+            flapping: i.flapping,
+            version: u64::try_from(i.version).unwrap_or_default(),
+        }
+    }
+}
+
+/// One row of `incident_alerts` (sql/0003_incident_alerts.sql).
+#[derive(Debug, Row, Serialize)]
+pub struct IncidentAlertRow {
+    pub tenant: String,
+    pub incident_id: String,
+    pub fingerprint: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+impl IncidentAlertRow {
+    /// One row per fingerprint of the incident state.
+    pub fn from_incident(incident: &Incident) -> impl Iterator<Item = Self> + '_ {
+        incident.fingerprints.iter().map(|fingerprint| Self {
+            tenant: incident.tenant.clone(),
+            incident_id: incident.incident_id.clone(),
+            fingerprint: fingerprint.clone(),
+            first_seen: incident.first_seen,
+            last_seen: incident.last_seen,
+        })
+    }
+}
+
+/// One row of `routing_events` (sql/0004_routing_events.sql).
+#[derive(Debug, Row, Serialize)]
+pub struct RoutingRow {
+    pub tenant: String,
+    pub event_id: String,
+    pub incident_id: String,
+    pub reason: String,
+    pub status: String,
+    pub severity: String,
+    pub priority: Option<String>,
+    pub team: Option<String>,
+    pub targets: Vec<(String, String)>,
+    pub escalation_policy: Option<String>,
+    pub incident_version: u64,
+    pub emitted_at: i64,
+}
+
+impl From<RoutingEvent> for RoutingRow {
+    fn from(e: RoutingEvent) -> Self {
+        Self {
+            tenant: e.tenant,
+            event_id: e.event_id,
+            incident_id: e.incident_id,
+            reason: symbol(&e.reason),
+            status: symbol(&e.status),
+            severity: e.severity,
+            priority: e.priority,
+            team: e.team,
+            targets: e.targets.into_iter().map(|t| (t.channel, t.target)).collect(),
+            escalation_policy: e.escalation_policy,
+            incident_version: u64::try_from(e.incident_version).unwrap_or_default(),
+            emitted_at: e.emitted_at,
+        }
+    }
+}
+
+/// The Avro symbol of a wire enum (`alerts_added`), as serde names it.
+fn symbol<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

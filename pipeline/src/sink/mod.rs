@@ -1,0 +1,168 @@
+//! `quench sink`: writes `alerts`, `incidents` and `incident-routing` to ClickHouse.
+//!
+//! Its own consumer group reads with read_committed, so it only sees what the worker committed.
+//! Rows are batched by size or age and inserted with the official crate; offsets are committed
+//! only after ClickHouse acknowledged every table of the batch. A retried batch carries the same
+//! insert deduplication tokens, and every table is a ReplacingMergeTree keyed so that a replay
+//! (after a crash between insert and commit, or a rebalance) collapses into the same rows.
+//! While ClickHouse is unavailable the sink pauses its partitions and retries with exponential
+//! backoff; records keep waiting in Kafka, so nothing is lost however long the outage lasts.
+
+mod batch;
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use clickhouse::{Client, Row};
+use quench_schemas::{Alert, Decoder, Incident, RoutingEvent};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::OwnedMessage,
+    Message, Offset, TopicPartitionList,
+};
+use serde::Serialize;
+
+use crate::{config::Config, kafka::client_config, preflight::registry_client};
+use batch::Batch;
+
+struct Decoders {
+    alerts: Decoder<Alert>,
+    incidents: Decoder<Incident>,
+    routing: Decoder<RoutingEvent>,
+}
+
+pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let registry = registry_client(config)?;
+    let decoders = Decoders {
+        alerts: Decoder::new(registry.clone()),
+        incidents: Decoder::new(registry.clone()),
+        routing: Decoder::new(registry),
+    };
+    let consumer: StreamConsumer = client_config(&config.kafka, "sink")
+        .set("group.id", &config.sink.group_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    let topics = [config.topics.alerts.as_str(), config.topics.incidents.as_str(), config.topics.routing.as_str()];
+    consumer.subscribe(&topics)?;
+    let client = crate::clickhouse::client(&config.clickhouse);
+    let interval = Duration::from_millis(config.sink.flush_interval_ms);
+    tracing::info!(group = %config.sink.group_id, ?topics, "sink started");
+
+    let mut batch = Batch::default();
+    while !shutdown.load(Ordering::SeqCst) {
+        let wait = batch.started.map_or(interval, |s| interval.saturating_sub(s.elapsed()));
+        if let Ok(message) = tokio::time::timeout(wait.max(Duration::from_millis(1)), consumer.recv()).await {
+            add(config, &decoders, &mut batch, &message?.detach()).await;
+        }
+        let full = batch.rows() >= config.sink.batch_rows;
+        let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
+        if !batch.is_empty() && (full || old) {
+            batch = flush(config, &client, &consumer, &decoders, batch, &shutdown).await?;
+        }
+    }
+    if !batch.is_empty() {
+        flush(config, &client, &consumer, &decoders, batch, &shutdown).await?;
+    }
+    tracing::info!("sink stopped after writing its last batch");
+    Ok(())
+}
+
+async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &OwnedMessage) {
+    let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+    batch.track(topic, partition, offset);
+    let bytes = message.payload().unwrap_or_default();
+    let result = if topic == config.topics.alerts {
+        decoders.alerts.decode(bytes).await.map(|alert| batch.add_alert(alert, partition, offset))
+    } else if topic == config.topics.incidents {
+        decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident))
+    } else {
+        decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event))
+    };
+    // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
+    if let Err(e) = result {
+        metrics::counter!("quench_sink_skipped_records_total", "topic" => topic.to_string()).increment(1);
+        tracing::debug!(topic, partition, offset, error = %e, "record skipped");
+    }
+}
+
+/// Writes the batch until ClickHouse accepts it, then commits its offsets. Records that arrive
+/// while ClickHouse is down start the next batch, which is returned.
+async fn flush(
+    config: &Config,
+    client: &Client,
+    consumer: &StreamConsumer,
+    decoders: &Decoders,
+    batch: Batch,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<Batch> {
+    let mut next = Batch::default();
+    let mut backoff = Duration::from_millis(200);
+    let mut paused: Option<TopicPartitionList> = None;
+    loop {
+        match insert(client, &batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                metrics::counter!("quench_sink_insert_failures_total").increment(1);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, rows = batch.rows(), "ClickHouse insert failed; pausing consumption and retrying");
+                if paused.is_none() {
+                    let assignment = consumer.assignment()?;
+                    consumer.pause(&assignment)?;
+                    paused = Some(assignment);
+                }
+                if shutdown.load(Ordering::SeqCst) {
+                    anyhow::bail!("shutdown while ClickHouse is unavailable; the batch stays in Kafka: {e:#}");
+                }
+                // Keep serving the consumer (group membership, already fetched records) while waiting.
+                let deadline = tokio::time::Instant::now() + backoff;
+                while let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    add(config, decoders, &mut next, &message?.detach()).await;
+                }
+                backoff = (backoff * 2).min(Duration::from_millis(config.sink.max_backoff_ms));
+            }
+        }
+    }
+    if let Some(assignment) = paused {
+        consumer.resume(&assignment)?;
+        tracing::info!("ClickHouse accepted the batch again; consumption resumed");
+    }
+    let mut offsets = TopicPartitionList::new();
+    for ((topic, partition), (_, last)) in &batch.offsets {
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
+    }
+    // After a rebalance the partitions may belong to another sink, which re-inserts the rows;
+    // ReplacingMergeTree collapses them, so a refused commit is logged, not fatal.
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+        tracing::warn!(error = %e, "offset commit refused (rebalance?); rows will be replayed idempotently");
+    }
+    metrics::counter!("quench_sink_rows_total").increment(batch.rows() as u64);
+    Ok(next)
+}
+
+async fn insert(client: &Client, batch: &Batch) -> anyhow::Result<()> {
+    insert_table(client, "alerts", &batch.alerts, batch).await?;
+    insert_table(client, "incidents", &batch.incidents, batch).await?;
+    insert_table(client, "incident_alerts", &batch.incident_alerts, batch).await?;
+    insert_table(client, "routing_events", &batch.routing, batch).await
+}
+
+async fn insert_table<T>(client: &Client, table: &str, rows: &[T], batch: &Batch) -> anyhow::Result<()>
+where
+    T: Serialize + for<'a> Row<Value<'a> = T>,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut insert = client.insert::<T>(table).await?.with_setting("insert_deduplication_token", batch.token(table));
+    for row in rows {
+        insert.write(row).await?;
+    }
+    insert.end().await.with_context(|| format!("inserting {} rows into {table}", rows.len()))
+}

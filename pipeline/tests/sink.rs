@@ -1,0 +1,157 @@
+//! `quench sink` against real Kafka and ClickHouse: what the worker committed lands in ClickHouse
+//! exactly once, including across a 30 s ClickHouse outage. The outage test stops a ClickHouse
+//! of its own (a named instance of `infra/local/stack`), so other tests keep theirs.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use clickhouse::Row;
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    kafka::create_topics,
+};
+use quench_schemas::{Alert, Encoder};
+use serde::Deserialize;
+use support::{alert, now_ms, produce, sigterm, Run};
+
+/// A ClickHouse of the test's own, started and stopped through the stack script.
+struct PrivateClickHouse {
+    instance: String,
+    port: u16,
+}
+
+impl PrivateClickHouse {
+    fn new(name: &str) -> Self {
+        let port = 18_000 + (std::process::id() % 1_000) as u16;
+        Self { instance: format!("{name}-{}", std::process::id()), port }
+    }
+
+    fn stack(&self, action: &str) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
+        let status = Command::new(script)
+            .args([action, "clickhouse"])
+            .env("QUENCH_STACK_INSTANCE", &self.instance)
+            .env("CLICKHOUSE_PORT", self.port.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "stack {action} clickhouse failed");
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        self.stack("down");
+    }
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct Counts {
+    rows: u64,
+    distinct_offsets: u64,
+}
+
+#[derive(Row, Deserialize, Debug)]
+struct IncidentCount {
+    title: String,
+    alert_count: u64,
+}
+
+async fn alert_counts(run: &Run) -> Option<Counts> {
+    client(&run.config.clickhouse)
+        .query("SELECT count() AS rows, uniqExact(kafka_partition, kafka_offset) AS distinct_offsets FROM alerts FINAL")
+        .fetch_one()
+        .await
+        .ok()
+}
+
+async fn wait_for_alerts(run: &Run, expected: u64, limit: Duration) -> Counts {
+    let started = Instant::now();
+    loop {
+        if let Some(counts) = alert_counts(run).await {
+            if counts.rows >= expected {
+                return counts;
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "ClickHouse holds {:?} of {expected} alerts after {limit:?}",
+            alert_counts(run).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
+    let clickhouse = PrivateClickHouse::new("sink-outage");
+    clickhouse.stack("up");
+    let mut run = Run::new("sink");
+    run.set("QUENCH_CLICKHOUSE__URL", &clickhouse.url());
+    run.set("QUENCH_CLICKHOUSE__DATABASE", "quench_sink_test");
+    run.set("QUENCH_SINK__GROUP_ID", &format!("{}-sink", run.config.worker.group_id));
+    run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
+    run.set("QUENCH_SINK__MAX_BACKOFF_MS", "2000");
+    create_topics(&run.config).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let names = ["PgDown", "DiskFull", "HighLatency", "OOMKilled"];
+    let mut sent: HashMap<String, u64> = HashMap::new();
+    let mut batch = |instances: usize| {
+        let now = now_ms();
+        let mut records = Vec::new();
+        for name in names {
+            for instance in 0..instances {
+                records.push((name.to_string(), encoder.encode(&alert(name, instance, now)).unwrap()));
+                *sent.entry(name.to_string()).or_default() += 1;
+            }
+        }
+        records
+    };
+
+    let mut worker = run.start("run");
+    let mut sink = run.start("sink");
+    produce(&run, batch(25)).await;
+    wait_for_alerts(&run, 100, Duration::from_secs(60)).await;
+
+    clickhouse.stack("down");
+    produce(&run, batch(40)).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(sink.try_wait().unwrap().is_none(), "the sink keeps running through the outage");
+    clickhouse.stack("up");
+
+    let total: u64 = sent.values().sum();
+    let counts = wait_for_alerts(&run, total, Duration::from_secs(90)).await;
+    assert_eq!(counts.rows, total, "every alert exactly once");
+    assert_eq!(counts.distinct_offsets, total);
+
+    // Incidents: the newest version of each, with every alert counted.
+    let started = Instant::now();
+    let expected: HashMap<String, u64> = sent.clone();
+    loop {
+        let rows: Vec<IncidentCount> = client(&run.config.clickhouse)
+            .query("SELECT title, alert_count FROM incidents FINAL ORDER BY title")
+            .fetch_all()
+            .await
+            .unwrap();
+        let got: HashMap<String, u64> = rows.into_iter().map(|r| (r.title, r.alert_count)).collect();
+        if got == expected {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "incidents in ClickHouse {got:?}, expected {expected:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for child in [&mut worker, &mut sink] {
+        sigterm(child);
+        assert!(child.wait().unwrap().success(), "graceful shutdown");
+    }
+}

@@ -1,0 +1,167 @@
+//! Helpers shared by the integration tests: a run with topics and groups of its own on the
+//! local stack, the `quench` binary as a child process, and reading topics with read_committed.
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    process::{Child, Command},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use quench_pipeline::config::Config;
+use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    producer::{FutureProducer, FutureRecord},
+    ClientConfig, Message,
+};
+
+/// A record as read back: key, value and headers.
+pub type Read = (Option<String>, Vec<u8>, Vec<(String, String)>);
+
+pub struct Run {
+    pub env: Vec<(String, String)>,
+    pub config: Config,
+}
+
+impl Run {
+    /// Topics, groups and a rules file of this run's own, on the stack named by QUENCH_* variables.
+    pub fn new(name: &str) -> Self {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let prefix = format!("test-{name}-{}-{nanos}", std::process::id());
+        let rules = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
+        std::fs::write(&rules, "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nresolve_timeout = \"1h\"\n").unwrap();
+        let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUENCH_")).collect();
+        for (key, value) in [
+            ("QUENCH_TOPICS__ALERTS", format!("{prefix}-alerts")),
+            ("QUENCH_TOPICS__INCIDENTS", format!("{prefix}-incidents")),
+            ("QUENCH_TOPICS__ROUTING", format!("{prefix}-routing")),
+            ("QUENCH_TOPICS__STATE", format!("{prefix}-state")),
+            ("QUENCH_TOPICS__DLQ", format!("{prefix}-dlq")),
+            ("QUENCH_TOPICS__ACTIONS", format!("{prefix}-actions")),
+            ("QUENCH_TOPICS__PARTITIONS", "3".into()),
+            ("QUENCH_WORKER__GROUP_ID", format!("{prefix}-worker")),
+            ("QUENCH_WORKER__INSTANCE_ID", "w1".into()),
+            ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
+            ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "300".into()),
+            ("QUENCH_WORKER__RULES", rules.display().to_string()),
+            ("QUENCH_METRICS__LISTEN", String::new()),
+            ("QUENCH_LOG__LEVEL", "warn".into()),
+        ] {
+            env.retain(|(k, _)| k != key);
+            env.push((key.into(), value));
+        }
+        let config = Config::load(None, env.clone()).unwrap();
+        Self { env, config }
+    }
+
+    /// Overrides a setting for this run's processes and its config.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self.config = Config::load(None, self.env.clone()).unwrap();
+    }
+
+    /// Starts `quench <command>` with this run's settings.
+    pub fn start(&self, command: &str) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_quench"))
+            .arg(command)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn registry(&self) -> Registry {
+        Registry::new(&self.config.registry.url, Duration::from_secs(10)).unwrap()
+    }
+
+    pub fn consumer(&self, topic: &str) -> BaseConsumer {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.config.kafka.brokers)
+            .set("group.id", format!("{topic}-reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        consumer
+    }
+}
+
+pub fn alert(name: &str, instance: usize, now: i64) -> Alert {
+    Alert {
+        source: "test".into(),
+        status: AlertStatus::Firing,
+        labels: BTreeMap::from([("alertname".into(), name.into()), ("instance".into(), format!("host-{instance}"))]),
+        annotations: BTreeMap::new(),
+        starts_at: now,
+        ends_at: None,
+        received_at: now,
+        generator_url: None,
+        fingerprint: None,
+        tenant: "default".into(),
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+pub async fn produce(run: &Run, records: Vec<(String, Vec<u8>)>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &run.config.kafka.brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for (key, value) in records {
+        producer
+            .send(FutureRecord::to(&run.config.topics.alerts).key(&key).payload(&value), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// Reads a topic with read_committed until `done` holds on what was read, or fails after 90 s.
+pub fn read_until(consumer: &BaseConsumer, mut done: impl FnMut(&[Read]) -> bool) -> Vec<Read> {
+    use rdkafka::message::Headers;
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        assert!(started.elapsed() < Duration::from_secs(90), "gave up after 90 s with {} records", seen.len());
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            seen.push((
+                message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                message.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    seen
+}
+
+pub async fn decode_all<T: quench_schemas::Record>(registry: &Registry, records: &[Read]) -> Vec<T> {
+    let decoder = Decoder::<T>::new(registry.clone());
+    let mut out = Vec::new();
+    for (_, value, _) in records {
+        out.push(decoder.decode(value).await.unwrap());
+    }
+    out
+}
+
+pub fn sigterm(child: &Child) {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+}
