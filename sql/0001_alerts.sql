@@ -1,5 +1,6 @@
 -- Raw alerts, one row per alert record consumed from Kafka. Kept for 30 days (TTL), for analytics,
--- replay of candidate rules and the predictive queries.
+-- replay of candidate rules and the predictive queries. Which incident an alert joined is in
+-- incident_alerts (by fingerprint).
 -- Idempotent under replay: the row is identified by its Kafka coordinates, and ReplacingMergeTree
 -- collapses the duplicates a replayed batch would add (insert deduplication tokens catch most first).
 CREATE TABLE IF NOT EXISTS alerts
@@ -12,7 +13,6 @@ CREATE TABLE IF NOT EXISTS alerts
     source          LowCardinality(String),
     alertname       LowCardinality(String),
     fingerprint     String,
-    incident_id     String CODEC(ZSTD(1)),
     labels          Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     annotations     Map(LowCardinality(String), String) CODEC(ZSTD(3)),
     generator_url   String CODEC(ZSTD(3)),

@@ -1,34 +1,34 @@
-//! `quench demo`: generated alerts from the corpus make a round trip through the whole stack:
-//! produced to Kafka in Confluent-framed Avro with a registered schema, consumed back with
-//! read_committed, decoded with the schema fetched by id, fingerprinted, written to ClickHouse and
-//! queried. Later stages of the pipeline grow into this command as they land.
+//! `quench demo`: the whole pipeline on a generated alert storm. It creates the topics, schemas
+//! and tables, runs a stream worker and a ClickHouse sink in this process, produces a storm made
+//! from the corpus to Kafka (keyed by group key, as the ingest connectors do), waits until
+//! ClickHouse holds every alert and the incidents have settled, prints what happened, and stops.
 
 use std::{
-    collections::HashMap,
     path::PathBuf,
+    sync::{atomic::AtomicBool, Arc},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{bail, Context};
-use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus, Decoder, Encoder};
+use clickhouse::{Client, Row};
+use quench_schemas::{Alert, Encoder};
 use rdkafka::{
-    consumer::{Consumer, StreamConsumer},
     error::KafkaError,
     producer::{FutureProducer, FutureRecord},
     types::RDKafkaErrorCode,
-    Message, Offset, TopicPartitionList,
 };
 use serde::Deserialize;
 
 use crate::{
-    clickhouse::AlertRow,
     config::Config,
-    corpus::{self, CorpusAlert},
+    corpus,
     fingerprint::fingerprint_hex,
     init::init,
     kafka::client_config,
+    loadgen::{self, StormConfig},
     preflight::registry_client,
+    rules::RouteTree,
+    sink, worker,
 };
 
 #[derive(Debug, Clone, clap::Args)]
@@ -36,56 +36,65 @@ pub struct DemoArgs {
     /// JSON-lines alert corpus to generate alerts from.
     #[arg(long, default_value = "../shared/data/alert-corpus/dev.jsonl")]
     pub corpus: PathBuf,
-    /// How many alerts to generate.
-    #[arg(long, default_value_t = 5_000)]
-    pub alerts: usize,
-    /// How many hosts the generated fleet has.
-    #[arg(long, default_value_t = 40)]
-    pub hosts: usize,
+    #[command(flatten)]
+    pub storm: StormConfig,
 }
 
-pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
+pub async fn run(config: &Config, rules: RouteTree, args: &DemoArgs) -> anyhow::Result<()> {
     let corpus = corpus::load(&args.corpus)?;
-    if corpus.is_empty() || args.alerts == 0 || args.hosts == 0 {
-        bail!("the demo needs a non-empty corpus, --alerts > 0 and --hosts > 0");
+    if corpus.is_empty() {
+        bail!("the corpus {} is empty", args.corpus.display());
     }
-    step("init", init(config).await?.lines().join("\n       "));
+    step("init", init(config).await?.lines().join("\n             "));
 
-    let run_id = format!("{:x}", now_millis());
-    let alerts = generate(&corpus, args, &run_id);
-    let started = Instant::now();
-    let ranges = produce(config, &alerts).await?;
+    let run_id = format!("demo-{:x}", now_millis());
+    let storm = loadgen::generate(&corpus, &args.storm, &run_id);
+    let kinds = |kind: &str| storm.causes.iter().filter(|c| c.kind == kind).count();
     step(
-        "produce",
+        "storm",
         format!(
-            "{} alerts to topic {} in {:.2?} (idempotent producer, Avro, Confluent framing)",
-            alerts.len(),
-            config.topics.alerts,
-            started.elapsed()
+            "{} alerts from {} causes: {} storm rules, {} flapping alerts, {} noise alerts (seed {})",
+            storm.alerts.len(),
+            storm.causes.len(),
+            kinds("storm"),
+            kinds("flapping"),
+            kinds("noise"),
+            args.storm.seed
         ),
     );
 
-    let started = Instant::now();
-    let rows = consume(config, &ranges).await?;
-    step(
-        "consume",
-        format!("{} records read back with read_committed and decoded in {:.2?}", rows.len(), started.elapsed()),
-    );
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let worker = tokio::spawn(worker::run(config.clone(), rules.clone(), shutdown.clone()));
+    let sink = {
+        let (config, shutdown) = (config.clone(), shutdown.clone());
+        tokio::spawn(async move { sink::run(&config, shutdown).await })
+    };
 
     let started = Instant::now();
+    produce(config, &rules, storm.alerts.clone()).await?;
+    let elapsed = started.elapsed();
+    step(
+        "produce",
+        format!(
+            "{} alerts to {} in {elapsed:.2?} ({:.0} alerts/s), keyed by group key",
+            storm.alerts.len(),
+            config.topics.alerts,
+            storm.alerts.len() as f64 / elapsed.as_secs_f64()
+        ),
+    );
+
+    // After the last alert, event time only advances with the wall clock (idle partitions), and
+    // the last changes surface at the next group_interval tick: wait at least that long.
+    let quiet = rules.root.timing.group_interval
+        + Duration::from_millis(config.worker.allowed_lateness_ms + config.worker.idle_timeout_ms)
+        + Duration::from_secs(3);
     let client = crate::clickhouse::client(&config.clickhouse);
-    let mut insert =
-        client.insert::<AlertRow>("alerts").await?.with_setting("insert_deduplication_token", format!("demo-{run_id}"));
-    for row in &rows {
-        insert.write(row).await?;
-    }
-    insert.end().await.context("inserting alerts into ClickHouse")?;
-    step(
-        "clickhouse",
-        format!("{} rows inserted into {}.alerts in {:.2?}", rows.len(), config.clickhouse.database, started.elapsed()),
-    );
-
-    summarize(&client, &run_id).await
+    let outcome = settle(&client, &run_id, storm.alerts.len() as u64, quiet).await;
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    worker.await??;
+    sink.await??;
+    outcome?;
+    summarize(&client, &run_id, storm.causes.len()).await
 }
 
 fn step(name: &str, text: impl AsRef<str>) {
@@ -96,39 +105,8 @@ fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
-/// A fleet of hosts firing the corpus's rules; `demo_run` tells this run's alerts apart.
-fn generate(corpus: &[CorpusAlert], args: &DemoArgs, run_id: &str) -> Vec<Alert> {
-    let now = now_millis();
-    (0..args.alerts)
-        .map(|i| {
-            // A stride co-prime with the corpus size visits every rule before repeating one.
-            let rule = &corpus[(i * 7_919) % corpus.len()];
-            let host = format!("host-{:03}:9100", i % args.hosts);
-            let mut labels = rule.labels.clone();
-            labels.insert("instance".into(), host.clone());
-            labels.insert("demo_run".into(), run_id.into());
-            let annotations =
-                rule.annotations.iter().map(|(k, v)| (k.clone(), v.replace("{{ $labels.instance }}", &host))).collect();
-            Alert {
-                source: "demo".into(),
-                status: if i % 10 == 9 { AlertStatus::Resolved } else { AlertStatus::Firing },
-                fingerprint: None,
-                labels,
-                annotations,
-                starts_at: now - 60_000 + (i as i64 % 60) * 1_000,
-                ends_at: (i % 10 == 9).then_some(now),
-                received_at: now,
-                generator_url: None,
-                tenant: "default".into(),
-            }
-        })
-        .collect()
-}
-
-/// First and last offset this run wrote, per partition.
-type Ranges = HashMap<i32, (i64, i64)>;
-
-async fn produce(config: &Config, alerts: &[Alert]) -> anyhow::Result<Ranges> {
+/// Produces the storm with times shifted to now, each alert keyed by its group key.
+async fn produce(config: &Config, rules: &RouteTree, alerts: Vec<Alert>) -> anyhow::Result<()> {
     let registry = registry_client(config)?;
     let encoder = Encoder::<Alert>::register(&registry, &config.topics.alerts).await?;
     let producer: FutureProducer = client_config(&config.kafka, "demo")
@@ -136,10 +114,17 @@ async fn produce(config: &Config, alerts: &[Alert]) -> anyhow::Result<Ranges> {
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .create()?;
+    let base = now_millis();
     let mut deliveries = Vec::with_capacity(alerts.len());
-    for alert in alerts {
-        let key = fingerprint_hex(&alert.labels);
-        let payload = encoder.encode(alert)?;
+    for mut alert in alerts {
+        alert.starts_at += base;
+        alert.received_at += base;
+        alert.ends_at = alert.ends_at.map(|t| t + base);
+        let key = rules.routes_for(&alert.labels)[0]
+            .group_key(&alert.tenant, &alert.labels)
+            .map(|(key, _)| key.0)
+            .unwrap_or_else(|_| fingerprint_hex(&alert.labels));
+        let payload = encoder.encode(&alert)?;
         let mut record = FutureRecord::to(&config.topics.alerts).key(&key).payload(&payload);
         loop {
             match producer.send_result(record) {
@@ -153,83 +138,116 @@ async fn produce(config: &Config, alerts: &[Alert]) -> anyhow::Result<Ranges> {
             }
         }
     }
-    let mut ranges = Ranges::new();
     for delivery in deliveries {
-        let delivered = delivery
+        delivery
             .await
             .context("producer dropped a delivery")?
             .map_err(|(e, _)| anyhow::anyhow!("Kafka did not acknowledge an alert: {e}"))?;
-        let range = ranges.entry(delivered.partition).or_insert((delivered.offset, delivered.offset));
-        range.0 = range.0.min(delivered.offset);
-        range.1 = range.1.max(delivered.offset);
     }
-    Ok(ranges)
+    Ok(())
 }
 
-async fn consume(config: &Config, ranges: &Ranges) -> anyhow::Result<Vec<AlertRow>> {
-    let consumer: StreamConsumer = client_config(&config.kafka, "demo")
-        .set("group.id", "quench-demo")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    for (partition, (first, _)) in ranges {
-        assignment.add_partition_offset(&config.topics.alerts, *partition, Offset::Offset(*first))?;
-    }
-    consumer.assign(&assignment)?;
-    let decoder = Decoder::<Alert>::new(registry_client(config)?);
-    let mut pending: HashMap<i32, i64> = ranges.iter().map(|(p, (_, last))| (*p, *last)).collect();
-    let mut rows = Vec::new();
-    while !pending.is_empty() {
-        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .context("no record from Kafka within 30 s")??;
-        let (partition, offset) = (message.partition(), message.offset());
-        let Some(last) = pending.get(&partition).copied() else { continue };
-        let alert = decoder.decode(message.payload().unwrap_or_default()).await?;
-        let fingerprint = alert.fingerprint.clone().unwrap_or_else(|| fingerprint_hex(&alert.labels));
-        rows.push(AlertRow::new(alert, fingerprint, String::new(), partition, offset));
-        if offset >= last {
-            pending.remove(&partition);
+#[derive(Row, Deserialize, PartialEq, Eq, Clone, Copy)]
+struct Progress {
+    alerts: u64,
+    incidents: u64,
+    /// Alerts counted into incidents: it stops growing once every alert has reached its incident
+    /// (versions keep changing later, as silent alerts time out and resolve).
+    counted: u64,
+}
+
+/// Waits until ClickHouse holds every alert of the run and its incidents stopped gaining alerts.
+async fn settle(client: &Client, run_id: &str, expected: u64, quiet: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last = None;
+    let mut stable_since = Instant::now();
+    let mut reported = Instant::now();
+    loop {
+        let progress: Progress = client
+            .query(
+                "SELECT assumeNotNull((SELECT count() FROM alerts FINAL WHERE tenant = ?)) AS alerts, \
+                 count() AS incidents, sum(alert_count) AS counted FROM incidents FINAL WHERE tenant = ?",
+            )
+            .bind(run_id)
+            .bind(run_id)
+            .fetch_one()
+            .await?;
+        if last != Some(progress) {
+            last = Some(progress);
+            stable_since = Instant::now();
         }
+        if progress.alerts >= expected && stable_since.elapsed() > quiet {
+            return Ok(());
+        }
+        if reported.elapsed() > Duration::from_secs(3) {
+            step(
+                "waiting",
+                format!("{} of {expected} alerts and {} incidents in ClickHouse", progress.alerts, progress.incidents),
+            );
+            reported = Instant::now();
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("after 180 s ClickHouse holds {} of {expected} alerts", progress.alerts);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Ok(rows)
 }
 
 #[derive(Row, Deserialize)]
 struct Totals {
     alerts: u64,
-    fingerprints: u64,
-    rules: u64,
+    incidents: u64,
     resolved: u64,
 }
 
 #[derive(Row, Deserialize)]
-struct JobCount {
-    job: String,
-    alerts: u64,
+struct TopIncident {
+    title: String,
+    severity: String,
+    status: String,
+    alert_count: u64,
+    hosts: u64,
 }
 
-async fn summarize(client: &clickhouse::Client, run_id: &str) -> anyhow::Result<()> {
+const TOP_INCIDENTS_SQL: &str =
+    "SELECT title, severity, toString(status) AS status, alert_count, length(fingerprints) AS hosts
+FROM incidents FINAL
+WHERE tenant = ?
+ORDER BY alert_count DESC, title
+LIMIT 5";
+
+async fn summarize(client: &Client, run_id: &str, causes: usize) -> anyhow::Result<()> {
     let totals: Totals = client
-        .query("SELECT count() AS alerts, uniqExact(fingerprint) AS fingerprints, uniqExact(alertname) AS rules, countIf(status = 'resolved') AS resolved FROM alerts WHERE labels['demo_run'] = ?")
+        .query(
+            "SELECT assumeNotNull((SELECT count() FROM alerts FINAL WHERE tenant = ?)) AS alerts, count() AS incidents, \
+             countIf(status = 'resolved') AS resolved FROM incidents FINAL WHERE tenant = ?",
+        )
+        .bind(run_id)
         .bind(run_id)
         .fetch_one()
         .await?;
+    let reduction = 100.0 * (1.0 - totals.incidents as f64 / totals.alerts.max(1) as f64);
     step(
         "summary",
         format!(
-            "{} alerts in ClickHouse: {} distinct fingerprints, {} alert rules, {} resolved",
-            totals.alerts, totals.fingerprints, totals.rules, totals.resolved
+            "{} alerts in, {} incidents out ({} resolved): {reduction:.1}% fewer things to look at",
+            totals.alerts, totals.incidents, totals.resolved
         ),
     );
-    let jobs: Vec<JobCount> = client
-        .query("SELECT labels['job'] AS job, count() AS alerts FROM alerts WHERE labels['demo_run'] = ? GROUP BY job ORDER BY alerts DESC, job LIMIT 5")
-        .bind(run_id)
-        .fetch_all()
-        .await?;
-    for job in jobs {
-        step("top jobs", format!("{:>6}  {}", job.alerts, job.job));
+    step("truth", format!("the generator made the alerts from {causes} root causes"));
+    step(
+        "top",
+        format!(
+            "incidents by alert count, from ClickHouse:\n{}",
+            TOP_INCIDENTS_SQL.replace('?', &format!("'{run_id}'"))
+        ),
+    );
+    let top: Vec<TopIncident> = client.query(TOP_INCIDENTS_SQL).bind(run_id).fetch_all().await?;
+    for i in top {
+        step(
+            "",
+            format!("{:>6} alerts  {:>3} hosts  {:<8} {:<8} {}", i.alert_count, i.hosts, i.severity, i.status, i.title),
+        );
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod fingerprint;
 pub mod init;
 pub mod kafka;
+pub mod loadgen;
 pub mod logging;
 pub mod metrics;
 pub mod preflight;

@@ -42,7 +42,7 @@ enum Command {
     Run,
     /// Write alerts, incidents and routing events from Kafka to ClickHouse, idempotently
     Sink,
-    /// Round-trip alerts generated from the corpus through Kafka, the registry and ClickHouse
+    /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
 }
 
@@ -112,8 +112,17 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;
-            demo::run(config, &args).await?;
+            demo::run(config, load_rules(config)?, &args).await?;
         }
     }
     Ok(())
+}
+
+fn load_rules(config: &Config) -> anyhow::Result<RouteTree> {
+    match &config.worker.rules {
+        Some(path) => {
+            RouteTree::load(path).map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))
+        }
+        None => Ok(RouteTree::default()),
+    }
 }

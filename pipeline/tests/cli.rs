@@ -26,7 +26,9 @@ fn help_lists_every_subcommand_with_a_description() {
         ("migrate", "ClickHouse migrations"),
         ("check", "answer"),
         ("config", "effective configuration"),
-        ("demo", "Round-trip"),
+        ("run", "stream worker"),
+        ("sink", "ClickHouse"),
+        ("demo", "alert storm"),
     ] {
         let line = help
             .lines()

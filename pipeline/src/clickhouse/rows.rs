@@ -19,7 +19,6 @@ pub struct AlertRow {
     pub source: String,
     pub alertname: String,
     pub fingerprint: String,
-    pub incident_id: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub generator_url: String,
@@ -36,9 +35,8 @@ pub enum StatusEnum {
 }
 
 impl AlertRow {
-    /// The row for `alert`, read from `partition` at `offset`. `incident_id` is empty until the
-    /// stream worker has assigned the alert to an incident.
-    pub fn new(alert: Alert, fingerprint: String, incident_id: String, partition: i32, offset: i64) -> Self {
+    /// The row for `alert`, read from `partition` at `offset`.
+    pub fn new(alert: Alert, fingerprint: String, partition: i32, offset: i64) -> Self {
         Self {
             alertname: alert.labels.get("alertname").cloned().unwrap_or_default(),
             tenant: alert.tenant,
@@ -51,7 +49,6 @@ impl AlertRow {
             },
             source: alert.source,
             fingerprint,
-            incident_id,
             labels: alert.labels,
             annotations: alert.annotations,
             generator_url: alert.generator_url.unwrap_or_default(),

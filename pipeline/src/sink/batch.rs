@@ -39,7 +39,7 @@ impl Batch {
 
     pub fn add_alert(&mut self, alert: Alert, partition: i32, offset: i64) {
         let fingerprint = alert.fingerprint.clone().unwrap_or_else(|| fingerprint_hex(&alert.labels));
-        self.alerts.push(AlertRow::new(alert, fingerprint, String::new(), partition, offset));
+        self.alerts.push(AlertRow::new(alert, fingerprint, partition, offset));
     }
 
     pub fn add_incident(&mut self, incident: Incident) {

@@ -89,7 +89,7 @@ async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
     if let Err(e) = result {
         metrics::counter!("quench_sink_skipped_records_total", "topic" => topic.to_string()).increment(1);
-        tracing::debug!(topic, partition, offset, error = %e, "record skipped");
+        tracing::warn!(topic, partition, offset, error = %e, "record skipped");
     }
 }
 

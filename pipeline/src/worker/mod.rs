@@ -102,6 +102,8 @@ impl ConsumerContext for RebalanceContext {
 struct PartitionState {
     windows: Windows,
     clock: Clock,
+    /// What flushes produced since the last commit.
+    outputs: Vec<Output>,
     /// Offset after the last consumed record, to commit with the next transaction.
     next_offset: Option<i64>,
 }
@@ -220,7 +222,10 @@ impl Worker {
                             Duration::from_millis(worker.idle_timeout_ms),
                         );
                         tracing::info!(partition, groups = windows.open_groups(), "partition assigned, state restored");
-                        self.partitions.insert(partition, PartitionState { windows, clock, next_offset: None });
+                        self.partitions.insert(
+                            partition,
+                            PartitionState { windows, clock, outputs: Vec::new(), next_offset: None },
+                        );
                     }
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");
                 }
@@ -258,6 +263,11 @@ impl Worker {
         if state.clock.observe(alert.received_at) {
             metrics::counter!("quench_late_alerts_total").increment(1);
         }
+        // Timers fire as event time passes them, before the alert is added: when a backlog is
+        // replayed, each group is evaluated at its due time, not at the end of the backlog.
+        if let Some(watermark) = state.clock.watermark() {
+            state.windows.tick(watermark, &mut state.outputs);
+        }
         let routes = self.rules.routes_for(&alert.labels);
         let mut placements = Vec::with_capacity(routes.len());
         for route in routes {
@@ -284,8 +294,9 @@ impl Worker {
         let mut changes: Vec<(i32, String, Option<Vec<u8>>)> = Vec::new();
         for (partition, state) in &mut self.partitions {
             if let Some(now) = state.clock.watermark() {
-                state.windows.tick(now, &mut outputs);
+                state.windows.tick(now, &mut state.outputs);
             }
+            outputs.append(&mut state.outputs);
             for (key, group) in state.windows.take_changes() {
                 changes.push((*partition, key.0, group.map(serde_json::to_vec).transpose()?));
             }
