@@ -1,23 +1,35 @@
-//! Micro-benchmarks of the per-alert hot path: fingerprinting and Avro encoding in Confluent
-//! framing. Run with `cargo bench -p quench-benches --bench hot_path`; criterion prints the time
-//! per alert and the throughput in alerts/s.
+//! Micro-benchmarks of the worker's per-alert hot path. Run with
+//! `cargo bench -p quench-benches --bench hot_path`; criterion prints time per alert and
+//! throughput in alerts/s (`Throughput::Elements(1)`), on one core.
+//!
+//! - `fingerprint`: Alertmanager's FNV-1a over the labels;
+//! - `avro_encode` / `avro_decode`: Confluent-framed Avro with a prepared writer schema;
+//! - `window_resend`: a re-sent alert reaching an open group (counters and last_seen only);
+//! - `resend_path`: everything the worker does for a re-sent record: decode, fingerprint, route,
+//!   group key and window update.
 
-use std::{collections::BTreeMap, hint::black_box};
+use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quench_pipeline::fingerprint::fingerprint;
-use quench_schemas::{Alert, AlertStatus, Encoder};
+use quench_pipeline::{
+    fingerprint::fingerprint,
+    rules::RouteTree,
+    window::{Placement, Windows},
+};
+use quench_schemas::{Alert, AlertStatus, Decoder, Encoder, Record, Registry};
 
-fn alert() -> Alert {
+const T0: i64 = 1_764_000_000_000;
+
+fn alert(instance: usize) -> Alert {
     let labels: BTreeMap<String, String> = [
-        ("alertname", "PostgresqlTooManyConnections"),
-        ("instance", "db-17.eu-west-1.internal:9187"),
-        ("job", "postgres-exporter"),
-        ("severity", "warning"),
-        ("team", "dba"),
+        ("alertname", "PostgresqlTooManyConnections".to_string()),
+        ("instance", format!("db-{instance}.eu-west-1.internal:9187")),
+        ("job", "postgres-exporter".to_string()),
+        ("severity", "warning".to_string()),
+        ("team", "dba".to_string()),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .map(|(k, v)| (k.to_string(), v))
     .collect();
     Alert {
         source: "alertmanager".into(),
@@ -27,22 +39,72 @@ fn alert() -> Alert {
             "summary".to_string(),
             "PostgreSQL instance has too many connections (> 80%).".to_string(),
         )]),
-        starts_at: 1_764_000_000_000,
+        starts_at: T0,
         ends_at: None,
-        received_at: 1_764_000_000_250,
+        received_at: T0 + 250,
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
     }
 }
 
+/// A decoder with the Alert schema prepared under id 1, as after the first record of a run.
+fn decoder() -> Decoder<Alert> {
+    let unused = Registry::new("http://127.0.0.1:1", Duration::from_secs(1)).unwrap();
+    let decoder = Decoder::new(unused);
+    decoder.insert_writer_schema(1, Alert::SCHEMA_JSON).unwrap();
+    decoder
+}
+
+fn place(tree: &RouteTree, alert: &Alert) -> Placement {
+    let route = tree.routes_for(&alert.labels)[0];
+    let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels).unwrap();
+    Placement { key, group_labels, timing: route.timing }
+}
+
+/// One open group holding `n` alerts.
+fn windows_with(tree: &RouteTree, n: usize) -> Windows {
+    let mut windows = Windows::default();
+    for i in 0..n {
+        let a = alert(i);
+        windows.ingest(&a, fingerprint(&a.labels), place(tree, &a), a.received_at);
+    }
+    windows
+}
+
 fn hot_path(c: &mut Criterion) {
-    let alert = alert();
+    let alert = alert(7);
+    let encoder = Encoder::<Alert>::new(1);
+    let bytes = encoder.encode(&alert).unwrap();
+    let decoder = decoder();
+    let tree = RouteTree::default();
+
     let mut group = c.benchmark_group("per_alert");
     group.throughput(Throughput::Elements(1));
     group.bench_function("fingerprint", |b| b.iter(|| fingerprint(black_box(&alert.labels))));
-    let encoder = Encoder::<Alert>::new(1);
-    group.bench_function("avro_encode_confluent", |b| b.iter(|| encoder.encode(black_box(&alert)).unwrap()));
+    group.bench_function("avro_encode", |b| b.iter(|| encoder.encode(black_box(&alert)).unwrap()));
+    group.bench_function("avro_decode", |b| b.iter(|| decoder.try_decode(black_box(&bytes)).unwrap().unwrap()));
+
+    let mut windows = windows_with(&tree, 1_000);
+    let placement = || place(&tree, &alert);
+    let fp = fingerprint(&alert.labels);
+    group.bench_function("window_resend", |b| {
+        b.iter_batched(
+            placement,
+            |p| windows.ingest(black_box(&alert), fp, p, T0 + 1_000),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
+    let mut windows = windows_with(&tree, 1_000);
+    group.bench_function("resend_path", |b| {
+        b.iter(|| {
+            let alert = decoder.try_decode(black_box(&bytes)).unwrap().unwrap();
+            let fp = fingerprint(&alert.labels);
+            let p = place(&tree, &alert);
+            windows.ingest(&alert, fp, p, alert.received_at);
+        })
+    });
     group.finish();
 }
 

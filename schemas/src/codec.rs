@@ -74,14 +74,32 @@ impl<T: Record> Decoder<T> {
         Self { registry, prepared: RwLock::new(HashMap::new()), _record: PhantomData }
     }
 
+    /// Decodes a record, fetching its writer schema from the registry the first time its id is seen.
     pub async fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let (id, mut datum) = unframe(bytes)?;
-        let prepared = match self.cached(id) {
-            Some(prepared) => prepared,
-            None => self.prepare(id).await?,
+        if let Some(decoded) = self.try_decode(bytes) {
+            return decoded;
+        }
+        let (id, _) = unframe(bytes)?;
+        let json =
+            self.registry.schema_by_id(id).await.map_err(|e| DecodeError::UnknownSchema { id, reason: e.message })?;
+        self.insert_writer_schema(id, &json)?;
+        self.try_decode(bytes).expect("the writer schema was just prepared")
+    }
+
+    /// Decodes without any I/O; `None` when the record's writer schema is not prepared yet. The
+    /// hot path of the worker, which only falls back to [`Decoder::decode`] on a new schema id.
+    pub fn try_decode(&self, bytes: &[u8]) -> Option<Result<T, DecodeError>> {
+        let (id, datum) = match unframe(bytes) {
+            Ok(framed) => framed,
+            Err(e) => return Some(Err(e)),
         };
+        let prepared = self.prepared.read().expect("decoder cache lock").get(&id).cloned()?;
+        Some(Self::read(&prepared, id, datum))
+    }
+
+    fn read(prepared: &Prepared, id: u32, mut datum: &[u8]) -> Result<T, DecodeError> {
         let avro_error = |e: apache_avro::Error| DecodeError::Avro { id, record: T::NAME, reason: e.to_string() };
-        let record = match prepared.as_ref() {
+        let record = match prepared {
             Prepared::Direct(reader) => reader.read_deser(&mut datum).map_err(avro_error)?,
             Prepared::Resolving(reader) => {
                 from_value(&reader.read_value(&mut datum).map_err(avro_error)?).map_err(avro_error)?
@@ -97,16 +115,12 @@ impl<T: Record> Decoder<T> {
         Ok(record)
     }
 
-    fn cached(&self, id: u32) -> Option<Arc<Prepared>> {
-        self.prepared.read().expect("decoder cache lock").get(&id).cloned()
-    }
-
-    async fn prepare(&self, id: u32) -> Result<Arc<Prepared>, DecodeError> {
-        let json =
-            self.registry.schema_by_id(id).await.map_err(|e| DecodeError::UnknownSchema { id, reason: e.message })?;
-        let writer: &'static Schema = Box::leak(Box::new(Schema::parse_str(&json).map_err(|e| {
-            DecodeError::UnknownSchema { id, reason: format!("registry returned an invalid Avro schema: {e}") }
-        })?));
+    /// Prepares a reader for the writer schema registered under `id`.
+    pub fn insert_writer_schema(&self, id: u32, json: &str) -> Result<(), DecodeError> {
+        let writer: &'static Schema = Box::leak(Box::new(
+            Schema::parse_str(json)
+                .map_err(|e| DecodeError::UnknownSchema { id, reason: format!("not a valid Avro schema: {e}") })?,
+        ));
         let incompatible = |e: apache_avro::Error| DecodeError::UnknownSchema {
             id,
             reason: format!("writer schema cannot be read as {}: {e}", T::NAME),
@@ -118,8 +132,7 @@ impl<T: Record> Decoder<T> {
                 GenericDatumReader::builder(writer).reader_schema(T::schema()).build().map_err(incompatible)?,
             )
         };
-        let prepared = Arc::new(prepared);
-        self.prepared.write().expect("decoder cache lock").insert(id, prepared.clone());
-        Ok(prepared)
+        self.prepared.write().expect("decoder cache lock").insert(id, Arc::new(prepared));
+        Ok(())
     }
 }

@@ -247,7 +247,12 @@ impl Worker {
         let state = self.partitions.get_mut(&partition).expect("checked by the caller");
         state.next_offset = Some(message.offset() + 1);
         let decoded = match message.payload() {
-            Some(bytes) => self.handle.block_on(self.decoder.decode(bytes)).map_err(|e| e.to_string()),
+            // Only a schema id seen for the first time costs a registry call.
+            Some(bytes) => match self.decoder.try_decode(bytes) {
+                Some(decoded) => decoded,
+                None => self.handle.block_on(self.decoder.decode(bytes)),
+            }
+            .map_err(|e| e.to_string()),
             None => Err("record has no value".to_string()),
         };
         let alert = match decoded {
