@@ -59,30 +59,29 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
 async fn killing_the_worker_repeatedly_loses_and_duplicates_nothing() {
     let run = Run::new("kill");
     create_topics(&run.config).await.unwrap();
-    let registry = run.registry();
-    let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();
     let mut worker = run.start("run");
-    for round in 0..4 {
-        let now = now_ms();
-        let mut records = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            // Re-sends of the same alerts each round: every one must be counted exactly once.
-            for instance in 0..(5 + i) {
-                records.push((name.clone(), encoder.encode(&alert(name, instance, now)).unwrap()));
-                *sent.entry(name.clone()).or_default() += 1;
-            }
-        }
-        produce(&run, records).await;
-        tokio::time::sleep(Duration::from_millis(300 + 400 * round)).await;
+    for k in 0..4 {
+        // Re-sends of the same alerts each round: every one must be counted exactly once.
+        produce(&run, round(&encoder, &names, &mut sent)).await;
+        tokio::time::sleep(Duration::from_millis(300 + 400 * k)).await;
         worker.kill().unwrap();
         worker.wait().unwrap();
         worker = run.start("run");
     }
+    let counts = wait_for_counts(&run, &sent).await;
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+    assert_exactly_once(&run, &sent, counts).await;
+}
+
+/// Reads `incidents` until the newest states account for every alert sent, or fails after 120 s.
+async fn wait_for_counts(run: &Run, sent: &HashMap<String, i64>) -> HashMap<String, Incident> {
     let incidents_consumer = run.consumer(&run.config.topics.incidents);
     let total: i64 = sent.values().sum();
-    let decoder = Decoder::<Incident>::new(registry.clone());
+    let decoder = Decoder::<Incident>::new(run.registry());
     let mut latest: HashMap<String, Incident> = HashMap::new();
     let started = Instant::now();
     while latest.values().map(|i| i.alert_count).sum::<i64>() < total {
@@ -96,12 +95,15 @@ async fn killing_the_worker_repeatedly_loses_and_duplicates_nothing() {
             latest.insert(incident.title.clone(), incident);
         }
     }
-    sigterm(&worker);
-    assert!(worker.wait().unwrap().success());
+    latest
+}
+
+/// Every alert counted exactly once, one incident per group, each opened once, no event twice.
+async fn assert_exactly_once(run: &Run, sent: &HashMap<String, i64>, latest: HashMap<String, Incident>) {
     let counts: HashMap<String, i64> = latest.values().map(|i| (i.title.clone(), i.alert_count)).collect();
-    assert_eq!(counts, sent, "every alert counted exactly once despite the kills");
+    assert_eq!(&counts, sent, "every alert counted exactly once");
     let ids: HashSet<&String> = latest.values().map(|i| &i.incident_id).collect();
-    assert_eq!(ids.len(), names.len(), "one incident per group");
+    assert_eq!(ids.len(), sent.len(), "one incident per group");
 
     // Everything the worker emitted: read until the topic has been quiet for 3 s.
     let mut last_growth = (0, Instant::now());
@@ -109,11 +111,50 @@ async fn killing_the_worker_repeatedly_loses_and_duplicates_nothing() {
         if seen.len() != last_growth.0 {
             last_growth = (seen.len(), Instant::now());
         }
-        seen.len() >= names.len() && last_growth.1.elapsed() > Duration::from_secs(3)
+        seen.len() >= sent.len() && last_growth.1.elapsed() > Duration::from_secs(3)
     });
-    let events: Vec<RoutingEvent> = decode_all(&registry, &routing).await;
+    let events: Vec<RoutingEvent> = decode_all(&run.registry(), &routing).await;
     let opened: Vec<&RoutingEvent> = events.iter().filter(|e| e.reason == RoutingReason::Opened).collect();
-    assert_eq!(opened.len(), names.len(), "each incident opened exactly once: {opened:?}");
+    assert_eq!(opened.len(), sent.len(), "each incident opened exactly once: {opened:?}");
     let event_ids: HashSet<&String> = events.iter().map(|e| &e.event_id).collect();
     assert_eq!(event_ids.len(), events.len(), "no routing event twice");
+}
+
+/// Alerts for `names`, `5 + i` instances of the i-th, all re-sent each call, counted into `sent`.
+fn round(encoder: &Encoder<Alert>, names: &[String], sent: &mut HashMap<String, i64>) -> Vec<(String, Vec<u8>)> {
+    let now = now_ms();
+    let mut records = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        for instance in 0..(5 + i) {
+            records.push((name.clone(), encoder.encode(&alert(name, instance, now)).unwrap()));
+            *sent.entry(name.clone()).or_default() += 1;
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_between_two_workers_loses_and_duplicates_nothing() {
+    let run = Run::new("rebalance");
+    create_topics(&run.config).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let mut first = run.start("run");
+    produce(&run, round(&encoder, &names, &mut sent)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A second worker joins: the group rebalances mid-stream.
+    let mut second = run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")]);
+    for _ in 0..3 {
+        produce(&run, round(&encoder, &names, &mut sent)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // The first one is killed: its partitions move to the second after the session timeout.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    produce(&run, round(&encoder, &names, &mut sent)).await;
+    let counts = wait_for_counts(&run, &sent).await;
+    sigterm(&second);
+    assert!(second.wait().unwrap().success());
+    assert_exactly_once(&run, &sent, counts).await;
 }

@@ -65,10 +65,16 @@ impl Run {
 
     /// Starts `quench <command>` with this run's settings.
     pub fn start(&self, command: &str) -> Child {
+        self.start_with(command, &[])
+    }
+
+    /// Starts `quench <command>` with this run's settings and a few of its own.
+    pub fn start_with(&self, command: &str, extra: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_quench"))
             .arg(command)
             .env_clear()
             .envs(self.env.iter().cloned())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .spawn()
             .unwrap()
