@@ -20,7 +20,7 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub worker: WorkerConfig,
     pub sink: SinkConfig,
-    pub metrics: MetricsConfig,
+    pub http: HttpConfig,
     pub log: LogConfig,
 }
 
@@ -79,14 +79,15 @@ impl Default for SinkConfig {
     }
 }
 
+/// The operations endpoint of long-running commands: `/metrics`, `/healthz`, `/readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Address of the Prometheus `/metrics` endpoint; empty disables it.
+pub struct HttpConfig {
+    /// Listen address; empty turns the endpoint off.
     pub listen: String,
 }
 
-impl Default for MetricsConfig {
+impl Default for HttpConfig {
     fn default() -> Self {
         Self { listen: "127.0.0.1:9464".into() }
     }

@@ -27,7 +27,7 @@ use crate::{
     kafka::client_config,
     loadgen::{self, StormConfig},
     preflight::registry_client,
-    rules::RouteTree,
+    rules::{RouteTree, RulesSource},
     sink, worker,
 };
 
@@ -40,7 +40,7 @@ pub struct DemoArgs {
     pub storm: StormConfig,
 }
 
-pub async fn run(config: &Config, rules: RouteTree, args: &DemoArgs) -> anyhow::Result<()> {
+pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoArgs) -> anyhow::Result<()> {
     let corpus = corpus::load(&args.corpus)?;
     if corpus.is_empty() {
         bail!("the corpus {} is empty", args.corpus.display());
@@ -63,12 +63,15 @@ pub async fn run(config: &Config, rules: RouteTree, args: &DemoArgs) -> anyhow::
         ),
     );
 
+    let tree = rules.1.clone();
     let shutdown = Arc::new(AtomicBool::new(false));
-    let worker = tokio::spawn(worker::run(config.clone(), rules.clone(), shutdown.clone()));
+    let readiness = crate::http::serve(&config.http).await?;
+    let worker = tokio::spawn(worker::run(config.clone(), rules, shutdown.clone(), readiness.clone()));
     let sink = {
         let (config, shutdown) = (config.clone(), shutdown.clone());
-        tokio::spawn(async move { sink::run(&config, shutdown).await })
+        tokio::spawn(async move { sink::run(&config, shutdown, readiness).await })
     };
+    let rules = tree;
 
     let started = Instant::now();
     produce(config, &rules, storm.alerts.clone()).await?;

@@ -7,10 +7,10 @@ use quench_pipeline::{
     clickhouse,
     config::Config,
     demo::{self, DemoArgs},
-    init, logging, metrics,
+    http, init, logging,
     preflight::{self, Needs},
-    rules::RouteTree,
-    shutdown, sink, worker,
+    rules::{RouteTree, RulesSource},
+    signals, sink, worker,
 };
 
 /// Quench turns a firehose of alerts into a few classified, routed incidents, on Kafka and ClickHouse.
@@ -97,18 +97,15 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Run => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
-            let rules = match &config.worker.rules {
-                Some(path) => RouteTree::load(path)
-                    .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))?,
-                None => RouteTree::default(),
-            };
-            metrics::install(&config.metrics)?;
-            worker::run(config.clone(), rules, shutdown::flag()).await?;
+            let rules = load_rules(config)?;
+            signals::on_hangup(rules.0.reload_flag());
+            let readiness = http::serve(&config.http).await?;
+            worker::run(config.clone(), rules, signals::shutdown_flag(), readiness).await?;
         }
         Command::Sink => {
             preflight::check(config, Needs::ALL).await?;
-            metrics::install(&config.metrics)?;
-            sink::run(config, shutdown::flag()).await?;
+            let readiness = http::serve(&config.http).await?;
+            sink::run(config, signals::shutdown_flag(), readiness).await?;
         }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;
@@ -118,11 +115,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_rules(config: &Config) -> anyhow::Result<RouteTree> {
-    match &config.worker.rules {
-        Some(path) => {
-            RouteTree::load(path).map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))
-        }
-        None => Ok(RouteTree::default()),
-    }
+fn load_rules(config: &Config) -> anyhow::Result<(RulesSource, RouteTree)> {
+    RulesSource::load(config.worker.rules.clone())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))
 }

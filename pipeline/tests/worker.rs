@@ -33,8 +33,21 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     records.push(("nameless".into(), encoder.encode(&nameless).unwrap()));
     produce(&run, records).await;
 
-    let mut worker = run.start("run");
+    let ops = format!("127.0.0.1:{}", 19_000 + std::process::id() % 1_000);
+    let mut worker = run.start_with("run", &[("QUENCH_HTTP__LISTEN", &ops)]);
     let routing = read_until(&run.consumer(&run.config.topics.routing), |seen| seen.len() >= 3);
+    let get = |path: &str| {
+        let url = format!("http://{ops}{path}");
+        async move {
+            let response = reqwest::get(&url).await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_string()), "partitions assigned and restored");
+    let metrics = get("/metrics").await.1;
+    assert!(metrics.contains("quench_alerts_consumed_total 61"), "{metrics}");
+    assert!(metrics.contains("quench_dlq_records_total"), "{metrics}");
     let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| seen.len() >= 2);
     let incidents = read_until(&run.consumer(&run.config.topics.incidents), |seen| seen.len() >= 3);
     sigterm(&worker);

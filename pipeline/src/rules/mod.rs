@@ -5,6 +5,8 @@
 pub mod duration;
 mod matcher;
 mod route;
+mod source;
 
 pub use matcher::Matcher;
 pub use route::{GroupBy, GroupKey, MissingLabel, Route, RouteTree, Timing};
+pub use source::RulesSource;

@@ -28,7 +28,7 @@ use rdkafka::{
 };
 use serde::Serialize;
 
-use crate::{config::Config, kafka::client_config, preflight::registry_client};
+use crate::{config::Config, http::Readiness, kafka::client_config, preflight::registry_client};
 use batch::Batch;
 
 struct Decoders {
@@ -37,7 +37,7 @@ struct Decoders {
     routing: Decoder<RoutingEvent>,
 }
 
-pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
     let registry = registry_client(config)?;
     let decoders = Decoders {
         alerts: Decoder::new(registry.clone()),
@@ -55,6 +55,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let client = crate::clickhouse::client(&config.clickhouse);
     let interval = Duration::from_millis(config.sink.flush_interval_ms);
     tracing::info!(group = %config.sink.group_id, ?topics, "sink started");
+    readiness.ready();
 
     let mut batch = Batch::default();
     while !shutdown.load(Ordering::SeqCst) {
@@ -65,11 +66,11 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         let full = batch.rows() >= config.sink.batch_rows;
         let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
         if !batch.is_empty() && (full || old) {
-            batch = flush(config, &client, &consumer, &decoders, batch, &shutdown).await?;
+            batch = flush(config, &client, &consumer, &decoders, batch, &shutdown, &readiness).await?;
         }
     }
     if !batch.is_empty() {
-        flush(config, &client, &consumer, &decoders, batch, &shutdown).await?;
+        flush(config, &client, &consumer, &decoders, batch, &shutdown, &readiness).await?;
     }
     tracing::info!("sink stopped after writing its last batch");
     Ok(())
@@ -102,6 +103,7 @@ async fn flush(
     decoders: &Decoders,
     batch: Batch,
     shutdown: &AtomicBool,
+    readiness: &Readiness,
 ) -> anyhow::Result<Batch> {
     let mut next = Batch::default();
     let mut backoff = Duration::from_millis(200);
@@ -112,6 +114,7 @@ async fn flush(
             Err(e) => {
                 metrics::counter!("quench_sink_insert_failures_total").increment(1);
                 tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, rows = batch.rows(), "ClickHouse insert failed; pausing consumption and retrying");
+                readiness.not_ready(format!("ClickHouse unavailable: {e:#}"));
                 if paused.is_none() {
                     let assignment = consumer.assignment()?;
                     consumer.pause(&assignment)?;
@@ -130,6 +133,7 @@ async fn flush(
         }
     }
     if let Some(assignment) = paused {
+        readiness.ready();
         consumer.resume(&assignment)?;
         tracing::info!("ClickHouse accepted the batch again; consumption resumed");
     }

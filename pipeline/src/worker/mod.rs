@@ -39,9 +39,10 @@ use tokio::runtime::Handle;
 use crate::{
     config::Config,
     fingerprint::fingerprint,
+    http::Readiness,
     kafka::client_config,
     preflight::registry_client,
-    rules::RouteTree,
+    rules::{RouteTree, RulesSource},
     window::{Output, Placement, Windows},
 };
 use clock::Clock;
@@ -50,14 +51,19 @@ use dlq::DeadLetter;
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
-pub async fn run(config: Config, rules: RouteTree, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    rules: (RulesSource, RouteTree),
+    shutdown: Arc<AtomicBool>,
+    readiness: Arc<Readiness>,
+) -> anyhow::Result<()> {
     let registry = registry_client(&config)?;
     let incidents = Encoder::<Incident>::register(&registry, &config.topics.incidents).await?;
     let routing = Encoder::<RoutingEvent>::register(&registry, &config.topics.routing).await?;
     let decoder = Decoder::<Alert>::new(registry);
     let handle = Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut worker = Worker::start(config, rules, decoder, incidents, routing, handle)?;
+        let mut worker = Worker::start(config, rules, decoder, incidents, routing, handle, readiness)?;
         worker.run(&shutdown)
     })
     .await?
@@ -111,6 +117,8 @@ struct PartitionState {
 struct Worker {
     config: Config,
     rules: RouteTree,
+    rules_source: RulesSource,
+    readiness: Arc<Readiness>,
     decoder: Decoder<Alert>,
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
@@ -125,11 +133,12 @@ struct Worker {
 impl Worker {
     fn start(
         config: Config,
-        rules: RouteTree,
+        (rules_source, rules): (RulesSource, RouteTree),
         decoder: Decoder<Alert>,
         incidents: Encoder<Incident>,
         routing: Encoder<RoutingEvent>,
         handle: Handle,
+        readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
         let instance = config.worker.instance_id.clone().unwrap_or_else(hostname);
         let producer: BaseProducer = client_config(&config.kafka, "worker")
@@ -160,9 +169,12 @@ impl Worker {
             .create_with_context(context)?;
         consumer.subscribe(&[&config.topics.alerts])?;
         tracing::info!(instance, group = %config.worker.group_id, topic = %config.topics.alerts, "worker started");
+        readiness.not_ready("joining the consumer group");
         Ok(Self {
             config,
             rules,
+            rules_source,
+            readiness,
             decoder,
             incidents,
             routing,
@@ -189,6 +201,7 @@ impl Worker {
             }
             if last_commit.elapsed() >= interval {
                 self.commit()?;
+                self.reload_rules();
                 last_commit = Instant::now();
             }
         }
@@ -205,6 +218,7 @@ impl Worker {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
                     self.dead_letters.clear();
+                    self.readiness.not_ready("rebalancing");
                 }
                 Rebalanced::Assigned(partitions) => {
                     let started = Instant::now();
@@ -228,10 +242,27 @@ impl Worker {
                         );
                     }
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");
+                    self.readiness.ready();
                 }
             }
         }
         Ok(())
+    }
+
+    /// Swaps in new rules between two records; a broken file keeps the rules in force.
+    fn reload_rules(&mut self) {
+        match self.rules_source.poll() {
+            None => {}
+            Some(Ok(rules)) => {
+                self.rules = rules;
+                metrics::counter!("quench_rules_reloads_total", "outcome" => "applied").increment(1);
+                tracing::info!("rules reloaded");
+            }
+            Some(Err(e)) => {
+                metrics::counter!("quench_rules_reloads_total", "outcome" => "rejected").increment(1);
+                tracing::error!(error = %e, "new rules rejected; the previous rules stay in force");
+            }
+        }
     }
 
     fn process(&mut self, message: &rdkafka::message::OwnedMessage) -> anyhow::Result<()> {

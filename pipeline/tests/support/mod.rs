@@ -46,7 +46,7 @@ impl Run {
             ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
             ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "300".into()),
             ("QUENCH_WORKER__RULES", rules.display().to_string()),
-            ("QUENCH_METRICS__LISTEN", String::new()),
+            ("QUENCH_HTTP__LISTEN", String::new()),
             ("QUENCH_LOG__LEVEL", "warn".into()),
         ] {
             env.retain(|(k, _)| k != key);

@@ -1,0 +1,64 @@
+//! The operations endpoint of `quench run` and `quench sink`: Prometheus `/metrics`, `/healthz`
+//! (the process serves requests) and `/readyz` (it is doing its job: partitions assigned and
+//! restored, ClickHouse reachable). Load balancers and Kubernetes probes read the last two.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{extract::State, http::StatusCode, routing::get, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::HttpConfig;
+
+/// Why the process is not ready, or `None` when it is.
+pub struct Readiness(Mutex<Option<String>>);
+
+impl Readiness {
+    pub fn not_ready(&self, reason: impl Into<String>) {
+        *self.0.lock().expect("readiness lock") = Some(reason.into());
+    }
+
+    pub fn ready(&self) {
+        *self.0.lock().expect("readiness lock") = None;
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.0.lock().expect("readiness lock").clone()
+    }
+}
+
+/// Installs the metrics recorder and serves the endpoint. Returns the readiness the command
+/// reports through; the endpoint starts "not ready: starting".
+pub async fn serve(config: &HttpConfig) -> anyhow::Result<Arc<Readiness>> {
+    let readiness = Arc::new(Readiness(Mutex::new(Some("starting".into()))));
+    if config.listen.is_empty() {
+        return Ok(readiness);
+    }
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on http.listen = {}: {e}", config.listen))?;
+    let app = Router::new().route("/metrics", get(metrics)).with_state(handle).merge(
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(ready))
+            .with_state(readiness.clone()),
+    );
+    tracing::info!(address = %config.listen, "serving /metrics, /healthz and /readyz");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "operations endpoint stopped");
+        }
+    });
+    Ok(readiness)
+}
+
+async fn metrics(State(handle): State<PrometheusHandle>) -> String {
+    handle.render()
+}
+
+async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, String) {
+    match readiness.reason() {
+        None => (StatusCode::OK, "ready\n".into()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+    }
+}

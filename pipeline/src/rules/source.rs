@@ -1,0 +1,87 @@
+//! Where the rules come from, and hot reload: a new file is picked up when its modification time
+//! changes or on SIGHUP, without a restart. A file that does not parse is reported and the rules in
+//! force stay, so a typo never takes the pipeline down. Reload swaps the whole tree at once
+//! between two records; groups already open keep the timings they were created with.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::SystemTime,
+};
+
+use super::RouteTree;
+
+pub struct RulesSource {
+    path: Option<PathBuf>,
+    modified: Option<SystemTime>,
+    requested: Arc<AtomicBool>,
+}
+
+impl RulesSource {
+    /// Loads the file (or the built-in default when there is none).
+    pub fn load(path: Option<PathBuf>) -> Result<(Self, RouteTree), String> {
+        let tree = match &path {
+            Some(p) => RouteTree::load(p)?,
+            None => RouteTree::default(),
+        };
+        let source = Self { modified: path.as_deref().and_then(modified), path, requested: Arc::default() };
+        Ok((source, tree))
+    }
+
+    /// Setting this flag (the SIGHUP handler does) forces a reload at the next poll.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        self.requested.clone()
+    }
+
+    /// New rules if the file changed or a reload was requested since the last poll.
+    pub fn poll(&mut self) -> Option<Result<RouteTree, String>> {
+        let path = self.path.as_ref()?;
+        let now = modified(path);
+        let requested = self.requested.swap(false, Ordering::SeqCst);
+        if !requested && now == self.modified {
+            return None;
+        }
+        self.modified = now;
+        Some(RouteTree::load(path))
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_reloaded_and_a_broken_one_reported() {
+        let path = std::env::temp_dir().join(format!("quench-rules-{}.toml", std::process::id()));
+        std::fs::write(&path, "[route]\ngroup_wait = \"10s\"\n").unwrap();
+        let (mut source, tree) = RulesSource::load(Some(path.clone())).unwrap();
+        assert_eq!(tree.root.timing.group_wait.as_secs(), 10);
+        assert!(source.poll().is_none(), "unchanged");
+
+        // Modification times can be coarse: move the clock of the file forward explicitly.
+        std::fs::write(&path, "[route]\ngroup_wait = \"20s\"\n").unwrap();
+        let later = SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+        assert_eq!(source.poll().unwrap().unwrap().root.timing.group_wait.as_secs(), 20);
+        assert!(source.poll().is_none());
+
+        std::fs::write(&path, "[route]\ngroup_wait = \"later\"\n").unwrap();
+        source.reload_flag().store(true, Ordering::SeqCst);
+        assert!(source.poll().unwrap().unwrap_err().contains("later"));
+    }
+
+    #[test]
+    fn without_a_file_there_is_nothing_to_reload() {
+        let (mut source, tree) = RulesSource::load(None).unwrap();
+        assert_eq!(tree.root.id, "0");
+        source.reload_flag().store(true, Ordering::SeqCst);
+        assert!(source.poll().is_none());
+    }
+}
