@@ -120,17 +120,19 @@ async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
 
     let mut worker = run.start("run");
     let mut sink = run.start("sink");
-    produce(&run, batch(25)).await;
-    wait_for_alerts(&run, 100, Duration::from_secs(60)).await;
+    // Alerts from 4 groups of 5,000 hosts before the outage, and again (re-sent) during it.
+    produce(&run, batch(5_000)).await;
+    wait_for_alerts(&run, 20_000, Duration::from_secs(120)).await;
 
     clickhouse.stack("down");
-    produce(&run, batch(40)).await;
+    produce(&run, batch(5_000)).await;
+    produce(&run, batch(2_500)).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(sink.try_wait().unwrap().is_none(), "the sink keeps running through the outage");
     clickhouse.stack("up");
 
     let total: u64 = sent.values().sum();
-    let counts = wait_for_alerts(&run, total, Duration::from_secs(90)).await;
+    let counts = wait_for_alerts(&run, total, Duration::from_secs(180)).await;
     assert_eq!(counts.rows, total, "every alert exactly once");
     assert_eq!(counts.distinct_offsets, total);
 

@@ -69,21 +69,30 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn killing_the_worker_repeatedly_loses_and_duplicates_nothing() {
+async fn killing_the_worker_ten_times_during_200k_alerts_loses_and_duplicates_nothing() {
     let run = Run::new("kill");
     create_topics(&run.config).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
-    let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
+    // 40 groups of 5 to 44 alerts: 980 alerts a round, re-sent each round.
+    let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();
     let mut worker = run.start("run");
-    for k in 0..4 {
-        // Re-sends of the same alerts each round: every one must be counted exactly once.
-        produce(&run, round(&encoder, &names, &mut sent)).await;
-        tokio::time::sleep(Duration::from_millis(300 + 400 * k)).await;
+    let mut pause = 97_u64;
+    for kill in 0..10 {
+        let mut records = Vec::new();
+        for _ in 0..21 {
+            records.extend(round(&encoder, &names, &mut sent));
+        }
+        produce(&run, records).await;
+        // SIGKILL at a varying point: mid-restore, mid-stream or mid-transaction.
+        pause = (pause * 7_919 + 13) % 2_500;
+        tokio::time::sleep(Duration::from_millis(200 + pause)).await;
         worker.kill().unwrap();
         worker.wait().unwrap();
+        eprintln!("kill {} after {} alerts", kill + 1, sent.values().sum::<i64>());
         worker = run.start("run");
     }
+    assert!(sent.values().sum::<i64>() >= 200_000);
     let counts = wait_for_counts(&run, &sent).await;
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());

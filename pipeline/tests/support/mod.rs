@@ -121,14 +121,21 @@ pub async fn produce(run: &Run, records: Vec<(String, Vec<u8>)>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &run.config.kafka.brokers)
         .set("enable.idempotence", "true")
+        .set("queue.buffering.max.messages", "1000000")
         .create()
         .unwrap();
-    for (key, value) in records {
-        producer
-            .send(FutureRecord::to(&run.config.topics.alerts).key(&key).payload(&value), Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+    // Queue everything first, then wait for every acknowledgement: one round trip per batch, not per record.
+    let deliveries: Vec<_> = records
+        .iter()
+        .map(|(key, value)| {
+            producer
+                .send_result(FutureRecord::to(&run.config.topics.alerts).key(key).payload(value))
+                .map_err(|(e, _)| e)
+                .unwrap()
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
     }
 }
 
