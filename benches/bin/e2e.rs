@@ -73,6 +73,7 @@ fn main() -> anyhow::Result<()> {
         ("QUENCH_TOPICS__STATE", format!("{prefix}-state")),
         ("QUENCH_TOPICS__DLQ", format!("{prefix}-dlq")),
         ("QUENCH_TOPICS__ACTIONS", format!("{prefix}-actions")),
+        ("QUENCH_TOPICS__REKEY", format!("{prefix}-rekey")),
         ("QUENCH_TOPICS__PARTITIONS", args.partitions.to_string()),
         ("QUENCH_WORKER__GROUP_ID", format!("{prefix}-worker")),
         ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),

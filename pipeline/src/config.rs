@@ -40,6 +40,9 @@ pub struct WorkerConfig {
     /// After this long without records, a partition's event time advances with the wall clock,
     /// so that an idle partition still flushes its windows.
     pub idle_timeout_ms: u64,
+    /// Whether producers key `alerts` by group key (Quench's ingest connectors do). When false, a
+    /// re-keying stage first writes every alert to `topics.rekey` keyed by group key.
+    pub input_keyed_by_group: bool,
     /// How long the group waits for a silent worker before moving its partitions.
     pub session_timeout_ms: u64,
     /// Routes and windows (TOML); the built-in default groups by alertname with Alertmanager's timings.
@@ -54,6 +57,7 @@ impl Default for WorkerConfig {
             commit_interval_ms: 100,
             allowed_lateness_ms: 5_000,
             idle_timeout_ms: 2_000,
+            input_keyed_by_group: true,
             session_timeout_ms: 15_000,
             rules: None,
         }
@@ -133,6 +137,8 @@ pub struct TopicsConfig {
     pub state: String,
     pub dlq: String,
     pub actions: String,
+    /// Internal repartition topic of the re-keying stage.
+    pub rekey: String,
     pub partitions: i32,
     pub replication_factor: i32,
 }
@@ -146,6 +152,7 @@ impl Default for TopicsConfig {
             state: "quench-state".into(),
             dlq: "alerts-dlq".into(),
             actions: "incident-actions".into(),
+            rekey: "quench-rekey".into(),
             partitions: 4,
             replication_factor: 1,
         }

@@ -180,3 +180,37 @@ async fn a_rebalance_between_two_workers_loses_and_duplicates_nothing() {
     assert!(second.wait().unwrap().success());
     assert_exactly_once(&run, &sent, counts).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_not_keyed_by_group_are_re_keyed_and_still_counted_exactly_once() {
+    let mut run = Run::new("rekey");
+    run.set("QUENCH_WORKER__INPUT_KEYED_BY_GROUP", "false");
+    create_topics(&run.config).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let mut worker = run.start("run");
+    for k in 0..3 {
+        // Keyed by instance, as a producer that knows nothing of Quench's groups would: the alerts
+        // of one group land in every partition.
+        let records: Vec<(String, Vec<u8>)> = round(&encoder, &names, &mut sent)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (_, value))| (format!("host-{i}"), value))
+            .chain(std::iter::once(("junk".to_string(), b"junk".to_vec())))
+            .collect();
+        produce(&run, records).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        if k == 1 {
+            worker.kill().unwrap();
+            worker.wait().unwrap();
+            worker = run.start("run");
+        }
+    }
+    let counts = wait_for_counts(&run, &sent).await;
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+    assert_exactly_once(&run, &sent, counts).await;
+    let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| seen.len() >= 3);
+    assert_eq!(dlq.len(), 3, "each junk record dead-lettered once, by the re-keying stage");
+}

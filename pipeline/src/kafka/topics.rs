@@ -20,13 +20,15 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, Topic
     let t = &config.topics;
     let compacted: &[(&str, &str)] = &[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
     let two_weeks: &[(&str, &str)] = &[("cleanup.policy", "delete"), ("retention.ms", "1209600000")];
-    let specs: [(&str, &[(&str, &str)]); 6] = [
+    let one_day: &[(&str, &str)] = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
+    let specs: [(&str, &[(&str, &str)]); 7] = [
         (&t.alerts, two_weeks),
         (&t.incidents, compacted),
         (&t.routing, two_weeks),
         (&t.state, compacted),
         (&t.dlq, two_weeks),
         (&t.actions, two_weeks),
+        (&t.rekey, one_day),
     ];
     let new_topics: Vec<NewTopic> = specs
         .iter()

@@ -131,6 +131,15 @@ impl RouteTree {
         Ok(Self { root })
     }
 
+    /// The route with this id (`0.2.1`), if the tree has it.
+    pub fn route(&self, id: &str) -> Option<&Route> {
+        let mut route = &self.root;
+        for step in id.split('.').skip(1) {
+            route = route.children.get(step.parse::<usize>().ok()?)?;
+        }
+        (route.id == id).then_some(route)
+    }
+
     /// Every route the alert lands on (at least the root, whose matchers are ignored as in
     /// Alertmanager, where the root route matches every alert).
     pub fn routes_for<'a>(&'a self, labels: &BTreeMap<String, String>) -> Vec<&'a Route> {
@@ -269,6 +278,15 @@ mod tests {
             "first non-continue match stops"
         );
         assert_eq!(ids(&tree, &labels(&[("team", "ops")])), ["0"], "no child matches: the root takes it");
+    }
+
+    #[test]
+    fn routes_are_found_by_id() {
+        let tree = RouteTree::parse(RULES).unwrap();
+        assert_eq!(tree.route("0.1.0").unwrap().timing.group_wait, Duration::ZERO);
+        assert_eq!(tree.route("0").unwrap().id, "0");
+        assert!(tree.route("0.7").is_none());
+        assert!(tree.route("1.0").is_none());
     }
 
     #[test]

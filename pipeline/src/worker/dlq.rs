@@ -2,8 +2,9 @@
 //! with the reason and their origin in headers, in the same transaction as everything else.
 
 use rdkafka::{
-    message::{Header, OwnedHeaders},
+    message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
+    Message,
 };
 
 pub struct DeadLetter {
@@ -16,6 +17,17 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    pub fn from_message(message: &OwnedMessage, reason: String) -> Self {
+        Self {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            reason,
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+        }
+    }
+
     pub fn record<'a>(&'a self, dlq_topic: &'a str) -> BaseRecord<'a, [u8], [u8]> {
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();

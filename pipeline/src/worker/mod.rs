@@ -15,40 +15,33 @@
 mod changelog;
 mod clock;
 mod dlq;
+mod rekey;
+mod transaction;
 
 use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use quench_schemas::{Alert, Decoder, Encoder, Incident, RoutingEvent};
-use rdkafka::{
-    consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
-    error::KafkaError,
-    producer::{BaseProducer, BaseRecord, Producer},
-    types::RDKafkaErrorCode,
-    ClientContext, Message, Offset, TopicPartitionList,
-};
+use rdkafka::{message::OwnedMessage, producer::BaseRecord, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::{
     config::Config,
     fingerprint::fingerprint,
     http::Readiness,
-    kafka::client_config,
     preflight::registry_client,
     rules::{RouteTree, RulesSource},
     window::{Output, Placement, Windows},
 };
 use clock::Clock;
 use dlq::DeadLetter;
-
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+use transaction::{Rebalanced, Session};
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
 pub async fn run(
@@ -60,49 +53,26 @@ pub async fn run(
     let registry = registry_client(&config)?;
     let incidents = Encoder::<Incident>::register(&registry, &config.topics.incidents).await?;
     let routing = Encoder::<RoutingEvent>::register(&registry, &config.topics.routing).await?;
-    let decoder = Decoder::<Alert>::new(registry);
+    let decoder = Decoder::<Alert>::new(registry.clone());
     let handle = Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let rekeying = if config.worker.input_keyed_by_group {
+        None
+    } else {
+        let (config, shutdown, handle) = (config.clone(), shutdown.clone(), handle.clone());
+        let rules = RulesSource::load(config.worker.rules.clone()).map_err(anyhow::Error::msg)?;
+        let decoder = Decoder::<Alert>::new(registry);
+        Some(tokio::task::spawn_blocking(move || {
+            rekey::run(&config, &instance_id(&config), rules, &decoder, &handle, &shutdown)
+        }))
+    };
+    let worker = tokio::task::spawn_blocking(move || {
         let mut worker = Worker::start(config, rules, decoder, incidents, routing, handle, readiness)?;
         worker.run(&shutdown)
-    })
-    .await?
-}
-
-/// What the consumer's rebalance callbacks tell the loop.
-enum Rebalanced {
-    Revoked,
-    Assigned(Vec<i32>),
-}
-
-struct RebalanceContext {
-    producer: Arc<BaseProducer>,
-    events: Mutex<Vec<Rebalanced>>,
-    in_transaction: Arc<AtomicBool>,
-}
-
-impl ClientContext for RebalanceContext {}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            // Abort before the partitions move, so that their next owner's read_committed
-            // changelog restore is not held up by this worker's open transaction.
-            if self.in_transaction.swap(false, Ordering::SeqCst) {
-                if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    tracing::error!(error = %e, "aborting the transaction on revoke failed");
-                }
-            }
-            self.events.lock().expect("rebalance events").push(Rebalanced::Revoked);
-        }
+    });
+    if let Some(rekeying) = rekeying {
+        rekeying.await??;
     }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let partitions = list.elements().iter().map(|e| e.partition()).collect();
-            self.events.lock().expect("rebalance events").push(Rebalanced::Assigned(partitions));
-        }
-    }
+    worker.await?
 }
 
 struct PartitionState {
@@ -123,9 +93,9 @@ struct Worker {
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
     handle: Handle,
-    producer: Arc<BaseProducer>,
-    consumer: BaseConsumer<RebalanceContext>,
-    in_transaction: Arc<AtomicBool>,
+    session: Session,
+    /// The topic read: `alerts`, or the re-keyed topic.
+    input: String,
     partitions: HashMap<i32, PartitionState>,
     dead_letters: Vec<DeadLetter>,
 }
@@ -140,35 +110,11 @@ impl Worker {
         handle: Handle,
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
-        let instance = config.worker.instance_id.clone().unwrap_or_else(hostname);
-        let producer: BaseProducer = client_config(&config.kafka, "worker")
-            .set("transactional.id", format!("{}-{instance}", config.worker.group_id))
-            .set("enable.idempotence", "true")
-            .set("transaction.timeout.ms", "30000")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .create()?;
-        producer.init_transactions(TXN_TIMEOUT).context("initialising the transactional producer")?;
-        let producer = Arc::new(producer);
-        let in_transaction = Arc::new(AtomicBool::new(false));
-        let context = RebalanceContext {
-            producer: producer.clone(),
-            events: Mutex::new(Vec::new()),
-            in_transaction: in_transaction.clone(),
-        };
-        let consumer: BaseConsumer<RebalanceContext> = client_config(&config.kafka, "worker")
-            .set("group.id", &config.worker.group_id)
-            // Static membership: a restarted worker takes its partitions back at once instead of
-            // waiting for its previous incarnation's session to time out.
-            .set("group.instance.id", &instance)
-            .set("session.timeout.ms", config.worker.session_timeout_ms.to_string())
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "range")
-            .create_with_context(context)?;
-        consumer.subscribe(&[&config.topics.alerts])?;
-        tracing::info!(instance, group = %config.worker.group_id, topic = %config.topics.alerts, "worker started");
+        let instance = instance_id(&config);
+        let input =
+            if config.worker.input_keyed_by_group { config.topics.alerts.clone() } else { config.topics.rekey.clone() };
+        let session = Session::connect(&config, "worker", &config.worker.group_id, &instance, &input)?;
+        tracing::info!(instance, group = %config.worker.group_id, topic = %input, "worker started");
         readiness.not_ready("joining the consumer group");
         Ok(Self {
             config,
@@ -179,9 +125,8 @@ impl Worker {
             incidents,
             routing,
             handle,
-            producer,
-            consumer,
-            in_transaction,
+            session,
+            input,
             partitions: HashMap::new(),
             dead_letters: Vec::new(),
         })
@@ -191,7 +136,7 @@ impl Worker {
         let interval = Duration::from_millis(self.config.worker.commit_interval_ms);
         let mut last_commit = Instant::now();
         while !shutdown.load(Ordering::SeqCst) {
-            let polled = self.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
+            let polled = self.session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
             self.apply_rebalances()?;
             if let Some(message) = polled {
                 let message = message?;
@@ -211,9 +156,7 @@ impl Worker {
     }
 
     fn apply_rebalances(&mut self) -> anyhow::Result<()> {
-        let events: Vec<Rebalanced> =
-            std::mem::take(&mut *self.consumer.context().events.lock().expect("rebalance events"));
-        for event in events {
+        for event in self.session.rebalances() {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
@@ -265,32 +208,14 @@ impl Worker {
         }
     }
 
-    fn process(&mut self, message: &rdkafka::message::OwnedMessage) -> anyhow::Result<()> {
+    fn process(&mut self, message: &OwnedMessage) -> anyhow::Result<()> {
         let partition = message.partition();
-        let dead = |reason: String| DeadLetter {
-            key: message.key().map(<[u8]>::to_vec),
-            payload: message.payload().map(<[u8]>::to_vec),
-            reason,
-            topic: message.topic().to_string(),
-            partition,
-            offset: message.offset(),
-        };
         let state = self.partitions.get_mut(&partition).expect("checked by the caller");
         state.next_offset = Some(message.offset() + 1);
-        let decoded = match message.payload() {
-            // Only a schema id seen for the first time costs a registry call.
-            Some(bytes) => match self.decoder.try_decode(bytes) {
-                Some(decoded) => decoded,
-                None => self.handle.block_on(self.decoder.decode(bytes)),
-            }
-            .map_err(|e| e.to_string()),
-            None => Err("record has no value".to_string()),
-        };
-        let alert = match decoded {
+        let alert = match decode(&self.decoder, &self.handle, message) {
             Ok(alert) => alert,
             Err(reason) => {
-                metrics::counter!("quench_dlq_records_total", "reason" => "undecodable").increment(1);
-                self.dead_letters.push(dead(reason));
+                self.dead_letters.push(DeadLetter::from_message(message, reason));
                 return Ok(());
             }
         };
@@ -304,14 +229,18 @@ impl Worker {
         if let Some(watermark) = state.clock.watermark() {
             state.windows.tick(watermark, &mut state.outputs);
         }
-        let routes = self.rules.routes_for(&alert.labels);
+        // A re-keyed record names its route; a route that a reload removed is looked up again.
+        let routes = match rekey::route_of(message).and_then(|id| self.rules.route(&id)) {
+            Some(route) => vec![route],
+            None => self.rules.routes_for(&alert.labels),
+        };
         let mut placements = Vec::with_capacity(routes.len());
         for route in routes {
             match route.group_key(&alert.tenant, &alert.labels) {
                 Ok((key, group_labels)) => placements.push(Placement { key, group_labels, timing: route.timing }),
                 Err(missing) => {
                     metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
-                    self.dead_letters.push(dead(missing.to_string()));
+                    self.dead_letters.push(DeadLetter::from_message(message, missing.to_string()));
                     return Ok(());
                 }
             }
@@ -337,29 +266,25 @@ impl Worker {
                 changes.push((*partition, key.0, group.map(serde_json::to_vec).transpose()?));
             }
             if let Some(offset) = state.next_offset.take() {
-                offsets.add_partition_offset(&self.config.topics.alerts, *partition, Offset::Offset(offset))?;
+                offsets.add_partition_offset(&self.input, *partition, Offset::Offset(offset))?;
             }
         }
         if outputs.is_empty() && changes.is_empty() && offsets.count() == 0 && self.dead_letters.is_empty() {
             return Ok(());
         }
-        self.producer.begin_transaction()?;
-        self.in_transaction.store(true, Ordering::SeqCst);
+        self.session.begin()?;
         for output in &outputs {
             match output {
                 Output::Incident(incident) => {
                     let value = self.incidents.encode(incident)?;
-                    send(
-                        &self.producer,
+                    self.session.send(
                         BaseRecord::to(&self.config.topics.incidents).key(&incident.incident_id).payload(&value),
                     )?;
                 }
                 Output::Routing(event) => {
                     let value = self.routing.encode(event)?;
-                    send(
-                        &self.producer,
-                        BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value),
-                    )?;
+                    self.session
+                        .send(BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value))?;
                 }
             }
         }
@@ -368,17 +293,12 @@ impl Worker {
             if let Some(value) = value {
                 record = record.payload(value);
             }
-            send(&self.producer, record)?;
+            self.session.send(record)?;
         }
         for letter in self.dead_letters.drain(..) {
-            send(&self.producer, letter.record(&self.config.topics.dlq))?;
+            self.session.send(letter.record(&self.config.topics.dlq))?;
         }
-        if offsets.count() > 0 {
-            let metadata = self.consumer.group_metadata().context("consumer group metadata")?;
-            self.producer.send_offsets_to_transaction(&offsets, &metadata, TXN_TIMEOUT)?;
-        }
-        self.producer.commit_transaction(TXN_TIMEOUT).context("committing the transaction")?;
-        self.in_transaction.store(false, Ordering::SeqCst);
+        self.session.commit(&offsets)?;
         let incidents = outputs.iter().filter(|o| matches!(o, Output::Incident(_))).count();
         metrics::counter!("quench_incident_updates_total").increment(incidents as u64);
         metrics::counter!("quench_routing_events_total").increment((outputs.len() - incidents) as u64);
@@ -389,21 +309,25 @@ impl Worker {
     }
 }
 
-/// Sends a record, waiting for room when librdkafka's local queue is full.
-fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
-    producer: &BaseProducer,
-    mut record: BaseRecord<'_, K, P>,
-) -> anyhow::Result<()> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
-            Err((e, _)) => return Err(e.into()),
+/// Decodes an alert record; only a schema id seen for the first time costs a registry call.
+fn decode(decoder: &Decoder<Alert>, handle: &Handle, message: &OwnedMessage) -> Result<Alert, String> {
+    let decoded = match message.payload() {
+        Some(bytes) => match decoder.try_decode(bytes) {
+            Some(decoded) => decoded,
+            None => handle.block_on(decoder.decode(bytes)),
         }
+        .map_err(|e| e.to_string()),
+        None => Err("record has no value".to_string()),
+    };
+    if decoded.is_err() {
+        metrics::counter!("quench_dlq_records_total", "reason" => "undecodable").increment(1);
     }
+    decoded
+}
+
+/// `worker.instance_id`, or the host name.
+fn instance_id(config: &Config) -> String {
+    config.worker.instance_id.clone().unwrap_or_else(hostname)
 }
 
 fn hostname() -> String {

@@ -40,6 +40,7 @@ impl Run {
             ("QUENCH_TOPICS__STATE", format!("{prefix}-state")),
             ("QUENCH_TOPICS__DLQ", format!("{prefix}-dlq")),
             ("QUENCH_TOPICS__ACTIONS", format!("{prefix}-actions")),
+            ("QUENCH_TOPICS__REKEY", format!("{prefix}-rekey")),
             ("QUENCH_TOPICS__PARTITIONS", "3".into()),
             ("QUENCH_WORKER__GROUP_ID", format!("{prefix}-worker")),
             ("QUENCH_WORKER__INSTANCE_ID", "w1".into()),

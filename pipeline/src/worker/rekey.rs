@@ -1,0 +1,121 @@
+//! Re-keying, for alert topics that are not keyed by group key (`worker.input_keyed_by_group =
+//! false`): as Kafka Streams does with a repartition topic, a first stage reads `alerts`, works out
+//! each alert's group key(s) with the same route tree, and writes the original bytes to the internal
+//! `quench-rekey` topic keyed by group key, with the route in a `quench.route` header. The worker
+//! then reads that topic, so every alert of a group meets in one worker. The stage commits its
+//! input offsets in the same transaction as its output, so each alert is re-keyed exactly once.
+
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use quench_schemas::{Alert, Decoder};
+use rdkafka::{
+    message::{Header, Headers, OwnedHeaders, OwnedMessage},
+    producer::BaseRecord,
+    Message, Offset, TopicPartitionList,
+};
+use tokio::runtime::Handle;
+
+use super::{
+    decode,
+    dlq::DeadLetter,
+    transaction::{Rebalanced, Session},
+};
+use crate::{
+    config::Config,
+    rules::{RouteTree, RulesSource},
+};
+
+pub const ROUTE_HEADER: &str = "quench.route";
+
+/// The route a re-keyed record was placed on, if it came through this stage.
+pub fn route_of(message: &OwnedMessage) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == ROUTE_HEADER)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+pub fn run(
+    config: &Config,
+    instance: &str,
+    (mut rules, mut tree): (RulesSource, RouteTree),
+    decoder: &Decoder<Alert>,
+    handle: &Handle,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<()> {
+    let group = format!("{}-rekey", config.worker.group_id);
+    let session = Session::connect(config, "rekey", &group, instance, &config.topics.alerts)?;
+    tracing::info!(group, from = %config.topics.alerts, to = %config.topics.rekey, "re-keying stage started");
+    let interval = Duration::from_millis(config.worker.commit_interval_ms);
+    let mut last_commit = Instant::now();
+    let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    while !shutdown.load(Ordering::SeqCst) {
+        let polled = session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
+        if session.rebalances().iter().any(|r| matches!(r, Rebalanced::Revoked)) {
+            offsets.clear();
+        }
+        if let Some(message) = polled {
+            let message = message?;
+            if !session.in_transaction() {
+                session.begin()?;
+            }
+            rekey(config, &session, &tree, decoder, handle, &message)?;
+            offsets.insert(message.partition(), message.offset() + 1);
+        }
+        if last_commit.elapsed() >= interval {
+            commit(config, &session, &mut offsets)?;
+            if let Some(Ok(new)) = rules.poll() {
+                tree = new;
+            }
+            last_commit = Instant::now();
+        }
+    }
+    commit(config, &session, &mut offsets)
+}
+
+fn rekey(
+    config: &Config,
+    session: &Session,
+    tree: &RouteTree,
+    decoder: &Decoder<Alert>,
+    handle: &Handle,
+    message: &OwnedMessage,
+) -> anyhow::Result<()> {
+    let alert = match decode(decoder, handle, message) {
+        Ok(alert) => alert,
+        Err(reason) => return session.send(DeadLetter::from_message(message, reason).record(&config.topics.dlq)),
+    };
+    let mut placed = Vec::new();
+    for route in tree.routes_for(&alert.labels) {
+        match route.group_key(&alert.tenant, &alert.labels) {
+            Ok((key, _)) => placed.push((key.0, route.id.clone())),
+            Err(missing) => {
+                metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
+                return session.send(DeadLetter::from_message(message, missing.to_string()).record(&config.topics.dlq));
+            }
+        }
+    }
+    let payload = message.payload().unwrap_or_default();
+    for (key, route) in &placed {
+        let headers = OwnedHeaders::new().insert(Header { key: ROUTE_HEADER, value: Some(route.as_bytes()) });
+        session.send(BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(key).payload(payload).headers(headers))?;
+    }
+    Ok(())
+}
+
+fn commit(config: &Config, session: &Session, offsets: &mut BTreeMap<i32, i64>) -> anyhow::Result<()> {
+    if !session.in_transaction() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in std::mem::take(offsets) {
+        list.add_partition_offset(&config.topics.alerts, partition, Offset::Offset(offset))?;
+    }
+    session.commit(&list)
+}
