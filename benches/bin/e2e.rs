@@ -3,6 +3,7 @@
 //! - the rate at which the workers drain a pre-loaded alert topic (alerts/s, transactions on),
 //! - the raw rate of a bare rdkafka consumer reading the same topic, and the ratio,
 //! - incidents per 1,000 alerts and worker RSS,
+//! - with `--truth FILE`: the generator's root causes, the ground truth to compare incidents with;
 //! - with `--paced-rate R`: p50/p99 latency from an alert's produce time to the incident it
 //!   opened appearing on `incidents` (read_committed), with group_wait subtracted.
 //!
@@ -52,6 +53,9 @@ struct Args {
     /// and measure latency.
     #[arg(long)]
     paced_rate: Option<u64>,
+    /// Write the ground truth (one JSON line per root cause: id, kind, alerts) to this file.
+    #[arg(long)]
+    truth: Option<PathBuf>,
     /// The quench binary (default: $CARGO_TARGET_DIR/release/quench or target/release/quench).
     #[arg(long)]
     quench: Option<PathBuf>,
@@ -104,6 +108,11 @@ fn main() -> anyhow::Result<()> {
     };
     let storm = loadgen::generate(&corpus, &storm_config, "bench");
     let n = storm.alerts.len();
+    if let Some(path) = &args.truth {
+        let lines: Vec<String> = storm.causes.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+        std::fs::write(path, lines.join("\n") + "\n")?;
+        println!("truth: {} causes written to {}", storm.causes.len(), path.display());
+    }
     println!(
         "load: {n} alerts from {} causes ({} storms), {} partitions, {} worker(s)",
         storm.causes.len(),
