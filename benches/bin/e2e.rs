@@ -19,20 +19,16 @@ use std::{
 
 use clap::Parser;
 use quench_pipeline::{
-    config::Config,
+    config::{isolated_names, Config},
     corpus,
-    fingerprint::fingerprint_hex,
     kafka::{client_config, create_topics},
-    loadgen::{self, StormConfig},
+    loadgen::{self, AlertProducer, StormConfig},
     preflight::registry_client,
     rules::RouteTree,
 };
-use quench_schemas::{Alert, Decoder, Encoder, Incident};
+use quench_schemas::{Alert, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    error::KafkaError,
-    producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer},
-    types::RDKafkaErrorCode,
     Message, Offset, TopicPartitionList,
 };
 
@@ -70,28 +66,21 @@ fn main() -> anyhow::Result<()> {
     let rules_path = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
     std::fs::write(&rules_path, format!("[route]\ngroup_by = [\"alertname\", \"service\"]\ngroup_wait = \"{GROUP_WAIT_MS}ms\"\ngroup_interval = \"5s\"\nresolve_timeout = \"5m\"\n"))?;
     let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUENCH_")).collect();
-    for (k, v) in [
-        ("QUENCH_TOPICS__ALERTS", format!("{prefix}-alerts")),
-        ("QUENCH_TOPICS__INCIDENTS", format!("{prefix}-incidents")),
-        ("QUENCH_TOPICS__ROUTING", format!("{prefix}-routing")),
-        ("QUENCH_TOPICS__STATE", format!("{prefix}-state")),
-        ("QUENCH_TOPICS__DLQ", format!("{prefix}-dlq")),
-        ("QUENCH_TOPICS__ACTIONS", format!("{prefix}-actions")),
-        ("QUENCH_TOPICS__REKEY", format!("{prefix}-rekey")),
+    let settings: [(&str, String); 6] = [
         ("QUENCH_TOPICS__PARTITIONS", args.partitions.to_string()),
-        ("QUENCH_WORKER__GROUP_ID", format!("{prefix}-worker")),
         ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
         ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "200".into()),
         ("QUENCH_WORKER__RULES", rules_path.display().to_string()),
         ("QUENCH_HTTP__LISTEN", String::new()),
         ("QUENCH_LOG__LEVEL", "warn".into()),
-    ] {
-        env.retain(|(key, _)| key != k);
-        env.push((k.to_string(), v));
+    ];
+    let own = settings.into_iter().map(|(k, v)| (k.to_string(), v));
+    for (key, value) in isolated_names(&prefix).into_iter().chain(own) {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
     }
     let config = Config::load(None, env.clone())?;
     rt.block_on(create_topics(&config))?;
-    let encoder = rt.block_on(Encoder::<Alert>::register(&registry_client(&config)?, &config.topics.alerts))?;
 
     let corpus = corpus::load(&args.corpus)?;
     let storm_config = StormConfig {
@@ -123,42 +112,14 @@ fn main() -> anyhow::Result<()> {
     let rules = RouteTree::load(&rules_path).map_err(anyhow::Error::msg)?;
     let quench = args.quench.clone().unwrap_or_else(default_quench);
 
-    let producer: ThreadedProducer<DefaultProducerContext> = client_config(&config.kafka, "bench")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "20")
-        .set("batch.size", "1000000")
-        .set("compression.type", "lz4")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    let produce = |alert: &Alert, base: i64| -> anyhow::Result<()> {
-        let mut alert = alert.clone();
-        alert.starts_at += base;
-        alert.received_at += base;
-        alert.ends_at = alert.ends_at.map(|t| t + base);
-        let key = rules.routes_for(&alert.labels)[0]
-            .group_key(&alert.tenant, &alert.labels)
-            .map(|(k, _)| k.0)
-            .unwrap_or_else(|_| fingerprint_hex(&alert.labels));
-        let payload = encoder.encode(&alert)?;
-        let mut record = BaseRecord::to(&config.topics.alerts).key(&key).payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
-    };
+    let producer = rt.block_on(AlertProducer::new(&config, rules, "bench"))?;
 
     match args.paced_rate {
         None => {
             let started = Instant::now();
             let base = now_ms();
             for alert in &storm.alerts {
-                produce(alert, base)?;
+                producer.send(alert, base)?;
             }
             producer.flush(Duration::from_secs(120))?;
             println!(
@@ -188,7 +149,7 @@ fn main() -> anyhow::Result<()> {
         Some(rate) => {
             let mut workers = start_workers(&quench, &env, args.workers)?;
             std::thread::sleep(Duration::from_secs(5));
-            let latencies = rt.block_on(paced(&config, &storm.alerts, rate, &produce))?;
+            let latencies = rt.block_on(paced(&config, &storm.alerts, rate, &producer))?;
             stop(&mut workers);
             report_latency(&latencies);
         }
@@ -315,12 +276,7 @@ async fn distinct_incidents(config: &Config) -> anyhow::Result<usize> {
 
 /// Produces at `rate` alerts/s with current times and measures, for every incident's first
 /// state on `incidents`, the delay from its first alert's produce time, minus group_wait.
-async fn paced(
-    config: &Config,
-    alerts: &[Alert],
-    rate: u64,
-    produce: &dyn Fn(&Alert, i64) -> anyhow::Result<()>,
-) -> anyhow::Result<Vec<i64>> {
+async fn paced(config: &Config, alerts: &[Alert], rate: u64, producer: &AlertProducer) -> anyhow::Result<Vec<i64>> {
     let decoder = Decoder::<Incident>::new(registry_client(config)?);
     let consumer: BaseConsumer = client_config(&config.kafka, "bench-latency")
         .set("group.id", format!("{}-latency", config.topics.incidents))
@@ -345,7 +301,7 @@ async fn paced(
             alert.starts_at = 0;
             alert.received_at = 0;
             alert.ends_at = alert.ends_at.map(|_| 0);
-            produce(&alert, now_ms())?;
+            producer.send(&alert, now_ms())?;
             next += 1;
         }
         if let Some(m) = consumer.poll(Duration::from_millis(1)) {

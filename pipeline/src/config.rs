@@ -309,6 +309,25 @@ impl Config {
     }
 }
 
+/// `QUENCH_*` settings that give every topic and consumer group a name of its own under `prefix`,
+/// so that test runs and benchmarks can share a cluster without reading each other's records.
+pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
+    [
+        ("TOPICS__ALERTS", "alerts"),
+        ("TOPICS__INCIDENTS", "incidents"),
+        ("TOPICS__ROUTING", "routing"),
+        ("TOPICS__STATE", "state"),
+        ("TOPICS__DLQ", "dlq"),
+        ("TOPICS__ACTIONS", "actions"),
+        ("TOPICS__REKEY", "rekey"),
+        ("WORKER__GROUP_ID", "worker"),
+        ("SINK__GROUP_ID", "sink"),
+    ]
+    .into_iter()
+    .map(|(key, name)| (format!("{ENV_PREFIX}{key}"), format!("{prefix}-{name}")))
+    .collect()
+}
+
 /// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
 fn parse_scalar(raw: &str) -> toml::Value {
     format!("v = {raw}")
@@ -385,6 +404,14 @@ mod tests {
         assert!(err.contains("QUENCH_KAFKA__BROKERZ"), "{err}");
         let err = Config::load(None, env(&[("QUENCH_NOPE__X", "1")])).unwrap_err().to_string();
         assert!(err.contains("`nope`"), "{err}");
+    }
+
+    #[test]
+    fn isolated_names_are_valid_overrides_under_the_prefix() {
+        let config = Config::load(None, isolated_names("t1")).unwrap();
+        assert_eq!(config.topics.alerts, "t1-alerts");
+        assert_eq!(config.topics.rekey, "t1-rekey");
+        assert_eq!(config.sink.group_id, "t1-sink");
     }
 
     #[test]

@@ -9,24 +9,15 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clickhouse::{Client, Row};
-use quench_schemas::{Alert, Encoder};
-use rdkafka::{
-    error::KafkaError,
-    producer::{FutureProducer, FutureRecord},
-    types::RDKafkaErrorCode,
-};
 use serde::Deserialize;
 
 use crate::{
     config::Config,
     corpus,
-    fingerprint::fingerprint_hex,
     init::init,
-    kafka::client_config,
-    loadgen::{self, StormConfig},
-    preflight::registry_client,
+    loadgen::{self, AlertProducer, StormConfig},
     rules::{RouteTree, RulesSource},
     sink, worker,
 };
@@ -74,7 +65,12 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     let rules = tree;
 
     let started = Instant::now();
-    produce(config, &rules, storm.alerts.clone()).await?;
+    let producer = AlertProducer::new(config, rules.clone(), "demo").await?;
+    let now = now_millis();
+    for alert in &storm.alerts {
+        producer.send(alert, now)?;
+    }
+    tokio::task::block_in_place(|| producer.flush(Duration::from_secs(120)))?;
     let elapsed = started.elapsed();
     step(
         "produce",
@@ -106,48 +102,6 @@ fn step(name: &str, text: impl AsRef<str>) {
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
-
-/// Produces the storm with times shifted to now, each alert keyed by its group key.
-async fn produce(config: &Config, rules: &RouteTree, alerts: Vec<Alert>) -> anyhow::Result<()> {
-    let registry = registry_client(config)?;
-    let encoder = Encoder::<Alert>::register(&registry, &config.topics.alerts).await?;
-    let producer: FutureProducer = client_config(&config.kafka, "demo")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("compression.type", "lz4")
-        .create()?;
-    let base = now_millis();
-    let mut deliveries = Vec::with_capacity(alerts.len());
-    for mut alert in alerts {
-        alert.starts_at += base;
-        alert.received_at += base;
-        alert.ends_at = alert.ends_at.map(|t| t + base);
-        let key = rules.routes_for(&alert.labels)[0]
-            .group_key(&alert.tenant, &alert.labels)
-            .map(|(key, _)| key.0)
-            .unwrap_or_else(|_| fingerprint_hex(&alert.labels));
-        let payload = encoder.encode(&alert)?;
-        let mut record = FutureRecord::to(&config.topics.alerts).key(&key).payload(&payload);
-        loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break deliveries.push(delivery),
-                // The local queue is full: let librdkafka drain it rather than fail the demo.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
-    }
-    for delivery in deliveries {
-        delivery
-            .await
-            .context("producer dropped a delivery")?
-            .map_err(|(e, _)| anyhow::anyhow!("Kafka did not acknowledge an alert: {e}"))?;
-    }
-    Ok(())
 }
 
 #[derive(Row, Deserialize, PartialEq, Eq, Clone, Copy)]

@@ -98,7 +98,6 @@ async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
     let mut run = Run::new("sink");
     run.set("QUENCH_CLICKHOUSE__URL", &clickhouse.url());
     run.set("QUENCH_CLICKHOUSE__DATABASE", "quench_sink_test");
-    run.set("QUENCH_SINK__GROUP_ID", &format!("{}-sink", run.config.worker.group_id));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     run.set("QUENCH_SINK__MAX_BACKOFF_MS", "2000");
     create_topics(&run.config).await.unwrap();

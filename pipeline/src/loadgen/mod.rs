@@ -12,6 +12,7 @@
 //! the fingerprint or group key), so a harness can compare the incidents Quench made with the
 //! causes that made the alerts. Times are offsets from 0 in milliseconds; the caller shifts them.
 
+mod producer;
 mod rng;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use quench_schemas::{Alert, AlertStatus};
 
 use crate::corpus::CorpusAlert;
+pub use producer::AlertProducer;
 use rng::Rng;
 
 #[derive(Debug, Clone, clap::Args)]

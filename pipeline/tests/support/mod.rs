@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use quench_pipeline::config::Config;
+use quench_pipeline::config::{isolated_names, Config};
 use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -33,25 +33,19 @@ impl Run {
         let rules = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
         std::fs::write(&rules, "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nresolve_timeout = \"1h\"\n").unwrap();
         let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUENCH_")).collect();
-        for (key, value) in [
-            ("QUENCH_TOPICS__ALERTS", format!("{prefix}-alerts")),
-            ("QUENCH_TOPICS__INCIDENTS", format!("{prefix}-incidents")),
-            ("QUENCH_TOPICS__ROUTING", format!("{prefix}-routing")),
-            ("QUENCH_TOPICS__STATE", format!("{prefix}-state")),
-            ("QUENCH_TOPICS__DLQ", format!("{prefix}-dlq")),
-            ("QUENCH_TOPICS__ACTIONS", format!("{prefix}-actions")),
-            ("QUENCH_TOPICS__REKEY", format!("{prefix}-rekey")),
+        let settings: [(&str, String); 7] = [
             ("QUENCH_TOPICS__PARTITIONS", "3".into()),
-            ("QUENCH_WORKER__GROUP_ID", format!("{prefix}-worker")),
             ("QUENCH_WORKER__INSTANCE_ID", "w1".into()),
             ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
             ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "300".into()),
             ("QUENCH_WORKER__RULES", rules.display().to_string()),
             ("QUENCH_HTTP__LISTEN", String::new()),
             ("QUENCH_LOG__LEVEL", "warn".into()),
-        ] {
-            env.retain(|(k, _)| k != key);
-            env.push((key.into(), value));
+        ];
+        let own = settings.into_iter().map(|(k, v)| (k.to_string(), v));
+        for (key, value) in isolated_names(&prefix).into_iter().chain(own) {
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value));
         }
         let config = Config::load(None, env.clone()).unwrap();
         Self { env, config }
