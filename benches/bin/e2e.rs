@@ -39,6 +39,10 @@ struct Args {
     /// Storm size: correlated storms in the generated load (about 2,500 alerts each by default).
     #[arg(long, default_value_t = 400)]
     storms: usize,
+    /// Storms are generated and produced in this many chunks, one after the other in time (memory
+    /// holds one chunk): 2,700 storms make about 6 M alerts.
+    #[arg(long, default_value_t = 1)]
+    chunks: usize,
     /// Workers (`quench run` processes) in the group.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -95,20 +99,6 @@ fn main() -> anyhow::Result<()> {
         noise: args.storms * 5,
         span_ms: 600_000,
     };
-    let storm = loadgen::generate(&corpus, &storm_config, "bench");
-    let n = storm.alerts.len();
-    if let Some(path) = &args.truth {
-        let lines: Vec<String> = storm.causes.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
-        std::fs::write(path, lines.join("\n") + "\n")?;
-        println!("truth: {} causes written to {}", storm.causes.len(), path.display());
-    }
-    println!(
-        "load: {n} alerts from {} causes ({} storms), {} partitions, {} worker(s)",
-        storm.causes.len(),
-        args.storms,
-        args.partitions,
-        args.workers
-    );
     let rules = RouteTree::load(&rules_path).map_err(anyhow::Error::msg)?;
     let quench = args.quench.clone().unwrap_or_else(default_quench);
 
@@ -116,12 +106,35 @@ fn main() -> anyhow::Result<()> {
 
     match args.paced_rate {
         None => {
+            // Chunk after chunk, each a storm of its own later in time, so that memory holds one
+            // chunk at a time however long the run.
             let started = Instant::now();
             let base = now_ms();
-            for alert in &storm.alerts {
-                producer.send(alert, base)?;
+            let chunk_span = storm_config.span_ms + (storm_config.resends as i64 + 2) * storm_config.resend_every_ms;
+            let mut n = 0;
+            let mut causes = Vec::new();
+            for k in 0..args.chunks {
+                let storm =
+                    loadgen::generate(&corpus, &StormConfig { seed: 11 + k as u64, ..storm_config.clone() }, "bench");
+                for alert in &storm.alerts {
+                    producer.send(alert, base + k as i64 * chunk_span)?;
+                }
+                n += storm.alerts.len();
+                causes.extend(storm.causes.into_iter().map(|mut c| {
+                    c.id = format!("{k}/{}", c.id);
+                    c
+                }));
             }
             producer.flush(Duration::from_secs(120))?;
+            write_truth(args.truth.as_deref(), &causes)?;
+            println!(
+                "load: {n} alerts from {} causes ({} chunks of {} storms), {} partitions, {} worker(s)",
+                causes.len(),
+                args.chunks,
+                args.storms,
+                args.partitions,
+                args.workers
+            );
             println!(
                 "produce: {n} alerts in {:.1?} ({:.0} alerts/s)",
                 started.elapsed(),
@@ -147,6 +160,8 @@ fn main() -> anyhow::Result<()> {
             stop(&mut workers);
         }
         Some(rate) => {
+            let storm = loadgen::generate(&corpus, &storm_config, "bench");
+            write_truth(args.truth.as_deref(), &storm.causes)?;
             let mut workers = start_workers(&quench, &env, args.workers)?;
             std::thread::sleep(Duration::from_secs(5));
             let latencies = rt.block_on(paced(&config, &storm.alerts, rate, &producer))?;
@@ -154,6 +169,14 @@ fn main() -> anyhow::Result<()> {
             report_latency(&latencies);
         }
     }
+    Ok(())
+}
+
+fn write_truth(path: Option<&std::path::Path>, causes: &[loadgen::Cause]) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let lines: Vec<String> = causes.iter().map(serde_json::to_string).collect::<Result<_, _>>()?;
+    std::fs::write(path, lines.join("\n") + "\n")?;
+    println!("truth: {} causes written to {}", causes.len(), path.display());
     Ok(())
 }
 
