@@ -242,7 +242,7 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Loads `file` (if any), applies `QUENCH_*__*` overrides from `env`, and validates the result.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut tree = match file {
+        let tree = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
@@ -250,6 +250,24 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        Self::from_tree(tree, file, env)
+    }
+
+    /// This configuration with every topic and consumer group renamed under `prefix` (see
+    /// [`isolated_names`]).
+    pub fn isolated(&self, prefix: &str) -> Result<Self, ConfigError> {
+        let tree = match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(tree)) => tree,
+            other => return Err(ConfigError(format!("configuration does not serialise to a table: {other:?}"))),
+        };
+        Self::from_tree(tree, None, isolated_names(prefix))
+    }
+
+    fn from_tree(
+        mut tree: toml::Table,
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut origins = BTreeMap::new();
         for (name, value) in env {
             let Some(path) = name.strip_prefix(ENV_PREFIX).filter(|rest| rest.contains("__")) else { continue };
@@ -412,6 +430,15 @@ mod tests {
         assert_eq!(config.topics.alerts, "t1-alerts");
         assert_eq!(config.topics.rekey, "t1-rekey");
         assert_eq!(config.sink.group_id, "t1-sink");
+        let mut base = Config::load(None, env(&[("QUENCH_TOPICS__PARTITIONS", "7")])).unwrap();
+        base.worker.rules = Some("rules.toml".into());
+        let isolated = base.isolated("t2").unwrap();
+        assert_eq!(
+            (isolated.topics.incidents.as_str(), isolated.worker.group_id.as_str()),
+            ("t2-incidents", "t2-worker")
+        );
+        assert_eq!(isolated.topics.partitions, 7, "everything else is kept");
+        assert_eq!(isolated.worker.rules, base.worker.rules);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
     config::Config,
     corpus,
     init::init,
+    kafka::delete_topics,
     loadgen::{self, AlertProducer, StormConfig},
     rules::{RouteTree, RulesSource},
     sink, worker,
@@ -36,9 +37,12 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     if corpus.is_empty() {
         bail!("the corpus {} is empty", args.corpus.display());
     }
+    // Each run has topics and consumer groups of its own (deleted at the end) and is a tenant of
+    // its own in ClickHouse: the storm's compressed event time must not meet an earlier run's.
+    let run_id = format!("demo-{:x}", now_millis());
+    let config = &config.isolated(&run_id)?;
     step("init", init(config).await?.lines().join("\n             "));
 
-    let run_id = format!("demo-{:x}", now_millis());
     let storm = loadgen::generate(&corpus, &args.storm, &run_id);
     let kinds = |kind: &str| storm.causes.iter().filter(|c| c.kind == kind).count();
     step(
@@ -93,7 +97,10 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     worker.await??;
     sink.await??;
     outcome?;
-    summarize(&client, &run_id, storm.causes.len()).await
+    summarize(&client, &run_id, storm.causes.len()).await?;
+    delete_topics(config).await?;
+    step("cleanup", format!("deleted the run's topics ({run_id}-*); its rows stay in ClickHouse as tenant {run_id}"));
+    Ok(())
 }
 
 fn step(name: &str, text: impl AsRef<str>) {

@@ -2,7 +2,7 @@
 
 mod topics;
 
-pub use topics::{create_topics, TopicOutcome};
+pub use topics::{create_topics, delete_topics, TopicOutcome};
 
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},

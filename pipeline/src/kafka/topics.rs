@@ -15,22 +15,30 @@ pub enum TopicOutcome {
     Existed,
 }
 
+type Settings = &'static [(&'static str, &'static str)];
+
+const COMPACTED: Settings = &[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
+const TWO_WEEKS: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "1209600000")];
+const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
+
+/// Every topic Quench uses, with its settings.
+fn specs(config: &Config) -> [(&str, Settings); 7] {
+    let t = &config.topics;
+    [
+        (&t.alerts, TWO_WEEKS),
+        (&t.incidents, COMPACTED),
+        (&t.routing, TWO_WEEKS),
+        (&t.state, COMPACTED),
+        (&t.dlq, TWO_WEEKS),
+        (&t.actions, TWO_WEEKS),
+        (&t.rekey, ONE_DAY),
+    ]
+}
+
 /// Creates every topic Quench uses, leaving existing ones as they are.
 pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
     let t = &config.topics;
-    let compacted: &[(&str, &str)] = &[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
-    let two_weeks: &[(&str, &str)] = &[("cleanup.policy", "delete"), ("retention.ms", "1209600000")];
-    let one_day: &[(&str, &str)] = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
-    let specs: [(&str, &[(&str, &str)]); 7] = [
-        (&t.alerts, two_weeks),
-        (&t.incidents, compacted),
-        (&t.routing, two_weeks),
-        (&t.state, compacted),
-        (&t.dlq, two_weeks),
-        (&t.actions, two_weeks),
-        (&t.rekey, one_day),
-    ];
-    let new_topics: Vec<NewTopic> = specs
+    let new_topics: Vec<NewTopic> = specs(config)
         .iter()
         .map(|(name, settings)| {
             settings.iter().fold(
@@ -49,4 +57,14 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, Topic
             Err((name, code)) => Err(anyhow::anyhow!("creating topic {name} failed: {code}")),
         })
         .collect()
+}
+
+/// Deletes every topic of `config` (the demo's per-run topics).
+pub async fn delete_topics(config: &Config) -> anyhow::Result<()> {
+    let names: Vec<&str> = specs(config).iter().map(|(name, _)| *name).collect();
+    let admin: AdminClient<DefaultClientContext> = client_config(&config.kafka, "admin").create()?;
+    for result in admin.delete_topics(&names, &AdminOptions::new()).await? {
+        result.map_err(|(name, code)| anyhow::anyhow!("deleting topic {name} failed: {code}"))?;
+    }
+    Ok(())
 }

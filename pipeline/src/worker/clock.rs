@@ -1,12 +1,16 @@
 //! Per-partition event time. A partition's watermark is its newest event time minus the allowed
 //! lateness; while the partition receives nothing for `idle_timeout`, its event time advances with
 //! the wall clock, so that an idle partition still flushes its windows instead of stalling them.
+//! A partition counts as idle only once the consumer has run dry since its last record: a
+//! partition that is merely waiting its turn behind a backlog must not have its time run ahead.
 
 use std::time::{Duration, Instant};
 
 pub struct Clock {
     newest_event: Option<i64>,
     last_record: Instant,
+    /// The consumer had nothing more to give since this partition's last record.
+    caught_up: bool,
     lateness: i64,
     idle_timeout: Duration,
 }
@@ -16,6 +20,7 @@ impl Clock {
         Self {
             newest_event,
             last_record: Instant::now(),
+            caught_up: false,
             lateness: i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout,
         }
@@ -26,13 +31,20 @@ impl Clock {
         let late = self.watermark().is_some_and(|w| event_time < w);
         self.newest_event = Some(self.newest_event.map_or(event_time, |n| n.max(event_time)));
         self.last_record = Instant::now();
+        self.caught_up = false;
         late
+    }
+
+    /// The consumer returned nothing: every record fetched so far has been seen.
+    pub fn caught_up(&mut self) {
+        self.caught_up = true;
     }
 
     /// The event time up to which windows may flush; None before the first event.
     pub fn watermark(&self) -> Option<i64> {
         let idle = self.last_record.elapsed();
-        let advance = if idle >= self.idle_timeout { i64::try_from(idle.as_millis()).unwrap_or(0) } else { 0 };
+        let advance =
+            if self.caught_up && idle >= self.idle_timeout { i64::try_from(idle.as_millis()).unwrap_or(0) } else { 0 };
         self.newest_event.map(|n| n.saturating_add(advance).saturating_sub(self.lateness))
     }
 }
@@ -53,9 +65,13 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_partition_advances_with_the_wall_clock() {
-        let clock = Clock::new(Some(100_000), Duration::ZERO, Duration::ZERO);
+    fn an_idle_partition_advances_with_the_wall_clock_once_caught_up() {
+        let mut clock = Clock::new(Some(100_000), Duration::ZERO, Duration::ZERO);
         std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.watermark(), Some(100_000), "records may still be waiting behind a backlog");
+        clock.caught_up();
         assert!(clock.watermark().unwrap() >= 100_020);
+        clock.observe(100_001);
+        assert_eq!(clock.watermark(), Some(100_001), "a new record ends the idle period");
     }
 }

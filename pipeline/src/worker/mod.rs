@@ -138,11 +138,14 @@ impl Worker {
         while !shutdown.load(Ordering::SeqCst) {
             let polled = self.session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
             self.apply_rebalances()?;
-            if let Some(message) = polled {
-                let message = message?;
-                if self.partitions.contains_key(&message.partition()) {
-                    self.process(&message)?;
+            match polled {
+                Some(message) => {
+                    let message = message?;
+                    if self.partitions.contains_key(&message.partition()) {
+                        self.process(&message)?;
+                    }
                 }
+                None => self.partitions.values_mut().for_each(|p| p.clock.caught_up()),
             }
             if last_commit.elapsed() >= interval {
                 self.commit()?;
