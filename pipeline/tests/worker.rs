@@ -156,25 +156,29 @@ fn round(encoder: &Encoder<Alert>, names: &[String], sent: &mut HashMap<String, 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rebalance_between_two_workers_loses_and_duplicates_nothing() {
+async fn a_rebalance_between_two_workers_during_200k_alerts_loses_and_duplicates_nothing() {
     let run = Run::new("rebalance");
     create_topics(&run.config).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
-    let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
+    let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();
+    let batch = |rounds: usize, sent: &mut HashMap<String, i64>| {
+        (0..rounds).flat_map(|_| round(&encoder, &names, sent)).collect::<Vec<_>>()
+    };
     let mut first = run.start("run");
-    produce(&run, round(&encoder, &names, &mut sent)).await;
+    produce(&run, batch(50, &mut sent)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // A second worker joins: the group rebalances mid-stream.
+    // A second worker joins mid-stream: the group rebalances while the first is busy.
     let mut second = run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")]);
     for _ in 0..3 {
-        produce(&run, round(&encoder, &names, &mut sent)).await;
+        produce(&run, batch(50, &mut sent)).await;
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    // The first one is killed: its partitions move to the second after the session timeout.
+    // Then the first one is killed: its partitions move to the second after the session timeout.
     first.kill().unwrap();
     first.wait().unwrap();
-    produce(&run, round(&encoder, &names, &mut sent)).await;
+    produce(&run, batch(10, &mut sent)).await;
+    assert!(sent.values().sum::<i64>() >= 200_000);
     let counts = wait_for_counts(&run, &sent).await;
     sigterm(&second);
     assert!(second.wait().unwrap().success());
