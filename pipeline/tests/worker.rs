@@ -48,6 +48,8 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     let metrics = get("/metrics").await.1;
     assert!(metrics.contains("quench_alerts_consumed_total 61"), "{metrics}");
     assert!(metrics.contains("quench_dlq_records_total"), "{metrics}");
+    assert!(metrics.contains("quench_open_fingerprints 60"), "{metrics}");
+    assert!(metrics.contains("quench_watermark_delay_seconds"), "{metrics}");
     let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| seen.len() >= 2);
     let incidents = read_until(&run.consumer(&run.config.topics.incidents), |seen| seen.len() >= 3);
     sigterm(&worker);

@@ -306,8 +306,15 @@ impl Worker {
         metrics::counter!("quench_incident_updates_total").increment(incidents as u64);
         metrics::counter!("quench_routing_events_total").increment((outputs.len() - incidents) as u64);
         metrics::histogram!("quench_transaction_seconds").record(started.elapsed().as_secs_f64());
-        metrics::gauge!("quench_open_groups")
-            .set(self.partitions.values().map(|p| p.windows.open_groups()).sum::<usize>() as f64);
+        let windows = self.partitions.values().map(|p| &p.windows);
+        metrics::gauge!("quench_open_groups").set(windows.clone().map(Windows::open_groups).sum::<usize>() as f64);
+        metrics::gauge!("quench_open_fingerprints").set(windows.map(Windows::open_fingerprints).sum::<usize>() as f64);
+        // How far event time trails the wall clock, for the partition furthest behind.
+        if let Some(oldest) = self.partitions.values().filter_map(|p| p.clock.watermark()).min() {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            metrics::gauge!("quench_watermark_delay_seconds").set((now - oldest) as f64 / 1000.0);
+        }
         Ok(())
     }
 }

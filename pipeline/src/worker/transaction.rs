@@ -36,7 +36,17 @@ pub struct RebalanceContext {
     in_transaction: Arc<AtomicBool>,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    /// librdkafka's statistics carry each partition's consumer lag (high watermark minus position).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in stats.partitions.iter().filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0) {
+                metrics::gauge!("quench_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
+                    .set(p.consumer_lag as f64);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -94,6 +104,7 @@ impl Session {
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "range")
+            .set("statistics.interval.ms", "5000")
             .create_with_context(context)?;
         consumer.subscribe(&[topic])?;
         Ok(Self { producer, consumer, in_transaction })
