@@ -19,7 +19,7 @@ use std::{
 
 use clap::Parser;
 use quench_pipeline::{
-    config::{isolated_names, Config},
+    config::{isolated_env, Config},
     corpus,
     kafka::{client_config, create_topics},
     loadgen::{self, AlertProducer, StormConfig},
@@ -69,20 +69,17 @@ fn main() -> anyhow::Result<()> {
     let prefix = format!("bench-{}", now_ms());
     let rules_path = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
     std::fs::write(&rules_path, format!("[route]\ngroup_by = [\"alertname\", \"service\"]\ngroup_wait = \"{GROUP_WAIT_MS}ms\"\ngroup_interval = \"5s\"\nresolve_timeout = \"5m\"\n"))?;
-    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUENCH_")).collect();
-    let settings: [(&str, String); 6] = [
-        ("QUENCH_TOPICS__PARTITIONS", args.partitions.to_string()),
-        ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
-        ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "200".into()),
-        ("QUENCH_WORKER__RULES", rules_path.display().to_string()),
-        ("QUENCH_HTTP__LISTEN", String::new()),
-        ("QUENCH_LOG__LEVEL", "warn".into()),
-    ];
-    let own = settings.into_iter().map(|(k, v)| (k.to_string(), v));
-    for (key, value) in isolated_names(&prefix).into_iter().chain(own) {
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value));
-    }
+    let env = isolated_env(
+        &prefix,
+        [
+            ("QUENCH_TOPICS__PARTITIONS", args.partitions.to_string()),
+            ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
+            ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "200".into()),
+            ("QUENCH_WORKER__RULES", rules_path.display().to_string()),
+            ("QUENCH_HTTP__LISTEN", String::new()),
+            ("QUENCH_LOG__LEVEL", "warn".into()),
+        ],
+    );
     let config = Config::load(None, env.clone())?;
     rt.block_on(create_topics(&config))?;
 

@@ -346,6 +346,22 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// This process's `QUENCH_*` variables with every topic and consumer group renamed under `prefix`
+/// and `overrides` applied last: the environment of the `quench` processes a test run or a
+/// benchmark starts on a shared cluster.
+pub fn isolated_env(
+    prefix: &str,
+    overrides: impl IntoIterator<Item = (&'static str, String)>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let overrides = overrides.into_iter().map(|(k, v)| (k.to_string(), v));
+    for (key, value) in isolated_names(prefix).into_iter().chain(overrides) {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    env
+}
+
 /// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
 fn parse_scalar(raw: &str) -> toml::Value {
     format!("v = {raw}")

@@ -48,10 +48,6 @@ impl Registry {
         Ok(Self { url, settings, http })
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The subject of a topic's values under the topic name strategy.
     pub fn value_subject(topic: &str) -> String {
         format!("{topic}-value")

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use quench_pipeline::config::{isolated_names, Config};
+use quench_pipeline::config::{isolated_env, Config};
 use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -32,21 +32,18 @@ impl Run {
         let prefix = format!("test-{name}-{}-{nanos}", std::process::id());
         let rules = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
         std::fs::write(&rules, "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nresolve_timeout = \"1h\"\n").unwrap();
-        let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("QUENCH_")).collect();
-        let settings: [(&str, String); 7] = [
-            ("QUENCH_TOPICS__PARTITIONS", "3".into()),
-            ("QUENCH_WORKER__INSTANCE_ID", "w1".into()),
-            ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
-            ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "300".into()),
-            ("QUENCH_WORKER__RULES", rules.display().to_string()),
-            ("QUENCH_HTTP__LISTEN", String::new()),
-            ("QUENCH_LOG__LEVEL", "warn".into()),
-        ];
-        let own = settings.into_iter().map(|(k, v)| (k.to_string(), v));
-        for (key, value) in isolated_names(&prefix).into_iter().chain(own) {
-            env.retain(|(k, _)| *k != key);
-            env.push((key, value));
-        }
+        let env = isolated_env(
+            &prefix,
+            [
+                ("QUENCH_TOPICS__PARTITIONS", "3".into()),
+                ("QUENCH_WORKER__INSTANCE_ID", "w1".into()),
+                ("QUENCH_WORKER__ALLOWED_LATENESS_MS", "0".into()),
+                ("QUENCH_WORKER__IDLE_TIMEOUT_MS", "300".into()),
+                ("QUENCH_WORKER__RULES", rules.display().to_string()),
+                ("QUENCH_HTTP__LISTEN", String::new()),
+                ("QUENCH_LOG__LEVEL", "warn".into()),
+            ],
+        );
         let config = Config::load(None, env.clone()).unwrap();
         Self { env, config }
     }
