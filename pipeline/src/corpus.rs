@@ -35,15 +35,38 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<CorpusAlert>> {
         .collect()
 }
 
+/// A few corpus lines in the shared format, for tests that must not depend on files outside the
+/// repository.
+#[cfg(test)]
+pub(crate) const SAMPLE: &str = r#"{"id": "t-1", "labels": {"alertname": "PostgresqlDown", "job": "postgres-exporter"}, "annotations": {"summary": "Postgresql down (instance {{ $labels.instance }})"}, "service": "PostgreSQL", "expected": {"severity": "critical", "category": "database"}}
+{"id": "t-2", "labels": {"alertname": "PostgresqlTooManyConnections", "job": "postgres-exporter"}, "annotations": {"summary": "Too many connections"}, "service": "PostgreSQL", "expected": {"severity": "warning", "category": "database"}}
+{"id": "t-3", "labels": {"alertname": "KafkaConsumerLag", "job": "kafka-exporter"}, "annotations": {"summary": "Kafka consumer lag"}, "service": "Kafka", "expected": {"severity": "warning", "category": "messaging"}}
+{"id": "t-4", "labels": {"alertname": "KafkaTopicsReplicas", "job": "kafka-exporter"}, "annotations": {"summary": "Kafka topic replicas"}, "service": "Kafka", "expected": {"severity": "critical", "category": "messaging"}}
+{"id": "t-5", "labels": {"alertname": "HostHighCpuLoad", "job": "node-exporter"}, "annotations": {"summary": "Host high CPU load"}, "service": "Host and hardware", "expected": {"severity": "warning", "category": "infrastructure"}}
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("quench-corpus-{}-{name}.jsonl", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     #[test]
-    fn shared_dev_corpus_loads_with_labels_and_expectations() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/alert-corpus/dev.jsonl");
-        let corpus = load(&path).unwrap();
-        assert_eq!(corpus.len(), 784);
-        assert!(corpus.iter().all(|a| a.labels.contains_key("alertname") && !a.expected.category.is_empty()));
+    fn corpus_lines_load_with_labels_and_expectations() {
+        let corpus = load(&write("ok", &format!("{SAMPLE}\n"))).unwrap();
+        assert_eq!(corpus.len(), 5, "blank lines are skipped");
+        assert_eq!(corpus[0].labels["alertname"], "PostgresqlDown");
+        assert_eq!(corpus[2].expected.category, "messaging");
+    }
+
+    #[test]
+    fn a_malformed_line_is_named_by_file_and_number() {
+        let path = write("bad", &format!("{SAMPLE}{{\"id\": 1}}\n"));
+        let error = format!("{:#}", load(&path).unwrap_err());
+        assert!(error.contains(&format!("{}:6", path.display())), "{error}");
     }
 }

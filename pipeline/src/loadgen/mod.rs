@@ -175,10 +175,8 @@ mod tests {
     use crate::corpus;
 
     fn storm(seed: u64) -> Storm {
-        let corpus = corpus::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/alert-corpus/dev.jsonl"),
-        )
-        .unwrap();
+        let corpus: Vec<corpus::CorpusAlert> =
+            corpus::SAMPLE.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
         let config = StormConfig {
             seed,
             services: 10,
