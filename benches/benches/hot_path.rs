@@ -12,11 +12,10 @@ use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quench_pipeline::{
-    fingerprint::fingerprint,
     rules::RouteTree,
     window::{Placement, Windows},
 };
-use quench_schemas::{Alert, AlertStatus, Decoder, Encoder, Record, Registry};
+use quench_schemas::{fingerprint::fingerprint, Alert, AlertStatus, Decoder, Encoder, Record, Registry};
 
 const T0: i64 = 1_764_000_000_000;
 

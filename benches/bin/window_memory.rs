@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use quench_pipeline::{
-    fingerprint::fingerprint,
     rules::RouteTree,
     window::{Placement, Windows},
 };
-use quench_schemas::{Alert, AlertStatus};
+use quench_schemas::{fingerprint::fingerprint, Alert, AlertStatus};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");

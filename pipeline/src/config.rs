@@ -22,6 +22,8 @@ pub struct Config {
     pub sink: SinkConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `quench ingest`: webhook endpoints, limits and sources.
+    pub ingest: quench_ingest::IngestConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -290,11 +292,18 @@ impl Config {
             };
             ConfigError(format!("key `{key}`: {}{}", first_line(&inner), origin_of(&key)))
         })?;
-        config.validate().map_err(|(key, message)| ConfigError(format!("key `{key}`: {message}{}", origin_of(key))))?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError(format!("key `{key}`: {message}{}", origin_of(&key))))?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), (&'static str, String)> {
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
+        self.ingest.validate()
+    }
+
+    fn validate_connections(&self) -> Result<(), (&'static str, String)> {
         if self.kafka.brokers.trim().is_empty() {
             return Err(("kafka.brokers", "must list at least one host:port".into()));
         }

@@ -13,6 +13,10 @@ use crate::config::HttpConfig;
 pub struct Readiness(Mutex<Option<String>>);
 
 impl Readiness {
+    pub fn starting() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Some("starting".into()))))
+    }
+
     pub fn not_ready(&self, reason: impl Into<String>) {
         *self.0.lock().expect("readiness lock") = Some(reason.into());
     }
@@ -29,20 +33,12 @@ impl Readiness {
 /// Installs the metrics recorder and serves the endpoint. Returns the readiness the command
 /// reports through; the endpoint starts "not ready: starting".
 pub async fn serve(config: &HttpConfig) -> anyhow::Result<Arc<Readiness>> {
-    let readiness = Arc::new(Readiness(Mutex::new(Some("starting".into()))));
+    let readiness = Readiness::starting();
     if config.listen.is_empty() {
         return Ok(readiness);
     }
-    let handle = PrometheusBuilder::new().install_recorder()?;
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on http.listen = {}: {e}", config.listen))?;
-    let app = Router::new().route("/metrics", get(metrics)).with_state(handle).merge(
-        Router::new()
-            .route("/healthz", get(|| async { "ok\n" }))
-            .route("/readyz", get(ready))
-            .with_state(readiness.clone()),
-    );
+    let listener = bind(&config.listen, "http.listen").await?;
+    let app = operations(readiness.clone())?;
     tracing::info!(address = %config.listen, "serving /metrics, /healthz and /readyz");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -50,6 +46,20 @@ pub async fn serve(config: &HttpConfig) -> anyhow::Result<Arc<Readiness>> {
         }
     });
     Ok(readiness)
+}
+
+/// `/metrics`, `/healthz` and `/readyz`, for commands that serve them beside routes of their own.
+/// Installs the process's metrics recorder, so it is called once per process.
+pub fn operations(readiness: Arc<Readiness>) -> anyhow::Result<Router> {
+    let handle = PrometheusBuilder::new().install_recorder()?;
+    Ok(Router::new().route("/metrics", get(metrics)).with_state(handle).merge(
+        Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness),
+    ))
+}
+
+/// Binds `address`, naming the configuration key when it cannot.
+pub async fn bind(address: &str, key: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.map_err(|e| anyhow::anyhow!("cannot listen on {key} = {address}: {e}"))
 }
 
 async fn metrics(State(handle): State<PrometheusHandle>) -> String {

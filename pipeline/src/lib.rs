@@ -1,15 +1,15 @@
 //! Quench's pipeline: the stream worker, the ClickHouse sink and the `quench` command.
 //!
-//! The layout follows "functional core, imperative shell": pure modules (fingerprint, and the
-//! windowing core as it lands) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and the
+//! The layout follows "functional core, imperative shell": pure modules (rules and the windowing
+//! core) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and the
 //! commands are the thin shell around them.
 
 pub mod clickhouse;
 pub mod config;
 pub mod corpus;
 pub mod demo;
-pub mod fingerprint;
 pub mod http;
+pub mod ingest;
 pub mod init;
 pub mod kafka;
 pub mod loadgen;

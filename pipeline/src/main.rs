@@ -7,7 +7,7 @@ use quench_pipeline::{
     clickhouse,
     config::Config,
     demo::{self, DemoArgs},
-    http, init, logging,
+    http, ingest, init, logging,
     preflight::{self, Needs},
     rules::{RouteTree, RulesSource},
     signals, sink, worker,
@@ -42,6 +42,9 @@ enum Command {
     Run,
     /// Write alerts, incidents and routing events from Kafka to ClickHouse, idempotently
     Sink,
+    /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
+    /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert
+    Ingest,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
 }
@@ -106,6 +109,10 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             preflight::check(config, Needs::ALL).await?;
             let readiness = http::serve(&config.http).await?;
             sink::run(config, signals::shutdown_flag(), readiness).await?;
+        }
+        Command::Ingest => {
+            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
+            ingest::run(config, load_rules(config)?, signals::shutdown_flag()).await?;
         }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;

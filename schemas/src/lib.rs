@@ -13,6 +13,7 @@ mod action;
 mod alert;
 mod codec;
 mod error;
+pub mod fingerprint;
 mod framing;
 mod incident;
 mod record;

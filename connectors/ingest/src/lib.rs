@@ -1,3 +1,17 @@
-//! Quench's ingest connectors: webhooks from Alertmanager, Grafana, PagerDuty Events v2 and plain
-//! JSON, turned into Avro `quench.Alert` records on Kafka. The crate is a placeholder in the
-//! workspace until the ingest issue lands; it holds no code yet on purpose.
+//! Quench's ingest connectors: the webhooks that observability stacks already send (Alertmanager,
+//! Grafana, PagerDuty Events v2, Prometheus's Alertmanager API, plain JSON) turned into Avro
+//! alerts on Kafka, answered 2xx only once Kafka holds every alert of the request.
+//!
+//! `payload` is the pure core (bytes in, alerts or a named error out; also the fuzz targets'
+//! entry point), `auth` checks credentials, `publish` is the Kafka side and `server` the HTTP
+//! side. The `quench ingest` command wires them to the configuration and the route rules.
+
+pub mod auth;
+pub mod config;
+pub mod payload;
+pub mod publish;
+pub mod server;
+
+pub use config::{IngestConfig, SourceConfig};
+pub use publish::{KeyFn, Publisher};
+pub use server::router;

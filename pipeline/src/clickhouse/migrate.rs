@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clickhouse::server_client;
 use crate::config::ClickHouseConfig;
-use crate::fingerprint::fnv1a;
+use quench_schemas::fingerprint::fnv1a;
 
 pub struct Migration {
     pub version: u32,

@@ -19,9 +19,7 @@ use rdkafka::{
     ClientContext,
 };
 
-use crate::{
-    config::Config, fingerprint::fingerprint_hex, kafka::client_config, preflight::registry_client, rules::RouteTree,
-};
+use crate::{config::Config, kafka::client_config, preflight::registry_client, rules::RouteTree};
 
 /// Counts deliveries Kafka refused, so that `flush` can say so instead of losing them quietly.
 #[derive(Default)]
@@ -70,11 +68,7 @@ impl AlertProducer {
         alert.starts_at += shift_ms;
         alert.received_at += shift_ms;
         alert.ends_at = alert.ends_at.map(|t| t + shift_ms);
-        let key = self.rules.routes_for(&alert.labels)[0]
-            .group_key(&alert.tenant, &alert.labels)
-            .map(|(key, _)| key.0)
-            // The worker dead-letters an alert without its group labels; any key will do.
-            .unwrap_or_else(|_| fingerprint_hex(&alert.labels));
+        let key = self.rules.partition_key(&alert);
         let payload = self.encoder.encode(&alert)?;
         let mut record = BaseRecord::to(&self.topic).key(&key).payload(&payload);
         loop {

@@ -1,5 +1,6 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
+use quench_schemas::{fingerprint::fingerprint_hex, Alert};
 use serde::{Deserialize, Serialize};
 
 use super::{duration, matcher::Matcher};
@@ -138,6 +139,16 @@ impl RouteTree {
             route = route.children.get(step.parse::<usize>().ok()?)?;
         }
         (route.id == id).then_some(route)
+    }
+
+    /// The Kafka key producers give an alert: the group key on its first route, so that one
+    /// group's alerts share a partition and the worker needs no re-keying stage. An alert missing
+    /// a group label is dead-lettered by the worker whatever its key, so its fingerprint will do.
+    pub fn partition_key(&self, alert: &Alert) -> String {
+        self.routes_for(&alert.labels)[0]
+            .group_key(&alert.tenant, &alert.labels)
+            .map(|(key, _)| key.0)
+            .unwrap_or_else(|_| fingerprint_hex(&alert.labels))
     }
 
     /// Every route the alert lands on (at least the root, whose matchers are ignored as in

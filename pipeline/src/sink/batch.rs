@@ -2,12 +2,12 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use quench_schemas::{Alert, Incident, RoutingEvent};
-
-use crate::{
-    clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow},
-    fingerprint::{fingerprint_hex, fnv1a},
+use quench_schemas::{
+    fingerprint::{alert_fingerprint, fnv1a},
+    Alert, Incident, RoutingEvent,
 };
+
+use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
 
 #[derive(Default)]
 pub struct Batch {
@@ -38,7 +38,7 @@ impl Batch {
     }
 
     pub fn add_alert(&mut self, alert: Alert, partition: i32, offset: i64) {
-        let fingerprint = alert.fingerprint.clone().unwrap_or_else(|| fingerprint_hex(&alert.labels));
+        let fingerprint = format!("{:016x}", alert_fingerprint(&alert));
         self.alerts.push(AlertRow::new(alert, fingerprint, partition, offset));
     }
 

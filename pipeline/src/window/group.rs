@@ -3,14 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
+use quench_schemas::{fingerprint::fnv1a, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
 use serde::{Deserialize, Serialize};
 
 use super::{severity::Severity, Output};
-use crate::{
-    fingerprint::fnv1a,
-    rules::{GroupKey, Timing},
-};
+use crate::rules::{GroupKey, Timing};
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
 const FLAPPING_FLIPS: u16 = 4;

@@ -3,7 +3,9 @@ use std::{collections::BTreeMap, time::Duration};
 use quench_schemas::{Alert, AlertStatus, IncidentStatus, RoutingReason};
 
 use super::*;
-use crate::{fingerprint::fingerprint, rules::RouteTree};
+use quench_schemas::fingerprint::fingerprint;
+
+use crate::rules::RouteTree;
 
 const S: i64 = 1_000;
 const T0: i64 = 1_764_000_000_000;

@@ -27,13 +27,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_schemas::{Alert, Decoder, Encoder, Incident, RoutingEvent};
+use quench_schemas::{fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, RoutingEvent};
 use rdkafka::{message::OwnedMessage, producer::BaseRecord, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::{
     config::Config,
-    fingerprint::fingerprint,
     http::Readiness,
     preflight::registry_client,
     rules::{RouteTree, RulesSource},
@@ -223,7 +222,7 @@ impl Worker {
             }
         };
         metrics::counter!("quench_alerts_consumed_total").increment(1);
-        let fingerprint = fingerprint(&alert.labels);
+        let fingerprint = alert_fingerprint(&alert);
         if state.clock.observe(alert.received_at) {
             metrics::counter!("quench_late_alerts_total").increment(1);
         }

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::Alert;
+
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
 const SEPARATOR: u8 = 0xff;
@@ -14,6 +16,18 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> u64 {
         let hash = add_byte(add(hash, name.as_bytes()), SEPARATOR);
         add_byte(add(hash, value.as_bytes()), SEPARATOR)
     })
+}
+
+/// The alert's fingerprint: the one its sender gave, when that is 16 hex digits (a PagerDuty
+/// event keeps one identity across trigger and resolve though their labels differ), otherwise the
+/// fingerprint of its labels.
+pub fn alert_fingerprint(alert: &Alert) -> u64 {
+    alert
+        .fingerprint
+        .as_deref()
+        .filter(|given| given.len() == 16)
+        .and_then(|given| u64::from_str_radix(given, 16).ok())
+        .unwrap_or_else(|| fingerprint(&alert.labels))
 }
 
 /// Plain FNV-1a 64 of a byte stream: for ids and checksums that must be stable across processes
@@ -56,6 +70,21 @@ mod tests {
             fingerprint(&labels(&[("name", "garland, briggs"), ("fear", "love is not enough")])),
             5_799_056_148_416_392_346
         );
+    }
+
+    #[test]
+    fn a_given_fingerprint_wins_only_when_well_formed() {
+        let mut alert: Alert = serde_json::from_value(serde_json::json!({
+            "source": "t", "status": "firing", "labels": {"a": "b"}, "annotations": {}, "starts_at": 0,
+            "ends_at": null, "received_at": 0, "generator_url": null, "fingerprint": null, "tenant": "t"
+        }))
+        .unwrap();
+        let own = fingerprint(&alert.labels);
+        assert_eq!(alert_fingerprint(&alert), own);
+        alert.fingerprint = Some("00000000000000ff".into());
+        assert_eq!(alert_fingerprint(&alert), 255);
+        alert.fingerprint = Some("not-a-fingerprint".into());
+        assert_eq!(alert_fingerprint(&alert), own);
     }
 
     #[test]

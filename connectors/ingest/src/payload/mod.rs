@@ -1,0 +1,282 @@
+//! The payload parsers: pure functions from a request body to Quench alerts, one module per
+//! sender's format. Every rejection names the field (as a JSON path) and the problem, so that the
+//! sender's operator can fix the request from the 400 alone.
+
+mod alertmanager;
+mod generic;
+mod grafana;
+mod pagerduty;
+mod prometheus;
+mod time;
+
+use std::collections::BTreeMap;
+
+use quench_schemas::{Alert, AlertStatus};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+/// The payload formats, one per endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Alertmanager's webhook, version 4 (`POST /v1/alertmanager`).
+    Alertmanager,
+    /// Grafana alerting's webhook contact point (`POST /v1/grafana`).
+    Grafana,
+    /// PagerDuty Events API v2 (`POST /v2/enqueue`).
+    Pagerduty,
+    /// Alertmanager's own API, as Prometheus posts to it (`POST /api/v2/alerts`).
+    Prometheus,
+    /// Quench's plain JSON (`POST /v1/alerts`).
+    Generic,
+}
+
+impl Format {
+    pub const ALL: [Format; 5] = [Self::Alertmanager, Self::Grafana, Self::Pagerduty, Self::Prometheus, Self::Generic];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Alertmanager => "alertmanager",
+            Self::Grafana => "grafana",
+            Self::Pagerduty => "pagerduty",
+            Self::Prometheus => "prometheus",
+            Self::Generic => "generic",
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// Bounds on what one request may carry, beyond the body size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_alerts: usize,
+    pub max_labels: usize,
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+    /// Annotations are free text (descriptions, runbooks), so they get a larger budget per alert.
+    pub max_annotation_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_alerts: 10_000,
+            max_labels: 64,
+            max_label_name_bytes: 256,
+            max_label_value_bytes: 4_096,
+            max_annotation_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Who sent the request, as the server resolved it.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub source: &'a str,
+    pub tenant: &'a str,
+    /// Milliseconds since the epoch.
+    pub received_at: i64,
+    pub limits: &'a Limits,
+}
+
+/// What a parsed request holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub alerts: Vec<Alert>,
+    /// PagerDuty answers with the event's dedup key.
+    pub dedup_key: Option<String>,
+}
+
+/// A request the sender must fix: `field` is a JSON path into the body (empty for the body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{problem}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct PayloadError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl PayloadError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self { field: field.into(), problem: problem.into() }
+    }
+}
+
+pub fn parse(format: Format, body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
+    let parsed = match format {
+        Format::Alertmanager => alertmanager::parse(body, context),
+        Format::Grafana => grafana::parse(body, context),
+        Format::Pagerduty => pagerduty::parse(body, context),
+        Format::Prometheus => prometheus::parse(body, context),
+        Format::Generic => generic::parse(body, context),
+    }?;
+    if parsed.alerts.is_empty() {
+        return Err(PayloadError::new("alerts", "must hold at least one alert"));
+    }
+    Ok(parsed)
+}
+
+/// What every format yields per alert before the common checks.
+struct Fields {
+    /// When the sender does not say, an end time in the past means resolved.
+    status: Option<AlertStatus>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: Option<i64>,
+    ends_at: Option<i64>,
+    generator_url: Option<String>,
+    fingerprint: Option<String>,
+}
+
+/// The alert, checked against the limits; `path` locates it in the body for error messages.
+fn build(fields: Fields, path: &str, context: &Context) -> Result<Alert, PayloadError> {
+    let received_at = context.received_at;
+    let status = fields.status.unwrap_or(match fields.ends_at {
+        Some(end) if end <= received_at => AlertStatus::Resolved,
+        _ => AlertStatus::Firing,
+    });
+    let ends_at = match status {
+        AlertStatus::Resolved => fields.ends_at.or(Some(received_at)),
+        AlertStatus::Firing => fields.ends_at,
+    };
+    let alert = Alert {
+        source: context.source.to_string(),
+        status,
+        labels: fields.labels,
+        annotations: fields.annotations,
+        starts_at: fields.starts_at.unwrap_or(received_at),
+        ends_at,
+        received_at,
+        generator_url: fields.generator_url.filter(|url| !url.is_empty()),
+        fingerprint: fields.fingerprint,
+        tenant: context.tenant.to_string(),
+    };
+    check_alert(&alert, path, context.limits)?;
+    Ok(alert)
+}
+
+/// Deserialises JSON, turning serde's error into the path of the offending field.
+fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { String::new() } else { field };
+        PayloadError::new(field, e.into_inner().to_string())
+    })?;
+    deserializer.end().map_err(|e| PayloadError::new("", e.to_string()))?;
+    Ok(value)
+}
+
+/// Rejects a request with more alerts than allowed, before any is converted.
+fn check_count(len: usize, field: &str, limits: &Limits) -> Result<(), PayloadError> {
+    if len > limits.max_alerts {
+        return Err(PayloadError::new(field, format!("{len} alerts, more than the limit of {}", limits.max_alerts)));
+    }
+    Ok(())
+}
+
+/// Checks one alert's labels and annotations against the limits. `path` locates the alert.
+fn check_alert(alert: &Alert, path: &str, limits: &Limits) -> Result<(), PayloadError> {
+    check_labels(&alert.labels, &format!("{path}.labels"), limits)?;
+    let annotation_bytes: usize = alert.annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if annotation_bytes > limits.max_annotation_bytes {
+        return Err(PayloadError::new(
+            format!("{path}.annotations"),
+            format!("{annotation_bytes} bytes, more than the limit of {}", limits.max_annotation_bytes),
+        ));
+    }
+    Ok(())
+}
+
+fn check_labels(labels: &BTreeMap<String, String>, path: &str, limits: &Limits) -> Result<(), PayloadError> {
+    if labels.is_empty() {
+        return Err(PayloadError::new(path, "must hold at least one label (labels identify the alert)"));
+    }
+    if labels.len() > limits.max_labels {
+        return Err(PayloadError::new(
+            path,
+            format!("{} labels, more than the limit of {}", labels.len(), limits.max_labels),
+        ));
+    }
+    for (name, value) in labels {
+        if !valid_label_name(name) {
+            return Err(PayloadError::new(
+                path,
+                format!("label name {name:?} is not valid: use letters, digits and _, not starting with a digit"),
+            ));
+        }
+        if name.len() > limits.max_label_name_bytes {
+            return Err(PayloadError::new(
+                path,
+                format!("label name of {} bytes, more than the limit of {}", name.len(), limits.max_label_name_bytes),
+            ));
+        }
+        if value.len() > limits.max_label_value_bytes {
+            return Err(PayloadError::new(
+                format!("{path}.{name}"),
+                format!("{} bytes, more than the limit of {}", value.len(), limits.max_label_value_bytes),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Prometheus's label name rule; it keeps names usable in PromQL, ClickHouse maps and route
+/// matchers alike.
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn context(limits: &Limits) -> Context<'_> {
+        Context { source: "src", tenant: "acme", received_at: 1_700_000_000_000, limits }
+    }
+
+    pub fn parse_ok(format: Format, body: &str) -> Parsed {
+        parse(format, body.as_bytes(), &context(&Limits::default())).unwrap()
+    }
+
+    pub fn parse_err(format: Format, body: &str) -> PayloadError {
+        parse(format, body.as_bytes(), &context(&Limits::default())).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_problem() {
+        let e = parse_err(Format::Generic, r#"{"alerts": [{"labels": {"alertname": 5}}]}"#);
+        assert_eq!(e.field, "alerts[0].labels.alertname");
+        assert!(e.problem.contains("expected a string"), "{e}");
+        assert_eq!(e.to_string(), format!("alerts[0].labels.alertname: {}", e.problem));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        for format in Format::ALL {
+            for body in ["", "{", "[", "null", "\"x\"", "{\"alerts\": [}", "[[[[[[", "{} trailing"] {
+                assert!(parse(format, body.as_bytes(), &context(&Limits::default())).is_err(), "{format:?} {body:?}");
+            }
+            let deep = "[".repeat(100_000);
+            assert!(parse(format, deep.as_bytes(), &context(&Limits::default())).is_err());
+            assert!(parse(format, b"{\"alerts\": \"\xff\xfe\"}", &context(&Limits::default())).is_err());
+        }
+    }
+
+    #[test]
+    fn limits_are_enforced_with_the_field_named() {
+        let limits = Limits { max_label_value_bytes: 8, max_labels: 2, max_alerts: 1, ..Limits::default() };
+        let run = |body: &str| parse(Format::Generic, body.as_bytes(), &context(&limits)).unwrap_err();
+        let e = run(r#"[{"labels": {"alertname": "much too long"}}]"#);
+        assert_eq!(e.field, "[0].labels.alertname");
+        assert!(run(r#"[{"labels": {"a": "1", "b": "2", "c": "3"}}]"#).problem.contains("3 labels"));
+        assert!(run(r#"[{"labels": {"a": "1"}}, {"labels": {"a": "2"}}]"#).problem.contains("2 alerts"));
+        assert!(run(r#"[{"labels": {"0bad": "1"}}]"#).problem.contains("not valid"));
+        assert!(run(r#"[{"labels": {}}]"#).problem.contains("at least one label"));
+        assert!(run("[]").problem.contains("at least one alert"));
+    }
+}

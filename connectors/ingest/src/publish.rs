@@ -1,0 +1,91 @@
+//! Producing a request's alerts to Kafka: Avro in Confluent framing, keyed by group key, through
+//! the idempotent producer. A request is answered 2xx only once Kafka acknowledged every one of
+//! its records; if any is refused or not acknowledged in time, the whole request gets 503 and
+//! the sender retries it. A retried alert is the same alert re-sent, which the stream worker
+//! folds into its incident, so a retry after a partial failure duplicates nothing downstream.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::future::join_all;
+use quench_schemas::{Alert, Encoder};
+use rdkafka::{
+    error::KafkaError,
+    producer::{FutureProducer, FutureRecord, Producer},
+    types::RDKafkaErrorCode,
+    ClientConfig,
+};
+
+/// The Kafka key of an alert: its group key under the route rules the workers use.
+pub type KeyFn = Arc<dyn Fn(&Alert) -> String + Send + Sync>;
+
+/// Kafka did not take the request's alerts; the client should retry after `retry_after`.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka did not acknowledge the alerts: {reason}")]
+pub struct Unavailable {
+    pub reason: String,
+    pub retry_after: Duration,
+}
+
+pub struct Publisher {
+    producer: FutureProducer,
+    encoder: Encoder<Alert>,
+    topic: String,
+    key: KeyFn,
+    retry_after: Duration,
+}
+
+impl Publisher {
+    /// `client` carries the brokers and the user's properties; `ack_timeout` bounds how long a
+    /// record may wait for Kafka (librdkafka's `message.timeout.ms`).
+    pub fn new(
+        mut client: ClientConfig,
+        encoder: Encoder<Alert>,
+        topic: String,
+        key: KeyFn,
+        ack_timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let producer = client
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("compression.type", "lz4")
+            .set("message.timeout.ms", ack_timeout.as_millis().to_string())
+            .create()?;
+        Ok(Self { producer, encoder, topic, key, retry_after: ack_timeout.max(Duration::from_secs(1)) })
+    }
+
+    pub async fn publish(&self, alerts: &[Alert]) -> Result<(), Unavailable> {
+        let mut pending = Vec::with_capacity(alerts.len());
+        for alert in alerts {
+            let payload = self.encoder.encode(alert).map_err(|e| self.unavailable(e.to_string()))?;
+            let key = (self.key)(alert);
+            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => pending.push(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    return Err(Unavailable {
+                        reason: "the producer queue is full".into(),
+                        retry_after: Duration::from_secs(1),
+                    });
+                }
+                Err((e, _)) => return Err(self.unavailable(e.to_string())),
+            }
+        }
+        for outcome in join_all(pending).await {
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(self.unavailable(e.to_string())),
+                Err(_) => return Err(self.unavailable("the producer was dropped".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for records still queued; for graceful shutdown.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+
+    fn unavailable(&self, reason: String) -> Unavailable {
+        Unavailable { reason, retry_after: self.retry_after }
+    }
+}

@@ -1,0 +1,84 @@
+//! `quench ingest`: the webhook connectors of `quench-ingest` wired to this process's Kafka
+//! producer, schema registry and route rules, with `/metrics`, `/healthz` and `/readyz` beside
+//! them on `ingest.listen`.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
+    time::Duration,
+};
+
+use quench_ingest::{KeyFn, Publisher};
+use quench_schemas::{Alert, Encoder};
+
+use crate::{
+    config::Config,
+    http,
+    kafka::client_config,
+    preflight::registry_client,
+    rules::{RouteTree, RulesSource},
+};
+
+pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if config.ingest.sources.is_empty() {
+        anyhow::bail!(
+            "invalid configuration: key `ingest.sources`: no source is configured, so every request would \
+             get 404; add one, e.g. [ingest.sources.alertmanager] with token = \"...\" (README, \"Ingest\")"
+        );
+    }
+    let encoder = Encoder::<Alert>::register(&registry_client(config)?, &config.topics.alerts).await?;
+    let publisher = Arc::new(Publisher::new(
+        client_config(&config.kafka, "ingest"),
+        encoder,
+        config.topics.alerts.clone(),
+        partition_keys(rules),
+        config.ingest.ack_timeout(),
+    )?);
+    let readiness = http::Readiness::starting();
+    let app =
+        quench_ingest::router(config.ingest.clone(), publisher.clone()).merge(http::operations(readiness.clone())?);
+    let listener = http::bind(&config.ingest.listen, "ingest.listen").await?;
+    tracing::info!(
+        address = %config.ingest.listen,
+        sources = ?config.ingest.sources.keys().collect::<Vec<_>>(),
+        topic = %config.topics.alerts,
+        "accepting alerts"
+    );
+    readiness.ready();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !shutdown.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await?;
+    // Requests in flight were answered only after their acks, so nothing is left but stragglers
+    // of requests that already got 503.
+    publisher.flush(config.ingest.ack_timeout())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Keys by the group key of the rules in force, reloaded as the worker reloads them, so that a
+/// group's alerts keep landing on one partition after a change of `group_by`.
+fn partition_keys((mut source, tree): (RulesSource, RouteTree)) -> KeyFn {
+    let tree = Arc::new(RwLock::new(tree));
+    let current = tree.clone();
+    crate::signals::on_hangup(source.reload_flag());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match source.poll() {
+                Some(Ok(new)) => {
+                    *tree.write().expect("rules lock") = new;
+                    tracing::info!("route rules reloaded");
+                }
+                Some(Err(e)) => tracing::error!(error = %e, "route rules not reloaded; the previous ones stay"),
+                None => {}
+            }
+        }
+    });
+    Arc::new(move |alert: &Alert| current.read().expect("rules lock").partition_key(alert))
+}
