@@ -6,8 +6,6 @@ mod support;
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -18,41 +16,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{Alert, Encoder};
 use serde::Deserialize;
-use support::{alert, now_ms, produce, sigterm, Run};
-
-/// A ClickHouse of the test's own, started and stopped through the stack script.
-struct PrivateClickHouse {
-    instance: String,
-    port: u16,
-}
-
-impl PrivateClickHouse {
-    fn new(name: &str) -> Self {
-        let port = 18_000 + (std::process::id() % 1_000) as u16;
-        Self { instance: format!("{name}-{}", std::process::id()), port }
-    }
-
-    fn stack(&self, action: &str) {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
-        let status = Command::new(script)
-            .args([action, "clickhouse"])
-            .env("QUENCH_STACK_INSTANCE", &self.instance)
-            .env("CLICKHOUSE_PORT", self.port.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "stack {action} clickhouse failed");
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateClickHouse {
-    fn drop(&mut self) {
-        self.stack("down");
-    }
-}
+use support::{alert, now_ms, produce, sigterm, PrivateServer, Run};
 
 #[derive(Row, Deserialize, Debug)]
 struct Counts {
@@ -93,10 +57,11 @@ async fn wait_for_alerts(run: &Run, expected: u64, limit: Duration) -> Counts {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
-    let clickhouse = PrivateClickHouse::new("sink-outage");
+    let port = 18_000 + (std::process::id() % 1_000) as u16;
+    let clickhouse = PrivateServer::new("sink-outage", "clickhouse", &[("CLICKHOUSE_PORT", port)]);
     clickhouse.stack("up");
     let mut run = Run::new("sink");
-    run.set("QUENCH_CLICKHOUSE__URL", &clickhouse.url());
+    run.set("QUENCH_CLICKHOUSE__URL", &format!("http://127.0.0.1:{port}"));
     run.set("QUENCH_CLICKHOUSE__DATABASE", "quench_sink_test");
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     run.set("QUENCH_SINK__MAX_BACKOFF_MS", "2000");

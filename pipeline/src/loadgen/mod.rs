@@ -13,7 +13,7 @@
 //! causes that made the alerts. Times are offsets from 0 in milliseconds; the caller shifts them.
 
 mod producer;
-mod rng;
+pub mod rng;
 
 use std::collections::HashMap;
 

@@ -5,6 +5,7 @@
 
 use std::{
     collections::BTreeMap,
+    path::PathBuf,
     process::{Child, Command},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -169,4 +170,37 @@ pub async fn decode_all<T: quench_schemas::Record>(registry: &Registry, records:
 
 pub fn sigterm(child: &Child) {
     Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+}
+
+/// A server of the test's own (a named instance of `infra/local/stack` on ports of its own), for
+/// tests that stop it without disturbing the other tests' stack.
+pub struct PrivateServer {
+    instance: String,
+    service: &'static str,
+    ports: Vec<(&'static str, u16)>,
+}
+
+impl PrivateServer {
+    /// `ports` are the stack script's port variables, such as `("CLICKHOUSE_PORT", 18123)`.
+    pub fn new(name: &str, service: &'static str, ports: &[(&'static str, u16)]) -> Self {
+        Self { instance: format!("{name}-{}", std::process::id()), service, ports: ports.to_vec() }
+    }
+
+    /// `up` or `down`.
+    pub fn stack(&self, action: &str) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
+        let status = Command::new(script)
+            .args([action, self.service])
+            .env("QUENCH_STACK_INSTANCE", &self.instance)
+            .envs(self.ports.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .status()
+            .unwrap();
+        assert!(status.success(), "stack {action} {} failed", self.service);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.stack("down");
+    }
 }

@@ -261,8 +261,9 @@ pub(crate) mod tests {
             for body in ["", "{", "[", "null", "\"x\"", "{\"alerts\": [}", "[[[[[[", "{} trailing"] {
                 assert!(parse(format, body.as_bytes(), &context(&Limits::default())).is_err(), "{format:?} {body:?}");
             }
-            let deep = "[".repeat(100_000);
-            assert!(parse(format, deep.as_bytes(), &context(&Limits::default())).is_err());
+            for deep in ["[".repeat(100_000), format!("{{\"alerts\":{}", "{\"a\":".repeat(50_000))] {
+                assert!(parse(format, deep.as_bytes(), &context(&Limits::default())).is_err());
+            }
             assert!(parse(format, b"{\"alerts\": \"\xff\xfe\"}", &context(&Limits::default())).is_err());
         }
     }
