@@ -14,10 +14,11 @@ use std::{
     collections::HashSet,
     path::PathBuf,
     process::{Child, Command},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use clap::Parser;
+use quench_benches::{default_quench, now_ms};
 use quench_pipeline::{
     config::{isolated_env, Config},
     corpus,
@@ -175,15 +176,6 @@ fn write_truth(path: Option<&std::path::Path>, causes: &[loadgen::Cause]) -> any
     std::fs::write(path, lines.join("\n") + "\n")?;
     println!("truth: {} causes written to {}", causes.len(), path.display());
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn default_quench() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
-    target.join("release/quench")
 }
 
 fn start_workers(quench: &PathBuf, env: &[(String, String)], n: usize) -> anyhow::Result<Vec<Child>> {

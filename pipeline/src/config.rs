@@ -255,6 +255,25 @@ impl Config {
         Self::from_tree(tree, file, env)
     }
 
+    /// This configuration with its secrets (ClickHouse password, ingest tokens and HMAC secrets)
+    /// masked, for printing.
+    pub fn redacted(&self) -> Self {
+        let mask = |secret: &mut Option<String>| {
+            if secret.is_some() {
+                *secret = Some("<redacted>".into());
+            }
+        };
+        let mut config = self.clone();
+        if !config.clickhouse.password.is_empty() {
+            config.clickhouse.password = "<redacted>".into();
+        }
+        for source in config.ingest.sources.values_mut() {
+            mask(&mut source.token);
+            mask(&mut source.hmac_secret);
+        }
+        config
+    }
+
     /// This configuration with every topic and consumer group renamed under `prefix` (see
     /// [`isolated_names`]).
     pub fn isolated(&self, prefix: &str) -> Result<Self, ConfigError> {
@@ -464,6 +483,27 @@ mod tests {
         );
         assert_eq!(isolated.topics.partitions, 7, "everything else is kept");
         assert_eq!(isolated.worker.rules, base.worker.rules);
+    }
+
+    #[test]
+    fn printed_configuration_hides_secrets() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("QUENCH_INGEST__SOURCES__ALERTMANAGER__TOKEN", "secret-token-0123456789"),
+                ("QUENCH_CLICKHOUSE__PASSWORD", "hunter2"),
+            ]),
+        )
+        .unwrap();
+        let printed = toml::to_string_pretty(&config.redacted()).unwrap();
+        assert!(!printed.contains("secret-token") && !printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("[ingest.sources.alertmanager]"));
+    }
+
+    #[test]
+    fn ingest_sources_are_validated_with_their_key() {
+        let e = Config::load(None, env(&[("QUENCH_INGEST__SOURCES__TEAM__TOKEN", "0123456789abcdef")])).unwrap_err();
+        assert!(e.to_string().contains("key `ingest.sources.team.format`"), "{e}");
     }
 
     #[test]

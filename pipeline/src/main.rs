@@ -74,7 +74,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
     match command {
-        Command::Config => print!("{}", toml::to_string_pretty(config)?),
+        Command::Config => print!("{}", toml::to_string_pretty(&config.redacted())?),
         Command::Check => {
             let reachable = preflight::check(config, Needs::ALL).await?;
             println!(

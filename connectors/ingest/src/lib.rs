@@ -9,9 +9,13 @@
 pub mod auth;
 pub mod config;
 pub mod payload;
+#[cfg(feature = "server")]
 pub mod publish;
+#[cfg(feature = "server")]
 pub mod server;
 
 pub use config::{IngestConfig, SourceConfig};
+#[cfg(feature = "server")]
 pub use publish::{KeyFn, Publisher};
+#[cfg(feature = "server")]
 pub use server::router;

@@ -157,6 +157,21 @@ fn build(fields: Fields, path: &str, context: &Context) -> Result<Alert, Payload
     Ok(alert)
 }
 
+/// The fuzz targets' body (`connectors/ingest/fuzz`): parses `body` and checks, when it is
+/// accepted, that every alert keeps within the limits and belongs to the request's tenant.
+pub fn fuzz(format: Format, body: &[u8]) {
+    let limits = Limits::default();
+    let context = Context { source: "fuzz", tenant: "fuzz-tenant", received_at: 1_700_000_000_000, limits: &limits };
+    if let Ok(parsed) = parse(format, body, &context) {
+        assert!(!parsed.alerts.is_empty() && parsed.alerts.len() <= limits.max_alerts);
+        for alert in &parsed.alerts {
+            assert_eq!(alert.tenant, "fuzz-tenant");
+            assert!(check_alert(alert, "", &limits).is_ok());
+            assert!(alert.ends_at.is_some() || alert.status == AlertStatus::Firing);
+        }
+    }
+}
+
 /// Deserialises JSON, turning serde's error into the path of the offending field.
 fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
