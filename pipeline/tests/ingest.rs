@@ -93,6 +93,21 @@ async fn collect_until(consumer: &BaseConsumer, registry: &Registry, done: impl 
     alerts
 }
 
+/// Sends a request's headers and one byte of its body, then reads the status line: a client
+/// announcing a body it never sends in full (too large, or too slow).
+fn status_line(address: &str, path: &str, content_length: usize) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {content_length}\r\n\r\n{{"
+    )
+    .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -218,7 +233,9 @@ async fn every_endpoint_produces_keyed_avro_and_bad_requests_get_named_4xx() {
     assert_eq!(status, 404);
     assert!(answer["message"].as_str().unwrap().contains("nobody"));
     assert_eq!(send("/v1/alerts/alertmanager", Some(TOKEN), valid.clone()).await.0, 404, "format mismatch");
-    assert_eq!(send("/v1/alertmanager", Some(TOKEN), vec![b' '; 70_000]).await.0, 413);
+    // Refused on the announced length, before any of the body is read.
+    let address = ingest.url.trim_start_matches("http://").to_string();
+    assert_eq!(status_line(&address, "/v1/alertmanager", 70_000), "HTTP/1.1 413");
     let bad =
         serde_json::to_vec(&json!({"version": "4", "alerts": [{"status": "firing", "labels": {"alertname": 1}}]}));
     let (status, answer, _) = send("/v1/alertmanager", Some(TOKEN), bad.unwrap()).await;
@@ -527,19 +544,7 @@ async fn ten_thousand_hostile_bodies_each_get_a_4xx_and_slow_clients_a_408() {
     let address = ingest.url.trim_start_matches("http://").to_string();
     let raw = |content_length: usize| {
         let address = address.clone();
-        std::thread::spawn(move || {
-            let mut stream = TcpStream::connect(address).unwrap();
-            write!(
-                stream,
-                "POST /v1/alerts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
-                 Content-Length: {content_length}\r\n\r\n{{"
-            )
-            .unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut answer = [0u8; 12];
-            stream.read_exact(&mut answer).unwrap();
-            String::from_utf8_lossy(&answer).into_owned()
-        })
+        std::thread::spawn(move || status_line(&address, "/v1/alerts", content_length))
     };
     let huge: Vec<_> = (0..10).map(|_| raw(50_000_000)).collect();
     let slow: Vec<_> = (0..20).map(|_| raw(1_000)).collect();
