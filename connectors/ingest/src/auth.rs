@@ -66,16 +66,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn source(token: Option<&str>, hmac: Option<&str>) -> SourceConfig {
-        SourceConfig {
-            format: None,
-            token: token.map(Into::into),
-            hmac_secret: hmac.map(Into::into),
-            hmac_header: "x-quench-signature".into(),
-            tenant: "default".into(),
-        }
-    }
+    use crate::config::tests::source;
 
     fn presented<'a>(authorization: Option<&'a str>, signature: Option<&'a str>) -> Presented<'a> {
         Presented { authorization, signature, routing_key: None }

@@ -108,10 +108,10 @@ impl SourceConfig {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn source(token: Option<&str>, hmac: Option<&str>) -> SourceConfig {
+    pub(crate) fn source(token: Option<&str>, hmac: Option<&str>) -> SourceConfig {
         SourceConfig {
             format: None,
             token: token.map(Into::into),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use quench_schemas::AlertStatus;
 use serde::Deserialize;
 
-use super::{build, check_count, from_json, time, Context, Fields, Parsed, PayloadError};
+use super::{build_each, from_json, time, Context, Fields, Parsed, PayloadError};
 
 #[derive(Deserialize)]
 struct Notification {
@@ -55,17 +55,7 @@ pub fn parse(body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
             format!("webhook payload version {:?}; Quench reads version \"4\"", notification.version),
         ));
     }
-    check_count(notification.alerts.len(), "alerts", context.limits)?;
-    let alerts = notification
-        .alerts
-        .into_iter()
-        .enumerate()
-        .map(|(i, alert)| {
-            let path = format!("alerts[{i}]");
-            build(alert.fields(&path, BTreeMap::new())?, &path, context)
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Parsed { alerts, dedup_key: None })
+    build_each(notification.alerts, "alerts", context, |alert, path| alert.fields(path, BTreeMap::new()))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use quench_schemas::AlertStatus;
 use serde::Deserialize;
 
-use super::{build, check_count, from_json, time, Context, Fields, Parsed, PayloadError};
+use super::{build_each, from_json, time, Context, Fields, Parsed, PayloadError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,25 +53,17 @@ pub fn parse(body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
         Some(b'[') => (from_json::<Vec<GenericAlert>>(body)?, ""),
         _ => (from_json::<Wrapped>(body)?.alerts, "alerts"),
     };
-    check_count(alerts.len(), prefix, context.limits)?;
-    let alerts = alerts
-        .into_iter()
-        .enumerate()
-        .map(|(i, alert)| {
-            let path = format!("{prefix}[{i}]");
-            let fields = Fields {
-                status: alert.status,
-                labels: alert.labels,
-                annotations: alert.annotations,
-                starts_at: millis(alert.starts_at, &format!("{path}.starts_at"))?,
-                ends_at: millis(alert.ends_at, &format!("{path}.ends_at"))?,
-                generator_url: alert.generator_url,
-                fingerprint: None,
-            };
-            build(fields, &path, context)
+    build_each(alerts, prefix, context, |alert, path| {
+        Ok(Fields {
+            status: alert.status,
+            labels: alert.labels,
+            annotations: alert.annotations,
+            starts_at: millis(alert.starts_at, &format!("{path}.starts_at"))?,
+            ends_at: millis(alert.ends_at, &format!("{path}.ends_at"))?,
+            generator_url: alert.generator_url,
+            fingerprint: None,
         })
-        .collect::<Result<_, _>>()?;
-    Ok(Parsed { alerts, dedup_key: None })
+    })
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{alertmanager::WebhookAlert, build, check_count, from_json, Context, Parsed, PayloadError};
+use super::{alertmanager::WebhookAlert, build_each, from_json, Context, Parsed, PayloadError};
 
 #[derive(Deserialize)]
 struct Notification {
@@ -43,18 +43,10 @@ impl GrafanaAlert {
 
 pub fn parse(body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
     let notification: Notification = from_json(body)?;
-    check_count(notification.alerts.len(), "alerts", context.limits)?;
-    let alerts = notification
-        .alerts
-        .into_iter()
-        .enumerate()
-        .map(|(i, alert)| {
-            let path = format!("alerts[{i}]");
-            let links = alert.links();
-            build(alert.alert.fields(&path, links)?, &path, context)
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Parsed { alerts, dedup_key: None })
+    build_each(notification.alerts, "alerts", context, |alert, path| {
+        let links = alert.links();
+        alert.alert.fields(path, links)
+    })
 }
 
 #[cfg(test)]

@@ -184,6 +184,26 @@ fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
     Ok(value)
 }
 
+/// Converts a request's alerts: `fields` reads one (located by its path under `prefix`), then
+/// each is built and checked. A request with more alerts than allowed is rejected first.
+fn build_each<T>(
+    items: Vec<T>,
+    prefix: &str,
+    context: &Context,
+    fields: impl Fn(T, &str) -> Result<Fields, PayloadError>,
+) -> Result<Parsed, PayloadError> {
+    check_count(items.len(), prefix, context.limits)?;
+    let alerts = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let path = format!("{prefix}[{i}]");
+            build(fields(item, &path)?, &path, context)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Parsed { alerts, dedup_key: None })
+}
+
 /// Rejects a request with more alerts than allowed, before any is converted.
 fn check_count(len: usize, field: &str, limits: &Limits) -> Result<(), PayloadError> {
     if len > limits.max_alerts {

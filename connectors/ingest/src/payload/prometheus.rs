@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{build, check_count, from_json, time, Context, Fields, Parsed, PayloadError};
+use super::{build_each, from_json, time, Context, Fields, Parsed, PayloadError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,25 +22,17 @@ struct PostableAlert {
 
 pub fn parse(body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
     let alerts: Vec<PostableAlert> = from_json(body)?;
-    check_count(alerts.len(), "", context.limits)?;
-    let alerts = alerts
-        .into_iter()
-        .enumerate()
-        .map(|(i, alert)| {
-            let path = format!("[{i}]");
-            let fields = Fields {
-                status: None,
-                labels: alert.labels,
-                annotations: alert.annotations,
-                starts_at: time::optional(alert.starts_at.as_deref(), &format!("{path}.startsAt"))?,
-                ends_at: time::optional(alert.ends_at.as_deref(), &format!("{path}.endsAt"))?,
-                generator_url: alert.generator_url,
-                fingerprint: None,
-            };
-            build(fields, &path, context)
+    build_each(alerts, "", context, |alert, path| {
+        Ok(Fields {
+            status: None,
+            labels: alert.labels,
+            annotations: alert.annotations,
+            starts_at: time::optional(alert.starts_at.as_deref(), &format!("{path}.startsAt"))?,
+            ends_at: time::optional(alert.ends_at.as_deref(), &format!("{path}.endsAt"))?,
+            generator_url: alert.generator_url,
+            fingerprint: None,
         })
-        .collect::<Result<_, _>>()?;
-    Ok(Parsed { alerts, dedup_key: None })
+    })
 }
 
 #[cfg(test)]
