@@ -73,7 +73,7 @@ impl IngestConfig {
         Duration::from_millis(self.ack_timeout_ms)
     }
 
-    /// The format of each source, or the key of the first source that is not usable.
+    /// Fails with the key of the first setting that is not usable, and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.max_body_bytes == 0 {
             return Err(("ingest.max_body_bytes".into(), "must be at least 1".into()));
