@@ -75,13 +75,13 @@ fn healthy(address: &str) -> bool {
 }
 
 /// Reads `consumer` and decodes what arrives until `done` holds on everything read, or fails
-/// after 90 s.
+/// after 180 s (Prometheus, Alertmanager and the tests running beside them share 2 cores).
 async fn collect_until(consumer: &BaseConsumer, registry: &Registry, done: impl Fn(&[Alert]) -> bool) -> Vec<Alert> {
     let decoder = Decoder::<Alert>::new(registry.clone());
     let started = Instant::now();
     let mut alerts = Vec::new();
     while !done(&alerts) {
-        assert!(started.elapsed() < Duration::from_secs(90), "gave up after 90 s with {} alerts", alerts.len());
+        assert!(started.elapsed() < Duration::from_secs(180), "gave up after 180 s with {} alerts", alerts.len());
         let batch = read_until(consumer, {
             let since = Instant::now();
             move |_| since.elapsed() > Duration::from_millis(300)
