@@ -24,6 +24,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `quench ingest`: webhook endpoints, limits and sources.
     pub ingest: quench_ingest::IngestConfig,
+    /// Incident classification: provider, batching, taxonomy, local classifier, cache, breaker.
+    pub classify: quench_classify::ClassifyConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -255,7 +257,7 @@ impl Config {
         Self::from_tree(tree, file, env)
     }
 
-    /// This configuration with its secrets (ClickHouse password, ingest tokens and HMAC secrets)
+    /// This configuration with its secrets (ClickHouse password, ingest tokens and HMAC secrets, LLM API key)
     /// masked, for printing.
     pub fn redacted(&self) -> Self {
         let mask = |secret: &mut Option<String>| {
@@ -271,6 +273,7 @@ impl Config {
             mask(&mut source.token);
             mask(&mut source.hmac_secret);
         }
+        mask(&mut config.classify.llm.api_key);
         config
     }
 
@@ -319,7 +322,8 @@ impl Config {
 
     fn validate(&self) -> Result<(), (String, String)> {
         self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
-        self.ingest.validate()
+        self.ingest.validate()?;
+        self.classify.validate()
     }
 
     fn validate_connections(&self) -> Result<(), (&'static str, String)> {

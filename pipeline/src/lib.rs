@@ -4,10 +4,12 @@
 //! core) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and the
 //! commands are the thin shell around them.
 
+pub use quench_classify::corpus;
+
 pub mod clickhouse;
 pub mod config;
-pub mod corpus;
 pub mod demo;
+pub mod eval;
 pub mod http;
 pub mod ingest;
 pub mod init;

@@ -7,6 +7,7 @@ use quench_pipeline::{
     clickhouse,
     config::Config,
     demo::{self, DemoArgs},
+    eval::{self, EvalClassifyArgs},
     http, ingest, init, logging,
     preflight::{self, Needs},
     rules::{RouteTree, RulesSource},
@@ -47,6 +48,16 @@ enum Command {
     Ingest,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
+    /// Measure Quench's parts on labelled data
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCommand {
+    /// Classify labelled alerts (the corpus format) and print category and severity accuracy,
+    /// macro-F1, confusion matrices and throughput; without `expected`, print predictions
+    Classify(EvalClassifyArgs),
 }
 
 #[tokio::main]
@@ -114,6 +125,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
             ingest::run(config, load_rules(config)?, signals::shutdown_flag()).await?;
         }
+        Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;
             demo::run(config, load_rules(config)?, &args).await?;

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 
 use quench_schemas::{Alert, AlertStatus};
 
-use crate::corpus::CorpusAlert;
 pub use producer::AlertProducer;
+use quench_classify::corpus::CorpusAlert;
 use rng::Rng;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -152,7 +152,9 @@ fn alert(rule: &CorpusAlert, service: &str, host: usize, starts_at: i64, at: i64
     let mut labels = rule.labels.clone();
     labels.insert("service".into(), service.into());
     labels.insert("instance".into(), instance.clone());
-    labels.insert("severity".into(), rule.expected.severity.clone());
+    if let Some(expected) = &rule.expected {
+        labels.insert("severity".into(), expected.severity.clone());
+    }
     let annotations =
         rule.annotations.iter().map(|(k, v)| (k.clone(), v.replace("{{ $labels.instance }}", &instance))).collect();
     Alert {

@@ -1,6 +1,7 @@
 //! The labelled alert corpus (`../shared/data/alert-corpus/*.jsonl`, from the awesome-prometheus-
 //! alerts collection, CC BY 4.0): one alert rule per line with its expected severity and category.
-//! It seeds the demo and the load generator with realistic alert names and texts.
+//! It seeds the demo and the load generator with realistic alert names and texts, is the local
+//! classifier's default set of labelled examples, and is what `quench eval classify` reads.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -14,7 +15,9 @@ pub struct CorpusAlert {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub service: String,
-    pub expected: Expected,
+    /// Absent in files that are only to be classified.
+    #[serde(default)]
+    pub expected: Option<Expected>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -26,19 +29,22 @@ pub struct Expected {
 /// Reads a JSON-lines corpus, naming the file and line of any malformed entry.
 pub fn load(path: &Path) -> anyhow::Result<Vec<CorpusAlert>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading corpus {}", path.display()))?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses JSON lines; `origin` names the text in errors.
+pub fn parse(text: &str, origin: &str) -> anyhow::Result<Vec<CorpusAlert>> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| format!("{}:{}: not a corpus alert", path.display(), i + 1))
-        })
+        .map(|(i, line)| serde_json::from_str(line).with_context(|| format!("{origin}:{}: not a corpus alert", i + 1)))
         .collect()
 }
 
 /// A few corpus lines in the shared format, for tests that must not depend on files outside the
 /// repository.
-#[cfg(test)]
-pub(crate) const SAMPLE: &str = r#"{"id": "t-1", "labels": {"alertname": "PostgresqlDown", "job": "postgres-exporter"}, "annotations": {"summary": "Postgresql down (instance {{ $labels.instance }})"}, "service": "PostgreSQL", "expected": {"severity": "critical", "category": "database"}}
+#[doc(hidden)]
+pub const SAMPLE: &str = r#"{"id": "t-1", "labels": {"alertname": "PostgresqlDown", "job": "postgres-exporter"}, "annotations": {"summary": "Postgresql down (instance {{ $labels.instance }})"}, "service": "PostgreSQL", "expected": {"severity": "critical", "category": "database"}}
 {"id": "t-2", "labels": {"alertname": "PostgresqlTooManyConnections", "job": "postgres-exporter"}, "annotations": {"summary": "Too many connections"}, "service": "PostgreSQL", "expected": {"severity": "warning", "category": "database"}}
 {"id": "t-3", "labels": {"alertname": "KafkaConsumerLag", "job": "kafka-exporter"}, "annotations": {"summary": "Kafka consumer lag"}, "service": "Kafka", "expected": {"severity": "warning", "category": "messaging"}}
 {"id": "t-4", "labels": {"alertname": "KafkaTopicsReplicas", "job": "kafka-exporter"}, "annotations": {"summary": "Kafka topic replicas"}, "service": "Kafka", "expected": {"severity": "critical", "category": "messaging"}}
@@ -60,7 +66,7 @@ mod tests {
         let corpus = load(&write("ok", &format!("{SAMPLE}\n"))).unwrap();
         assert_eq!(corpus.len(), 5, "blank lines are skipped");
         assert_eq!(corpus[0].labels["alertname"], "PostgresqlDown");
-        assert_eq!(corpus[2].expected.category, "messaging");
+        assert_eq!(corpus[2].expected.as_ref().unwrap().category, "messaging");
     }
 
     #[test]

@@ -1,0 +1,238 @@
+//! LLM classification over HTTP: one request per batch, with a per-call deadline, retries with
+//! backoff that honour 429/529 and Retry-After, a concurrency limit, a tokens-per-minute budget,
+//! and token and cost metrics. Text is redacted before it is put in a request.
+
+mod anthropic;
+mod openai;
+pub mod prompt;
+mod rate;
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+pub use anthropic::Anthropic;
+pub use openai::OpenAi;
+use prompt::Item;
+use rate::TokenBucket;
+
+use crate::{
+    config::{LlmConfig, ProviderKind},
+    redact::Redactor,
+    subject::Subject,
+    taxonomy::Taxonomy,
+};
+
+/// Why a call did not yield an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallError {
+    /// Worth retrying: 429, 529 overloaded, 5xx, timeouts, refused connections.
+    Transient { message: String, retry_after: Option<Duration> },
+    /// Retrying will not help: authentication, a bad request.
+    Permanent(String),
+    /// The server answered, but not with the JSON asked for.
+    Malformed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transient { message, .. } | Self::Permanent(message) | Self::Malformed(message) => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+/// A successful call: the answer object and the tokens it cost.
+pub struct Reply {
+    pub answer: Value,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// The two wire protocols; an enum rather than a trait object, since there are exactly two.
+pub enum Provider {
+    Anthropic(Anthropic),
+    OpenAi(OpenAi),
+}
+
+impl Provider {
+    async fn call(&self, user: &str, schema: &Value) -> Result<Reply, CallError> {
+        match self {
+            Self::Anthropic(p) => p.call(user, schema).await,
+            Self::OpenAi(p) => p.call(user, schema).await,
+        }
+    }
+
+    /// Whether the schema may carry item counts and lengths (see [`prompt::schema`]).
+    fn bounds(&self) -> bool {
+        match self {
+            Self::Anthropic(_) => true,
+            Self::OpenAi(p) => p.accepts_bounds(),
+        }
+    }
+}
+
+pub struct Llm {
+    provider: Provider,
+    config: LlmConfig,
+    taxonomy: Taxonomy,
+    redactor: Redactor,
+    slots: Semaphore,
+    budget: TokenBucket,
+    /// `provider/model`, recorded on every incident it classifies.
+    label: String,
+    kind: &'static str,
+}
+
+impl Llm {
+    /// `taxonomy` must have its categories filled.
+    pub fn new(kind: ProviderKind, config: &LlmConfig, taxonomy: Taxonomy, redactor: Redactor) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder().timeout(Duration::from_millis(config.timeout_ms)).build()?;
+        let (provider, name) = match kind {
+            ProviderKind::Anthropic => (Provider::Anthropic(Anthropic::new(client, config)?), "anthropic"),
+            ProviderKind::Openai => (Provider::OpenAi(OpenAi::new(client, config)), "openai"),
+            ProviderKind::Local => anyhow::bail!("the local classifier is not an LLM provider"),
+        };
+        Ok(Self {
+            provider,
+            label: format!("{name}/{}", config.model),
+            kind: name,
+            config: config.clone(),
+            taxonomy,
+            redactor,
+            slots: Semaphore::new(config.concurrency.max(1)),
+            budget: TokenBucket::per_minute(config.tokens_per_minute),
+        })
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Classifies a batch in one request (plus retries). Returns the items it got, by id: some
+    /// may be missing when the model left them out or answered them invalidly even after a retry
+    /// for just those. `Err` when no attempt produced an answer.
+    pub async fn classify(&self, subjects: &[Subject]) -> Result<HashMap<String, Item>, CallError> {
+        let _slot = self.slots.acquire().await.expect("semaphore never closed");
+        let mut items: HashMap<String, Item> = HashMap::new();
+        let mut pending: Vec<Subject> = subjects.to_vec();
+        let mut last_error = None;
+        for attempt in 0..=self.config.max_retries {
+            let user = prompt::user_message(&self.taxonomy, &pending, &self.redactor);
+            let ids: Vec<&str> = pending.iter().map(|s| s.id.as_str()).collect();
+            let schema = prompt::schema(&self.taxonomy, &ids, self.provider.bounds());
+            // About four characters a token; the answer is bounded by max_tokens.
+            let estimate = (prompt::SYSTEM.len() + user.len()) as u64 / 4 + u64::from(self.config.max_tokens) / 4;
+            self.budget.take(estimate).await;
+            let started = std::time::Instant::now();
+            let result = self.provider.call(&user, &schema).await;
+            metrics::histogram!("quench_llm_request_seconds", "provider" => self.kind)
+                .record(started.elapsed().as_secs_f64());
+            let delay = match result {
+                Ok(reply) => {
+                    self.record_usage(&reply);
+                    match prompt::parse(&reply.answer, &self.taxonomy, &pending) {
+                        Ok(found) => {
+                            self.count("ok");
+                            pending.retain(|s| !found.contains_key(&s.id));
+                            items.extend(found);
+                            if pending.is_empty() {
+                                return Ok(items);
+                            }
+                            last_error = Some(CallError::Malformed(format!(
+                                "{} incidents missing from the answer",
+                                pending.len()
+                            )));
+                            None
+                        }
+                        Err(e) => {
+                            self.count("malformed");
+                            last_error = Some(CallError::Malformed(e));
+                            None
+                        }
+                    }
+                }
+                Err(CallError::Permanent(message)) => {
+                    self.count("rejected");
+                    tracing::error!(provider = self.kind, error = %message, "LLM request rejected");
+                    return if items.is_empty() { Err(CallError::Permanent(message)) } else { Ok(items) };
+                }
+                Err(e) => {
+                    self.count(if matches!(e, CallError::Malformed(_)) { "malformed" } else { "failed" });
+                    let retry_after = match &e {
+                        CallError::Transient { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    tracing::warn!(provider = self.kind, attempt, error = %e, "LLM request failed");
+                    last_error = Some(e);
+                    retry_after
+                }
+            };
+            if attempt < self.config.max_retries {
+                tokio::time::sleep(delay.unwrap_or_else(|| backoff(attempt)).min(Duration::from_secs(60))).await;
+            }
+        }
+        if items.is_empty() {
+            Err(last_error.unwrap_or_else(|| CallError::Malformed("no answer".into())))
+        } else {
+            Ok(items)
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        metrics::counter!("quench_llm_requests_total", "provider" => self.kind, "outcome" => outcome).increment(1);
+    }
+
+    fn record_usage(&self, reply: &Reply) {
+        metrics::counter!("quench_llm_tokens_total", "provider" => self.kind, "direction" => "input")
+            .increment(reply.input_tokens);
+        metrics::counter!("quench_llm_tokens_total", "provider" => self.kind, "direction" => "output")
+            .increment(reply.output_tokens);
+        let cost = reply.input_tokens as f64 * self.config.input_price_per_mtok / 1e6
+            + reply.output_tokens as f64 * self.config.output_price_per_mtok / 1e6;
+        // Counters are integers: the cost is kept in micro-dollars.
+        metrics::counter!("quench_llm_cost_microdollars_total", "provider" => self.kind).increment((cost * 1e6) as u64);
+    }
+}
+
+/// 0.5 s, 1 s, 2 s... capped at 10 s, with up to 25% jitter so that workers do not retry in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(10));
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+/// Maps an HTTP answer that is not a success to a [`CallError`].
+fn status_error(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &str) -> CallError {
+    let message = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
+    match status.as_u16() {
+        408 | 409 | 425 | 429 | 500..=599 => CallError::Transient { message, retry_after },
+        _ => CallError::Permanent(message),
+    }
+}
+
+/// Sends `request` and returns the JSON body of a 2xx answer.
+async fn send(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
+    let response = request.send().await.map_err(|e| CallError::Transient {
+        message: if e.is_timeout() { "request timed out".into() } else { format!("request failed: {e}") },
+        retry_after: None,
+    })?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    let body = response
+        .text()
+        .await
+        .map_err(|e| CallError::Transient { message: format!("reading the answer failed: {e}"), retry_after: None })?;
+    if !status.is_success() {
+        return Err(status_error(status, retry_after, &body));
+    }
+    serde_json::from_str(&body).map_err(|e| CallError::Malformed(format!("answer body is not JSON: {e}")))
+}
