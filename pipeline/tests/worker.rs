@@ -61,6 +61,14 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     let incidents: Vec<Incident> = decode_all(&registry, &incidents).await;
     let counts: HashMap<String, i64> = incidents.iter().map(|i| (i.title.clone(), i.alert_count)).collect();
     assert_eq!(counts, HashMap::from([("PgDown".into(), 20), ("DiskFull".into(), 20), ("HighLatency".into(), 20)]));
+    for incident in &incidents {
+        assert_eq!(incident.classified_by.as_deref(), Some("local"), "classified by default: {incident:?}");
+        assert!(incident.category.is_some() && incident.priority.is_some() && incident.confidence.is_some());
+        assert!(!incident.summary.is_empty());
+    }
+    let classified: HashMap<&str, &str> =
+        events.iter().map(|e| (e.title.as_str(), e.category.as_deref().unwrap_or_default())).collect();
+    assert_eq!(classified["DiskFull"], "infrastructure", "routing events carry the classification: {classified:?}");
     let reasons: Vec<&str> = dlq
         .iter()
         .flat_map(|(_, _, h)| h.iter().filter(|(k, _)| k == "quench.reason").map(|(_, v)| v.as_str()))

@@ -40,6 +40,11 @@ impl Breaker {
         }
     }
 
+    /// Whether the cool-down is over and a trial call would be let through.
+    pub fn trial_due(&self, now: Instant) -> bool {
+        matches!(self.state, State::Open { until } if now >= until)
+    }
+
     /// Records a successful call; true when this closed an open breaker (the LLM recovered).
     pub fn success(&mut self) -> bool {
         let recovered = !matches!(self.state, State::Closed { .. });
@@ -52,10 +57,6 @@ impl Breaker {
             State::Closed { failures } if failures + 1 < self.threshold => State::Closed { failures: failures + 1 },
             _ => State::Open { until: now + self.cool_down },
         };
-    }
-
-    pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closed { .. })
     }
 }
 
@@ -71,10 +72,11 @@ mod tests {
         assert!(breaker.allow(t0), "one failure is not enough");
         breaker.failure(t0);
         assert!(!breaker.allow(t0 + Duration::from_secs(29)), "open during the cool-down");
+        assert!(!breaker.trial_due(t0 + Duration::from_secs(29)) && breaker.trial_due(t0 + Duration::from_secs(30)));
         assert!(breaker.allow(t0 + Duration::from_secs(30)), "one trial after it");
         assert!(!breaker.allow(t0 + Duration::from_secs(30)), "only one trial at a time");
         assert!(breaker.success(), "a successful trial reports the recovery");
-        assert!(breaker.is_closed() && breaker.allow(t0 + Duration::from_secs(31)));
+        assert!(breaker.allow(t0 + Duration::from_secs(31)) && breaker.allow(t0 + Duration::from_secs(31)));
         assert!(!breaker.success(), "a success while closed is no recovery");
     }
 

@@ -51,7 +51,8 @@ pub struct LlmConfig {
     pub json_mode: JsonMode,
     /// Deadline of one HTTP call.
     pub timeout_ms: u64,
-    /// Attempts after the first, with exponential backoff; 429 and 529 honour Retry-After.
+    /// Attempts after the first: at once after a bad answer, after a backoff (or Retry-After, at
+    /// most 10 s) after 429, 529 and 5xx. A batch that has not succeeded by then falls back.
     pub max_retries: u32,
     /// Requests in flight at once.
     pub concurrency: usize,
@@ -112,7 +113,7 @@ impl Default for LlmConfig {
             model: String::new(),
             api_key: None,
             json_mode: JsonMode::JsonSchema,
-            timeout_ms: 30_000,
+            timeout_ms: 20_000,
             max_retries: 2,
             concurrency: 4,
             tokens_per_minute: 400_000,

@@ -98,8 +98,30 @@ impl Embedder {
         out.into_iter().map(|v| v.context("embedding evicted before use; raise the cache capacity")).collect()
     }
 
-    pub fn embed_one(&self, text: &str) -> anyhow::Result<Vector> {
-        Ok(self.embed(&[text])?.remove(0))
+    /// Puts vectors obtained elsewhere (the store) in the in-memory cache.
+    pub fn remember(&self, texts: &[&str], vectors: &[Vector]) {
+        let mut cache = self.cache.lock().expect("embedding cache");
+        for (text, vector) in texts.iter().zip(vectors) {
+            cache.insert(text.to_string(), vector.clone());
+        }
+    }
+
+    /// Like [`Embedder::embed`], through a file of earlier results in the model's directory, so
+    /// that a restarted worker does not embed its examples and catalog again. The file is only a
+    /// cache: when it is missing, stale or unwritable, the vectors are computed.
+    pub fn embed_stored(&self, texts: &[&str], model_dir: &Path) -> anyhow::Result<Vec<Vector>> {
+        let path = model_dir.join(STORE_FILE);
+        let mut stored = read_store(&path);
+        let missing: Vec<&str> = texts.iter().copied().filter(|t| !stored.contains_key(&store_key(t))).collect();
+        if !missing.is_empty() {
+            for (text, vector) in missing.iter().zip(self.embed(&missing)?) {
+                stored.insert(store_key(text), vector);
+            }
+            if let Err(e) = write_store(&path, &stored) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot keep embeddings for the next start");
+            }
+        }
+        Ok(texts.iter().map(|t| stored[&store_key(t)].clone()).collect())
     }
 
     fn forward(&self, texts: &[&str]) -> anyhow::Result<Vec<Vector>> {
@@ -124,6 +146,43 @@ impl Embedder {
         let normalised = mean.broadcast_div(&norms)?;
         Ok(normalised.to_vec2::<f32>()?)
     }
+}
+
+const STORE_FILE: &str = "quench-embeddings-v1.bin";
+const DIMENSIONS: usize = 384;
+
+/// FNV-1a 64 of the text: stable across builds, unlike std's hasher.
+fn store_key(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Records of a little-endian u64 key and 384 little-endian f32s; anything else reads as empty.
+fn read_store(path: &Path) -> std::collections::HashMap<u64, Vector> {
+    let record = 8 + 4 * DIMENSIONS;
+    let Ok(bytes) = std::fs::read(path) else { return Default::default() };
+    if bytes.len() % record != 0 {
+        return Default::default();
+    }
+    bytes
+        .chunks_exact(record)
+        .map(|r| {
+            let key = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+            let vector = r[8..].chunks_exact(4).map(|f| f32::from_le_bytes(f.try_into().expect("4 bytes"))).collect();
+            (key, vector)
+        })
+        .collect()
+}
+
+fn write_store(path: &Path, stored: &std::collections::HashMap<u64, Vector>) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(stored.len() * (8 + 4 * DIMENSIONS));
+    for (key, vector) in stored.iter().filter(|(_, v)| v.len() == DIMENSIONS) {
+        bytes.extend_from_slice(&key.to_le_bytes());
+        vector.iter().for_each(|f| bytes.extend_from_slice(&f.to_le_bytes()));
+    }
+    // Written aside and renamed, so that a concurrent reader never sees half a file.
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(temporary, path)
 }
 
 #[cfg(test)]
@@ -151,6 +210,19 @@ mod tests {
         // sentence-transformers gives 0.8939 for the two movie sentences and 0.0363 for cat vs movie... within rounding.
         assert!((cosine(&v[1], &v[2]) - 0.894).abs() < 0.01, "{}", cosine(&v[1], &v[2]));
         assert!(cosine(&v[0], &v[1]) < 0.2, "{}", cosine(&v[0], &v[1]));
+    }
+
+    #[test]
+    fn stored_embeddings_are_reused_and_a_broken_store_is_recomputed() {
+        let embedder = embedder();
+        let dir = std::env::temp_dir().join(format!("quench-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = embedder.embed_stored(&["Redis down", "Kafka lag"], &dir).unwrap();
+        assert_eq!(read_store(&dir.join(STORE_FILE)).len(), 2);
+        assert_eq!(embedder.embed_stored(&["Kafka lag"], &dir).unwrap()[0], first[1]);
+        std::fs::write(dir.join(STORE_FILE), b"garbage").unwrap();
+        assert!(cosine(&embedder.embed_stored(&["Redis down"], &dir).unwrap()[0], &first[0]) > 0.9999);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

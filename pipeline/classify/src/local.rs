@@ -6,7 +6,10 @@
 //! Severity: the alert's own severity label when it has one, otherwise keyword rules and the
 //! nearest examples vote. Users' rules override both.
 
-use std::{num::NonZeroUsize, path::PathBuf};
+use std::{
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -109,10 +112,11 @@ impl LocalClassifier {
         let catalog_to_taxonomy =
             catalog.categories().iter().map(|c| taxonomy.categories.iter().position(|t| t.name == c.name)).collect();
         let names: Vec<&str> = catalog.technologies().iter().map(|t| t.name.as_str()).collect();
-        let technology_vectors = embedder.embed(&names)?;
+        let technology_vectors = embedder.embed_stored(&names, &config.model_dir)?;
         let descriptions: Vec<String> =
             taxonomy.categories.iter().map(|c| format!("{}: {}", c.name, c.description)).collect();
-        let category_vectors = embedder.embed(&descriptions.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let descriptions: Vec<&str> = descriptions.iter().map(String::as_str).collect();
+        let category_vectors = embedder.embed_stored(&descriptions, &config.model_dir)?;
         let mut classifier = Self {
             taxonomy,
             catalog,
@@ -124,14 +128,17 @@ impl LocalClassifier {
             rules,
             neighbours: config.neighbours,
         };
-        classifier.examples = classifier.embed_examples(&examples)?;
+        classifier.examples = classifier.embed_examples(&examples, &config.model_dir)?;
         Ok(classifier)
     }
 
-    fn embed_examples(&self, corpus: &[CorpusAlert]) -> anyhow::Result<Vec<Example>> {
+    fn embed_examples(&self, corpus: &[CorpusAlert], model_dir: &Path) -> anyhow::Result<Vec<Example>> {
         let templates: Vec<String> =
             corpus.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations).template()).collect();
-        let vectors = self.embedder.embed(&templates.iter().map(String::as_str).collect::<Vec<_>>())?;
+        let templates: Vec<&str> = templates.iter().map(String::as_str).collect();
+        let vectors = self.embedder.embed_stored(&templates, model_dir)?;
+        // Stored vectors bypass the in-memory cache; subjects with an example's template hit it.
+        self.embedder.remember(&templates, &vectors);
         Ok(corpus
             .iter()
             .zip(vectors)

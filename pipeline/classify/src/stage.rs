@@ -65,7 +65,8 @@ impl Classifier {
             breaker: Mutex::new(Breaker::new(config.breaker.failures, Duration::from_millis(config.breaker.open_ms))),
             cache: Mutex::new(Lru::new(capacity, Some(Duration::from_secs(config.cache.ttl_s.max(1))))),
             max_batch: config.max_batch.max(1),
-            batch_deadline: Duration::from_millis(config.llm.timeout_ms.saturating_mul(2)),
+            batch_deadline: Duration::from_millis(config.llm.timeout_ms) * (config.llm.max_retries + 1)
+                + crate::llm::MAX_WAIT * config.llm.max_retries,
             recovered: AtomicBool::new(false),
             calls: AtomicU64::new(0),
         })
@@ -77,6 +78,13 @@ impl Classifier {
         self.recovered.swap(false, Ordering::SeqCst)
     }
 
+    /// Whether the breaker would let a trial batch through now: a caller holding
+    /// fallback-classified incidents should have one classified again, to find out whether the
+    /// LLM is back.
+    pub fn trial_due(&self) -> bool {
+        self.llm.is_some() && self.breaker.lock().expect("breaker").trial_due(Instant::now())
+    }
+
     /// LLM batches attempted so far (retries not counted).
     pub fn llm_calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -85,7 +93,9 @@ impl Classifier {
     /// Classifies `subjects`, one answer each, in order.
     pub async fn classify(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         let signatures: Vec<String> = subjects.iter().map(Subject::signature).collect();
-        let trust_fallbacks = self.llm.is_none() || !self.breaker.lock().expect("breaker").is_closed();
+        // A fallback answer stands in for the LLM's only until the LLM can be asked again; while
+        // the breaker is open, asking costs a local classification (its embeddings are cached).
+        let trust_fallbacks = self.llm.is_none();
         let mut answers: Vec<Option<Classification>> = {
             let mut cache = self.cache.lock().expect("classification cache");
             signatures

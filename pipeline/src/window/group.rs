@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use quench_classify::Subject;
 use quench_schemas::{fingerprint::fnv1a, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,22 @@ pub struct Group {
     incident: Option<OpenIncident>,
     /// Something changed since the last flush (a re-send, a resolution...).
     dirty: bool,
+    /// What the classifier reads: the distinct alert names (the first few) and the first alert's
+    /// summary and description. Defaults let changelogs written before classification load.
+    #[serde(default)]
+    alertnames: Vec<String>,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Bounds on what a group keeps for the classifier: the changelog carries it for every open group.
+const MAX_ALERTNAMES: usize = 8;
+const MAX_TEXT: usize = 512;
+
+fn bounded(text: Option<&String>) -> String {
+    text.map(|t| t.chars().take(MAX_TEXT).collect()).unwrap_or_default()
 }
 
 /// Deterministic incident id from the group key and the start of the incident's first window,
@@ -83,6 +100,9 @@ impl Group {
             last_seen: now,
             incident: None,
             dirty: false,
+            alertnames: Vec::new(),
+            summary: bounded(first.annotations.get("summary").or_else(|| first.annotations.get("message"))),
+            description: bounded(first.annotations.get("description")),
         }
     }
 
@@ -119,6 +139,11 @@ impl Group {
             }
             None => {
                 self.common_labels.retain(|name, value| alert.labels.get(name) == Some(value));
+                if let Some(name) = alert.labels.get("alertname") {
+                    if self.alertnames.len() < MAX_ALERTNAMES && !self.alertnames.contains(name) {
+                        self.alertnames.push(name.clone());
+                    }
+                }
                 self.alerts.insert(
                     fingerprint,
                     Entry { firing, notified: false, ends_at: alert.ends_at, last_seen: now, flips: 0, severity },
@@ -177,8 +202,26 @@ impl Group {
             out.push(Output::Routing(routing_event(&incident, reason, now)));
         }
         let resolved = incident.status == IncidentStatus::Resolved;
-        out.push(Output::Incident(incident));
+        let subject = self.subject(&incident.incident_id);
+        out.push(Output::Incident(incident, subject));
         !resolved
+    }
+
+    /// Makes the next flush, due now, emit the incident again (to have it classified anew).
+    pub fn touch(&mut self, now: i64) {
+        self.dirty = true;
+        self.next_flush = self.next_flush.min(now);
+    }
+
+    fn subject(&self, incident_id: &str) -> Subject {
+        Subject {
+            id: incident_id.to_string(),
+            alertnames: self.alertnames.clone(),
+            labels: self.common_labels.clone(),
+            summary: self.summary.clone(),
+            description: self.description.clone(),
+            alerts: self.alerts.len(),
+        }
     }
 
     /// Alerts past their ends_at, or silent for resolve_timeout without one, are resolved.

@@ -18,6 +18,7 @@ pub use severity::Severity;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use quench_classify::Subject;
 use quench_schemas::{Alert, Incident, RoutingEvent};
 
 use crate::rules::{GroupKey, Timing};
@@ -25,8 +26,9 @@ use crate::rules::{GroupKey, Timing};
 /// What a flush produced.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// The latest state of an incident, for the compacted `incidents` topic.
-    Incident(Incident),
+    /// The latest state of an incident, for the compacted `incidents` topic, and what the
+    /// classifier needs to know about it.
+    Incident(Incident, Subject),
     /// Something a person should hear about, for `incident-routing`.
     Routing(RoutingEvent),
 }
@@ -82,6 +84,14 @@ impl Windows {
                 self.changed.insert(key);
             }
         }
+    }
+
+    /// Has the group's incident emitted again at the next tick, so that it is classified anew.
+    pub fn touch(&mut self, key: &GroupKey, now: i64) {
+        let Some(group) = self.groups.get_mut(key) else { return };
+        self.timers.remove(&(group.next_flush(), key.clone()));
+        group.touch(now);
+        self.timers.insert((group.next_flush(), key.clone()));
     }
 
     /// Puts back a group read from the changelog.

@@ -68,7 +68,7 @@ impl Harness {
         let mut events = Vec::new();
         for o in out {
             match o {
-                Output::Incident(i) => incidents.push(i),
+                Output::Incident(i, _) => incidents.push(i),
                 Output::Routing(r) => events.push(r),
             }
         }
@@ -235,4 +235,28 @@ fn an_alert_that_keeps_flipping_marks_the_incident_flapping() {
     }
     let (incidents, _) = h.tick(T0 + 330 * S);
     assert!(incidents[0].flapping);
+}
+
+#[test]
+fn a_touched_group_emits_its_incident_again_with_what_the_classifier_reads() {
+    let mut h = Harness::new();
+    let mut first = alert("PgDown", "db-1", "critical", T0);
+    first.annotations.insert("summary".into(), "Postgres down on db-1".into());
+    h.send(&first, T0);
+    h.send(&alert("PgDown", "db-2", "critical", T0), T0);
+    let mut out = Vec::new();
+    h.windows.tick(T0 + 30 * S, &mut out);
+    let Some(Output::Incident(incident, subject)) = out.iter().find(|o| matches!(o, Output::Incident(..))) else {
+        panic!("no incident in {out:?}")
+    };
+    assert_eq!(subject.id, incident.incident_id);
+    assert_eq!(subject.alertnames, ["PgDown"]);
+    assert_eq!(subject.summary, "Postgres down on db-1");
+    assert_eq!(subject.alerts, 2);
+    assert_eq!(h.tick(T0 + 31 * S), (vec![], vec![]), "nothing changed");
+    let key = GroupKey(incident.group_key.clone());
+    h.windows.touch(&key, T0 + 31 * S);
+    let (incidents, events) = h.tick(T0 + 31 * S);
+    assert_eq!(incidents.len(), 1, "the incident is emitted again");
+    assert!(events.is_empty(), "without notifying anyone again");
 }

@@ -19,7 +19,7 @@ mod rekey;
 mod transaction;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -27,7 +27,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_schemas::{fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, RoutingEvent};
+use quench_classify::{stage::FALLBACK, Classification, Classifier, Subject};
+use quench_schemas::{fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentStatus, RoutingEvent};
 use rdkafka::{message::OwnedMessage, producer::BaseRecord, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
@@ -35,7 +36,7 @@ use crate::{
     config::Config,
     http::Readiness,
     preflight::registry_client,
-    rules::{RouteTree, RulesSource},
+    rules::{GroupKey, RouteTree, RulesSource},
     window::{Output, Placement, Windows},
 };
 use clock::Clock;
@@ -65,7 +66,16 @@ pub async fn run(
         }))
     };
     let worker = tokio::task::spawn_blocking(move || {
-        let mut worker = Worker::start(config, rules, decoder, incidents, routing, handle, readiness)?;
+        readiness.not_ready("loading the classifier");
+        let started = Instant::now();
+        let classifier = Arc::new(Classifier::new(&config.classify)?);
+        tracing::info!(
+            provider = ?config.classify.provider,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "classifier loaded"
+        );
+        let codecs = Codecs { decoder, incidents, routing };
+        let mut worker = Worker::start(config, rules, codecs, classifier, handle, readiness)?;
         worker.run(&shutdown)
     });
     if let Some(rekeying) = rekeying {
@@ -83,6 +93,12 @@ struct PartitionState {
     next_offset: Option<i64>,
 }
 
+struct Codecs {
+    decoder: Decoder<Alert>,
+    incidents: Encoder<Incident>,
+    routing: Encoder<RoutingEvent>,
+}
+
 struct Worker {
     config: Config,
     rules: RouteTree,
@@ -91,6 +107,10 @@ struct Worker {
     decoder: Decoder<Alert>,
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
+    classifier: Arc<Classifier>,
+    /// Per partition, the groups whose open incident the fallback classified: when the LLM
+    /// recovers they are emitted again to be classified by it.
+    fallbacks: HashMap<i32, HashSet<GroupKey>>,
     handle: Handle,
     session: Session,
     /// The topic read: `alerts`, or the re-keyed topic.
@@ -103,9 +123,8 @@ impl Worker {
     fn start(
         config: Config,
         (rules_source, rules): (RulesSource, RouteTree),
-        decoder: Decoder<Alert>,
-        incidents: Encoder<Incident>,
-        routing: Encoder<RoutingEvent>,
+        Codecs { decoder, incidents, routing }: Codecs,
+        classifier: Arc<Classifier>,
         handle: Handle,
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
@@ -123,6 +142,8 @@ impl Worker {
             decoder,
             incidents,
             routing,
+            classifier,
+            fallbacks: HashMap::new(),
             handle,
             session,
             input,
@@ -132,7 +153,10 @@ impl Worker {
     }
 
     fn run(&mut self, shutdown: &AtomicBool) -> anyhow::Result<()> {
-        let interval = Duration::from_millis(self.config.worker.commit_interval_ms);
+        // Incidents wait for classification at most max_wait, and a full batch commits at once.
+        let classify = &self.config.classify;
+        let interval = Duration::from_millis(self.config.worker.commit_interval_ms.min(classify.max_wait_ms));
+        let max_batch = classify.max_batch;
         let mut last_commit = Instant::now();
         while !shutdown.load(Ordering::SeqCst) {
             let polled = self.session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
@@ -146,7 +170,7 @@ impl Worker {
                 }
                 None => self.partitions.values_mut().for_each(|p| p.clock.caught_up()),
             }
-            if last_commit.elapsed() >= interval {
+            if last_commit.elapsed() >= interval || self.pending_incidents() >= max_batch {
                 self.commit()?;
                 self.reload_rules();
                 last_commit = Instant::now();
@@ -162,6 +186,7 @@ impl Worker {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
+                    self.fallbacks.clear();
                     self.dead_letters.clear();
                     self.readiness.not_ready("rebalancing");
                 }
@@ -192,6 +217,11 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    fn pending_incidents(&self) -> usize {
+        let outputs = self.partitions.values().flat_map(|p| &p.outputs);
+        outputs.filter(|o| matches!(o, Output::Incident(..))).count()
     }
 
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
@@ -263,7 +293,7 @@ impl Worker {
             if let Some(now) = state.clock.watermark() {
                 state.windows.tick(now, &mut state.outputs);
             }
-            outputs.append(&mut state.outputs);
+            outputs.extend(state.outputs.drain(..).map(|o| (*partition, o)));
             for (key, group) in state.windows.take_changes() {
                 changes.push((*partition, key.0, group.map(serde_json::to_vec).transpose()?));
             }
@@ -272,12 +302,14 @@ impl Worker {
             }
         }
         if outputs.is_empty() && changes.is_empty() && offsets.count() == 0 && self.dead_letters.is_empty() {
+            self.reclassify_after_recovery();
             return Ok(());
         }
+        self.classify(&mut outputs)?;
         self.session.begin()?;
-        for output in &outputs {
+        for (_, output) in &outputs {
             match output {
-                Output::Incident(incident) => {
+                Output::Incident(incident, _) => {
                     let value = self.incidents.encode(incident)?;
                     self.session.send(
                         BaseRecord::to(&self.config.topics.incidents).key(&incident.incident_id).payload(&value),
@@ -301,7 +333,7 @@ impl Worker {
             self.session.send(letter.record(&self.config.topics.dlq))?;
         }
         self.session.commit(&offsets)?;
-        let incidents = outputs.iter().filter(|o| matches!(o, Output::Incident(_))).count();
+        let incidents = outputs.iter().filter(|(_, o)| matches!(o, Output::Incident(..))).count();
         metrics::counter!("quench_incident_updates_total").increment(incidents as u64);
         metrics::counter!("quench_routing_events_total").increment((outputs.len() - incidents) as u64);
         metrics::histogram!("quench_transaction_seconds").record(started.elapsed().as_secs_f64());
@@ -314,7 +346,84 @@ impl Worker {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             metrics::gauge!("quench_watermark_delay_seconds").set((now - oldest) as f64 / 1000.0);
         }
+        self.reclassify_after_recovery();
         Ok(())
+    }
+
+    /// Classifies every incident about to be produced, and gives its routing events the same
+    /// classification. Before the transaction: what commits is classified.
+    fn classify(&mut self, outputs: &mut [(i32, Output)]) -> anyhow::Result<()> {
+        let subjects: Vec<Subject> = outputs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Output::Incident(_, subject) => Some(subject.clone()),
+                Output::Routing(_) => None,
+            })
+            .collect();
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let answers = self.handle.block_on(self.classifier.classify(&subjects))?;
+        metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
+        let by_id: HashMap<String, Classification> = subjects.into_iter().map(|s| s.id).zip(answers).collect();
+        for (partition, output) in outputs.iter_mut() {
+            match output {
+                Output::Incident(incident, _) => {
+                    let Some(c) = by_id.get(&incident.incident_id) else { continue };
+                    let key = GroupKey(incident.group_key.clone());
+                    let fallbacks = self.fallbacks.entry(*partition).or_default();
+                    if c.classified_by == FALLBACK && incident.status != IncidentStatus::Resolved {
+                        fallbacks.insert(key);
+                    } else {
+                        fallbacks.remove(&key);
+                    }
+                    incident.severity.clone_from(&c.severity);
+                    incident.priority = Some(c.priority.clone());
+                    incident.category = Some(c.category.clone());
+                    incident.confidence = Some(c.confidence);
+                    incident.summary.clone_from(&c.summary);
+                    incident.classified_by = Some(c.classified_by.clone());
+                }
+                Output::Routing(event) => {
+                    let Some(c) = by_id.get(&event.incident_id) else { continue };
+                    event.severity.clone_from(&c.severity);
+                    event.priority = Some(c.priority.clone());
+                    event.category = Some(c.category.clone());
+                    event.summary.clone_from(&c.summary);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Once the LLM answers again, has every fallback-classified open incident emitted anew.
+    /// While it does not, one of them is emitted again after each cool-down of the breaker: its
+    /// classification is the trial call that finds out.
+    fn reclassify_after_recovery(&mut self) {
+        if !self.classifier.take_recovered() {
+            if self.classifier.trial_due() {
+                let trial = self.fallbacks.iter().find_map(|(p, keys)| Some((*p, keys.iter().next()?.clone())));
+                if let Some((partition, key)) = trial {
+                    if let Some(state) = self.partitions.get_mut(&partition) {
+                        if let Some(now) = state.clock.watermark() {
+                            state.windows.touch(&key, now);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let mut touched = 0;
+        for (partition, keys) in self.fallbacks.drain() {
+            let Some(state) = self.partitions.get_mut(&partition) else { continue };
+            let Some(now) = state.clock.watermark() else { continue };
+            for key in keys {
+                state.windows.touch(&key, now);
+                touched += 1;
+            }
+        }
+        tracing::info!(incidents = touched, "LLM recovered: fallback-classified incidents will be classified again");
     }
 }
 

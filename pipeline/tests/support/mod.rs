@@ -69,6 +69,12 @@ impl Run {
             .envs(self.env.iter().cloned())
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            // Where the setup scripts put the embedding model.
+            .envs(
+                ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
+                    .into_iter()
+                    .filter_map(|k| Some((k, std::env::var(k).ok()?))),
+            )
             .spawn()
             .unwrap()
     }

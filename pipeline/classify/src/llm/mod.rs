@@ -131,6 +131,7 @@ impl Llm {
             let result = self.provider.call(&user, &schema).await;
             metrics::histogram!("quench_llm_request_seconds", "provider" => self.kind)
                 .record(started.elapsed().as_secs_f64());
+            // A bad or partial answer is asked again at once; only the server's trouble waits.
             let delay = match result {
                 Ok(reply) => {
                     self.record_usage(&reply);
@@ -142,18 +143,15 @@ impl Llm {
                             if pending.is_empty() {
                                 return Ok(items);
                             }
-                            last_error = Some(CallError::Malformed(format!(
-                                "{} incidents missing from the answer",
-                                pending.len()
-                            )));
-                            None
+                            let missing = format!("{} incidents missing from the answer", pending.len());
+                            last_error = Some(CallError::Malformed(missing));
                         }
                         Err(e) => {
                             self.count("malformed");
                             last_error = Some(CallError::Malformed(e));
-                            None
                         }
                     }
+                    Duration::ZERO
                 }
                 Err(CallError::Permanent(message)) => {
                     self.count("rejected");
@@ -162,17 +160,17 @@ impl Llm {
                 }
                 Err(e) => {
                     self.count(if matches!(e, CallError::Malformed(_)) { "malformed" } else { "failed" });
-                    let retry_after = match &e {
-                        CallError::Transient { retry_after, .. } => *retry_after,
-                        _ => None,
+                    let delay = match &e {
+                        CallError::Transient { retry_after, .. } => retry_after.unwrap_or_else(|| backoff(attempt)),
+                        _ => Duration::ZERO,
                     };
                     tracing::warn!(provider = self.kind, attempt, error = %e, "LLM request failed");
                     last_error = Some(e);
-                    retry_after
+                    delay
                 }
             };
             if attempt < self.config.max_retries {
-                tokio::time::sleep(delay.unwrap_or_else(|| backoff(attempt)).min(Duration::from_secs(60))).await;
+                tokio::time::sleep(delay.min(MAX_WAIT)).await;
             }
         }
         if items.is_empty() {
@@ -198,9 +196,12 @@ impl Llm {
     }
 }
 
+/// The longest wait between two attempts, whatever Retry-After says.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+
 /// 0.5 s, 1 s, 2 s... capped at 10 s, with up to 25% jitter so that workers do not retry in step.
 fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(10));
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(5)).min(MAX_WAIT);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
 }

@@ -1,0 +1,248 @@
+//! The Anthropic provider against a FAKE Messages API peer (no real Anthropic server can run
+//! here). The fake checks each request's documented shape (headers, model, system, messages, a
+//! forced tool with an input schema) and answers as scripted, in Anthropic's documented formats:
+//! a `tool_use` answer, 429 rate_limit_error with Retry-After, 529 overloaded_error, 401, 500,
+//! malformed JSON text, and an answer that leaves incidents out.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, http::HeaderMap, response::IntoResponse, routing::post, Json, Router};
+use quench_classify::{stage::FALLBACK, Classifier, ClassifyConfig, ProviderKind, Subject};
+use serde_json::{json, Value};
+
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    Answer,
+    /// Answers only the first incident asked.
+    Partial,
+    RateLimited,
+    Overloaded,
+    ServerError,
+    Unauthorised,
+    MalformedJson,
+}
+
+#[derive(Default)]
+struct Peer {
+    script: Vec<Reply>,
+    /// Used when the script is exhausted.
+    then: Option<Reply>,
+    bodies: Vec<Value>,
+    violations: Vec<String>,
+}
+
+type Shared = Arc<Mutex<Peer>>;
+
+async fn messages(State(peer): State<Shared>, headers: HeaderMap, Json(body): Json<Value>) -> impl IntoResponse {
+    let mut peer = peer.lock().unwrap();
+    for violation in shape_violations(&headers, &body) {
+        peer.violations.push(violation);
+    }
+    peer.bodies.push(body.clone());
+    let reply = if peer.script.is_empty() { peer.then.unwrap_or(Reply::Answer) } else { peer.script.remove(0) };
+    let ids: Vec<String> = body["tools"][0]["input_schema"]["properties"]["incidents"]["items"]["properties"]["id"]
+        ["enum"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|i| i.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let error = |status: u16, kind: &str| {
+        let mut headers = HeaderMap::new();
+        if status == 429 {
+            headers.insert("retry-after", "1".parse().unwrap());
+        }
+        let body = json!({ "type": "error", "error": { "type": kind, "message": format!("fake {kind}") } });
+        (axum::http::StatusCode::from_u16(status).unwrap(), headers, Json(body)).into_response()
+    };
+    let answer = |ids: &[String]| {
+        let incidents: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({ "id": id, "severity": "critical", "category": "database", "confidence": 0.93, "summary": "fake: database down" }))
+            .collect();
+        Json(json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-test",
+            "content": [{ "type": "tool_use", "id": "toolu_fake", "name": "classify_incidents", "input": { "incidents": incidents } }],
+            "stop_reason": "tool_use",
+            "usage": { "input_tokens": 1200, "output_tokens": 300 }
+        }))
+        .into_response()
+    };
+    match reply {
+        Reply::Answer => answer(&ids),
+        Reply::Partial => answer(&ids[..1]),
+        Reply::RateLimited => error(429, "rate_limit_error"),
+        Reply::Overloaded => error(529, "overloaded_error"),
+        Reply::ServerError => error(500, "api_error"),
+        Reply::Unauthorised => error(401, "authentication_error"),
+        Reply::MalformedJson => Json(json!({
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-test",
+            "content": [{ "type": "text", "text": "{\"incidents\": [{\"id\": " }],
+            "stop_reason": "max_tokens",
+            "usage": { "input_tokens": 1200, "output_tokens": 4096 }
+        }))
+        .into_response(),
+    }
+}
+
+/// What the Messages API documents as required, and what Quench relies on.
+fn shape_violations(headers: &HeaderMap, body: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            violations.push(what.to_string());
+        }
+    };
+    check(headers.get("x-api-key").is_some_and(|k| k == "test-key"), "x-api-key header");
+    check(headers.get("anthropic-version").is_some_and(|v| v == "2023-06-01"), "anthropic-version header");
+    check(headers.get("content-type").is_some_and(|v| v == "application/json"), "content-type");
+    check(body["model"] == "claude-test", "model");
+    check(body["max_tokens"].as_u64().is_some_and(|n| n > 0), "max_tokens");
+    check(body["system"].is_string(), "system prompt");
+    check(body["messages"][0]["role"] == "user" && body["messages"][0]["content"].is_string(), "one user message");
+    check(body["tools"][0]["name"] == "classify_incidents", "tool name");
+    check(body["tools"][0]["input_schema"]["type"] == "object", "tool input_schema");
+    check(body["tool_choice"] == json!({ "type": "tool", "name": "classify_incidents" }), "forced tool_choice");
+    violations
+}
+
+async fn start(peer: Peer) -> (String, Shared) {
+    let shared = Arc::new(Mutex::new(peer));
+    let app = Router::new().route("/v1/messages", post(messages)).with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, shared)
+}
+
+fn config(url: &str) -> ClassifyConfig {
+    let mut config = ClassifyConfig { provider: ProviderKind::Anthropic, max_batch: 20, ..Default::default() };
+    config.llm.url = Some(url.to_string());
+    config.llm.model = "claude-test".into();
+    config.llm.api_key = Some("test-key".into());
+    config.llm.timeout_ms = 3_000;
+    config.llm.max_retries = 5;
+    config.breaker.failures = 2;
+    config.breaker.open_ms = 300;
+    config.redact.patterns = vec!["ACME-\\d+".into()];
+    config
+}
+
+/// Secrets and personal data seeded into alert texts and labels.
+const SEEDED: &[&str] = &[
+    "hunter2-pass",
+    "sk-ant-api03-abcdefghijklmnopqrstuv",
+    "xoxb-1234567890-abcdefghij",
+    "AKIAABCDEFGHIJKLMNOP",
+    "s3cr3t-token-value",
+    "oncall@example.com",
+    "10.20.30.40",
+    "2001:db8::8a2e:370:7334",
+    "ACME-4242",
+];
+
+fn subject(i: usize) -> Subject {
+    let labels = BTreeMap::from([
+        ("alertname".to_string(), format!("PostgresqlDown{i}")),
+        ("job".to_string(), "postgres-exporter".to_string()),
+        ("instance".to_string(), "10.20.30.40:9187".to_string()),
+        ("owner".to_string(), "oncall@example.com".to_string()),
+    ]);
+    let annotations = BTreeMap::from([
+        (
+            "summary".to_string(),
+            "Postgres down: postgres://app:hunter2-pass@db:5432 refused, key sk-ant-api03-abcdefghijklmnopqrstuv".to_string(),
+        ),
+        (
+            "description".to_string(),
+            "xoxb-1234567890-abcdefghij AKIAABCDEFGHIJKLMNOP token=s3cr3t-token-value from 2001:db8::8a2e:370:7334 ACME-4242"
+                .to_string(),
+        ),
+    ]);
+    Subject::from_alert(format!("inc-{i}"), &labels, &annotations)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_retries_429_529_and_malformed_json_and_asks_again_for_missing_items() {
+    let script = vec![Reply::RateLimited, Reply::Overloaded, Reply::MalformedJson, Reply::Partial];
+    let (url, peer) = start(Peer { script, ..Default::default() }).await;
+    let classifier = Classifier::new(&config(&url)).unwrap();
+    let subjects: Vec<Subject> = (0..3).map(subject).collect();
+    let started = Instant::now();
+    let answers = classifier.classify(&subjects).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After: 1 was honoured");
+    for answer in &answers {
+        assert_eq!(answer.classified_by, "anthropic/claude-test", "{answer:?}");
+        assert_eq!((answer.category.as_str(), answer.severity.as_str()), ("database", "critical"));
+        assert_eq!(answer.summary, "fake: database down");
+        assert_eq!(answer.priority, "P2", "critical with one alert");
+    }
+    let peer = peer.lock().unwrap();
+    assert!(peer.violations.is_empty(), "{:?}", peer.violations);
+    assert_eq!(peer.bodies.len(), 5, "429, 529, malformed, partial, then the missing ones");
+    let last_ids =
+        &peer.bodies[4]["tools"][0]["input_schema"]["properties"]["incidents"]["items"]["properties"]["id"]["enum"];
+    assert_eq!(last_ids, &json!(["inc-1", "inc-2"]), "the last request asks only for what was missing");
+    for body in &peer.bodies {
+        let text = body.to_string();
+        for secret in SEEDED {
+            assert!(!text.contains(secret), "{secret} left the process in {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_gets_one_request_per_batch_and_none_for_cached_incidents() {
+    let (url, peer) = start(Peer::default()).await;
+    let classifier = Classifier::new(&config(&url)).unwrap();
+    let subjects: Vec<Subject> = (0..45).map(subject).collect();
+    classifier.classify(&subjects).await.unwrap();
+    assert_eq!(peer.lock().unwrap().bodies.len(), 3, "45 incidents in batches of 20");
+    // A storm of the same incidents again, under other ids: all from the cache.
+    let again: Vec<Subject> = (0..45).map(|i| Subject { id: format!("other-{i}"), ..subject(i) }).collect();
+    let answers = classifier.classify(&again).await.unwrap();
+    assert!(answers.iter().all(|a| a.classified_by == "anthropic/claude-test"));
+    assert_eq!(peer.lock().unwrap().bodies.len(), 3, "no request for cached signatures");
+    assert_eq!(classifier.llm_calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_outage_opens_the_breaker_and_recovery_is_reported() {
+    let (url, peer) = start(Peer { then: Some(Reply::ServerError), ..Default::default() }).await;
+    let mut config = config(&url);
+    config.llm.max_retries = 0;
+    let classifier = Classifier::new(&config).unwrap();
+    for i in 0..2 {
+        let answers = classifier.classify(&[subject(i)]).await.unwrap();
+        assert_eq!(answers[0].classified_by, FALLBACK, "the local classifier answers during the outage");
+        assert_eq!(answers[0].category, "database", "and answers well");
+    }
+    assert_eq!(peer.lock().unwrap().bodies.len(), 2);
+    let started = Instant::now();
+    let answers = classifier.classify(&[subject(2)]).await.unwrap();
+    assert_eq!(answers[0].classified_by, FALLBACK);
+    assert!(started.elapsed() < Duration::from_millis(250), "an open breaker answers at once");
+    assert_eq!(peer.lock().unwrap().bodies.len(), 2, "an open breaker sends nothing");
+    assert!(!classifier.take_recovered());
+
+    peer.lock().unwrap().then = Some(Reply::Answer);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let answers = classifier.classify(&[subject(0)]).await.unwrap();
+    assert_eq!(
+        answers[0].classified_by, "anthropic/claude-test",
+        "the fallback answer is not trusted once the LLM is back"
+    );
+    assert!(classifier.take_recovered(), "the recovery is reported once");
+    assert!(!classifier.take_recovered());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_rejecting_the_key_is_not_retried() {
+    let (url, peer) = start(Peer { then: Some(Reply::Unauthorised), ..Default::default() }).await;
+    let classifier = Classifier::new(&config(&url)).unwrap();
+    let answers = classifier.classify(&[subject(0)]).await.unwrap();
+    assert_eq!(answers[0].classified_by, FALLBACK);
+    assert_eq!(peer.lock().unwrap().bodies.len(), 1, "401 is permanent: no retry");
+}

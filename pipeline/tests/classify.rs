@@ -1,0 +1,155 @@
+//! Classification end to end: the OpenAI-compatible provider against a real llama.cpp server, and
+//! the stream worker classifying incidents through an LLM outage and its recovery (that LLM is a
+//! FAKE OpenAI-compatible peer, since no hosted API can run here).
+
+mod support;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::post, Json, Router};
+use quench_classify::{stage::FALLBACK, Classifier, ClassifyConfig, ProviderKind, Subject};
+use quench_pipeline::kafka::create_topics;
+use quench_schemas::{Alert, Decoder, Encoder, Incident};
+use rdkafka::Message;
+use serde_json::{json, Value};
+use support::{alert, now_ms, produce, sigterm, PrivateServer, Run};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_provider_gets_schema_valid_batches_from_a_real_llama_cpp_server() {
+    let port = 18_600 + (std::process::id() % 300) as u16;
+    let server = PrivateServer::new("llm", "llm", &[("LLM_PORT", port)]);
+    server.stack("up");
+    let mut config = ClassifyConfig { provider: ProviderKind::Openai, max_batch: 2, ..Default::default() };
+    config.llm.url = Some(format!("http://127.0.0.1:{port}"));
+    config.llm.model = "smollm2-135m".into();
+    config.llm.json_mode = quench_classify::config::JsonMode::JsonObject;
+    config.llm.max_tokens = 400;
+    config.llm.timeout_ms = 120_000;
+    let classifier = Classifier::new(&config).unwrap();
+    let subject = |id: &str, name: &str, summary: &str| {
+        let labels = BTreeMap::from([("alertname".to_string(), name.to_string())]);
+        let annotations = BTreeMap::from([("summary".to_string(), summary.to_string())]);
+        Subject::from_alert(id, &labels, &annotations)
+    };
+    let subjects = [
+        subject("inc-a", "PostgresqlDown", "Postgres is down"),
+        subject("inc-b", "KafkaConsumerLag", "Consumer lag is high"),
+    ];
+    let answers = classifier.classify(&subjects).await.unwrap();
+    // The 135M model's judgement is useless; what is checked is the plumbing: one request, a
+    // schema-constrained answer parsed and matched back by id.
+    assert_eq!(classifier.llm_calls(), 1);
+    for answer in &answers {
+        assert_eq!(answer.classified_by, "openai/smollm2-135m", "{answer:?}");
+        assert!(["critical", "high", "medium", "low"].contains(&answer.severity.as_str()), "{answer:?}");
+        assert!(answer.priority.starts_with('P'), "{answer:?}");
+    }
+}
+
+/// A fake OpenAI-compatible chat completions peer that answers every incident asked as
+/// `database`/`high`, or 503 while `down`.
+#[derive(Default)]
+struct FakeLlm {
+    down: AtomicBool,
+    requests: AtomicUsize,
+}
+
+async fn completions(State(fake): State<Arc<FakeLlm>>, Json(body): Json<Value>) -> impl IntoResponse {
+    fake.requests.fetch_add(1, Ordering::SeqCst);
+    if fake.down.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": { "message": "fake outage" } })))
+            .into_response();
+    }
+    let schema = &body["response_format"]["json_schema"]["schema"];
+    let ids =
+        schema["properties"]["incidents"]["items"]["properties"]["id"]["enum"].as_array().cloned().unwrap_or_default();
+    let incidents: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "id": id, "severity": "high", "category": "database", "confidence": 0.9, "summary": "fake LLM summary" }))
+        .collect();
+    let content = json!({ "incidents": incidents }).to_string();
+    Json(json!({
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 500, "completion_tokens": 80 }
+    }))
+    .into_response()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_falls_back_during_a_fake_llm_outage_and_reclassifies_open_incidents_after_it() {
+    let fake = Arc::new(FakeLlm::default());
+    fake.down.store(true, Ordering::SeqCst);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let run = Run::new("classify");
+    create_topics(&run.config).await.unwrap();
+    let registry = run.registry();
+    let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    let mut records = Vec::new();
+    for name in ["PostgresqlDown", "KafkaConsumerGroupLag"] {
+        for instance in 0..3 {
+            records.push((name.to_string(), encoder.encode(&alert(name, instance, now)).unwrap()));
+        }
+    }
+    produce(&run, records).await;
+    let mut worker = run.start_with(
+        "run",
+        &[
+            ("QUENCH_CLASSIFY__PROVIDER", "openai"),
+            ("QUENCH_CLASSIFY__LLM__URL", &url),
+            ("QUENCH_CLASSIFY__LLM__MODEL", "fake-model"),
+            ("QUENCH_CLASSIFY__LLM__MAX_RETRIES", "0"),
+            ("QUENCH_CLASSIFY__LLM__TIMEOUT_MS", "2000"),
+            ("QUENCH_CLASSIFY__BREAKER__FAILURES", "1"),
+            ("QUENCH_CLASSIFY__BREAKER__OPEN_MS", "1000"),
+        ],
+    );
+    let incidents = run.consumer(&run.config.topics.incidents);
+    let decoder = Decoder::<Incident>::new(registry.clone());
+    let mut latest: HashMap<String, Incident> = HashMap::new();
+    let by = |who: &'static str| {
+        move |latest: &HashMap<String, Incident>| {
+            latest.len() == 2 && latest.values().all(|i| i.classified_by.as_deref() == Some(who))
+        }
+    };
+    read_until(&incidents, &decoder, &mut latest, by(FALLBACK), "fallback classification").await;
+    assert_eq!(latest["PostgresqlDown"].category.as_deref(), Some("database"), "the local classifier knows Postgres");
+    assert_eq!(latest["KafkaConsumerGroupLag"].category.as_deref(), Some("messaging"));
+    assert!(latest.values().all(|i| i.priority.is_some() && i.confidence.is_some() && !i.summary.is_empty()));
+
+    fake.down.store(false, Ordering::SeqCst);
+    read_until(&incidents, &decoder, &mut latest, by("openai/fake-model"), "re-classification by the LLM").await;
+    assert!(latest.values().all(|i| i.category.as_deref() == Some("database") && i.severity == "high"));
+    assert!(latest.values().all(|i| i.alert_count == 3), "re-classification adds no alerts");
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+}
+
+/// Reads incidents, keeping the newest state per title, until `done` holds or 90 s passed.
+async fn read_until(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    decoder: &Decoder<Incident>,
+    latest: &mut HashMap<String, Incident>,
+    done: impl Fn(&HashMap<String, Incident>) -> bool,
+    what: &str,
+) {
+    let started = Instant::now();
+    while !done(latest) {
+        assert!(started.elapsed() < Duration::from_secs(90), "no {what} after 90 s: {latest:#?}");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let incident: Incident = decoder.decode(message.unwrap().payload().unwrap()).await.unwrap();
+            latest.insert(incident.title.clone(), incident);
+        }
+    }
+}
