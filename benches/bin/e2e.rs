@@ -5,7 +5,9 @@
 //! - incidents per 1,000 alerts and worker RSS,
 //! - with `--truth FILE`: the generator's root causes, the ground truth to compare incidents with;
 //! - with `--paced-rate R`: p50/p99 latency from an alert's produce time to the incident it
-//!   opened appearing on `incidents` (read_committed), with group_wait subtracted.
+//!   opened appearing on `incidents` (read_committed), with group_wait subtracted;
+//! - with `--fake-llm-latency-ms L`: workers classify with an LLM, a FAKE OpenAI-compatible
+//!   peer in this process that answers every batch after L ms; prints incidents per LLM call.
 //!
 //! `cargo build --release -p quench-pipeline && cargo run --release -p quench-benches --bin e2e -- --help`
 //! Needs the stack (`infra/local/stack up`) and its variables (`eval "$(infra/local/stack env)"`).
@@ -60,6 +62,9 @@ struct Args {
     /// The quench binary (default: $CARGO_TARGET_DIR/release/quench or target/release/quench).
     #[arg(long)]
     quench: Option<PathBuf>,
+    /// Classify with a fake LLM that answers each request after this many milliseconds.
+    #[arg(long)]
+    fake_llm_latency_ms: Option<u64>,
 }
 
 const GROUP_WAIT_MS: i64 = 1_000;
@@ -81,6 +86,22 @@ fn main() -> anyhow::Result<()> {
             ("QUENCH_LOG__LEVEL", "warn".into()),
         ],
     );
+    let mut env = env;
+    let fake_llm = match args.fake_llm_latency_ms {
+        Some(latency) => {
+            let (url, fake) = rt.block_on(fake_llm::start(Duration::from_millis(latency)))?;
+            env.extend(
+                [
+                    ("QUENCH_CLASSIFY__PROVIDER", "openai"),
+                    ("QUENCH_CLASSIFY__LLM__URL", url.as_str()),
+                    ("QUENCH_CLASSIFY__LLM__MODEL", "fake"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+            Some(fake)
+        }
+        None => None,
+    };
     let config = Config::load(None, env.clone())?;
     rt.block_on(create_topics(&config))?;
 
@@ -155,6 +176,14 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_secs(3));
             let incidents = rt.block_on(distinct_incidents(&config))?;
             println!("incidents: {incidents} ({:.2} per 1,000 alerts)", incidents as f64 * 1000.0 / n as f64);
+            if let Some(fake) = &fake_llm {
+                let (calls, asked) = fake.counts();
+                println!(
+                    "LLM (fake, {} ms a call): {calls} calls for {incidents} incidents ({:.1} incidents per call; {asked} incidents asked)",
+                    args.fake_llm_latency_ms.unwrap_or_default(),
+                    incidents as f64 / calls.max(1) as f64
+                );
+            }
             stop(&mut workers);
         }
         Some(rate) => {
@@ -187,6 +216,11 @@ fn start_workers(quench: &PathBuf, env: &[(String, String)], n: usize) -> anyhow
                 .envs(env.iter().cloned())
                 .env("QUENCH_WORKER__INSTANCE_ID", format!("bench-{i}"))
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(
+                    ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
+                        .into_iter()
+                        .filter_map(|k| Some((k, std::env::var(k).ok()?))),
+                )
                 .spawn()?)
         })
         .collect()
@@ -333,4 +367,63 @@ fn report_latency(latencies: &[i64]) {
     sorted.sort_unstable();
     let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
     println!("latency to incident (group_wait {GROUP_WAIT_MS} ms subtracted): p50 {} ms, p99 {} ms, max {} ms over {} incidents", pct(0.5), pct(0.99), sorted.last().copied().unwrap_or(0), sorted.len());
+}
+
+/// A FAKE OpenAI-compatible chat completions peer with a fixed latency, answering every incident
+/// it is asked about (no hosted LLM can run here).
+mod fake_llm {
+    use std::{
+        sync::{
+            atomic::{AtomicU64, Ordering},
+            Arc,
+        },
+        time::Duration,
+    };
+
+    use axum::{extract::State, routing::post, Json, Router};
+    use serde_json::{json, Value};
+
+    #[derive(Default)]
+    pub struct Counts {
+        calls: AtomicU64,
+        asked: AtomicU64,
+    }
+
+    impl Counts {
+        pub fn counts(&self) -> (u64, u64) {
+            (self.calls.load(Ordering::SeqCst), self.asked.load(Ordering::SeqCst))
+        }
+    }
+
+    pub async fn start(latency: Duration) -> anyhow::Result<(String, Arc<Counts>)> {
+        let counts = Arc::new(Counts::default());
+        let app = Router::new()
+            .route(
+                "/v1/chat/completions",
+                post(move |State(counts): State<Arc<Counts>>, Json(body): Json<Value>| async move {
+                    tokio::time::sleep(latency).await;
+                    let ids = body["response_format"]["json_schema"]["schema"]["properties"]["incidents"]["items"]
+                        ["properties"]["id"]["enum"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    counts.calls.fetch_add(1, Ordering::SeqCst);
+                    counts.asked.fetch_add(ids.len() as u64, Ordering::SeqCst);
+                    let incidents: Vec<Value> = ids
+                        .iter()
+                        .map(|id| json!({"id": id, "severity": "high", "category": "database", "confidence": 0.9, "summary": "fake"}))
+                        .collect();
+                    let content = json!({ "incidents": incidents }).to_string();
+                    Json(json!({
+                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content } }],
+                        "usage": { "prompt_tokens": 1000, "completion_tokens": 100 }
+                    }))
+                }),
+            )
+            .with_state(counts.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok((url, counts))
+    }
 }

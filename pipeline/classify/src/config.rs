@@ -72,6 +72,9 @@ pub struct CacheConfig {
     pub capacity: usize,
     /// After this long a signature is classified again.
     pub ttl_s: u64,
+    /// Labels whose values, with the alert names and texts (varying values masked), make an
+    /// incident's signature: incidents with one signature share one classification.
+    pub labels: Vec<String>,
 }
 
 /// After `failures` consecutive failed or slow calls the breaker opens: the local classifier
@@ -126,7 +129,7 @@ impl Default for LlmConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { capacity: 100_000, ttl_s: 6 * 3600 }
+        Self { capacity: 100_000, ttl_s: 6 * 3600, labels: vec!["severity".into()] }
     }
 }
 

@@ -47,7 +47,7 @@ pub struct Embedder {
 /// Longer texts add little to a category decision and cost quadratic attention.
 const MAX_TOKENS: usize = 128;
 /// Texts per forward pass: padding to the longest text wastes less in smaller batches.
-const BATCH: usize = 32;
+const BATCH: usize = 8;
 
 impl Embedder {
     /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `dir`.
@@ -80,6 +80,8 @@ impl Embedder {
         let mut missing: Vec<&str> = texts.iter().zip(&out).filter(|(_, v)| v.is_none()).map(|(t, _)| *t).collect();
         missing.sort_unstable();
         missing.dedup();
+        // Batches pad to their longest text: texts of similar length together waste least.
+        missing.sort_by_key(|t| t.len());
         metrics::counter!("quench_embedding_cache_hits_total").increment((texts.len() - missing.len()) as u64);
         metrics::counter!("quench_embeddings_computed_total").increment(missing.len() as u64);
         for chunk in missing.chunks(BATCH) {

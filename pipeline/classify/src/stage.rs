@@ -2,21 +2,30 @@
 //! the local classifier as the default and the fallback.
 //!
 //! Incidents are looked up by signature ([`Subject::signature`]), so a storm of re-sent or
-//! repeated incidents costs no call, and incidents that share a signature in one batch cost one.
-//! Whatever the LLM cannot answer (an outage, an open breaker, items missing from its answer) the
-//! local classifier answers at once, marked [`FALLBACK`]; such answers are not trusted by the
-//! cache once the LLM is back, and [`Classifier::take_recovered`] tells the worker when to have
-//! its fallback-classified open incidents classified again.
+//! repeated incidents costs no call, and incidents that share a signature cost one.
+//!
+//! Two ways in:
+//! - [`Classifier::classify`] waits for the LLM (batches of `max_batch`, concurrently): what it
+//!   cannot answer the local classifier answers, marked [`FALLBACK`]. `quench eval` uses it.
+//! - [`Classifier::classify_now`] never waits, so that a slow or absent LLM slows only its own
+//!   stage: the stream worker gets the cached answer, or the local one marked [`FALLBACK`] while
+//!   the incident is queued for the LLM. A background task ([`Classifier::spawn_refiner`])
+//!   sends the queue in batches of `max_batch` or after `max_wait`, caches the answers, and
+//!   [`Classifier::take_refined`] tells the worker which signatures to emit again. During an
+//!   outage the queue is parked; after each cool-down of the breaker one batch is the trial, and
+//!   once it succeeds everything parked is sent.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     num::NonZeroUsize,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Mutex,
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
+
+use tokio::sync::mpsc;
 
 use crate::{
     breaker::Breaker,
@@ -28,7 +37,7 @@ use crate::{
     LocalClassifier,
 };
 
-/// `classified_by` of an incident the local classifier answered because the LLM could not.
+/// `classified_by` of an incident the local classifier answered because the LLM had not (yet).
 pub const FALLBACK: &str = "local-fallback";
 
 pub struct Classifier {
@@ -37,10 +46,25 @@ pub struct Classifier {
     breaker: Mutex<Breaker>,
     cache: Mutex<Lru<String, Classification>>,
     max_batch: usize,
+    max_wait: Duration,
+    cool_down: Duration,
+    signature_labels: Vec<String>,
     /// Longest a batch may take, retries included, before its incidents fall back.
     batch_deadline: Duration,
-    recovered: AtomicBool,
     calls: AtomicU64,
+    queue: Mutex<Queue>,
+}
+
+/// Work for the LLM that [`Classifier::classify_now`] could not wait for.
+#[derive(Default)]
+struct Queue {
+    sender: Option<mpsc::UnboundedSender<Subject>>,
+    /// Signatures queued or in flight, so that a storm queues each once.
+    queued: HashSet<String>,
+    /// Signatures the LLM failed on, kept for when it is back.
+    parked: HashMap<String, Subject>,
+    /// Signatures the LLM answered since the last [`Classifier::take_refined`].
+    refined: Vec<String>,
 }
 
 impl Classifier {
@@ -65,24 +89,14 @@ impl Classifier {
             breaker: Mutex::new(Breaker::new(config.breaker.failures, Duration::from_millis(config.breaker.open_ms))),
             cache: Mutex::new(Lru::new(capacity, Some(Duration::from_secs(config.cache.ttl_s.max(1))))),
             max_batch: config.max_batch.max(1),
+            max_wait: Duration::from_millis(config.max_wait_ms),
+            cool_down: Duration::from_millis(config.breaker.open_ms.max(1)),
+            signature_labels: config.cache.labels.clone(),
             batch_deadline: Duration::from_millis(config.llm.timeout_ms) * (config.llm.max_retries + 1)
                 + crate::llm::MAX_WAIT * config.llm.max_retries,
-            recovered: AtomicBool::new(false),
             calls: AtomicU64::new(0),
+            queue: Mutex::new(Queue::default()),
         })
-    }
-
-    /// True once after the breaker closed again: open incidents classified by the fallback
-    /// should be classified anew.
-    pub fn take_recovered(&self) -> bool {
-        self.recovered.swap(false, Ordering::SeqCst)
-    }
-
-    /// Whether the breaker would let a trial batch through now: a caller holding
-    /// fallback-classified incidents should have one classified again, to find out whether the
-    /// LLM is back.
-    pub fn trial_due(&self) -> bool {
-        self.llm.is_some() && self.breaker.lock().expect("breaker").trial_due(Instant::now())
     }
 
     /// LLM batches attempted so far (retries not counted).
@@ -90,54 +104,185 @@ impl Classifier {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// Classifies `subjects`, one answer each, in order.
+    /// The cache key of `subject`.
+    pub fn signature(&self, subject: &Subject) -> String {
+        subject.signature(&self.signature_labels)
+    }
+
+    /// Classifies `subjects`, one answer each, in order, waiting for the LLM if there is one.
     pub async fn classify(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
-        let signatures: Vec<String> = subjects.iter().map(Subject::signature).collect();
-        // A fallback answer stands in for the LLM's only until the LLM can be asked again; while
-        // the breaker is open, asking costs a local classification (its embeddings are cached).
-        let trust_fallbacks = self.llm.is_none();
-        let mut answers: Vec<Option<Classification>> = {
-            let mut cache = self.cache.lock().expect("classification cache");
-            signatures
-                .iter()
-                .map(|sig| cache.get(sig).filter(|c| trust_fallbacks || c.classified_by != FALLBACK).cloned())
-                .collect()
-        };
-        let hits = answers.iter().filter(|a| a.is_some()).count();
-        metrics::counter!("quench_classifications_total", "by" => "cache").increment(hits as u64);
-        // One representative per signature not in the cache.
-        let mut unique: Vec<Subject> = Vec::new();
-        let mut seen: HashMap<&str, ()> = HashMap::new();
-        for (i, subject) in subjects.iter().enumerate() {
-            if answers[i].is_none() && seen.insert(signatures[i].as_str(), ()).is_none() {
+        let (answers, unique) = self.look_up(subjects, false);
+        let fresh = self.classify_uncached(&unique).await?;
+        Ok(self.complete(subjects, answers, &unique, fresh))
+    }
+
+    /// Classifies `subjects` without waiting for the LLM: from the cache, else locally (marked
+    /// [`FALLBACK`] and queued for the LLM when there is one). Needs [`Classifier::spawn_refiner`].
+    pub fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
+        let (answers, unique) = self.look_up(subjects, true);
+        let mut fresh = self.local.classify(&unique)?;
+        metrics::counter!("quench_classifications_total", "by" => "local").increment(unique.len() as u64);
+        if self.llm.is_some() {
+            let mut queue = self.queue.lock().expect("classification queue");
+            for (subject, c) in unique.iter().zip(&mut fresh) {
+                c.classified_by = FALLBACK.into();
+                let signature = self.signature(subject);
+                let parked = queue.parked.contains_key(&signature);
+                if !parked && queue.queued.insert(signature) {
+                    if let Some(sender) = &queue.sender {
+                        let _ = sender.send(subject.clone());
+                    }
+                }
+            }
+            metrics::gauge!("quench_llm_queued").set(queue.queued.len() as f64);
+        }
+        Ok(self.complete(subjects, answers, &unique, fresh))
+    }
+
+    /// Signatures whose LLM answer arrived since the last call: incidents of these signatures
+    /// that were answered with [`FALLBACK`] should be classified again.
+    pub fn take_refined(&self) -> Vec<String> {
+        std::mem::take(&mut self.queue.lock().expect("classification queue").refined)
+    }
+
+    /// Starts the task that sends what [`Classifier::classify_now`] queued to the LLM.
+    pub fn spawn_refiner(self: &Arc<Self>, handle: &tokio::runtime::Handle) {
+        if self.llm.is_none() {
+            return;
+        }
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.queue.lock().expect("classification queue").sender = Some(sender);
+        handle.spawn(self.clone().refine(receiver));
+    }
+
+    /// Collects batches of `max_batch`, or what came within `max_wait` of a batch's first
+    /// subject, and sends each to the LLM in a task of its own (the provider limits concurrency).
+    async fn refine(self: Arc<Self>, mut receiver: mpsc::UnboundedReceiver<Subject>) {
+        loop {
+            let first = match tokio::time::timeout(self.cool_down, receiver.recv()).await {
+                Ok(Some(subject)) => subject,
+                Ok(None) => return,
+                Err(_) => {
+                    self.retry_parked();
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.max_wait;
+            while batch.len() < self.max_batch {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(subject)) => batch.push(subject),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            let stage = self.clone();
+            tokio::spawn(async move { stage.refine_batch(batch).await });
+        }
+    }
+
+    async fn refine_batch(&self, batch: Vec<Subject>) {
+        let llm = self.llm.as_ref().expect("a refiner runs only with an LLM");
+        let (answered, recovered) = self.ask(llm, &batch).await;
+        let classifications = self.llm_answers(llm, &batch, &answered);
+        let mut queue = self.queue.lock().expect("classification queue");
+        let mut cache = self.cache.lock().expect("classification cache");
+        for (subject, classification) in batch.iter().zip(classifications) {
+            let signature = self.signature(subject);
+            queue.queued.remove(&signature);
+            match classification {
+                Some(c) => {
+                    cache.insert(signature.clone(), c);
+                    queue.refined.push(signature);
+                }
+                None => {
+                    queue.parked.insert(signature, subject.clone());
+                }
+            }
+        }
+        metrics::gauge!("quench_llm_queued").set(queue.queued.len() as f64);
+        metrics::gauge!("quench_llm_parked").set(queue.parked.len() as f64);
+        if recovered {
+            tracing::info!(
+                incidents = queue.parked.len(),
+                "LLM answering again; incidents classified meanwhile go to it"
+            );
+            let parked: Vec<(String, Subject)> = queue.parked.drain().collect();
+            for (signature, subject) in parked {
+                if queue.queued.insert(signature) {
+                    if let Some(sender) = &queue.sender {
+                        let _ = sender.send(subject);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a cool-down, one parked batch goes out as the breaker's trial.
+    fn retry_parked(&self) {
+        if !self.breaker.lock().expect("breaker").trial_due(Instant::now()) {
+            return;
+        }
+        let mut queue = self.queue.lock().expect("classification queue");
+        let trial: Vec<String> = queue.parked.keys().take(self.max_batch).cloned().collect();
+        for signature in trial {
+            let subject = queue.parked.remove(&signature).expect("parked");
+            if queue.queued.insert(signature) {
+                if let Some(sender) = &queue.sender {
+                    let _ = sender.send(subject);
+                }
+            }
+        }
+    }
+
+    /// Cached answers, and one representative per signature that is not cached. With
+    /// `fallbacks_stand`, a cached fallback answer counts (its LLM answer is on its way).
+    fn look_up(&self, subjects: &[Subject], fallbacks_stand: bool) -> (Vec<Option<Classification>>, Vec<Subject>) {
+        let trust_fallbacks = fallbacks_stand || self.llm.is_none();
+        let mut cache = self.cache.lock().expect("classification cache");
+        let mut answers = Vec::with_capacity(subjects.len());
+        let mut unique = Vec::new();
+        let mut seen = HashSet::new();
+        for subject in subjects {
+            let signature = self.signature(subject);
+            let hit = cache.get(&signature).filter(|c| trust_fallbacks || c.classified_by != FALLBACK).cloned();
+            if hit.is_none() && seen.insert(signature) {
                 unique.push(subject.clone());
             }
+            answers.push(hit);
         }
-        let fresh = self.classify_uncached(&unique).await?;
+        let hits = answers.iter().filter(|a| a.is_some()).count();
+        metrics::counter!("quench_classifications_total", "by" => "cache").increment(hits as u64);
+        (answers, unique)
+    }
+
+    /// Caches `fresh` (answers for `unique`) and fills every subject's answer.
+    fn complete(
+        &self,
+        subjects: &[Subject],
+        answers: Vec<Option<Classification>>,
+        unique: &[Subject],
+        fresh: Vec<Classification>,
+    ) -> Vec<Classification> {
+        let mut by_signature: HashMap<String, Classification> = HashMap::new();
         {
             let mut cache = self.cache.lock().expect("classification cache");
-            for (subject, classification) in unique.iter().zip(&fresh) {
-                cache.insert(subject.signature(), classification.clone());
-            }
-        }
-        let by_signature: HashMap<String, &Classification> =
-            unique.iter().map(Subject::signature).zip(fresh.iter()).collect();
-        for (i, answer) in answers.iter_mut().enumerate() {
-            if answer.is_none() {
-                *answer = by_signature.get(&signatures[i]).map(|c| (*c).clone());
+            for (subject, classification) in unique.iter().zip(fresh) {
+                let signature = self.signature(subject);
+                cache.insert(signature.clone(), classification.clone());
+                by_signature.insert(signature, classification);
             }
         }
         let taxonomy = self.local.taxonomy();
-        Ok(answers
+        answers
             .into_iter()
             .zip(subjects)
             .map(|(answer, subject)| {
-                let mut c = answer.expect("every signature answered");
+                let mut c = answer.unwrap_or_else(|| by_signature[&self.signature(subject)].clone());
                 // The cached answer came from another incident of this kind; the impact is this one's.
                 c.priority = taxonomy.priority(&c.severity, subject.alerts);
                 c
             })
-            .collect())
+            .collect()
     }
 
     async fn classify_uncached(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
@@ -146,58 +291,76 @@ impl Classifier {
             return self.local.classify(subjects);
         };
         let batches = subjects.chunks(self.max_batch).map(|batch| self.ask(llm, batch));
-        let answered: HashMap<String, Item> = futures::future::join_all(batches).await.into_iter().flatten().collect();
-        let missing: Vec<Subject> = subjects.iter().filter(|s| !answered.contains_key(&s.id)).cloned().collect();
+        let answered: HashMap<String, Item> =
+            futures::future::join_all(batches).await.into_iter().flat_map(|(items, _)| items).collect();
+        let from_llm = self.llm_answers(llm, subjects, &answered);
+        let missing: Vec<Subject> =
+            subjects.iter().zip(&from_llm).filter(|(_, c)| c.is_none()).map(|(s, _)| s.clone()).collect();
         let mut fallback = self.local.classify(&missing)?.into_iter();
-        metrics::counter!("quench_classifications_total", "by" => "llm").increment(answered.len() as u64);
-        metrics::counter!("quench_classifications_total", "by" => "fallback").increment(missing.len() as u64);
+        Ok(from_llm
+            .into_iter()
+            .map(|c| {
+                c.unwrap_or_else(|| {
+                    let mut c = fallback.next().expect("one fallback per missing subject");
+                    c.classified_by = FALLBACK.into();
+                    c
+                })
+            })
+            .collect())
+    }
+
+    /// The LLM's answers as classifications, `None` where it gave none.
+    fn llm_answers(
+        &self,
+        llm: &Llm,
+        subjects: &[Subject],
+        answered: &HashMap<String, Item>,
+    ) -> Vec<Option<Classification>> {
         let taxonomy = self.local.taxonomy();
-        Ok(subjects
+        let found = subjects.iter().filter(|s| answered.contains_key(&s.id)).count();
+        metrics::counter!("quench_classifications_total", "by" => "llm").increment(found as u64);
+        metrics::counter!("quench_classifications_total", "by" => "fallback")
+            .increment((subjects.len() - found) as u64);
+        subjects
             .iter()
-            .map(|s| match answered.get(&s.id) {
-                Some(item) => Classification {
+            .map(|s| {
+                let item = answered.get(&s.id)?;
+                Some(Classification {
                     priority: taxonomy.priority(&item.severity, s.alerts),
                     severity: item.severity.clone(),
                     category: item.category.clone(),
                     confidence: item.confidence.unwrap_or(0.8),
                     summary: item.summary.clone(),
                     classified_by: llm.label().to_string(),
-                },
-                None => {
-                    let mut c = fallback.next().expect("one fallback per missing subject");
-                    c.classified_by = FALLBACK.into();
-                    c
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 
-    /// One batch through the breaker and the deadline; what it answered, by id.
-    async fn ask(&self, llm: &Llm, batch: &[Subject]) -> Vec<(String, Item)> {
+    /// One batch through the breaker and the deadline: what it answered, by id, and whether this
+    /// call closed an open breaker.
+    async fn ask(&self, llm: &Llm, batch: &[Subject]) -> (HashMap<String, Item>, bool) {
         if !self.breaker.lock().expect("breaker").allow(Instant::now()) {
             metrics::counter!("quench_llm_short_circuited_total").increment(1);
-            return Vec::new();
+            return (HashMap::new(), false);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let outcome = tokio::time::timeout(self.batch_deadline, llm.classify(batch)).await;
         let mut breaker = self.breaker.lock().expect("breaker");
         match outcome {
             Ok(Ok(items)) => {
-                if breaker.success() {
-                    tracing::info!("LLM answering again; fallback-classified incidents will be classified again");
-                    self.recovered.store(true, Ordering::SeqCst);
-                }
-                items.into_iter().collect()
+                let recovered = breaker.success();
+                (items, recovered)
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, incidents = batch.len(), "LLM batch failed; the local classifier answers");
                 breaker.failure(Instant::now());
-                Vec::new()
+                (HashMap::new(), false)
             }
             Err(_) => {
                 tracing::warn!(incidents = batch.len(), "LLM batch past its deadline; the local classifier answers");
                 breaker.failure(Instant::now());
-                Vec::new()
+                (HashMap::new(), false)
             }
         }
     }

@@ -54,18 +54,16 @@ impl Subject {
         }
     }
 
-    /// The subject with what varies between alerts of one rule masked: "Postgresql down. job
-    /// postgres-exporter. Postgresql down (instance _). Postgresql instance is down". Embeddings
-    /// and the classification cache are keyed by it.
+    /// The rule behind the subject, with what varies between its alerts masked: "Postgresql
+    /// Down. job postgres-exporter. Postgresql down (instance _). Postgresql instance is down".
+    /// Embeddings are cached by it, so a storm of one rule across a fleet costs one embedding.
     pub fn template(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
         if !self.alertnames.is_empty() {
             parts.push(self.alertnames.iter().map(|n| text::split_camel(n)).collect::<Vec<_>>().join(", "));
         }
-        for name in DESCRIPTIVE_LABELS {
-            if let Some(value) = self.labels.get(*name) {
-                parts.push(format!("{name} {}", text::template(value)));
-            }
+        if let Some(job) = self.labels.get("job") {
+            parts.push(format!("job {}", text::template(job)));
         }
         for annotation in [&self.summary, &self.description] {
             let masked = text::template(annotation);
@@ -76,11 +74,16 @@ impl Subject {
         parts.join(". ")
     }
 
-    /// The cache key: the template plus the severity label, since an incident whose severity
-    /// changed must be judged again while a re-sent or repeated one must not.
-    pub fn signature(&self) -> String {
-        let severity = self.labels.get("severity").map(String::as_str).unwrap_or("");
-        format!("{}\u{1f}{severity}", self.template())
+    /// The classification cache's key: the template plus the values of `labels` (by default
+    /// `severity`, so that an incident whose severity changed is judged again, while a re-sent,
+    /// repeated or fleet-wide one is not).
+    pub fn signature(&self, labels: &[String]) -> String {
+        let mut signature = self.template();
+        for name in labels {
+            signature.push('\u{1f}');
+            signature.push_str(self.labels.get(name).map(String::as_str).unwrap_or(""));
+        }
+        signature
     }
 
     /// (text, weight) pairs for the catalog: names and jobs say most, descriptions least.
@@ -119,7 +122,8 @@ mod tests {
         let a = subject("10.1.2.3:9187", "91%");
         let b = subject("10.1.2.4:9187", "97.5%");
         assert_eq!(a.template(), b.template());
-        assert_eq!(a.signature(), b.signature());
+        let labels = ["severity".to_string()];
+        assert_eq!(a.signature(&labels), b.signature(&labels));
         assert_eq!(
             a.template(),
             "Postgresql Too Many Connections. job postgres-exporter. Too many connections on _. _ of connections are in use"
@@ -127,10 +131,16 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_severity_label_changes_the_signature() {
+    fn chosen_labels_are_part_of_the_signature() {
+        let labels = ["severity".to_string()];
         let a = subject("db-1:9187", "91%");
         let mut b = a.clone();
         b.labels.insert("severity".into(), "critical".into());
-        assert_ne!(a.signature(), b.signature());
+        assert_ne!(a.signature(&labels), b.signature(&labels));
+        b.labels.insert("service".into(), "billing".into());
+        let mut c = b.clone();
+        c.labels.insert("service".into(), "search".into());
+        assert_eq!(b.signature(&labels), c.signature(&labels), "other labels are not");
+        assert_ne!(b.signature(&["service".to_string()]), c.signature(&["service".to_string()]));
     }
 }

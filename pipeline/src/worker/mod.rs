@@ -69,6 +69,7 @@ pub async fn run(
         readiness.not_ready("loading the classifier");
         let started = Instant::now();
         let classifier = Arc::new(Classifier::new(&config.classify)?);
+        classifier.spawn_refiner(&handle);
         tracing::info!(
             provider = ?config.classify.provider,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -108,9 +109,9 @@ struct Worker {
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
     classifier: Arc<Classifier>,
-    /// Per partition, the groups whose open incident the fallback classified: when the LLM
-    /// recovers they are emitted again to be classified by it.
-    fallbacks: HashMap<i32, HashSet<GroupKey>>,
+    /// By signature, the groups (and their partitions) whose open incident the local classifier
+    /// answered while the LLM had not: emitted again once the LLM answered that signature.
+    awaiting_llm: HashMap<String, HashSet<(i32, GroupKey)>>,
     handle: Handle,
     session: Session,
     /// The topic read: `alerts`, or the re-keyed topic.
@@ -143,7 +144,7 @@ impl Worker {
             incidents,
             routing,
             classifier,
-            fallbacks: HashMap::new(),
+            awaiting_llm: HashMap::new(),
             handle,
             session,
             input,
@@ -186,7 +187,7 @@ impl Worker {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
-                    self.fallbacks.clear();
+                    self.awaiting_llm.clear();
                     self.dead_letters.clear();
                     self.readiness.not_ready("rebalancing");
                 }
@@ -302,7 +303,7 @@ impl Worker {
             }
         }
         if outputs.is_empty() && changes.is_empty() && offsets.count() == 0 && self.dead_letters.is_empty() {
-            self.reclassify_after_recovery();
+            self.reclassify_refined();
             return Ok(());
         }
         self.classify(&mut outputs)?;
@@ -346,7 +347,7 @@ impl Worker {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             metrics::gauge!("quench_watermark_delay_seconds").set((now - oldest) as f64 / 1000.0);
         }
-        self.reclassify_after_recovery();
+        self.reclassify_refined();
         Ok(())
     }
 
@@ -364,19 +365,22 @@ impl Worker {
             return Ok(());
         }
         let started = Instant::now();
-        let answers = self.handle.block_on(self.classifier.classify(&subjects))?;
+        let answers = self.classifier.classify_now(&subjects)?;
         metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
-        let by_id: HashMap<String, Classification> = subjects.into_iter().map(|s| s.id).zip(answers).collect();
+        let signatures: HashMap<&str, String> =
+            subjects.iter().map(|s| (s.id.as_str(), self.classifier.signature(s))).collect();
+        let by_id: HashMap<&str, Classification> = subjects.iter().map(|s| s.id.as_str()).zip(answers).collect();
         for (partition, output) in outputs.iter_mut() {
             match output {
                 Output::Incident(incident, _) => {
-                    let Some(c) = by_id.get(&incident.incident_id) else { continue };
-                    let key = GroupKey(incident.group_key.clone());
-                    let fallbacks = self.fallbacks.entry(*partition).or_default();
+                    let Some(c) = by_id.get(incident.incident_id.as_str()) else { continue };
+                    let entry = (*partition, GroupKey(incident.group_key.clone()));
+                    let waiting =
+                        self.awaiting_llm.entry(signatures[incident.incident_id.as_str()].clone()).or_default();
                     if c.classified_by == FALLBACK && incident.status != IncidentStatus::Resolved {
-                        fallbacks.insert(key);
+                        waiting.insert(entry);
                     } else {
-                        fallbacks.remove(&key);
+                        waiting.remove(&entry);
                     }
                     incident.severity.clone_from(&c.severity);
                     incident.priority = Some(c.priority.clone());
@@ -386,7 +390,7 @@ impl Worker {
                     incident.classified_by = Some(c.classified_by.clone());
                 }
                 Output::Routing(event) => {
-                    let Some(c) = by_id.get(&event.incident_id) else { continue };
+                    let Some(c) = by_id.get(event.incident_id.as_str()) else { continue };
                     event.severity.clone_from(&c.severity);
                     event.priority = Some(c.priority.clone());
                     event.category = Some(c.category.clone());
@@ -397,33 +401,20 @@ impl Worker {
         Ok(())
     }
 
-    /// Once the LLM answers again, has every fallback-classified open incident emitted anew.
-    /// While it does not, one of them is emitted again after each cool-down of the breaker: its
-    /// classification is the trial call that finds out.
-    fn reclassify_after_recovery(&mut self) {
-        if !self.classifier.take_recovered() {
-            if self.classifier.trial_due() {
-                let trial = self.fallbacks.iter().find_map(|(p, keys)| Some((*p, keys.iter().next()?.clone())));
-                if let Some((partition, key)) = trial {
-                    if let Some(state) = self.partitions.get_mut(&partition) {
-                        if let Some(now) = state.clock.watermark() {
-                            state.windows.touch(&key, now);
-                        }
-                    }
-                }
-            }
-            return;
-        }
+    /// Has the incidents whose signature the LLM just answered emitted again, now classified by it.
+    fn reclassify_refined(&mut self) {
         let mut touched = 0;
-        for (partition, keys) in self.fallbacks.drain() {
-            let Some(state) = self.partitions.get_mut(&partition) else { continue };
-            let Some(now) = state.clock.watermark() else { continue };
-            for key in keys {
+        for signature in self.classifier.take_refined() {
+            for (partition, key) in self.awaiting_llm.remove(&signature).unwrap_or_default() {
+                let Some(state) = self.partitions.get_mut(&partition) else { continue };
+                let Some(now) = state.clock.watermark() else { continue };
                 state.windows.touch(&key, now);
                 touched += 1;
             }
         }
-        tracing::info!(incidents = touched, "LLM recovered: fallback-classified incidents will be classified again");
+        if touched > 0 {
+            tracing::debug!(incidents = touched, "LLM answers arrived; incidents will be emitted again");
+        }
     }
 }
 
