@@ -268,7 +268,7 @@ fn bare_consume(config: &Config, n: usize) -> anyhow::Result<Duration> {
 fn wait_for_lag_zero(config: &Config, started: Instant, n: usize) -> anyhow::Result<Duration> {
     let probe: BaseConsumer =
         client_config(&config.kafka, "bench-probe").set("group.id", &config.worker.group_id).create()?;
-    let metadata = probe.fetch_metadata(Some(&config.topics.alerts), Duration::from_secs(10))?;
+    let metadata = probe.fetch_metadata(Some(&config.topics.alerts), Duration::from_secs(60))?;
     let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
     let mut ends = TopicPartitionList::new();
     let mut total_end = 0;

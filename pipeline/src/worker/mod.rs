@@ -154,10 +154,7 @@ impl Worker {
     }
 
     fn run(&mut self, shutdown: &AtomicBool) -> anyhow::Result<()> {
-        // Incidents wait for classification at most max_wait, and a full batch commits at once.
-        let classify = &self.config.classify;
-        let interval = Duration::from_millis(self.config.worker.commit_interval_ms.min(classify.max_wait_ms));
-        let max_batch = classify.max_batch;
+        let interval = Duration::from_millis(self.config.worker.commit_interval_ms);
         let mut last_commit = Instant::now();
         while !shutdown.load(Ordering::SeqCst) {
             let polled = self.session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
@@ -171,7 +168,7 @@ impl Worker {
                 }
                 None => self.partitions.values_mut().for_each(|p| p.clock.caught_up()),
             }
-            if last_commit.elapsed() >= interval || self.pending_incidents() >= max_batch {
+            if last_commit.elapsed() >= interval {
                 self.commit()?;
                 self.reload_rules();
                 last_commit = Instant::now();
@@ -218,11 +215,6 @@ impl Worker {
             }
         }
         Ok(())
-    }
-
-    fn pending_incidents(&self) -> usize {
-        let outputs = self.partitions.values().flat_map(|p| &p.outputs);
-        outputs.filter(|o| matches!(o, Output::Incident(..))).count()
     }
 
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
