@@ -519,4 +519,31 @@ mod tests {
         let err = Config::load(None, env(&[("QUENCH_TOPICS__PARTITIONS", "0")])).unwrap_err().to_string();
         assert!(err.contains("topics.partitions"), "{err}");
     }
+
+    #[test]
+    fn classification_settings_are_validated_with_their_key() {
+        let err = Config::load(None, env(&[("QUENCH_CLASSIFY__PROVIDER", "anthropic")])).unwrap_err().to_string();
+        assert!(err.contains("classify.llm.model") && err.contains("anthropic"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_CLASSIFY__PROVIDER", "gemini")])).unwrap_err().to_string();
+        assert!(err.contains("classify.provider") && err.contains("gemini"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_CLASSIFY__REDACT__PATTERNS", "[\"(\"]")])).unwrap_err().to_string();
+        assert!(err.contains("classify.redact.patterns[0]"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_CLASSIFY__TAXONOMY__SEVERITIES", "[\"urgent\"]")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key `classify.taxonomy.severity_aliases."),
+            "aliases must name levels of the scale: {err}"
+        );
+        let config = Config::load(
+            None,
+            env(&[
+                ("QUENCH_CLASSIFY__PROVIDER", "openai"),
+                ("QUENCH_CLASSIFY__LLM__MODEL", "m"),
+                ("QUENCH_CLASSIFY__LLM__API_KEY", "sk-abc"),
+            ]),
+        )
+        .unwrap();
+        assert!(!toml::to_string(&config.redacted()).unwrap().contains("sk-abc"), "quench config masks the key");
+    }
 }

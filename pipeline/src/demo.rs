@@ -168,13 +168,16 @@ struct Totals {
 struct TopIncident {
     title: String,
     severity: String,
+    priority: String,
+    category: String,
+    summary: String,
     status: String,
     alert_count: u64,
     hosts: u64,
 }
 
-const TOP_INCIDENTS_SQL: &str =
-    "SELECT title, severity, toString(status) AS status, alert_count, length(fingerprints) AS hosts
+const TOP_INCIDENTS_SQL: &str = "SELECT title, severity, ifNull(priority, '') AS priority, \
+ifNull(category, '') AS category, summary, toString(status) AS status, alert_count, length(fingerprints) AS hosts
 FROM incidents FINAL
 WHERE tenant = ?
 ORDER BY alert_count DESC, title
@@ -210,7 +213,10 @@ async fn summarize(client: &Client, run_id: &str, causes: usize) -> anyhow::Resu
     for i in top {
         step(
             "",
-            format!("{:>6} alerts  {:>3} hosts  {:<8} {:<8} {}", i.alert_count, i.hosts, i.severity, i.status, i.title),
+            format!(
+                "{:>6} alerts  {:>3} hosts  {:<8} {:<3} {:<15} {:<8} {}\n{:>36}{}",
+                i.alert_count, i.hosts, i.severity, i.priority, i.category, i.status, i.title, "", i.summary
+            ),
         );
     }
     Ok(())

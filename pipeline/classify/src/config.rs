@@ -159,7 +159,8 @@ impl ClassifyConfig {
         }
         if self.provider != ProviderKind::Local {
             if self.llm.model.trim().is_empty() {
-                return Err(("classify.llm.model".into(), format!("is required with provider {:?}", self.provider)));
+                let provider = format!("{:?}", self.provider).to_lowercase();
+                return Err(("classify.llm.model".into(), format!("is required with provider `{provider}`")));
             }
             if self.llm.concurrency == 0 {
                 return Err(("classify.llm.concurrency".into(), "must be at least 1".into()));

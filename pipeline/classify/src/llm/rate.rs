@@ -1,9 +1,9 @@
 //! A tokens-per-minute budget: a token bucket that makes callers wait for their estimate.
 
-use std::{
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{sync::Mutex, time::Duration};
+
+// Tokio's clock, so that tests with paused time see refills.
+use tokio::time::Instant;
 
 pub struct TokenBucket {
     capacity: f64,

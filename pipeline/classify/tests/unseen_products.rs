@@ -1,0 +1,32 @@
+//! The local classifier on alerts of 30 products that appear in no labelled example (written for
+//! this test in the corpus format: `tests/data/unseen.jsonl`). Only the catalog and the embeddings
+//! can place them; the examples cannot have taught their family.
+
+use std::path::Path;
+
+use quench_classify::{corpus, eval::Scores, LocalClassifier, LocalConfig, Subject, Taxonomy};
+
+#[test]
+fn products_absent_from_the_examples_are_categorised_by_the_catalog() {
+    let alerts = corpus::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unseen.jsonl")).unwrap();
+    let examples: Vec<String> = corpus::parse(include_str!("../data/examples.jsonl"), "examples")
+        .unwrap()
+        .into_iter()
+        .map(|a| a.service.to_lowercase())
+        .collect();
+    assert!(alerts.iter().all(|a| !examples.contains(&a.service.to_lowercase())));
+    let local = LocalClassifier::load(&LocalConfig::default(), Taxonomy::corpus()).unwrap();
+    let subjects: Vec<Subject> = alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations)).collect();
+    let answers = local.classify(&subjects).unwrap();
+    let mut category = Scores::default();
+    let mut severity = Scores::default();
+    for (alert, answer) in alerts.iter().zip(&answers) {
+        let expected = alert.expected.as_ref().unwrap();
+        category.add(&expected.category, &answer.category);
+        severity.add(&expected.severity, &answer.severity);
+        assert!(answer.confidence > 0.0 && answer.confidence <= 1.0);
+    }
+    let (category, severity) = (category.summary(), severity.summary());
+    assert!(category.accuracy >= 0.85, "category {:.3}\n{}", category.accuracy, category.matrix());
+    assert!(severity.accuracy >= 0.7, "severity {:.3}\n{}", severity.accuracy, severity.matrix());
+}
