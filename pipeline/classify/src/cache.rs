@@ -68,22 +68,9 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.slots.insert(key, Slot { value, used: self.clock, inserted: Instant::now() });
     }
 
-    pub fn remove<Q>(&mut self, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        if let Some(slot) = self.slots.remove(key) {
-            self.order.remove(&slot.used);
-        }
-    }
-
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
     }
 }
 
@@ -125,6 +112,6 @@ mod tests {
         assert_eq!(cache.get("a"), Some(&1));
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.get("a"), None);
-        assert!(cache.is_empty());
+        assert_eq!(cache.len(), 0);
     }
 }

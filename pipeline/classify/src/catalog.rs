@@ -137,10 +137,6 @@ impl Catalog {
         &self.technologies
     }
 
-    pub fn category_index(&self, name: &str) -> Option<usize> {
-        self.categories.iter().position(|c| c.name == name)
-    }
-
     /// Scores categories by the technologies and hints found in `fields`, each (text, weight).
     /// A match inside a longer match ("kafka" in "kafka connect") is ignored, so the more specific
     /// entry decides.

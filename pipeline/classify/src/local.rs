@@ -158,10 +158,6 @@ impl LocalClassifier {
         &self.taxonomy
     }
 
-    pub fn examples(&self) -> &[Example] {
-        &self.examples
-    }
-
     pub fn classify(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         self.classify_with(subjects, |_| true)
     }

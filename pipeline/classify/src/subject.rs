@@ -35,7 +35,7 @@ pub struct Classification {
 
 /// Labels that name what is alerting, in the order they are read; the rest (instance, pod...)
 /// vary between alerts of one rule and say nothing of the kind of problem.
-pub const DESCRIPTIVE_LABELS: &[&str] = &["job", "service", "app", "component", "container", "namespace", "team"];
+const DESCRIPTIVE_LABELS: &[&str] = &["job", "service", "app", "component", "container", "namespace", "team"];
 
 impl Subject {
     /// A one-alert subject, as `quench eval classify` makes from each corpus line.
