@@ -51,6 +51,9 @@ pub struct WorkerConfig {
     pub session_timeout_ms: u64,
     /// Routes and windows (TOML); the built-in default groups by alertname with Alertmanager's timings.
     pub rules: Option<std::path::PathBuf>,
+    /// Routing rules (YAML): team, targets and escalation policy of each routing event. Without
+    /// it, routing events carry none.
+    pub routing: Option<std::path::PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -64,6 +67,7 @@ impl Default for WorkerConfig {
             input_keyed_by_group: true,
             session_timeout_ms: 15_000,
             rules: None,
+            routing: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod kafka;
 pub mod loadgen;
 pub mod logging;
 pub mod preflight;
+pub mod routing;
 pub mod rules;
 pub mod signals;
 pub mod sink;

@@ -80,3 +80,13 @@ fn check_reports_the_running_stack() {
     assert!(output.status.success(), "stack not reachable: {}", stderr(&output));
     assert!(out.contains("kafka") && out.contains("registry") && out.contains("clickhouse"), "{out}");
 }
+
+#[test]
+fn a_broken_routing_file_fails_at_start_naming_the_key() {
+    let path = std::env::temp_dir().join(format!("quench-bad-routing-{}.yaml", std::process::id()));
+    std::fs::write(&path, "routes:\n  - match: { colour: red }\n").unwrap();
+    let output = quench(&["run"], &[("QUENCH_WORKER__ROUTING", path.to_str().unwrap()), ("QUENCH_HTTP__LISTEN", "")]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("worker.routing") && err.contains("colour"), "{err}");
+}

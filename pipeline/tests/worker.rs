@@ -16,7 +16,16 @@ use support::{alert, decode_all, now_ms, produce, read_until, sigterm, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
-    let run = Run::new("basic");
+    let mut run = Run::new("basic");
+    let routing = std::env::temp_dir().join(format!("quench-routing-{}.yaml", std::process::id()));
+    std::fs::write(
+        &routing,
+        "default: { team: ops, targets: [{ channel: slack, target: \"#ops\" }] }\n\
+         routes:\n  - match: { category: infrastructure }\n    team: infra\n    escalation_policy: infra-24x7\n    \
+         targets: [{ channel: pagerduty, target: infra-key }]\n",
+    )
+    .unwrap();
+    run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
     create_topics(&run.config).await.unwrap();
     let registry = run.registry();
     let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
@@ -69,6 +78,13 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     let classified: HashMap<&str, &str> =
         events.iter().map(|e| (e.title.as_str(), e.category.as_deref().unwrap_or_default())).collect();
     assert_eq!(classified["DiskFull"], "infrastructure", "routing events carry the classification: {classified:?}");
+    for event in &events {
+        let infra = event.category.as_deref() == Some("infrastructure");
+        assert_eq!(event.team.as_deref(), Some(if infra { "infra" } else { "ops" }), "routed by the rules: {event:?}");
+        assert_eq!(event.targets.len(), 1);
+        assert_eq!(event.targets[0].channel, if infra { "pagerduty" } else { "slack" });
+        assert_eq!(event.escalation_policy.is_some(), infra);
+    }
     let reasons: Vec<&str> = dlq
         .iter()
         .flat_map(|(_, _, h)| h.iter().filter(|(k, _)| k == "quench.reason").map(|(_, v)| v.as_str()))

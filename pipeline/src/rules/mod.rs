@@ -9,4 +9,4 @@ mod source;
 
 pub use matcher::Matcher;
 pub use route::{GroupBy, GroupKey, MissingLabel, Route, RouteTree, Timing};
-pub use source::RulesSource;
+pub use source::{FileSource, RulesSource};

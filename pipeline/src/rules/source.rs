@@ -1,10 +1,11 @@
-//! Where the rules come from, and hot reload: a new file is picked up when its modification time
+//! Where rules files come from, and hot reload: a new file is picked up when its modification time
 //! changes or on SIGHUP, without a restart. A file that does not parse is reported and the rules in
-//! force stay, so a typo never takes the pipeline down. Reload swaps the whole tree at once
-//! between two records; groups already open keep the timings they were created with.
+//! force stay, so a typo never takes the pipeline down. Reload swaps the whole set at once between
+//! two records; groups already open keep the timings they were created with. The windowing rules
+//! (TOML) and the routing rules (YAML) both reload this way.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -14,21 +15,37 @@ use std::{
 
 use super::RouteTree;
 
-pub struct RulesSource {
+/// A rules file of type `T` and how to read it.
+pub struct FileSource<T> {
     path: Option<PathBuf>,
     modified: Option<SystemTime>,
     requested: Arc<AtomicBool>,
+    read: fn(&Path) -> Result<T, String>,
 }
+
+/// The windowing rules' source.
+pub type RulesSource = FileSource<RouteTree>;
 
 impl RulesSource {
     /// Loads the file (or the built-in default when there is none).
     pub fn load(path: Option<PathBuf>) -> Result<(Self, RouteTree), String> {
-        let tree = match &path {
-            Some(p) => RouteTree::load(p)?,
-            None => RouteTree::default(),
+        FileSource::open(path, RouteTree::load, RouteTree::default)
+    }
+}
+
+impl<T> FileSource<T> {
+    /// Reads `path` with `read`, or takes `default()` when there is no file.
+    pub fn open(
+        path: Option<PathBuf>,
+        read: fn(&Path) -> Result<T, String>,
+        default: impl FnOnce() -> T,
+    ) -> Result<(Self, T), String> {
+        let rules = match &path {
+            Some(p) => read(p)?,
+            None => default(),
         };
-        let source = Self { modified: path.as_deref().and_then(modified), path, requested: Arc::default() };
-        Ok((source, tree))
+        let source = Self { modified: path.as_deref().and_then(modified), path, requested: Arc::default(), read };
+        Ok((source, rules))
     }
 
     /// Setting this flag (the SIGHUP handler does) forces a reload at the next poll.
@@ -37,7 +54,7 @@ impl RulesSource {
     }
 
     /// New rules if the file changed or a reload was requested since the last poll.
-    pub fn poll(&mut self) -> Option<Result<RouteTree, String>> {
+    pub fn poll(&mut self) -> Option<Result<T, String>> {
         let path = self.path.as_ref()?;
         let now = modified(path);
         let requested = self.requested.swap(false, Ordering::SeqCst);
@@ -45,11 +62,11 @@ impl RulesSource {
             return None;
         }
         self.modified = now;
-        Some(RouteTree::load(path))
+        Some((self.read)(path))
     }
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
+fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 

@@ -36,7 +36,8 @@ use crate::{
     config::Config,
     http::Readiness,
     preflight::registry_client,
-    rules::{GroupKey, RouteTree, RulesSource},
+    routing::RoutingRules,
+    rules::{FileSource, GroupKey, RouteTree, RulesSource},
     window::{Output, Placement, Windows},
 };
 use clock::Clock;
@@ -50,6 +51,9 @@ pub async fn run(
     shutdown: Arc<AtomicBool>,
     readiness: Arc<Readiness>,
 ) -> anyhow::Result<()> {
+    let routing_rules = FileSource::open(config.worker.routing.clone(), RoutingRules::load, RoutingRules::default)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.routing`: {e}"))?;
+    crate::signals::on_hangup(routing_rules.0.reload_flag());
     let registry = registry_client(&config)?;
     let incidents = Encoder::<Incident>::register(&registry, &config.topics.incidents).await?;
     let routing = Encoder::<RoutingEvent>::register(&registry, &config.topics.routing).await?;
@@ -76,7 +80,7 @@ pub async fn run(
             "classifier loaded"
         );
         let codecs = Codecs { decoder, incidents, routing };
-        let mut worker = Worker::start(config, rules, codecs, classifier, handle, readiness)?;
+        let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
         worker.run(&shutdown)
     });
     if let Some(rekeying) = rekeying {
@@ -104,6 +108,8 @@ struct Worker {
     config: Config,
     rules: RouteTree,
     rules_source: RulesSource,
+    routing_rules: RoutingRules,
+    routing_source: FileSource<RoutingRules>,
     readiness: Arc<Readiness>,
     decoder: Decoder<Alert>,
     incidents: Encoder<Incident>,
@@ -124,6 +130,7 @@ impl Worker {
     fn start(
         config: Config,
         (rules_source, rules): (RulesSource, RouteTree),
+        (routing_source, routing_rules): (FileSource<RoutingRules>, RoutingRules),
         Codecs { decoder, incidents, routing }: Codecs,
         classifier: Arc<Classifier>,
         handle: Handle,
@@ -139,6 +146,8 @@ impl Worker {
             config,
             rules,
             rules_source,
+            routing_rules,
+            routing_source,
             readiness,
             decoder,
             incidents,
@@ -229,6 +238,18 @@ impl Worker {
             Some(Err(e)) => {
                 metrics::counter!("quench_rules_reloads_total", "outcome" => "rejected").increment(1);
                 tracing::error!(error = %e, "new rules rejected; the previous rules stay in force");
+            }
+        }
+        match self.routing_source.poll() {
+            None => {}
+            Some(Ok(routing)) => {
+                self.routing_rules = routing;
+                metrics::counter!("quench_routing_reloads_total", "outcome" => "applied").increment(1);
+                tracing::info!("routing rules reloaded");
+            }
+            Some(Err(e)) => {
+                metrics::counter!("quench_routing_reloads_total", "outcome" => "rejected").increment(1);
+                tracing::error!(error = %e, "new routing rules rejected; the previous ones stay in force");
             }
         }
     }
@@ -344,7 +365,8 @@ impl Worker {
     }
 
     /// Classifies every incident about to be produced, and gives its routing events the same
-    /// classification. Before the transaction: what commits is classified.
+    /// classification and their destination from the routing rules. Before the transaction: what
+    /// commits is classified and routed.
     fn classify(&mut self, outputs: &mut [(i32, Output)]) -> anyhow::Result<()> {
         let subjects: Vec<Subject> = outputs
             .iter()
@@ -382,11 +404,13 @@ impl Worker {
                     incident.classified_by = Some(c.classified_by.clone());
                 }
                 Output::Routing(event) => {
-                    let Some(c) = by_id.get(event.incident_id.as_str()) else { continue };
-                    event.severity.clone_from(&c.severity);
-                    event.priority = Some(c.priority.clone());
-                    event.category = Some(c.category.clone());
-                    event.summary.clone_from(&c.summary);
+                    if let Some(c) = by_id.get(event.incident_id.as_str()) {
+                        event.severity.clone_from(&c.severity);
+                        event.priority = Some(c.priority.clone());
+                        event.category = Some(c.category.clone());
+                        event.summary.clone_from(&c.summary);
+                    }
+                    self.routing_rules.apply(event);
                 }
             }
         }

@@ -1,0 +1,246 @@
+//! Routing rules: which team hears about an incident, on which channels, under which escalation
+//! policy. A YAML file (`worker.routing`), reloaded like the windowing rules; the first route whose
+//! matchers all hold decides, else `default`. The worker stamps every routing event with the
+//! decision, after classification, so routes can use the category, severity and priority.
+//!
+//! ```yaml
+//! default: { team: ops, targets: [{ channel: slack, target: "#ops" }] }
+//! routes:
+//!   - match: { category: database, severity: [critical, high], labels: { env: "prod|staging" } }
+//!     team: dba
+//!     targets: [{ channel: pagerduty, target: "<routing key>" }, { channel: slack, target: "#dba" }]
+//!     escalation_policy: dba-critical
+//! ```
+
+use std::{collections::BTreeMap, path::Path};
+
+use quench_schemas::{RoutingEvent, RoutingTarget};
+use regex::Regex;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub team: Option<String>,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    pub escalation_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// slack, pagerduty, teams, email or webhook.
+    pub channel: Channel,
+    /// Channel name, routing key, address or URL, as the channel reads it.
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Slack,
+    Pagerduty,
+    Teams,
+    Email,
+    Webhook,
+}
+
+/// One value or a list of values, any of which matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn contains(&self, value: Option<&str>) -> bool {
+        let Some(value) = value else { return false };
+        match self {
+            Self::One(v) => v == value,
+            Self::Many(vs) => vs.iter().any(|v| v == value),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchFile {
+    category: Option<OneOrMany>,
+    severity: Option<OneOrMany>,
+    priority: Option<OneOrMany>,
+    tenant: Option<OneOrMany>,
+    /// Shorthand for `labels: { service: ... }`.
+    service: Option<String>,
+    /// Label name → regular expression over the whole value.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    #[serde(rename = "match")]
+    matchers: MatchFile,
+    #[serde(flatten)]
+    destination: Destination,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    default: Destination,
+    #[serde(default)]
+    routes: Vec<RouteFile>,
+}
+
+struct Route {
+    category: Option<OneOrMany>,
+    severity: Option<OneOrMany>,
+    priority: Option<OneOrMany>,
+    tenant: Option<OneOrMany>,
+    labels: Vec<(String, Regex)>,
+    destination: Destination,
+}
+
+#[derive(Default)]
+pub struct RoutingRules {
+    default: Destination,
+    routes: Vec<Route>,
+}
+
+impl RoutingRules {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: RulesFile = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let routes = file
+            .routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let MatchFile { category, severity, priority, tenant, service, mut labels } = route.matchers;
+                if let Some(service) = service {
+                    labels.insert("service".into(), regex::escape(&service));
+                }
+                let labels = labels
+                    .into_iter()
+                    .map(|(name, pattern)| {
+                        Regex::new(&format!("^(?:{pattern})$"))
+                            .map(|re| (name.clone(), re))
+                            .map_err(|e| format!("routes[{i}].match.labels.{name}: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Route { category, severity, priority, tenant, labels, destination: route.destination })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { default: file.default, routes })
+    }
+
+    /// The destination of an incident's routing event.
+    pub fn destination(&self, event: &RoutingEvent) -> &Destination {
+        let holds = |m: &Option<OneOrMany>, value: Option<&str>| m.as_ref().is_none_or(|m| m.contains(value));
+        self.routes
+            .iter()
+            .find(|r| {
+                holds(&r.category, event.category.as_deref())
+                    && holds(&r.severity, Some(&event.severity))
+                    && holds(&r.priority, event.priority.as_deref())
+                    && holds(&r.tenant, Some(&event.tenant))
+                    && r.labels.iter().all(|(name, re)| event.common_labels.get(name).is_some_and(|v| re.is_match(v)))
+            })
+            .map_or(&self.default, |r| &r.destination)
+    }
+
+    /// Stamps `event` with its destination.
+    pub fn apply(&self, event: &mut RoutingEvent) {
+        let destination = self.destination(event);
+        event.team.clone_from(&destination.team);
+        event.escalation_policy.clone_from(&destination.escalation_policy);
+        event.targets = destination
+            .targets
+            .iter()
+            .map(|t| RoutingTarget { channel: format!("{:?}", t.channel).to_lowercase(), target: t.target.clone() })
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quench_schemas::{IncidentStatus, RoutingReason};
+
+    use super::*;
+
+    const RULES: &str = r##"
+default:
+  team: ops
+  targets: [{ channel: slack, target: "#ops" }]
+routes:
+  - match: { category: database, severity: [critical, high], labels: { env: "prod|staging" } }
+    team: dba
+    targets:
+      - { channel: pagerduty, target: "dba-key" }
+      - { channel: slack, target: "#dba" }
+    escalation_policy: dba-critical
+  - match: { service: "billing-api", tenant: acme }
+    team: payments
+    targets: [{ channel: webhook, target: "https://hooks.example/payments" }]
+"##;
+
+    fn event(category: &str, severity: &str, labels: &[(&str, &str)]) -> RoutingEvent {
+        RoutingEvent {
+            event_id: "e".into(),
+            incident_id: "i".into(),
+            reason: RoutingReason::Opened,
+            tenant: "acme".into(),
+            status: IncidentStatus::Open,
+            title: "t".into(),
+            summary: String::new(),
+            severity: severity.into(),
+            priority: Some("P2".into()),
+            category: Some(category.into()),
+            alert_count: 1,
+            common_labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            team: None,
+            targets: Vec::new(),
+            escalation_policy: None,
+            incident_version: 1,
+            emitted_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_route_decides_else_the_default() {
+        let rules = RoutingRules::parse(RULES).unwrap();
+        let mut e = event("database", "critical", &[("env", "prod")]);
+        rules.apply(&mut e);
+        assert_eq!(e.team.as_deref(), Some("dba"));
+        assert_eq!(e.escalation_policy.as_deref(), Some("dba-critical"));
+        assert_eq!(e.targets[0], RoutingTarget { channel: "pagerduty".into(), target: "dba-key".into() });
+        let mut e = event("database", "medium", &[("env", "prod")]);
+        rules.apply(&mut e);
+        assert_eq!(e.team.as_deref(), Some("ops"), "severity not in the list");
+        let mut e = event("database", "critical", &[("env", "production")]);
+        rules.apply(&mut e);
+        assert_eq!(e.team.as_deref(), Some("ops"), "label patterns match the whole value");
+        let mut e = event("runtime", "low", &[("service", "billing-api")]);
+        rules.apply(&mut e);
+        assert_eq!(e.team.as_deref(), Some("payments"));
+        assert_eq!(e.targets[0].channel, "webhook");
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = RoutingRules::parse("routes:\n  - match: { colour: red }\n    team: x\n").err().unwrap();
+        assert!(e.contains("colour"), "{e}");
+        let e = RoutingRules::parse("routes:\n  - match: { labels: { env: \"(\" } }\n").err().unwrap();
+        assert!(e.contains("routes[0].match.labels.env"), "{e}");
+        let e = RoutingRules::parse("default: { targets: [{ channel: fax, target: x }] }\n").err().unwrap();
+        assert!(e.contains("fax"), "{e}");
+    }
+}
