@@ -14,9 +14,12 @@ use std::{
 };
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::post, Json, Router};
-use quench_classify::{stage::FALLBACK, Classifier, ClassifyConfig, ProviderKind, Subject};
-use quench_pipeline::kafka::create_topics;
-use quench_schemas::{Alert, Decoder, Encoder, Incident};
+use quench_classify::{stage::FALLBACK, Classifier, ClassifyConfig, LocalClassifier, ProviderKind, Subject, Taxonomy};
+use quench_pipeline::{
+    clickhouse::{client, labelled_incidents, migrate, IncidentRow, MIGRATIONS},
+    kafka::create_topics,
+};
+use quench_schemas::{Alert, Decoder, Encoder, Incident, IncidentStatus};
 use rdkafka::Message;
 use serde_json::{json, Value};
 use support::{alert, now_ms, produce, sigterm, PrivateServer, Run};
@@ -152,4 +155,60 @@ async fn read_until(
             latest.insert(incident.title.clone(), incident);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_an_llm_classified_in_clickhouse_become_the_local_classifiers_examples() {
+    let mut run = Run::new("history");
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("history_{}", std::process::id()));
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let incident = |id: &str, name: &str, summary: &str, category: &str, by: &str| Incident {
+        incident_id: id.into(),
+        group_key: id.into(),
+        tenant: "default".into(),
+        status: IncidentStatus::Open,
+        title: name.into(),
+        summary: summary.into(),
+        severity: "critical".into(),
+        priority: Some("P1".into()),
+        category: Some(category.into()),
+        confidence: Some(0.9),
+        classified_by: Some(by.into()),
+        first_seen: now_ms(),
+        last_seen: now_ms(),
+        acknowledged_at: None,
+        resolved_at: None,
+        alert_count: 3,
+        fingerprints: vec!["00000000000000aa".into()],
+        common_labels: BTreeMap::from([("alertname".into(), name.into()), ("job".into(), "zorblax".into())]),
+        flapping: false,
+        version: 1,
+    };
+    let clickhouse = client(&run.config.clickhouse);
+    let mut insert = clickhouse.insert::<IncidentRow>("incidents").await.unwrap();
+    let rows = [
+        incident("inc-1", "ZorblaxVatDrift", "Zorblax vat drift on the east line", "storage", "anthropic/claude-test"),
+        incident("inc-2", "ZorblaxPortJam", "Zorblax port jam", "cloud", "local"),
+    ];
+    for row in rows {
+        insert.write(&IncidentRow::from(row)).await.unwrap();
+    }
+    insert.end().await.unwrap();
+
+    let history = labelled_incidents(&run.config.clickhouse, 100).await.unwrap();
+    assert_eq!(history.len(), 1, "only what an LLM classified: {history:?}");
+    assert_eq!(history[0].labels["alertname"], "ZorblaxVatDrift");
+    let expected = history[0].expected.as_ref().unwrap();
+    assert_eq!((expected.category.as_str(), expected.severity.as_str()), ("storage", "critical"));
+
+    let mut local = LocalClassifier::load(&Default::default(), Taxonomy::default()).unwrap();
+    let labels = BTreeMap::from([
+        ("alertname".to_string(), "ZorblaxVatDrift".to_string()),
+        ("job".to_string(), "zorblax".to_string()),
+    ]);
+    let annotations = BTreeMap::from([("summary".to_string(), "Zorblax vat drift on the east line".to_string())]);
+    let subject = Subject::from_alert("new", &labels, &annotations);
+    assert_eq!(local.add_examples(&history).unwrap(), 1);
+    let answer = local.classify(&[subject]).unwrap().remove(0);
+    assert_eq!(answer.category, "storage", "no catalog entry knows Zorblax; the history does: {answer:?}");
 }

@@ -6,10 +6,7 @@
 //! Severity: the alert's own severity label when it has one, otherwise keyword rules and the
 //! nearest examples vote. Users' rules override both.
 
-use std::{
-    num::NonZeroUsize,
-    path::{Path, PathBuf},
-};
+use std::{num::NonZeroUsize, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +37,9 @@ pub struct LocalConfig {
     pub rules: Vec<RuleConfig>,
     /// Neighbours that vote.
     pub neighbours: usize,
+    /// Also use up to this many incidents that an LLM classified, read from ClickHouse when the
+    /// worker starts, as labelled examples (0: none).
+    pub history: usize,
     /// Embeddings kept, by template text.
     pub embedding_cache: usize,
 }
@@ -52,6 +52,7 @@ impl Default for LocalConfig {
             catalogs: Vec::new(),
             rules: Vec::new(),
             neighbours: 5,
+            history: 0,
             embedding_cache: 100_000,
         }
     }
@@ -128,30 +129,52 @@ impl LocalClassifier {
             rules,
             neighbours: config.neighbours,
         };
-        classifier.examples = classifier.embed_examples(&examples, &config.model_dir)?;
+        let templates = example_templates(&examples);
+        let templates: Vec<&str> = templates.iter().map(String::as_str).collect();
+        let vectors = classifier.embedder.embed_stored(&templates, &config.model_dir)?;
+        // Stored vectors bypass the in-memory cache; subjects with an example's template hit it.
+        classifier.embedder.remember(&templates, &vectors);
+        classifier.push_examples(&examples, vectors);
         Ok(classifier)
     }
 
-    fn embed_examples(&self, corpus: &[CorpusAlert], model_dir: &Path) -> anyhow::Result<Vec<Example>> {
-        let templates: Vec<String> =
-            corpus.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations).template()).collect();
-        let templates: Vec<&str> = templates.iter().map(String::as_str).collect();
-        let vectors = self.embedder.embed_stored(&templates, model_dir)?;
-        // Stored vectors bypass the in-memory cache; subjects with an example's template hit it.
-        self.embedder.remember(&templates, &vectors);
-        Ok(corpus
-            .iter()
-            .zip(vectors)
-            .filter_map(|(alert, vector)| {
-                let expected = alert.expected.as_ref()?;
-                Some(Example {
-                    service: alert.service.clone(),
-                    category: self.taxonomy.categories.iter().position(|c| c.name == expected.category),
-                    severity: LEVELS.iter().position(|l| *l == expected.severity),
-                    vector,
-                })
-            })
-            .collect())
+    /// Adds labelled examples (the user's history); their severities may be on the configured
+    /// scale or the examples' three levels. Returns how many were usable.
+    pub fn add_examples(&mut self, alerts: &[CorpusAlert]) -> anyhow::Result<usize> {
+        let templates = example_templates(alerts);
+        let vectors = self.embedder.embed(&templates.iter().map(String::as_str).collect::<Vec<_>>())?;
+        Ok(self.push_examples(alerts, vectors))
+    }
+
+    fn push_examples(&mut self, alerts: &[CorpusAlert], vectors: Vec<Vector>) -> usize {
+        let before = self.examples.len();
+        for (alert, vector) in alerts.iter().zip(vectors) {
+            let Some(expected) = &alert.expected else { continue };
+            let category = self.taxonomy.categories.iter().position(|c| c.name == expected.category);
+            let severity = self.level_of(&expected.severity);
+            if category.is_some() || severity.is_some() {
+                self.examples.push(Example { service: alert.service.clone(), category, severity, vector });
+            }
+        }
+        self.examples.len() - before
+    }
+
+    /// Which of [`LEVELS`] a severity word stands for: itself, or by its place on the scale
+    /// (the most severe is critical, the least info, the rest warning).
+    fn level_of(&self, severity: &str) -> Option<usize> {
+        if let Some(level) = LEVELS.iter().position(|l| *l == severity) {
+            return Some(level);
+        }
+        let scale = &self.taxonomy.severities;
+        let on_scale = self.taxonomy.severity(severity)?;
+        let position = scale.iter().position(|s| s == on_scale)?;
+        Some(if position == 0 {
+            0
+        } else if position + 1 == scale.len() {
+            2
+        } else {
+            1
+        })
     }
 
     pub fn taxonomy(&self) -> &Taxonomy {
@@ -282,6 +305,10 @@ impl LocalClassifier {
     pub fn catalog_decides(&self, subject: &Subject) -> bool {
         self.catalog.evidence(&subject.fields()).scores.keys().any(|c| self.catalog_to_taxonomy[*c].is_some())
     }
+}
+
+fn example_templates(alerts: &[CorpusAlert]) -> Vec<String> {
+    alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations).template()).collect()
 }
 
 fn normalise(values: &mut [f32]) {

@@ -1,8 +1,10 @@
 //! ClickHouse access through the official `clickhouse` crate over HTTP.
 
+mod history;
 mod migrate;
 mod rows;
 
+pub use history::labelled_incidents;
 pub use migrate::{migrate, Migration, MigrationReport, MIGRATIONS};
 pub use rows::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
 

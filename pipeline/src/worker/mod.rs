@@ -27,12 +27,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_classify::{stage::FALLBACK, Classification, Classifier, Subject};
+use quench_classify::{stage::FALLBACK, Classification, Classifier, LocalClassifier, Subject};
 use quench_schemas::{fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentStatus, RoutingEvent};
 use rdkafka::{message::OwnedMessage, producer::BaseRecord, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 
 use crate::{
+    clickhouse::labelled_incidents,
     config::Config,
     http::Readiness,
     preflight::registry_client,
@@ -72,7 +73,7 @@ pub async fn run(
     let worker = tokio::task::spawn_blocking(move || {
         readiness.not_ready("loading the classifier");
         let started = Instant::now();
-        let classifier = Arc::new(Classifier::new(&config.classify)?);
+        let classifier = Arc::new(load_classifier(&config, &handle)?);
         classifier.spawn_refiner(&handle);
         tracing::info!(
             provider = ?config.classify.provider,
@@ -432,6 +433,23 @@ impl Worker {
             tracing::debug!(incidents = touched, "LLM answers arrived; incidents will be emitted again");
         }
     }
+}
+
+/// The classifier, with the user's history from ClickHouse among its examples when configured;
+/// without ClickHouse the worker still starts, on the built-in examples.
+fn load_classifier(config: &Config, handle: &Handle) -> anyhow::Result<Classifier> {
+    let classify = &config.classify;
+    let mut local = LocalClassifier::load(&classify.local, classify.taxonomy.clone())?;
+    if classify.local.history > 0 {
+        match handle.block_on(labelled_incidents(&config.clickhouse, classify.local.history)) {
+            Ok(history) => {
+                let added = local.add_examples(&history)?;
+                tracing::info!(examples = added, "labelled examples added from ClickHouse history");
+            }
+            Err(e) => tracing::warn!(error = %e, "no history from ClickHouse; the built-in examples only"),
+        }
+    }
+    Classifier::with_local(classify, local)
 }
 
 /// Decodes an alert record; only a schema id seen for the first time costs a registry call.
