@@ -66,6 +66,25 @@ impl<T> FileSource<T> {
     }
 }
 
+impl<T> FileSource<T> {
+    /// Replaces `current` with the new rules if the file changed and parses; a broken file is
+    /// reported (`quench_rules_reloads_total{rules=what, outcome="rejected"}`) and `current` stays.
+    pub fn reload(&mut self, current: &mut T, what: &'static str) {
+        match self.poll() {
+            None => {}
+            Some(Ok(rules)) => {
+                *current = rules;
+                metrics::counter!("quench_rules_reloads_total", "rules" => what, "outcome" => "applied").increment(1);
+                tracing::info!(rules = what, "rules reloaded");
+            }
+            Some(Err(e)) => {
+                metrics::counter!("quench_rules_reloads_total", "rules" => what, "outcome" => "rejected").increment(1);
+                tracing::error!(rules = what, error = %e, "new rules rejected; the previous rules stay in force");
+            }
+        }
+    }
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }

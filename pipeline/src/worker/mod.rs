@@ -229,30 +229,8 @@ impl Worker {
 
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
     fn reload_rules(&mut self) {
-        match self.rules_source.poll() {
-            None => {}
-            Some(Ok(rules)) => {
-                self.rules = rules;
-                metrics::counter!("quench_rules_reloads_total", "outcome" => "applied").increment(1);
-                tracing::info!("rules reloaded");
-            }
-            Some(Err(e)) => {
-                metrics::counter!("quench_rules_reloads_total", "outcome" => "rejected").increment(1);
-                tracing::error!(error = %e, "new rules rejected; the previous rules stay in force");
-            }
-        }
-        match self.routing_source.poll() {
-            None => {}
-            Some(Ok(routing)) => {
-                self.routing_rules = routing;
-                metrics::counter!("quench_routing_reloads_total", "outcome" => "applied").increment(1);
-                tracing::info!("routing rules reloaded");
-            }
-            Some(Err(e)) => {
-                metrics::counter!("quench_routing_reloads_total", "outcome" => "rejected").increment(1);
-                tracing::error!(error = %e, "new routing rules rejected; the previous ones stay in force");
-            }
-        }
+        self.rules_source.reload(&mut self.rules, "windowing");
+        self.routing_source.reload(&mut self.routing_rules, "routing");
     }
 
     fn process(&mut self, message: &OwnedMessage) -> anyhow::Result<()> {

@@ -70,9 +70,7 @@ pub fn run(
         }
         if last_commit.elapsed() >= interval {
             commit(config, &session, &mut offsets)?;
-            if let Some(Ok(new)) = rules.poll() {
-                tree = new;
-            }
+            rules.reload(&mut tree, "windowing");
             last_commit = Instant::now();
         }
     }
