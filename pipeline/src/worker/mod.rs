@@ -360,20 +360,24 @@ impl Worker {
         let started = Instant::now();
         let answers = self.classifier.classify_now(&subjects)?;
         metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
-        let signatures: HashMap<&str, String> =
-            subjects.iter().map(|s| (s.id.as_str(), self.classifier.signature(s))).collect();
         let by_id: HashMap<&str, Classification> = subjects.iter().map(|s| s.id.as_str()).zip(answers).collect();
         for (partition, output) in outputs.iter_mut() {
             match output {
-                Output::Incident(incident, _) => {
+                Output::Incident(incident, subject) => {
                     let Some(c) = by_id.get(incident.incident_id.as_str()) else { continue };
-                    let entry = (*partition, GroupKey(incident.group_key.clone()));
-                    let waiting =
-                        self.awaiting_llm.entry(signatures[incident.incident_id.as_str()].clone()).or_default();
-                    if c.classified_by == FALLBACK && incident.status != IncidentStatus::Resolved {
-                        waiting.insert(entry);
-                    } else {
-                        waiting.remove(&entry);
+                    let waiting = c.classified_by == FALLBACK && incident.status != IncidentStatus::Resolved;
+                    // Signatures cost a template each: only computed while something waits for the LLM.
+                    if waiting || !self.awaiting_llm.is_empty() {
+                        let signature = self.classifier.signature(subject);
+                        let entry = (*partition, GroupKey(incident.group_key.clone()));
+                        if waiting {
+                            self.awaiting_llm.entry(signature).or_default().insert(entry);
+                        } else if let Some(groups) = self.awaiting_llm.get_mut(&signature) {
+                            groups.remove(&entry);
+                            if groups.is_empty() {
+                                self.awaiting_llm.remove(&signature);
+                            }
+                        }
                     }
                     incident.severity.clone_from(&c.severity);
                     incident.priority = Some(c.priority.clone());
