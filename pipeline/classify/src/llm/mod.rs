@@ -5,7 +5,6 @@
 mod anthropic;
 mod openai;
 pub mod prompt;
-mod rate;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,7 +14,7 @@ use tokio::sync::Semaphore;
 pub use anthropic::Anthropic;
 pub use openai::OpenAi;
 use prompt::Item;
-use rate::TokenBucket;
+use quench_retry::{Backoff, TokenBucket};
 
 use crate::{
     config::{LlmConfig, ProviderKind},
@@ -126,7 +125,9 @@ impl Llm {
             let schema = prompt::schema(&self.taxonomy, &ids, self.provider.bounds());
             // About four characters a token; the answer is bounded by max_tokens.
             let estimate = (prompt::SYSTEM.len() + user.len()) as u64 / 4 + u64::from(self.config.max_tokens) / 4;
-            self.budget.take(estimate).await;
+            if self.budget.take(estimate).await {
+                metrics::counter!("quench_llm_budget_waits_total").increment(1);
+            }
             let started = std::time::Instant::now();
             let result = self.provider.call(&user, &schema).await;
             metrics::histogram!("quench_llm_request_seconds", "provider" => self.kind)
@@ -161,7 +162,7 @@ impl Llm {
                 Err(e) => {
                     self.count(if matches!(e, CallError::Malformed(_)) { "malformed" } else { "failed" });
                     let delay = match &e {
-                        CallError::Transient { retry_after, .. } => retry_after.unwrap_or_else(|| backoff(attempt)),
+                        CallError::Transient { retry_after, .. } => BACKOFF.after(attempt, *retry_after),
                         _ => Duration::ZERO,
                     };
                     tracing::warn!(provider = self.kind, attempt, error = %e, "LLM request failed");
@@ -170,7 +171,7 @@ impl Llm {
                 }
             };
             if attempt < self.config.max_retries {
-                tokio::time::sleep(delay.min(MAX_WAIT)).await;
+                tokio::time::sleep(delay).await;
             }
         }
         if items.is_empty() {
@@ -199,12 +200,8 @@ impl Llm {
 /// The longest wait between two attempts, whatever Retry-After says.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
-/// 0.5 s, 1 s, 2 s... capped at 10 s, with up to 25% jitter so that workers do not retry in step.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(5)).min(MAX_WAIT);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
-}
+/// 0.5 s, 1 s, 2 s... capped at [`MAX_WAIT`].
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(500), MAX_WAIT);
 
 /// Maps an HTTP answer that is not a success to a [`CallError`].
 fn status_error(status: reqwest::StatusCode, retry_after: Option<Duration>, body: &str) -> CallError {
@@ -226,8 +223,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(Duration::from_secs_f64);
+        .and_then(quench_retry::retry_after);
     let body = response
         .text()
         .await

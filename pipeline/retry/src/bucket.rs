@@ -1,10 +1,10 @@
-//! A tokens-per-minute budget: a token bucket that makes callers wait for their estimate.
-
 use std::{sync::Mutex, time::Duration};
 
 // Tokio's clock, so that tests with paused time see refills.
 use tokio::time::Instant;
 
+/// A per-minute budget (LLM tokens, notifications to one receiver): callers wait until it holds
+/// what they take.
 pub struct TokenBucket {
     capacity: f64,
     per_second: f64,
@@ -17,8 +17,10 @@ impl TokenBucket {
         Self { capacity, per_second: capacity / 60.0, state: Mutex::new((capacity, Instant::now())) }
     }
 
-    /// Takes `tokens` (at most the capacity), waiting until the bucket holds them.
-    pub async fn take(&self, tokens: u64) {
+    /// Takes `tokens` (at most the capacity), waiting until the bucket holds them; says whether
+    /// it had to wait, for callers' metrics.
+    pub async fn take(&self, tokens: u64) -> bool {
+        let mut waited = false;
         let wanted = (tokens as f64).min(self.capacity);
         loop {
             let wait = {
@@ -28,12 +30,12 @@ impl TokenBucket {
                 let level = (level + now.duration_since(at).as_secs_f64() * self.per_second).min(self.capacity);
                 if level >= wanted {
                     *state = (level - wanted, now);
-                    return;
+                    return waited;
                 }
                 *state = (level, now);
                 Duration::from_secs_f64((wanted - level) / self.per_second)
             };
-            metrics::counter!("quench_llm_budget_waits_total").increment(1);
+            waited = true;
             tokio::time::sleep(wait).await;
         }
     }
@@ -47,10 +49,10 @@ mod tests {
     async fn a_spent_budget_makes_callers_wait_for_refill() {
         let bucket = TokenBucket::per_minute(600);
         let start = tokio::time::Instant::now();
-        bucket.take(600).await;
+        assert!(!bucket.take(600).await);
         assert!(start.elapsed() < Duration::from_millis(1));
         // 10 tokens a second: 300 more take about 30 s of (virtual) time.
-        bucket.take(300).await;
+        assert!(bucket.take(300).await);
         assert!(start.elapsed() >= Duration::from_secs(29), "{:?}", start.elapsed());
     }
 }
