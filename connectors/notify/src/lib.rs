@@ -1,3 +1,13 @@
 //! Quench's notifiers: routing events delivered to Slack, PagerDuty, Microsoft Teams, email and
-//! webhooks, with escalation. The crate is a placeholder in the workspace until the routing and
-//! notifiers issue lands; it holds no code yet on purpose.
+//! webhooks, with escalation policies, on-call schedules and an acknowledgement API.
+//!
+//! This crate is the core: configuration, templates, channel adapters, delivery with retries and
+//! rate limits, escalation and schedules as pure functions of time, and the API's router. The
+//! `quench notify` command (in the pipeline crate) wires them to Kafka.
+
+pub mod channel;
+pub mod config;
+pub mod schedule;
+pub mod template;
+
+pub use config::NotifyConfig;

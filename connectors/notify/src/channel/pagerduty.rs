@@ -1,0 +1,73 @@
+//! PagerDuty Events API v2: `trigger` while the incident is open, `acknowledge` and `resolve`
+//! with it, all under dedup_key = incident id, so PagerDuty keeps one alert per incident and
+//! drops repeats of a trigger.
+
+use quench_schemas::{IncidentStatus, RoutingReason};
+use serde_json::{json, Value};
+
+use super::{post, Notice, Receipt, SendError};
+use crate::config::PagerDutyTarget;
+
+pub struct PagerDuty {
+    http: reqwest::Client,
+    target: PagerDutyTarget,
+}
+
+/// PagerDuty's four severities, from Quench's scale (and Alertmanager's usual labels).
+fn severity(quench: &str) -> &'static str {
+    match quench {
+        "critical" | "page" | "emergency" => "critical",
+        "high" | "error" | "major" => "error",
+        "low" | "info" | "informational" | "none" => "info",
+        _ => "warning",
+    }
+}
+
+impl PagerDuty {
+    pub fn new(http: reqwest::Client, target: &PagerDutyTarget) -> Self {
+        Self { http, target: target.clone() }
+    }
+
+    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+        let event = notice.event;
+        let action = match (event.reason, event.status) {
+            (RoutingReason::Resolved, _) | (_, IncidentStatus::Resolved) => "resolve",
+            (RoutingReason::Acknowledged, _) | (_, IncidentStatus::Acknowledged) => "acknowledge",
+            _ => "trigger",
+        };
+        let mut body = json!({
+            "routing_key": self.target.routing_key,
+            "event_action": action,
+            "dedup_key": event.incident_id,
+        });
+        if action == "trigger" {
+            let timestamp = jiff::Timestamp::from_millisecond(event.emitted_at).map(|t| t.to_string()).unwrap_or_default();
+            body["payload"] = json!({
+                "summary": notice.message.title.chars().take(1024).collect::<String>(),
+                "source": event.common_labels.get("instance").or(event.common_labels.get("service")).cloned()
+                    .unwrap_or_else(|| "quench".into()),
+                "severity": severity(&event.severity),
+                "timestamp": timestamp,
+                "component": event.common_labels.get("service"),
+                "group": event.team,
+                "class": event.category,
+                "custom_details": {
+                    "summary": event.summary,
+                    "alert_count": event.alert_count,
+                    "priority": event.priority,
+                    "labels": event.common_labels,
+                    "idempotency_key": notice.key,
+                },
+            });
+            if let Some(url) = &notice.message.url {
+                body["links"] = json!([{ "href": url, "text": "Incident in Quench" }]);
+            }
+        }
+        let (status, answer) = post(self.http.post(&self.target.url).json(&body)).await?;
+        let answer: Value = serde_json::from_str(&answer).unwrap_or_default();
+        if answer["status"].as_str().is_some_and(|s| s != "success") {
+            return Err(SendError::Permanent { message: format!("PagerDuty: {answer}"), status });
+        }
+        Ok(Receipt { status, thread: None })
+    }
+}

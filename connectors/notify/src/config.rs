@@ -1,0 +1,334 @@
+//! The `[notify]` section: channel targets by name, users, on-call schedules, escalation
+//! policies, message templates, delivery settings and the acknowledgement API.
+//!
+//! Routing rules name targets as `channel` + `target` (for example `pagerduty` + `db`); this file
+//! says what `db` is (a routing key, a URL, addresses). Escalation steps name targets as
+//! `channel:name`, `user:name` (every target of that user) or `schedule:name` (whoever is on call).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{schedule::Schedule, template::Templates};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Consumer group of the notifiers on `incident-routing`.
+    pub group_id: String,
+    /// Listen address of the acknowledgement API (`POST /v1/incidents/{id}/ack`, `/resolve`,
+    /// `/comment`), which also serves `/metrics`, `/healthz` and `/readyz`.
+    pub listen: String,
+    /// Bearer tokens allowed to call the API, by the name recorded as the action's actor.
+    pub api_tokens: BTreeMap<String, String>,
+    /// Attempts per delivery before it goes to the notifications DLQ.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Deadline of one HTTP request or SMTP transaction.
+    pub timeout_ms: u64,
+    /// Deliveries in flight at once (across incidents; one incident's are delivered in order).
+    pub concurrency: usize,
+    /// Routing events read before their deliveries start, and whose offsets commit together.
+    pub batch_events: usize,
+    /// How often escalation timers are checked.
+    pub tick_ms: u64,
+    /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
+    pub incident_url: String,
+    pub templates: Templates,
+    pub slack: BTreeMap<String, SlackTarget>,
+    pub pagerduty: BTreeMap<String, PagerDutyTarget>,
+    pub teams: BTreeMap<String, TeamsTarget>,
+    pub email: BTreeMap<String, EmailTarget>,
+    pub webhook: BTreeMap<String, WebhookTarget>,
+    pub users: BTreeMap<String, User>,
+    pub schedules: BTreeMap<String, Schedule>,
+    pub policies: BTreeMap<String, Policy>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "quench-notify".into(),
+            listen: "127.0.0.1:9480".into(),
+            api_tokens: BTreeMap::new(),
+            max_attempts: 6,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 60_000,
+            timeout_ms: 10_000,
+            concurrency: 256,
+            batch_events: 2_000,
+            tick_ms: 1_000,
+            incident_url: String::new(),
+            templates: Templates::default(),
+            slack: BTreeMap::new(),
+            pagerduty: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            email: BTreeMap::new(),
+            webhook: BTreeMap::new(),
+            users: BTreeMap::new(),
+            schedules: BTreeMap::new(),
+            policies: BTreeMap::new(),
+        }
+    }
+}
+
+/// Slack: the Web API (`chat.postMessage` with a bot token, updates threaded under the first
+/// message) when `token` is set, else an incoming webhook `url` (no threads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackTarget {
+    #[serde(default = "slack_api")]
+    pub url: String,
+    pub token: Option<String>,
+    /// Channel id or name, for the Web API.
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default = "slack_rate")]
+    pub per_minute: u64,
+}
+
+/// PagerDuty Events API v2; PagerDuty accepts 120 events a minute per routing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyTarget {
+    pub routing_key: String,
+    #[serde(default = "pagerduty_url")]
+    pub url: String,
+    #[serde(default = "pagerduty_rate")]
+    pub per_minute: u64,
+}
+
+/// Microsoft Teams incoming webhook or Workflows URL; the message is an Adaptive Card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsTarget {
+    pub url: String,
+    #[serde(default = "teams_rate")]
+    pub per_minute: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTarget {
+    pub to: Vec<String>,
+    pub from: String,
+    pub smtp_host: String,
+    #[serde(default = "smtp_port")]
+    pub smtp_port: u16,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    #[serde(default = "email_rate")]
+    pub per_minute: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay on localhost.
+    None,
+    /// STARTTLS when the server offers it.
+    Opportunistic,
+    /// STARTTLS or fail.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+/// A generic webhook: JSON with `X-Quench-Timestamp`, `X-Quench-Signature`
+/// (`sha256=` HMAC-SHA256 of `timestamp.body` under `secret`) and `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// 0 means unlimited.
+    #[serde(default)]
+    pub per_minute: u64,
+}
+
+/// A person, reached through their targets (`channel:name`) when a step or schedule names them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub targets: Vec<String>,
+}
+
+/// Steps fire in order, each waiting `wait_minutes` for an acknowledgement before the next; the
+/// whole sequence runs `1 + repeat` times.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub repeat: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub targets: Vec<String>,
+    pub wait_minutes: f64,
+}
+
+fn slack_api() -> String {
+    "https://slack.com/api/chat.postMessage".into()
+}
+fn slack_rate() -> u64 {
+    // Slack allows about one message a second per channel.
+    60
+}
+fn pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+fn pagerduty_rate() -> u64 {
+    120
+}
+fn teams_rate() -> u64 {
+    // Teams webhooks throttle beyond about four requests a second.
+    240
+}
+fn smtp_port() -> u16 {
+    587
+}
+fn email_rate() -> u64 {
+    60
+}
+
+/// The channels targets can be on.
+pub const CHANNELS: [&str; 5] = ["slack", "pagerduty", "teams", "email", "webhook"];
+
+impl NotifyConfig {
+    pub fn backoff(&self) -> quench_retry::Backoff {
+        quench_retry::Backoff::new(Duration::from_millis(self.initial_backoff_ms), Duration::from_millis(self.max_backoff_ms))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Whether `channel`/`name` is configured.
+    pub fn has_target(&self, channel: &str, name: &str) -> bool {
+        match channel {
+            "slack" => self.slack.contains_key(name),
+            "pagerduty" => self.pagerduty.contains_key(name),
+            "teams" => self.teams.contains_key(name),
+            "email" => self.email.contains_key(name),
+            "webhook" => self.webhook.contains_key(name),
+            _ => false,
+        }
+    }
+
+    /// Fails with the key of the first setting that is not usable, and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let positive = [
+            ("max_attempts", u64::from(self.max_attempts)),
+            ("timeout_ms", self.timeout_ms),
+            ("concurrency", self.concurrency as u64),
+            ("batch_events", self.batch_events as u64),
+            ("tick_ms", self.tick_ms),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err((format!("notify.{key}"), "must be at least 1".into()));
+        }
+        for (name, token) in &self.api_tokens {
+            if token.len() < 16 {
+                return Err((format!("notify.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
+            }
+        }
+        for (name, slack) in &self.slack {
+            if slack.token.is_some() && slack.channel.is_empty() {
+                return Err((format!("notify.slack.{name}.channel"), "the Web API needs a channel".into()));
+            }
+        }
+        for (name, email) in &self.email {
+            if email.to.is_empty() || email.from.is_empty() || email.smtp_host.is_empty() {
+                return Err((format!("notify.email.{name}"), "needs `to`, `from` and `smtp_host`".into()));
+            }
+        }
+        for (name, user) in &self.users {
+            for (i, target) in user.targets.iter().enumerate() {
+                self.check_direct(target).map_err(|e| (format!("notify.users.{name}.targets[{i}]"), e))?;
+            }
+        }
+        for (name, schedule) in &self.schedules {
+            schedule.validate(|user| self.users.contains_key(user)).map_err(|(k, e)| (format!("notify.schedules.{name}.{k}"), e))?;
+        }
+        for (name, policy) in &self.policies {
+            if policy.steps.is_empty() {
+                return Err((format!("notify.policies.{name}.steps"), "needs at least one step".into()));
+            }
+            for (i, step) in policy.steps.iter().enumerate() {
+                let key = |field: &str| format!("notify.policies.{name}.steps[{i}].{field}");
+                if !(step.wait_minutes.is_finite() && step.wait_minutes > 0.0) {
+                    return Err((key("wait_minutes"), "must be a positive number of minutes".into()));
+                }
+                for target in &step.targets {
+                    self.check_step_target(target).map_err(|e| (key("targets"), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_direct(&self, target: &str) -> Result<(), String> {
+        let (channel, name) = target.split_once(':').ok_or_else(|| format!("`{target}` is not channel:name"))?;
+        if !CHANNELS.contains(&channel) {
+            return Err(format!("`{channel}` is not a channel ({})", CHANNELS.join(", ")));
+        }
+        if !self.has_target(channel, name) {
+            return Err(format!("no target `{name}` under [notify.{channel}]"));
+        }
+        Ok(())
+    }
+
+    fn check_step_target(&self, target: &str) -> Result<(), String> {
+        match target.split_once(':') {
+            Some(("user", name)) if !self.users.contains_key(name) => Err(format!("no user `{name}` under [notify.users]")),
+            Some(("schedule", name)) if !self.schedules.contains_key(name) => {
+                Err(format!("no schedule `{name}` under [notify.schedules]"))
+            }
+            Some(("user" | "schedule", _)) => Ok(()),
+            _ => self.check_direct(target),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> NotifyConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn steps_must_name_configured_targets() {
+        let config = parse(
+            r#"
+            [webhook.ops]
+            url = "http://127.0.0.1:1/hook"
+            [users.alice]
+            targets = ["webhook:ops"]
+            [policies.db]
+            steps = [{ targets = ["user:alice", "webhook:ops"], wait_minutes = 5 }, { targets = ["pagerduty:db"], wait_minutes = 10 }]
+            "#,
+        );
+        let (key, message) = config.validate().unwrap_err();
+        assert_eq!(key, "notify.policies.db.steps[1].targets");
+        assert!(message.contains("no target `db` under [notify.pagerduty]"), "{message}");
+    }
+
+    #[test]
+    fn short_tokens_and_zero_settings_are_named() {
+        let config = parse("max_attempts = 0");
+        assert_eq!(config.validate().unwrap_err().0, "notify.max_attempts");
+        let config = parse("[api_tokens]\nbot = \"short\"");
+        assert_eq!(config.validate().unwrap_err().0, "notify.api_tokens.bot");
+    }
+}
