@@ -5,8 +5,11 @@
 //! rate limits, escalation and schedules as pure functions of time, and the API's router. The
 //! `quench notify` command (in the pipeline crate) wires them to Kafka.
 
+pub mod api;
 pub mod channel;
 pub mod config;
+pub mod deliver;
+pub mod escalation;
 pub mod schedule;
 pub mod template;
 

@@ -1,0 +1,177 @@
+//! The acknowledgement API: `POST /v1/incidents/{id}/ack`, `/resolve` and `/comment` with a bearer
+//! token, each turned into an `IncidentAction` for `incident-actions`, which the stream worker
+//! applies to the incident (and which stops its escalation once the worker re-emits it).
+//!
+//! Body (optional for ack and resolve): `{"actor": "alice", "comment": "on it"}`. An
+//! `Idempotency-Key` header becomes the action id, so a retried request applies once.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Json, Router,
+};
+use futures::future::BoxFuture;
+use quench_schemas::{ActionKind, IncidentAction};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+/// Why an action was not accepted, beyond the request itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// No incident has this id (yet): the notifier has not read it from `incidents`.
+    UnknownIncident,
+    /// Kafka did not take the action.
+    Unavailable(String),
+}
+
+/// Writes an action to Kafka once it is valid; the notifier's Kafka shell provides it.
+pub type Submit = Arc<dyn Fn(IncidentAction) -> BoxFuture<'static, Result<(), Rejection>> + Send + Sync>;
+
+#[derive(Clone)]
+struct Api {
+    tokens: Arc<BTreeMap<String, String>>,
+    submit: Submit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    actor: Option<String>,
+    comment: Option<String>,
+}
+
+pub fn router(tokens: BTreeMap<String, String>, submit: Submit) -> Router {
+    Router::new()
+        .route("/v1/incidents/{id}/{verb}", post(act))
+        .with_state(Api { tokens: Arc::new(tokens), submit })
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The name of the token presented, if it is one of ours (compared in constant time).
+fn authenticate<'a>(tokens: &'a BTreeMap<String, String>, headers: &HeaderMap) -> Option<&'a str> {
+    let presented = headers.get("authorization")?.to_str().ok()?;
+    let presented = presented.strip_prefix("Bearer ").or_else(|| presented.strip_prefix("bearer "))?.trim();
+    let mut found = None;
+    for (name, token) in tokens {
+        if bool::from(token.as_bytes().ct_eq(presented.as_bytes())) {
+            found = Some(name.as_str());
+        }
+    }
+    found
+}
+
+async fn act(State(api): State<Api>, Path((id, verb)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(token_name) = authenticate(&api.tokens, &headers) else {
+        return error(StatusCode::UNAUTHORIZED, "missing or unknown `Authorization: Bearer <token>` (see notify.api_tokens)");
+    };
+    let kind = match verb.as_str() {
+        "ack" | "acknowledge" => ActionKind::Acknowledge,
+        "resolve" => ActionKind::Resolve,
+        "comment" => ActionKind::Comment,
+        other => return error(StatusCode::NOT_FOUND, format!("no action `{other}`: use ack, resolve or comment")),
+    };
+    let body: Body = if body.iter().all(u8::is_ascii_whitespace) {
+        Body::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not {{\"actor\", \"comment\"}} JSON: {e}")),
+        }
+    };
+    if kind == ActionKind::Comment && body.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        return error(StatusCode::BAD_REQUEST, "a comment needs a non-empty `comment`");
+    }
+    let at = jiff::Timestamp::now().as_millisecond();
+    let actor = body.actor.unwrap_or_else(|| token_name.to_string());
+    let action_id = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        Some(key) if !key.trim().is_empty() => key.trim().to_string(),
+        _ => format!("{id}/{verb}/{actor}/{at}"),
+    };
+    let action = IncidentAction {
+        action_id: action_id.clone(),
+        incident_id: id.clone(),
+        kind,
+        actor,
+        comment: body.comment,
+        at,
+        tenant: "default".into(),
+    };
+    match (api.submit)(action).await {
+        Ok(()) => {
+            metrics::counter!("quench_notify_actions_total", "kind" => verb.clone()).increment(1);
+            (StatusCode::ACCEPTED, Json(json!({ "action_id": action_id, "incident_id": id, "kind": verb }))).into_response()
+        }
+        Err(Rejection::UnknownIncident) => error(StatusCode::NOT_FOUND, format!("no incident `{id}`")),
+        Err(Rejection::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("action not recorded, retry: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::{body::Body as AxumBody, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn app(seen: Arc<Mutex<Vec<IncidentAction>>>) -> Router {
+        let submit: Submit = Arc::new(move |action: IncidentAction| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                if action.incident_id == "missing" {
+                    return Err(Rejection::UnknownIncident);
+                }
+                seen.lock().unwrap().push(action);
+                Ok(())
+            })
+        });
+        router([("ops-bot".to_string(), "0123456789abcdef".to_string())].into(), submit)
+    }
+
+    async fn call(app: Router, path: &str, token: Option<&str>, body: &str) -> (StatusCode, String) {
+        let mut request = Request::post(path).header("idempotency-key", "k-1");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = app.oneshot(request.body(AxumBody::from(body.to_string())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn actions_need_a_token_and_a_valid_body() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let token = Some("0123456789abcdef");
+        assert_eq!(call(app(seen.clone()), "/v1/incidents/inc-1/ack", None, "").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(app(seen.clone()), "/v1/incidents/inc-1/ack", Some("wrong"), "").await.0, StatusCode::UNAUTHORIZED);
+        let (status, text) = call(app(seen.clone()), "/v1/incidents/inc-1/comment", token, "{}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("non-empty `comment`"), "{text}");
+        let (status, text) = call(app(seen.clone()), "/v1/incidents/inc-1/ack", token, "{\"who\": 1}").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(text.contains("unknown field `who`"), "{text}");
+        assert_eq!(call(app(seen.clone()), "/v1/incidents/inc-1/snooze", token, "").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(call(app(seen.clone()), "/v1/incidents/missing/ack", token, "").await.0, StatusCode::NOT_FOUND);
+        assert!(seen.lock().unwrap().is_empty());
+
+        let (status, _) = call(app(seen.clone()), "/v1/incidents/inc-1/ack", token, "").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (status, _) =
+            call(app(seen.clone()), "/v1/incidents/inc-1/resolve", token, r#"{"actor":"alice","comment":"fixed"}"#).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen[0].kind, seen[0].actor.as_str(), seen[0].action_id.as_str()), (ActionKind::Acknowledge, "ops-bot", "k-1"));
+        assert_eq!((seen[1].kind, seen[1].actor.as_str(), seen[1].comment.as_deref()), (ActionKind::Resolve, "alice", Some("fixed")));
+    }
+}
