@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use quench_classify::Subject;
-use quench_schemas::{fingerprint::fnv1a, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason};
+use quench_schemas::{
+    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{severity::Severity, Output};
@@ -60,6 +62,15 @@ pub struct Group {
     summary: String,
     #[serde(default)]
     description: String,
+    /// When a person acknowledged the incident (through `incident-actions`).
+    #[serde(default)]
+    acknowledged_at: Option<i64>,
+    /// When a person resolved it; the group ends at its next flush whatever still fires.
+    #[serde(default)]
+    resolved_by_person_at: Option<i64>,
+    /// An acknowledgement not announced yet.
+    #[serde(default)]
+    acknowledgement_due: bool,
 }
 
 /// Bounds on what a group keeps for the classifier: the changelog carries it for every open group.
@@ -103,7 +114,33 @@ impl Group {
             alertnames: Vec::new(),
             summary: bounded(first.annotations.get("summary").or_else(|| first.annotations.get("message"))),
             description: bounded(first.annotations.get("description")),
+            acknowledged_at: None,
+            resolved_by_person_at: None,
+            acknowledgement_due: false,
         }
+    }
+
+    /// The id of the group's open incident, if it has one.
+    pub fn incident_id(&self) -> Option<&str> {
+        self.incident.as_ref().map(|open| open.id.as_str())
+    }
+
+    /// Applies what a person did at `at`; false when it changes nothing (a repeat, a comment).
+    pub fn act(&mut self, kind: ActionKind, at: i64) -> bool {
+        let changed = match kind {
+            ActionKind::Acknowledge if self.acknowledged_at.is_none() && self.resolved_by_person_at.is_none() => {
+                self.acknowledged_at = Some(at);
+                self.acknowledgement_due = true;
+                true
+            }
+            ActionKind::Resolve if self.resolved_by_person_at.is_none() => {
+                self.resolved_by_person_at = Some(at);
+                true
+            }
+            _ => false,
+        };
+        self.dirty |= changed;
+        changed
     }
 
     pub fn key(&self) -> &GroupKey {
@@ -165,7 +202,8 @@ impl Group {
         let reason = match &self.incident {
             None if firing.is_empty() => return false,
             None => Some(RoutingReason::Opened),
-            Some(_) if firing.is_empty() => Some(RoutingReason::Resolved),
+            Some(_) if firing.is_empty() || self.resolved_by_person_at.is_some() => Some(RoutingReason::Resolved),
+            Some(_) if self.acknowledgement_due => Some(RoutingReason::Acknowledged),
             Some(open) => {
                 if firing.iter().any(|e| !e.notified) {
                     Some(RoutingReason::AlertsAdded)
@@ -193,6 +231,7 @@ impl Group {
         open.version += 1;
         let incident = self.snapshot(now, severity);
         if let Some(reason) = reason {
+            self.acknowledgement_due = false;
             let open = self.incident.as_mut().expect("just set");
             open.last_notified_at = now;
             open.notified_severity = severity;
@@ -246,15 +285,20 @@ impl Group {
         let firing = self.alerts.values().filter(|e| e.firing).count();
         let mut fingerprints: Vec<String> = self.alerts.keys().map(|fp| format!("{fp:016x}")).collect();
         fingerprints.sort_unstable();
-        let resolved_at =
-            (firing == 0).then(|| self.alerts.values().filter_map(|e| e.ends_at).max().unwrap_or(now).min(now));
+        let resolved_at = self.resolved_by_person_at.or_else(|| {
+            (firing == 0).then(|| self.alerts.values().filter_map(|e| e.ends_at).max().unwrap_or(now).min(now))
+        });
         let severity =
             if firing == 0 { self.alerts.values().map(|e| e.severity).max().unwrap_or_default() } else { severity };
         Incident {
             incident_id: open.id.clone(),
             group_key: self.key.0.clone(),
             tenant: self.tenant.clone(),
-            status: if resolved_at.is_some() { IncidentStatus::Resolved } else { IncidentStatus::Open },
+            status: match (resolved_at, self.acknowledged_at) {
+                (Some(_), _) => IncidentStatus::Resolved,
+                (None, Some(_)) => IncidentStatus::Acknowledged,
+                (None, None) => IncidentStatus::Open,
+            },
             title: self.title(),
             summary: String::new(),
             severity: severity.as_str().into(),
@@ -264,7 +308,7 @@ impl Group {
             classified_by: None,
             first_seen: open.first_seen,
             last_seen: self.last_seen,
-            acknowledged_at: None,
+            acknowledged_at: self.acknowledged_at,
             resolved_at,
             alert_count: self.alert_count,
             fingerprints,

@@ -19,7 +19,7 @@ pub use severity::Severity;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use quench_classify::Subject;
-use quench_schemas::{Alert, Incident, RoutingEvent};
+use quench_schemas::{ActionKind, Alert, Incident, RoutingEvent};
 
 use crate::rules::{GroupKey, Timing};
 
@@ -92,6 +92,21 @@ impl Windows {
         self.timers.remove(&(group.next_flush(), key.clone()));
         group.touch(now);
         self.timers.insert((group.next_flush(), key.clone()));
+    }
+
+    /// Applies a person's action to the open incident `incident_id`, announced at the next tick.
+    /// Returns false when no open group of this partition has that incident (or nothing changed).
+    pub fn act(&mut self, incident_id: &str, kind: ActionKind, at: i64, now: i64) -> bool {
+        let Some(key) = self.groups.iter().find(|(_, g)| g.incident_id() == Some(incident_id)).map(|(k, _)| k.clone())
+        else {
+            return false;
+        };
+        let acted = self.groups.get_mut(&key).is_some_and(|group| group.act(kind, at));
+        if acted {
+            self.touch(&key, now);
+            self.changed.insert(key);
+        }
+        acted
     }
 
     /// Puts back a group read from the changelog.

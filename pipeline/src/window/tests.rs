@@ -260,3 +260,26 @@ fn a_touched_group_emits_its_incident_again_with_what_the_classifier_reads() {
     assert_eq!(incidents.len(), 1, "the incident is emitted again");
     assert!(events.is_empty(), "without notifying anyone again");
 }
+
+#[test]
+fn acknowledging_and_resolving_by_hand_are_announced_with_their_times() {
+    let mut h = Harness::new();
+    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+    let (incidents, _) = h.tick(T0 + 30 * S);
+    let id = incidents[0].incident_id.clone();
+    assert!(!h.windows.act("inc-unknown", quench_schemas::ActionKind::Acknowledge, T0 + 40 * S, T0 + 40 * S));
+    assert!(h.windows.act(&id, quench_schemas::ActionKind::Acknowledge, T0 + 40 * S, T0 + 40 * S));
+    assert!(!h.windows.act(&id, quench_schemas::ActionKind::Acknowledge, T0 + 41 * S, T0 + 41 * S), "once");
+    let (incidents, events) = h.tick(T0 + 40 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Acknowledged]);
+    assert_eq!((incidents[0].status, incidents[0].acknowledged_at), (IncidentStatus::Acknowledged, Some(T0 + 40 * S)));
+    // More alerts keep it acknowledged, so its escalation stays stopped.
+    h.send(&alert("PgDown", "db-2", "critical", T0 + 50 * S), T0 + 50 * S);
+    let (_, events) = h.tick(T0 + 340 * S);
+    assert_eq!((reasons(&events), events[0].status), (vec![RoutingReason::AlertsAdded], IncidentStatus::Acknowledged));
+    assert!(h.windows.act(&id, quench_schemas::ActionKind::Resolve, T0 + 350 * S, T0 + 350 * S));
+    let (incidents, events) = h.tick(T0 + 350 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Resolved]);
+    assert_eq!((incidents[0].status, incidents[0].resolved_at), (IncidentStatus::Resolved, Some(T0 + 350 * S)));
+    assert_eq!(h.windows.open_groups(), 0, "resolved by hand ends the group while its alerts still fire");
+}

@@ -28,8 +28,14 @@ use std::{
 };
 
 use quench_classify::{stage::FALLBACK, Classification, Classifier, LocalClassifier, Subject};
-use quench_schemas::{fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentStatus, RoutingEvent};
-use rdkafka::{message::OwnedMessage, producer::BaseRecord, Message, Offset, TopicPartitionList};
+use quench_schemas::{
+    fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentAction, IncidentStatus, Record, RoutingEvent,
+};
+use rdkafka::{
+    message::{Header, OwnedHeaders, OwnedMessage},
+    producer::BaseRecord,
+    Message, Offset, TopicPartitionList,
+};
 use tokio::runtime::Handle;
 
 use crate::{
@@ -45,6 +51,10 @@ use clock::Clock;
 use dlq::DeadLetter;
 use transaction::{Rebalanced, Session};
 
+/// Header of `incidents` records naming the partition number the incident lives in, which the
+/// acknowledgement API writes its actions to.
+pub const PARTITION_HEADER: &str = "quench.partition";
+
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
 pub async fn run(
     config: Config,
@@ -59,6 +69,7 @@ pub async fn run(
     let incidents = Encoder::<Incident>::register(&registry, &config.topics.incidents).await?;
     let routing = Encoder::<RoutingEvent>::register(&registry, &config.topics.routing).await?;
     let decoder = Decoder::<Alert>::new(registry.clone());
+    let actions = Decoder::<IncidentAction>::new(registry.clone());
     let handle = Handle::current();
     let rekeying = if config.worker.input_keyed_by_group {
         None
@@ -80,7 +91,7 @@ pub async fn run(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "classifier loaded"
         );
-        let codecs = Codecs { decoder, incidents, routing };
+        let codecs = Codecs { decoder, actions, incidents, routing };
         let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
         worker.run(&shutdown)
     });
@@ -97,10 +108,13 @@ struct PartitionState {
     outputs: Vec<Output>,
     /// Offset after the last consumed record, to commit with the next transaction.
     next_offset: Option<i64>,
+    /// The same for the partition of `incident-actions` with this number.
+    next_action_offset: Option<i64>,
 }
 
 struct Codecs {
     decoder: Decoder<Alert>,
+    actions: Decoder<IncidentAction>,
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
 }
@@ -113,6 +127,7 @@ struct Worker {
     routing_source: FileSource<RoutingRules>,
     readiness: Arc<Readiness>,
     decoder: Decoder<Alert>,
+    actions: Decoder<IncidentAction>,
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
     classifier: Arc<Classifier>,
@@ -132,7 +147,7 @@ impl Worker {
         config: Config,
         (rules_source, rules): (RulesSource, RouteTree),
         (routing_source, routing_rules): (FileSource<RoutingRules>, RoutingRules),
-        Codecs { decoder, incidents, routing }: Codecs,
+        Codecs { decoder, actions, incidents, routing }: Codecs,
         classifier: Arc<Classifier>,
         handle: Handle,
         readiness: Arc<Readiness>,
@@ -140,8 +155,9 @@ impl Worker {
         let instance = instance_id(&config);
         let input =
             if config.worker.input_keyed_by_group { config.topics.alerts.clone() } else { config.topics.rekey.clone() };
-        let session = Session::connect(&config, "worker", &config.worker.group_id, &instance, &input)?;
-        tracing::info!(instance, group = %config.worker.group_id, topic = %input, "worker started");
+        let topics = [input.as_str(), config.topics.actions.as_str()];
+        let session = Session::connect(&config, "worker", &config.worker.group_id, &instance, &topics)?;
+        tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
         readiness.not_ready("joining the consumer group");
         Ok(Self {
             config,
@@ -151,6 +167,7 @@ impl Worker {
             routing_source,
             readiness,
             decoder,
+            actions,
             incidents,
             routing,
             classifier,
@@ -198,7 +215,10 @@ impl Worker {
                     self.dead_letters.clear();
                     self.readiness.not_ready("rebalancing");
                 }
-                Rebalanced::Assigned(partitions) => {
+                Rebalanced::Assigned(mut partitions) => {
+                    // Each number comes once per topic read (alerts and actions).
+                    partitions.sort_unstable();
+                    partitions.dedup();
                     let started = Instant::now();
                     for partition in partitions {
                         let groups = changelog::restore(&self.config, partition, Duration::from_secs(120))?;
@@ -216,7 +236,7 @@ impl Worker {
                         tracing::info!(partition, groups = windows.open_groups(), "partition assigned, state restored");
                         self.partitions.insert(
                             partition,
-                            PartitionState { windows, clock, outputs: Vec::new(), next_offset: None },
+                            PartitionState { windows, clock, outputs: Vec::new(), next_offset: None, next_action_offset: None },
                         );
                     }
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");
@@ -234,6 +254,10 @@ impl Worker {
     }
 
     fn process(&mut self, message: &OwnedMessage) -> anyhow::Result<()> {
+        if message.topic() == self.config.topics.actions {
+            self.apply_action(message);
+            return Ok(());
+        }
         let partition = message.partition();
         let state = self.partitions.get_mut(&partition).expect("checked by the caller");
         state.next_offset = Some(message.offset() + 1);
@@ -276,6 +300,29 @@ impl Worker {
         Ok(())
     }
 
+    /// Applies an acknowledgement or resolution to the incident it names, which this partition
+    /// holds: the API wrote it to the partition number its incident was made in (see
+    /// [`PARTITION_HEADER`]).
+    fn apply_action(&mut self, message: &OwnedMessage) {
+        let state = self.partitions.get_mut(&message.partition()).expect("checked by the caller");
+        state.next_action_offset = Some(message.offset() + 1);
+        let action = match decode(&self.actions, &self.handle, message) {
+            Ok(action) => action,
+            Err(reason) => {
+                self.dead_letters.push(DeadLetter::from_message(message, reason));
+                return;
+            }
+        };
+        let now = state.clock.watermark().unwrap_or(action.at);
+        let applied = state.windows.act(&action.incident_id, action.kind, action.at, now);
+        let outcome = if applied { "applied" } else { "no_change" };
+        metrics::counter!("quench_actions_total", "outcome" => outcome).increment(1);
+        tracing::info!(
+            incident = %action.incident_id, kind = ?action.kind, actor = %action.actor, action = %action.action_id, outcome,
+            "incident action"
+        );
+    }
+
     /// Ticks every partition's windows and commits one transaction with everything produced.
     fn commit(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
@@ -293,6 +340,9 @@ impl Worker {
             if let Some(offset) = state.next_offset.take() {
                 offsets.add_partition_offset(&self.input, *partition, Offset::Offset(offset))?;
             }
+            if let Some(offset) = state.next_action_offset.take() {
+                offsets.add_partition_offset(&self.config.topics.actions, *partition, Offset::Offset(offset))?;
+            }
         }
         if outputs.is_empty() && changes.is_empty() && offsets.count() == 0 && self.dead_letters.is_empty() {
             self.reclassify_refined();
@@ -300,12 +350,17 @@ impl Worker {
         }
         self.classify(&mut outputs)?;
         self.session.begin()?;
-        for (_, output) in &outputs {
+        for (partition, output) in &outputs {
             match output {
                 Output::Incident(incident, _) => {
                     let value = self.incidents.encode(incident)?;
+                    let partition = partition.to_string();
+                    let headers = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(&partition) });
                     self.session.send(
-                        BaseRecord::to(&self.config.topics.incidents).key(&incident.incident_id).payload(&value),
+                        BaseRecord::to(&self.config.topics.incidents)
+                            .key(&incident.incident_id)
+                            .payload(&value)
+                            .headers(headers),
                     )?;
                 }
                 Output::Routing(event) => {
@@ -434,8 +489,8 @@ fn load_classifier(config: &Config, handle: &Handle) -> anyhow::Result<Classifie
     Classifier::with_local(classify, local)
 }
 
-/// Decodes an alert record; only a schema id seen for the first time costs a registry call.
-fn decode(decoder: &Decoder<Alert>, handle: &Handle, message: &OwnedMessage) -> Result<Alert, String> {
+/// Decodes a record; only a schema id seen for the first time costs a registry call.
+fn decode<T: Record>(decoder: &Decoder<T>, handle: &Handle, message: &OwnedMessage) -> Result<T, String> {
     let decoded = match message.payload() {
         Some(bytes) => match decoder.try_decode(bytes) {
             Some(decoded) => decoded,

@@ -50,7 +50,7 @@ pub fn run(
     shutdown: &AtomicBool,
 ) -> anyhow::Result<()> {
     let group = format!("{}-rekey", config.worker.group_id);
-    let session = Session::connect(config, "rekey", &group, instance, &config.topics.alerts)?;
+    let session = Session::connect(config, "rekey", &group, instance, &[&config.topics.alerts])?;
     tracing::info!(group, from = %config.topics.alerts, to = %config.topics.rekey, "re-keying stage started");
     let interval = Duration::from_millis(config.worker.commit_interval_ms);
     let mut last_commit = Instant::now();

@@ -77,8 +77,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Joins `group` on `topic` as `instance`, with a transactional producer named after both.
-    pub fn connect(config: &Config, role: &str, group: &str, instance: &str, topic: &str) -> anyhow::Result<Self> {
+    /// Joins `group` on `topics` as `instance`, with a transactional producer named after both.
+    /// The range assignor gives one member the same partition number of every topic, which is
+    /// what lets the worker read an incident's actions beside its alerts.
+    pub fn connect(config: &Config, role: &str, group: &str, instance: &str, topics: &[&str]) -> anyhow::Result<Self> {
         let producer: BaseProducer = client_config(&config.kafka, role)
             .set("transactional.id", format!("{group}-{instance}"))
             .set("enable.idempotence", "true")
@@ -106,7 +108,7 @@ impl Session {
             .set("partition.assignment.strategy", "range")
             .set("statistics.interval.ms", "5000")
             .create_with_context(context)?;
-        consumer.subscribe(&[topic])?;
+        consumer.subscribe(topics)?;
         Ok(Self { producer, consumer, in_transaction })
     }
 
