@@ -26,6 +26,8 @@ pub struct Config {
     pub ingest: quench_ingest::IngestConfig,
     /// Incident classification: provider, batching, taxonomy, local classifier, cache, breaker.
     pub classify: quench_classify::ClassifyConfig,
+    /// `quench notify`: channel targets, users, schedules, escalation policies, templates, API.
+    pub notify: quench_notify::NotifyConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -147,6 +149,14 @@ pub struct TopicsConfig {
     pub actions: String,
     /// Internal repartition topic of the re-keying stage.
     pub rekey: String,
+    /// Every delivery attempt of the notifiers (JSON), for the `notifications` table.
+    pub notifications: String,
+    /// Deliveries that failed for good, with the reason.
+    pub notifications_dlq: String,
+    /// The notifiers' delivery log, keyed by idempotency key (compacted).
+    pub deliveries: String,
+    /// The notifiers' escalation timers and Slack threads (compacted).
+    pub notify_state: String,
     pub partitions: i32,
     pub replication_factor: i32,
 }
@@ -161,6 +171,10 @@ impl Default for TopicsConfig {
             dlq: "alerts-dlq".into(),
             actions: "incident-actions".into(),
             rekey: "quench-rekey".into(),
+            notifications: "notifications".into(),
+            notifications_dlq: "notifications-dlq".into(),
+            deliveries: "quench-notify-deliveries".into(),
+            notify_state: "quench-notify-state".into(),
             partitions: 4,
             replication_factor: 1,
         }
@@ -278,6 +292,12 @@ impl Config {
             mask(&mut source.hmac_secret);
         }
         mask(&mut config.classify.llm.api_key);
+        let notify = &mut config.notify;
+        notify.api_tokens.values_mut().for_each(|t| *t = "<redacted>".into());
+        notify.slack.values_mut().for_each(|t| mask(&mut t.token));
+        notify.pagerduty.values_mut().for_each(|t| t.routing_key = "<redacted>".into());
+        notify.email.values_mut().for_each(|t| mask(&mut t.password));
+        notify.webhook.values_mut().for_each(|t| mask(&mut t.secret));
         config
     }
 
@@ -327,6 +347,7 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
         self.ingest.validate()?;
+        self.notify.validate()?;
         self.classify.validate()
     }
 
@@ -374,8 +395,13 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
         ("TOPICS__DLQ", "dlq"),
         ("TOPICS__ACTIONS", "actions"),
         ("TOPICS__REKEY", "rekey"),
+        ("TOPICS__NOTIFICATIONS", "notifications"),
+        ("TOPICS__NOTIFICATIONS_DLQ", "notifications-dlq"),
+        ("TOPICS__DELIVERIES", "deliveries"),
+        ("TOPICS__NOTIFY_STATE", "notify-state"),
         ("WORKER__GROUP_ID", "worker"),
         ("SINK__GROUP_ID", "sink"),
+        ("NOTIFY__GROUP_ID", "notify"),
     ]
     .into_iter()
     .map(|(key, name)| (format!("{ENV_PREFIX}{key}"), format!("{prefix}-{name}")))

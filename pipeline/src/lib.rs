@@ -16,6 +16,7 @@ pub mod init;
 pub mod kafka;
 pub mod loadgen;
 pub mod logging;
+pub mod notify;
 pub mod preflight;
 pub mod routing;
 pub mod rules;

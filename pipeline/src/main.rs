@@ -46,6 +46,9 @@ enum Command {
     /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
     /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert
     Ingest,
+    /// Deliver routing events to Slack, PagerDuty, Teams, email and webhooks, run escalation
+    /// policies, and serve the acknowledgement API (ack, resolve, comment) on notify.listen
+    Notify,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
     /// Measure Quench's parts on labelled data
@@ -124,6 +127,10 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Ingest => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
             ingest::run(config, load_rules(config)?, signals::shutdown_flag()).await?;
+        }
+        Command::Notify => {
+            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
+            quench_pipeline::notify::run(config, signals::shutdown_flag()).await?;
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
         Command::Demo(args) => {

@@ -47,9 +47,7 @@ struct Body {
 }
 
 pub fn router(tokens: BTreeMap<String, String>, submit: Submit) -> Router {
-    Router::new()
-        .route("/v1/incidents/{id}/{verb}", post(act))
-        .with_state(Api { tokens: Arc::new(tokens), submit })
+    Router::new().route("/v1/incidents/{id}/{verb}", post(act)).with_state(Api { tokens: Arc::new(tokens), submit })
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -69,9 +67,17 @@ fn authenticate<'a>(tokens: &'a BTreeMap<String, String>, headers: &HeaderMap) -
     found
 }
 
-async fn act(State(api): State<Api>, Path((id, verb)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn act(
+    State(api): State<Api>,
+    Path((id, verb)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(token_name) = authenticate(&api.tokens, &headers) else {
-        return error(StatusCode::UNAUTHORIZED, "missing or unknown `Authorization: Bearer <token>` (see notify.api_tokens)");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown `Authorization: Bearer <token>` (see notify.api_tokens)",
+        );
     };
     let kind = match verb.as_str() {
         "ack" | "acknowledge" => ActionKind::Acknowledge,
@@ -84,7 +90,9 @@ async fn act(State(api): State<Api>, Path((id, verb)): Path<(String, String)>, h
     } else {
         match serde_json::from_slice(&body) {
             Ok(body) => body,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("body is not {{\"actor\", \"comment\"}} JSON: {e}")),
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, format!("body is not {{\"actor\", \"comment\"}} JSON: {e}"))
+            }
         }
     };
     if kind == ActionKind::Comment && body.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
@@ -108,10 +116,13 @@ async fn act(State(api): State<Api>, Path((id, verb)): Path<(String, String)>, h
     match (api.submit)(action).await {
         Ok(()) => {
             metrics::counter!("quench_notify_actions_total", "kind" => verb.clone()).increment(1);
-            (StatusCode::ACCEPTED, Json(json!({ "action_id": action_id, "incident_id": id, "kind": verb }))).into_response()
+            (StatusCode::ACCEPTED, Json(json!({ "action_id": action_id, "incident_id": id, "kind": verb })))
+                .into_response()
         }
         Err(Rejection::UnknownIncident) => error(StatusCode::NOT_FOUND, format!("no incident `{id}`")),
-        Err(Rejection::Unavailable(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("action not recorded, retry: {e}")),
+        Err(Rejection::Unavailable(e)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, format!("action not recorded, retry: {e}"))
+        }
     }
 }
 
@@ -154,7 +165,10 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let token = Some("0123456789abcdef");
         assert_eq!(call(app(seen.clone()), "/v1/incidents/inc-1/ack", None, "").await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(app(seen.clone()), "/v1/incidents/inc-1/ack", Some("wrong"), "").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(app(seen.clone()), "/v1/incidents/inc-1/ack", Some("wrong"), "").await.0,
+            StatusCode::UNAUTHORIZED
+        );
         let (status, text) = call(app(seen.clone()), "/v1/incidents/inc-1/comment", token, "{}").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(text.contains("non-empty `comment`"), "{text}");
@@ -168,10 +182,17 @@ mod tests {
         let (status, _) = call(app(seen.clone()), "/v1/incidents/inc-1/ack", token, "").await;
         assert_eq!(status, StatusCode::ACCEPTED);
         let (status, _) =
-            call(app(seen.clone()), "/v1/incidents/inc-1/resolve", token, r#"{"actor":"alice","comment":"fixed"}"#).await;
+            call(app(seen.clone()), "/v1/incidents/inc-1/resolve", token, r#"{"actor":"alice","comment":"fixed"}"#)
+                .await;
         assert_eq!(status, StatusCode::ACCEPTED);
         let seen = seen.lock().unwrap();
-        assert_eq!((seen[0].kind, seen[0].actor.as_str(), seen[0].action_id.as_str()), (ActionKind::Acknowledge, "ops-bot", "k-1"));
-        assert_eq!((seen[1].kind, seen[1].actor.as_str(), seen[1].comment.as_deref()), (ActionKind::Resolve, "alice", Some("fixed")));
+        assert_eq!(
+            (seen[0].kind, seen[0].actor.as_str(), seen[0].action_id.as_str()),
+            (ActionKind::Acknowledge, "ops-bot", "k-1")
+        );
+        assert_eq!(
+            (seen[1].kind, seen[1].actor.as_str(), seen[1].comment.as_deref()),
+            (ActionKind::Resolve, "alice", Some("fixed"))
+        );
     }
 }

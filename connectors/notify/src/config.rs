@@ -205,7 +205,10 @@ pub const CHANNELS: [&str; 5] = ["slack", "pagerduty", "teams", "email", "webhoo
 
 impl NotifyConfig {
     pub fn backoff(&self) -> quench_retry::Backoff {
-        quench_retry::Backoff::new(Duration::from_millis(self.initial_backoff_ms), Duration::from_millis(self.max_backoff_ms))
+        quench_retry::Backoff::new(
+            Duration::from_millis(self.initial_backoff_ms),
+            Duration::from_millis(self.max_backoff_ms),
+        )
     }
 
     pub fn timeout(&self) -> Duration {
@@ -257,7 +260,9 @@ impl NotifyConfig {
             }
         }
         for (name, schedule) in &self.schedules {
-            schedule.validate(|user| self.users.contains_key(user)).map_err(|(k, e)| (format!("notify.schedules.{name}.{k}"), e))?;
+            schedule
+                .validate(|user| self.users.contains_key(user))
+                .map_err(|(k, e)| (format!("notify.schedules.{name}.{k}"), e))?;
         }
         for (name, policy) in &self.policies {
             if policy.steps.is_empty() {
@@ -289,7 +294,9 @@ impl NotifyConfig {
 
     fn check_step_target(&self, target: &str) -> Result<(), String> {
         match target.split_once(':') {
-            Some(("user", name)) if !self.users.contains_key(name) => Err(format!("no user `{name}` under [notify.users]")),
+            Some(("user", name)) if !self.users.contains_key(name) => {
+                Err(format!("no user `{name}` under [notify.users]"))
+            }
             Some(("schedule", name)) if !self.schedules.contains_key(name) => {
                 Err(format!("no schedule `{name}` under [notify.schedules]"))
             }

@@ -33,13 +33,20 @@ impl Deliverer {
     pub fn new(config: &NotifyConfig) -> anyhow::Result<Self> {
         let targets = adapters(config)?
             .into_iter()
-            .map(|(name, (adapter, per_minute))| (name, (adapter, (per_minute > 0).then(|| TokenBucket::per_minute(per_minute)))))
+            .map(|(name, (adapter, per_minute))| {
+                (name, (adapter, (per_minute > 0).then(|| TokenBucket::per_minute(per_minute))))
+            })
             .collect();
         Ok(Self { targets, backoff: config.backoff(), max_attempts: config.max_attempts })
     }
 
     /// Delivers `notice` to `target` (`channel:name`). The error is the reason for the DLQ.
-    pub async fn deliver(&self, target: &str, notice: &Notice<'_>, attempts: &mut Vec<Attempt>) -> Result<Receipt, String> {
+    pub async fn deliver(
+        &self,
+        target: &str,
+        notice: &Notice<'_>,
+        attempts: &mut Vec<Attempt>,
+    ) -> Result<Receipt, String> {
         let Some((adapter, budget)) = self.targets.get(target) else {
             return Err(format!("no target `{target}` is configured under [notify]"));
         };
@@ -61,11 +68,15 @@ impl Deliverer {
                 Err(SendError::Transient { retry_after, .. }) if !last => ("retrying", Some(*retry_after)),
                 Err(_) => ("failed", None),
             };
-            metrics::counter!("quench_notify_attempts_total", "channel" => channel.clone(), "outcome" => outcome).increment(1);
+            metrics::counter!("quench_notify_attempts_total", "channel" => channel.clone(), "outcome" => outcome)
+                .increment(1);
             attempts.push(Attempt {
                 number,
                 outcome,
-                status: match &result { Ok(r) => r.status, Err(e) => e.status() },
+                status: match &result {
+                    Ok(r) => r.status,
+                    Err(e) => e.status(),
+                },
                 error: result.as_ref().err().map(ToString::to_string),
                 latency_ms,
             });

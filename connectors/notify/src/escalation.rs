@@ -98,8 +98,14 @@ impl Escalations {
             return;
         }
         let Some(policy) = event.escalation_policy.as_ref().filter(|p| policies.contains_key(*p)) else { return };
-        let escalation =
-            Escalation { policy: policy.clone(), cycle: 0, step: 0, due_at: now, finished: false, event: event.clone() };
+        let escalation = Escalation {
+            policy: policy.clone(),
+            cycle: 0,
+            step: 0,
+            due_at: now,
+            finished: false,
+            event: event.clone(),
+        };
         self.by_incident.insert(id.clone(), escalation);
         self.changed.insert(id.clone());
     }
@@ -142,7 +148,13 @@ impl Escalations {
     /// Escalations changed since the last call: `Some` to write, `None` for a tombstone.
     pub fn take_changes(&mut self) -> Vec<(String, Option<&Escalation>)> {
         let changed = std::mem::take(&mut self.changed);
-        changed.into_iter().map(|id| { let e = self.by_incident.get(&id); (id, e) }).collect()
+        changed
+            .into_iter()
+            .map(|id| {
+                let e = self.by_incident.get(&id);
+                (id, e)
+            })
+            .collect()
     }
 }
 
@@ -193,7 +205,12 @@ mod tests {
     }
 
     /// Drives the escalation minute by minute (the virtual clock) and lists (minute, step, cycle).
-    fn run(escalations: &mut Escalations, policies: &BTreeMap<String, Policy>, from: i64, to: i64) -> Vec<(i64, usize, u32)> {
+    fn run(
+        escalations: &mut Escalations,
+        policies: &BTreeMap<String, Policy>,
+        from: i64,
+        to: i64,
+    ) -> Vec<(i64, usize, u32)> {
         (from..=to)
             .flat_map(|minute| {
                 escalations.fire_due(policies, minute * MINUTE).into_iter().map(move |p| (minute, p.step, p.cycle))
@@ -209,7 +226,11 @@ mod tests {
         let fired = run(&mut escalations, &config.policies, 0, 120);
         assert_eq!(fired, vec![(0, 0, 0), (5, 1, 0), (15, 0, 1), (20, 1, 1)]);
         // Later updates of the incident do not start it over.
-        escalations.observe(&RoutingEvent { reason: RoutingReason::AlertsAdded, ..opened() }, &config.policies, 121 * MINUTE);
+        escalations.observe(
+            &RoutingEvent { reason: RoutingReason::AlertsAdded, ..opened() },
+            &config.policies,
+            121 * MINUTE,
+        );
         assert!(run(&mut escalations, &config.policies, 121, 200).is_empty());
     }
 
@@ -220,7 +241,8 @@ mod tests {
         escalations.observe(&opened(), &config.policies, 0);
         assert_eq!(run(&mut escalations, &config.policies, 0, 4), vec![(0, 0, 0)]);
         escalations.take_changes();
-        let acked = RoutingEvent { reason: RoutingReason::Acknowledged, status: IncidentStatus::Acknowledged, ..opened() };
+        let acked =
+            RoutingEvent { reason: RoutingReason::Acknowledged, status: IncidentStatus::Acknowledged, ..opened() };
         escalations.observe(&acked, &config.policies, 4 * MINUTE);
         assert_eq!(escalations.take_changes(), vec![("inc-1".to_string(), None)]);
         assert!(run(&mut escalations, &config.policies, 5, 60).is_empty());

@@ -19,10 +19,14 @@ type Settings = &'static [(&'static str, &'static str)];
 
 const COMPACTED: Settings = &[("cleanup.policy", "compact"), ("min.compaction.lag.ms", "0")];
 const TWO_WEEKS: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "1209600000")];
+/// Deduplication needs a delivery only until the routing event's offset is committed; a week
+/// covers any restart, and compaction keeps one record per idempotency key meanwhile.
+const DELIVERY_LOG: Settings =
+    &[("cleanup.policy", "compact,delete"), ("retention.ms", "604800000"), ("min.compaction.lag.ms", "0")];
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(config: &Config) -> [(&str, Settings); 7] {
+fn specs(config: &Config) -> [(&str, Settings); 11] {
     let t = &config.topics;
     [
         (&t.alerts, TWO_WEEKS),
@@ -32,6 +36,10 @@ fn specs(config: &Config) -> [(&str, Settings); 7] {
         (&t.dlq, TWO_WEEKS),
         (&t.actions, TWO_WEEKS),
         (&t.rekey, ONE_DAY),
+        (&t.notifications, TWO_WEEKS),
+        (&t.notifications_dlq, TWO_WEEKS),
+        (&t.deliveries, DELIVERY_LOG),
+        (&t.notify_state, COMPACTED),
     ]
 }
 

@@ -29,7 +29,8 @@ use std::{
 
 use quench_classify::{stage::FALLBACK, Classification, Classifier, LocalClassifier, Subject};
 use quench_schemas::{
-    fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentAction, IncidentStatus, Record, RoutingEvent,
+    fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentAction, IncidentStatus, Record,
+    RoutingEvent,
 };
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
@@ -236,7 +237,13 @@ impl Worker {
                         tracing::info!(partition, groups = windows.open_groups(), "partition assigned, state restored");
                         self.partitions.insert(
                             partition,
-                            PartitionState { windows, clock, outputs: Vec::new(), next_offset: None, next_action_offset: None },
+                            PartitionState {
+                                windows,
+                                clock,
+                                outputs: Vec::new(),
+                                next_offset: None,
+                                next_action_offset: None,
+                            },
                         );
                     }
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");

@@ -37,7 +37,9 @@ impl Email {
         };
         let mut builder = builder.port(target.smtp_port).timeout(Some(timeout));
         match (&target.username, &target.password) {
-            (Some(user), Some(password)) => builder = builder.credentials(Credentials::new(user.clone(), password.clone())),
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(user.clone(), password.clone()))
+            }
             (None, None) => {}
             _ => return Err("set both `username` and `password`, or neither".into()),
         }
@@ -78,6 +80,7 @@ impl Email {
 
 /// `<key@quench>` with the characters a Message-ID may not hold replaced.
 fn message_id(key: &str) -> String {
-    let local: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '.' }).collect();
+    let local: String =
+        key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '.' }).collect();
     format!("<{}@quench>", local.trim_matches('.'))
 }

@@ -72,20 +72,24 @@ impl Adapter {
 
 /// Every configured target's adapter and per-minute budget, by `channel:name`.
 pub fn adapters(config: &NotifyConfig) -> anyhow::Result<HashMap<String, (Adapter, u64)>> {
-    let http = reqwest::Client::builder()
-        .timeout(config.timeout())
-        .pool_max_idle_per_host(config.concurrency)
-        .build()?;
+    let http =
+        reqwest::Client::builder().timeout(config.timeout()).pool_max_idle_per_host(config.concurrency).build()?;
     let mut out = HashMap::new();
     for (name, target) in &config.slack {
-        out.insert(format!("slack:{name}"), (Adapter::Slack(slack::Slack::new(http.clone(), target)), target.per_minute));
+        out.insert(
+            format!("slack:{name}"),
+            (Adapter::Slack(slack::Slack::new(http.clone(), target)), target.per_minute),
+        );
     }
     for (name, target) in &config.pagerduty {
         let adapter = Adapter::PagerDuty(pagerduty::PagerDuty::new(http.clone(), target));
         out.insert(format!("pagerduty:{name}"), (adapter, target.per_minute));
     }
     for (name, target) in &config.teams {
-        out.insert(format!("teams:{name}"), (Adapter::Teams(teams::Teams::new(http.clone(), target)), target.per_minute));
+        out.insert(
+            format!("teams:{name}"),
+            (Adapter::Teams(teams::Teams::new(http.clone(), target)), target.per_minute),
+        );
     }
     for (name, target) in &config.email {
         let adapter = email::Email::new(target, config.timeout())

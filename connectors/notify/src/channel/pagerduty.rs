@@ -41,7 +41,8 @@ impl PagerDuty {
             "dedup_key": event.incident_id,
         });
         if action == "trigger" {
-            let timestamp = jiff::Timestamp::from_millisecond(event.emitted_at).map(|t| t.to_string()).unwrap_or_default();
+            let timestamp =
+                jiff::Timestamp::from_millisecond(event.emitted_at).map(|t| t.to_string()).unwrap_or_default();
             body["payload"] = json!({
                 "summary": notice.message.title.chars().take(1024).collect::<String>(),
                 "source": event.common_labels.get("instance").or(event.common_labels.get("service")).cloned()

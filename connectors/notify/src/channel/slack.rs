@@ -42,8 +42,11 @@ impl Slack {
         }
         let request = self.http.post(&self.target.url).bearer_auth(token).json(&body);
         let (status, answer) = post(request).await?;
-        let answer: Value = serde_json::from_str(&answer)
-            .map_err(|e| SendError::Transient { message: format!("Slack answered non-JSON: {e}"), status, retry_after: None })?;
+        let answer: Value = serde_json::from_str(&answer).map_err(|e| SendError::Transient {
+            message: format!("Slack answered non-JSON: {e}"),
+            status,
+            retry_after: None,
+        })?;
         if answer["ok"].as_bool() != Some(true) {
             let error = answer["error"].as_str().unwrap_or("unknown error");
             let message = format!("Slack: {error}");

@@ -1,0 +1,110 @@
+//! Where each incident lives, for the acknowledgement API: a table of the compacted `incidents`
+//! topic (incident id to the worker partition number in its `quench.partition` header, and tenant), kept current by a background reader. An action written to that partition number of
+//! `incident-actions` reaches the worker that holds the incident.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
+    time::Duration,
+};
+
+use quench_schemas::{Decoder, Incident};
+use rdkafka::{
+    consumer::{BaseConsumer, Consumer},
+    message::Headers,
+    Message, Offset, TopicPartitionList,
+};
+use tokio::runtime::Handle;
+
+use crate::{config::Config, kafka::client_config, worker::PARTITION_HEADER};
+
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub partition: i32,
+    pub tenant: String,
+}
+
+#[derive(Default)]
+pub struct Directory {
+    incidents: RwLock<HashMap<String, Located>>,
+    caught_up: AtomicBool,
+}
+
+impl Directory {
+    pub fn find(&self, incident_id: &str) -> Option<Located> {
+        self.incidents.read().expect("directory lock").get(incident_id).cloned()
+    }
+
+    /// Whether the reader reached the end of `incidents` once since start.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
+    /// Starts the reader on a thread of its own; it stops with the process.
+    pub fn spawn(config: &Config, decoder: Decoder<Incident>) -> anyhow::Result<Arc<Self>> {
+        let topic = config.topics.incidents.clone();
+        let consumer: BaseConsumer = client_config(&config.kafka, "notify-directory")
+            .set("group.id", format!("{}-directory", config.notify.group_id))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), config.kafka.connect_timeout())?;
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            assignment.add_partition_offset(&topic, partition.id(), Offset::Beginning)?;
+            let (_, high) = consumer.fetch_watermarks(&topic, partition.id(), config.kafka.connect_timeout())?;
+            ends.insert(partition.id(), high);
+        }
+        consumer.assign(&assignment)?;
+        let directory = Arc::new(Self::default());
+        let table = directory.clone();
+        let handle = Handle::current();
+        std::thread::Builder::new().name("notify-directory".into()).spawn(move || loop {
+            if !table.caught_up() && ends.iter().all(|(p, end)| reached(&consumer, &topic, *p, *end)) {
+                table.caught_up.store(true, Ordering::SeqCst);
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading incidents for the API");
+                    continue;
+                }
+            };
+            let Some(id) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
+            let partition = message.headers().and_then(|headers| {
+                headers
+                    .iter()
+                    .find(|h| h.key == PARTITION_HEADER)
+                    .and_then(|h| h.value)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            });
+            let incident = match message.payload() {
+                Some(bytes) => handle.block_on(decoder.decode(bytes)).ok(),
+                None => None,
+            };
+            let mut incidents = table.incidents.write().expect("directory lock");
+            match (incident, partition) {
+                (Some(incident), Some(partition)) => {
+                    incidents.insert(id, Located { partition, tenant: incident.tenant });
+                }
+                _ => {
+                    incidents.remove(&id);
+                }
+            }
+        })?;
+        Ok(directory)
+    }
+}
+
+fn reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> bool {
+    let position = consumer.position().ok().and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()));
+    match position {
+        Some(Offset::Offset(offset)) => offset >= end,
+        _ => end == 0,
+    }
+}

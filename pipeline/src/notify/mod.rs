@@ -1,0 +1,497 @@
+//! `quench notify`: a consumer group on `incident-routing` (read_committed) that delivers each
+//! routing event to its targets and runs escalation policies, beside the acknowledgement API.
+//!
+//! Delivery is at-least-once with deduplication. Events are read in batches; every (event,
+//! target) has an idempotency key; keys already in the delivery log are skipped; after a batch's
+//! deliveries, the log records, attempt records, dead letters and escalation state are produced
+//! and flushed, and only then are the batch's offsets committed. A notifier killed mid-batch
+//! therefore re-sends only what it delivered but had not logged, with the same key (PagerDuty
+//! dedup_key, webhook Idempotency-Key, Slack client_msg_id and thread), so receivers can drop it.
+//! The log, threads and escalation timers of a partition are read back from Kafka when it is
+//! assigned.
+
+mod directory;
+mod records;
+mod state;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{stream, StreamExt};
+use quench_notify::{
+    api::{self, Rejection, Submit},
+    channel::{Notice, Receipt},
+    deliver::{Attempt, Deliverer},
+    escalation::resolve,
+    template::Message as Rendered,
+};
+use quench_schemas::{Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
+use rdkafka::{
+    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    message::OwnedMessage,
+    producer::{FutureProducer, FutureRecord},
+    ClientContext, Message, Offset, TopicPartitionList,
+};
+
+use crate::{config::Config, http, kafka::client_config, preflight::registry_client};
+use directory::Directory;
+use records::{AttemptRecord, DeadLetter, Delivered};
+use state::{thread_key, PartitionState, ESCALATION_PREFIX, THREAD_PREFIX};
+
+/// Rebalances seen by the consumer since the loop last looked.
+#[derive(Default)]
+struct Rebalances(Mutex<Vec<Option<Vec<i32>>>>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(_) = rebalance {
+            self.0.lock().expect("rebalances").push(None);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let partitions = list.elements().iter().map(|e| e.partition()).collect();
+            self.0.lock().expect("rebalances").push(Some(partitions));
+        }
+    }
+}
+
+/// One delivery of a batch.
+struct Job {
+    partition: i32,
+    key: String,
+    target: String,
+    event: Arc<RoutingEvent>,
+    message: Arc<Rendered>,
+    /// `event` or `escalation`.
+    kind: &'static str,
+    routing_offset: i64,
+}
+
+struct Done {
+    job: Job,
+    attempts: Vec<Attempt>,
+    result: Result<Receipt, String>,
+    at: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let notify = &config.notify;
+    let registry = registry_client(config)?;
+    let producer: FutureProducer = client_config(&config.kafka, "notify")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .create()?;
+    let readiness = http::Readiness::starting();
+    let directory = Directory::spawn(config, Decoder::<Incident>::new(registry.clone()))?;
+    let actions = Encoder::<IncidentAction>::register(&registry, &config.topics.actions).await?;
+    let submit = submitter(config, producer.clone(), actions, directory);
+    let app = api::router(notify.api_tokens.clone(), submit).merge(http::operations(readiness.clone())?);
+    let listener = http::bind(&notify.listen, "notify.listen").await?;
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let stopped = async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+            tracing::error!(error = %e, "acknowledgement API stopped");
+        }
+    });
+
+    let consumer: StreamConsumer<Rebalances> = client_config(&config.kafka, "notify")
+        .set("group.id", &notify.group_id)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(Rebalances::default())?;
+    consumer.subscribe(&[&config.topics.routing])?;
+    let mut notifier = Notifier {
+        config,
+        deliverer: Deliverer::new(notify)?,
+        decoder: Decoder::new(registry),
+        producer,
+        consumer,
+        partitions: HashMap::new(),
+    };
+    tracing::info!(
+        group = %notify.group_id, topic = %config.topics.routing, api = %notify.listen,
+        targets = notify.slack.len() + notify.pagerduty.len() + notify.teams.len() + notify.email.len() + notify.webhook.len(),
+        policies = notify.policies.len(),
+        "notifier started"
+    );
+    if notify.api_tokens.is_empty() {
+        tracing::warn!("notify.api_tokens is empty: the acknowledgement API refuses every request");
+    }
+    readiness.ready();
+    let mut last_tick = Instant::now();
+    while !shutdown.load(Ordering::SeqCst) {
+        let batch = notifier.poll_batch().await?;
+        let tick_due = last_tick.elapsed() >= Duration::from_millis(notify.tick_ms);
+        if !batch.is_empty() || tick_due {
+            notifier.process(batch, tick_due).await?;
+            if tick_due {
+                last_tick = Instant::now();
+            }
+        }
+    }
+    tracing::info!("notifier stopped after logging its last batch");
+    Ok(())
+}
+
+/// The API's way to Kafka: the incident's partition from the directory, then a produce that
+/// answers once Kafka has the action.
+fn submitter(
+    config: &Config,
+    producer: FutureProducer,
+    encoder: Encoder<IncidentAction>,
+    directory: Arc<Directory>,
+) -> Submit {
+    let topic = config.topics.actions.clone();
+    let encoder = Arc::new(encoder);
+    Arc::new(move |mut action: IncidentAction| {
+        let (producer, encoder, directory, topic) =
+            (producer.clone(), encoder.clone(), directory.clone(), topic.clone());
+        Box::pin(async move {
+            let Some(located) = directory.find(&action.incident_id) else {
+                return Err(if directory.caught_up() {
+                    Rejection::UnknownIncident
+                } else {
+                    Rejection::Unavailable("still reading the incidents topic".into())
+                });
+            };
+            action.tenant = located.tenant;
+            let value = encoder.encode(&action).map_err(|e| Rejection::Unavailable(e.to_string()))?;
+            let record = FutureRecord::to(&topic).key(&action.incident_id).payload(&value).partition(located.partition);
+            producer
+                .send(record, Duration::from_secs(5))
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| Rejection::Unavailable(e.to_string()))
+        })
+    })
+}
+
+struct Notifier<'a> {
+    config: &'a Config,
+    deliverer: Deliverer,
+    decoder: Decoder<RoutingEvent>,
+    producer: FutureProducer,
+    consumer: StreamConsumer<Rebalances>,
+    partitions: HashMap<i32, PartitionState>,
+}
+
+impl Notifier<'_> {
+    /// Up to `batch_events` records, or what arrives within 50 ms. Records read before a
+    /// revocation are dropped: their partitions' next owner reads them again.
+    async fn poll_batch(&mut self) -> anyhow::Result<Vec<OwnedMessage>> {
+        let mut batch = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
+        while batch.len() < self.config.notify.batch_events {
+            let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await.map(|r| r.map(|m| m.detach()));
+            self.apply_rebalances(&mut batch)?;
+            match received {
+                Ok(Ok(message)) if self.partitions.contains_key(&message.partition()) => batch.push(message),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "consuming routing events"),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
+    fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) -> anyhow::Result<()> {
+        let events = std::mem::take(&mut *self.consumer.context().0.lock().expect("rebalances"));
+        for event in events {
+            match event {
+                None => {
+                    batch.clear();
+                    self.partitions.clear();
+                }
+                Some(partitions) => {
+                    let committed = self.committed(&partitions)?;
+                    for partition in partitions {
+                        let from = committed.get(&partition).copied().unwrap_or(0);
+                        let state = tokio::task::block_in_place(|| PartitionState::load(self.config, partition, from))?;
+                        tracing::info!(
+                            partition,
+                            logged = state.delivered.len(),
+                            escalations = state.escalations.len(),
+                            "partition assigned, delivery log and timers restored"
+                        );
+                        self.partitions.insert(partition, state);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn committed(&self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
+        let mut list = TopicPartitionList::new();
+        for p in partitions {
+            list.add_partition(&self.config.topics.routing, *p);
+        }
+        let committed = self.consumer.committed_offsets(list, Duration::from_secs(30))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn process(&mut self, batch: Vec<OwnedMessage>, tick: bool) -> anyhow::Result<()> {
+        let notify = &self.config.notify;
+        let now = now_ms();
+        let mut jobs: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut pending = Vec::new();
+        let mut skipped = 0u64;
+        for message in &batch {
+            let (partition, routing_offset) = (message.partition(), message.offset());
+            offsets.insert(partition, routing_offset + 1);
+            let event = match message.payload() {
+                Some(bytes) => self.decoder.decode(bytes).await.map_err(|e| e.to_string()),
+                None => Err("record has no value".into()),
+            };
+            let event = match event {
+                Ok(event) => Arc::new(event),
+                Err(reason) => {
+                    metrics::counter!("quench_notify_dead_letters_total", "reason" => "undecodable").increment(1);
+                    let at = format!("{}/{partition}@{}", message.topic(), message.offset());
+                    pending.push(send_json(
+                        &self.producer,
+                        &self.config.topics.notifications_dlq,
+                        &at,
+                        None,
+                        &serde_json::json!({
+                            "reason": format!("undecodable routing event: {reason}"), "record": at,
+                        }),
+                    ));
+                    continue;
+                }
+            };
+            let state = self.partitions.get_mut(&partition).expect("only assigned partitions are batched");
+            state.escalations.observe(&event, &notify.policies, now);
+            let message = Arc::new(notify.templates.render(&event, &notify.incident_url, None));
+            for target in &event.targets {
+                let target = format!("{}:{}", target.channel, target.target);
+                let key = format!("{}|{target}", event.event_id);
+                if state.delivered.contains(&key) {
+                    skipped += 1;
+                    continue;
+                }
+                jobs.entry(event.incident_id.clone()).or_default().push(Job {
+                    partition,
+                    key,
+                    target,
+                    event: event.clone(),
+                    message: message.clone(),
+                    kind: "event",
+                    routing_offset,
+                });
+            }
+        }
+        if skipped > 0 {
+            metrics::counter!("quench_notify_duplicates_skipped_total").increment(skipped);
+        }
+        if tick || !batch.is_empty() {
+            for (partition, state) in &mut self.partitions {
+                for page in state.escalations.fire_due(&notify.policies, now) {
+                    let event = Arc::new(page.event.clone());
+                    let message = Arc::new(notify.templates.render(&event, &notify.incident_url, Some(&page.note())));
+                    let mut targets: Vec<String> = page.targets.iter().flat_map(|t| resolve(notify, t, now)).collect();
+                    targets.dedup();
+                    if targets.is_empty() {
+                        tracing::warn!(incident = %event.incident_id, step = page.step, "escalation step has nobody to page");
+                    }
+                    for target in targets {
+                        let key = format!("{}|{target}", page.id());
+                        jobs.entry(event.incident_id.clone()).or_default().push(Job {
+                            partition: *partition,
+                            key,
+                            target,
+                            event: event.clone(),
+                            message: message.clone(),
+                            kind: "escalation",
+                            routing_offset: -1,
+                        });
+                    }
+                }
+            }
+        }
+        let done = self.deliver(jobs).await;
+        self.record(done, &mut pending)?;
+        for (partition, state) in &mut self.partitions {
+            for (incident, escalation) in state.escalations.take_changes() {
+                let value = escalation.map(serde_json::to_vec).transpose()?;
+                let key = format!("{ESCALATION_PREFIX}{incident}");
+                pending.push(send_bytes(
+                    &self.producer,
+                    &self.config.topics.notify_state,
+                    &key,
+                    Some(*partition),
+                    value,
+                ));
+            }
+        }
+        for result in futures::future::join_all(pending).await {
+            result?;
+        }
+        if !offsets.is_empty() {
+            let mut list = TopicPartitionList::new();
+            for (partition, offset) in offsets {
+                list.add_partition_offset(&self.config.topics.routing, partition, Offset::Offset(offset))?;
+            }
+            self.consumer.commit(&list, CommitMode::Sync)?;
+        }
+        Ok(())
+    }
+
+    /// Runs the jobs, one incident's in order (so a Slack thread exists before its replies and
+    /// PagerDuty sees trigger before resolve), different incidents concurrently.
+    async fn deliver(&self, jobs: BTreeMap<String, Vec<Job>>) -> Vec<Done> {
+        let threads: Vec<(Vec<Job>, HashMap<String, String>)> = jobs
+            .into_values()
+            .map(|jobs| {
+                let state = &self.partitions[&jobs[0].partition];
+                let threads = jobs
+                    .iter()
+                    .filter_map(|j| {
+                        let key = thread_key(&j.event.incident_id, &j.target);
+                        state.threads.get(&key).map(|ts| (j.target.clone(), ts.clone()))
+                    })
+                    .collect();
+                (jobs, threads)
+            })
+            .collect();
+        let deliverer = &self.deliverer;
+        stream::iter(threads)
+            .map(|(jobs, mut threads)| async move {
+                let mut done = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let notice = Notice {
+                        key: &job.key,
+                        event: &job.event,
+                        message: &job.message,
+                        thread: threads.get(&job.target).map(String::as_str),
+                    };
+                    let mut attempts = Vec::new();
+                    let result = deliverer.deliver(&job.target, &notice, &mut attempts).await;
+                    if let Ok(Receipt { thread: Some(ts), .. }) = &result {
+                        threads.insert(job.target.clone(), ts.clone());
+                    }
+                    done.push(Done { job, attempts, result, at: now_ms() });
+                }
+                done
+            })
+            .buffer_unordered(self.config.notify.concurrency)
+            .flat_map(stream::iter)
+            .collect()
+            .await
+    }
+
+    /// Queues the delivery log, attempt, dead-letter and thread records of finished jobs.
+    fn record(
+        &mut self,
+        done: Vec<Done>,
+        pending: &mut Vec<futures::future::BoxFuture<'static, anyhow::Result<()>>>,
+    ) -> anyhow::Result<()> {
+        let topics = &self.config.topics;
+        for Done { job, attempts, result, at } in done {
+            for attempt in &attempts {
+                let record = AttemptRecord::new(&job.key, &job.target, job.kind, &job.event, attempt, at);
+                pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
+            }
+            let outcome = match &result {
+                Ok(_) => "delivered",
+                Err(reason) => {
+                    tracing::error!(key = %job.key, reason, "delivery failed for good; sent to the DLQ");
+                    metrics::counter!("quench_notify_dead_letters_total", "reason" => "delivery_failed").increment(1);
+                    let letter =
+                        DeadLetter { idempotency_key: &job.key, target: &job.target, reason, at, event: &job.event };
+                    pending.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
+                    "failed"
+                }
+            };
+            metrics::counter!("quench_notifications_total", "outcome" => outcome, "kind" => job.kind).increment(1);
+            if job.kind == "event" {
+                let emitted = (at - job.event.emitted_at).max(0) as f64 / 1000.0;
+                metrics::histogram!("quench_notify_event_to_delivery_seconds").record(emitted);
+            }
+            let delivered = Delivered { at, outcome: outcome.into(), routing_offset: job.routing_offset };
+            pending.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(job.partition), &delivered));
+            let state = self.partitions.get_mut(&job.partition).expect("jobs come from assigned partitions");
+            state.delivered.insert(job.key.clone());
+            if let Ok(Receipt { thread: Some(ts), .. }) = result {
+                let key = thread_key(&job.event.incident_id, &job.target);
+                if state.threads.get(&key) != Some(&ts) {
+                    state.threads.insert(key.clone(), ts.clone());
+                    let key = format!("{THREAD_PREFIX}{key}");
+                    pending.push(send_bytes(
+                        &self.producer,
+                        &topics.notify_state,
+                        &key,
+                        Some(job.partition),
+                        Some(ts.into_bytes()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn send_json(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    partition: Option<i32>,
+    value: &impl serde::Serialize,
+) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+    let value = serde_json::to_vec(value).expect("records serialise");
+    send_bytes(producer, topic, key, partition, Some(value))
+}
+
+/// Produces a record (a tombstone when `value` is `None`) and returns its acknowledgement.
+fn send_bytes(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    partition: Option<i32>,
+    value: Option<Vec<u8>>,
+) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+    let (producer, topic, key) = (producer.clone(), topic.to_string(), key.to_string());
+    Box::pin(async move {
+        let mut record = FutureRecord::<str, [u8]>::to(&topic).key(&key);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some(value) = &value {
+            record = record.payload(value);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))
+    })
+}
