@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+pub mod fake_peers;
+
 use quench_pipeline::config::{isolated_env, Config};
 use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
 use rdkafka::{
@@ -184,12 +186,19 @@ pub struct PrivateServer {
     instance: String,
     service: &'static str,
     ports: Vec<(&'static str, u16)>,
+    env: Vec<(&'static str, String)>,
 }
 
 impl PrivateServer {
     /// `ports` are the stack script's port variables, such as `("CLICKHOUSE_PORT", 18123)`.
     pub fn new(name: &str, service: &'static str, ports: &[(&'static str, u16)]) -> Self {
-        Self { instance: format!("{name}-{}", std::process::id()), service, ports: ports.to_vec() }
+        Self { instance: format!("{name}-{}", std::process::id()), service, ports: ports.to_vec(), env: Vec::new() }
+    }
+
+    /// Another variable for the stack script, such as `SMTP_MAILDIR`.
+    pub fn with_env(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
     }
 
     /// `up` or `down`.
@@ -199,6 +208,7 @@ impl PrivateServer {
             .args([action, self.service])
             .env("QUENCH_STACK_INSTANCE", &self.instance)
             .envs(self.ports.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .envs(self.env.iter().cloned())
             .status()
             .unwrap();
         assert!(status.success(), "stack {action} {} failed", self.service);

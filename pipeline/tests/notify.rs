@@ -1,0 +1,315 @@
+//! `quench notify` against the real Kafka and registry of `infra/local/stack`, a real SMTP server
+//! (PyPI's aiosmtpd, `infra/local/stack up smtp`) and FAKE Slack, PagerDuty, Teams and webhook
+//! peers (hosted services; `support/fake_peers.rs` checks each one's documented request shape).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use quench_pipeline::kafka::create_topics;
+use quench_schemas::{Alert, Encoder, Incident, IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::{
+    alert, decode_all,
+    fake_peers::{self, Peers, PAGERDUTY_KEY, SLACK_TOKEN, WEBHOOK_SECRET},
+    now_ms, produce, read_until, PrivateServer, Run,
+};
+
+fn port(offset: u32) -> u16 {
+    u16::try_from(20_000 + (std::process::id() % 2_000) * 4 + offset).unwrap()
+}
+
+/// The notifier's configuration file: every channel on the fakes, email on the SMTP server,
+/// a schedule and a two-step policy with short waits.
+fn write_config(dir: &Path, peers: &str, smtp_port: u16, api: &str, wait_minutes: f64) -> String {
+    let path = dir.join("quench.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[notify]
+listen = "{api}"
+max_attempts = 3
+initial_backoff_ms = 100
+tick_ms = 200
+incident_url = "https://quench.example/incidents/{{incident_id}}"
+[notify.api_tokens]
+ops-bot = "api-token-0123456789"
+[notify.slack.ops]
+url = "{peers}/slack/api/chat.postMessage"
+token = "{SLACK_TOKEN}"
+channel = "C0OPS"
+[notify.pagerduty.db]
+url = "{peers}/pagerduty/v2/enqueue"
+routing_key = "{PAGERDUTY_KEY}"
+[notify.teams.ops]
+url = "{peers}/teams/ops"
+[notify.email.oncall]
+to = ["oncall@example.org"]
+from = "Quench <quench@example.org>"
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+tls = "none"
+[notify.webhook.ops]
+url = "{peers}/webhook/ops"
+secret = "{WEBHOOK_SECRET}"
+[notify.webhook.alice]
+url = "{peers}/webhook/alice"
+secret = "{WEBHOOK_SECRET}"
+[notify.webhook.manager]
+url = "{peers}/webhook/manager"
+secret = "{WEBHOOK_SECRET}"
+[notify.webhook.sink]
+url = "{peers}/webhook/sink"
+secret = "{WEBHOOK_SECRET}"
+[notify.webhook.rejects]
+url = "{peers}/webhook/rejects"
+[notify.users.alice]
+targets = ["webhook:alice"]
+[notify.schedules.primary]
+timezone = "Europe/Paris"
+layers = [{{ users = ["alice"], start = "2026-01-01", handoff = "09:00", rotation_days = 7 }}]
+[notify.policies.db]
+steps = [{{ targets = ["schedule:primary"], wait_minutes = {wait_minutes} }}, {{ targets = ["webhook:manager"], wait_minutes = {wait_minutes} }}]
+"#
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(90), "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn call_api(api: &str, path: &str, body: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{api}{path}"))
+        .bearer_auth("api-token-0123456789")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Retries while the notifier has not read the incident from `incidents` yet.
+async fn act(api: &str, incident: &str, verb: &str, body: &str) {
+    let started = Instant::now();
+    loop {
+        let (status, text) = call_api(api, &format!("/v1/incidents/{incident}/{verb}"), body).await;
+        if status == 202 {
+            return;
+        }
+        assert!(matches!(status, 404 | 503) && started.elapsed() < Duration::from_secs(30), "{verb}: {status} {text}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn maildir_subjects(maildir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(maildir.join("new")) else { return Vec::new() };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter_map(|mail| mail.lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_string)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged_through_the_api() {
+    let mut run = Run::new("notify");
+    let dir = tempdir("notify");
+    let smtp_port = port(0);
+    let maildir = dir.join("maildir");
+    let smtp = PrivateServer::new("smtp", "smtp", &[("SMTP_PORT", smtp_port)])
+        .with_env("SMTP_MAILDIR", maildir.display().to_string());
+    smtp.stack("up");
+    let peers = Arc::new(Peers::default());
+    peers.throttle.lock().unwrap().insert("pagerduty".into(), 1);
+    let base = fake_peers::serve(peers.clone()).await;
+    let api = format!("127.0.0.1:{}", port(1));
+    run.set("QUENCH_CONFIG", &write_config(&dir, &base, smtp_port, &api, 0.1));
+    let routing = dir.join("routing.yaml");
+    std::fs::write(
+        &routing,
+        "default:\n  team: dba\n  escalation_policy: db\n  targets:\n    - { channel: slack, target: ops }\n    \
+         - { channel: pagerduty, target: db }\n    - { channel: teams, target: ops }\n    \
+         - { channel: email, target: oncall }\n    - { channel: webhook, target: ops }\n",
+    )
+    .unwrap();
+    run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
+    create_topics(&run.config).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    let records =
+        (0..5).map(|i| ("PostgresqlDown".to_string(), encoder.encode(&alert("PostgresqlDown", i, now)).unwrap()));
+    produce(&run, records.collect()).await;
+
+    let mut worker = run.start("run");
+    let mut notifier = run.start("notify");
+    // Opened: every channel once, and the first escalation step pages whoever is on call.
+    wait_for("the opened notifications and the first page", || {
+        peers.of("webhook/alice").len() == 1 && peers.of("slack").len() == 1 && peers.of("pagerduty").len() == 1
+    })
+    .await;
+    let incident = peers.of("pagerduty")[0].key.clone();
+    assert!(incident.starts_with("inc-"), "dedup_key is the incident id: {incident}");
+    act(&api, &incident, "ack", r#"{"actor": "alice"}"#).await;
+    wait_for("the acknowledgement notifications", || peers.of("pagerduty").len() == 2 && peers.of("slack").len() == 2)
+        .await;
+    act(&api, &incident, "comment", r#"{"comment": "failing over"}"#).await;
+    act(&api, &incident, "resolve", "").await;
+    wait_for("the resolution notifications", || {
+        peers.of("pagerduty").len() == 3 && peers.of("webhook/ops").len() == 3 && maildir_subjects(&maildir).len() == 3
+    })
+    .await;
+    // The second step was due 6 s after the first page; acknowledged before, it never fires.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(peers.of("webhook/manager").is_empty(), "escalation stopped at the acknowledgement");
+    assert!(peers.malformed.lock().unwrap().is_empty(), "{:?}", peers.malformed.lock().unwrap());
+
+    let pagerduty = peers.of("pagerduty");
+    let actions: Vec<&str> = pagerduty.iter().map(|r| r.detail.as_str()).collect();
+    assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
+    assert!(pagerduty.iter().all(|r| r.key == incident));
+    assert_eq!(pagerduty[0].body["payload"]["severity"], "critical", "{}", pagerduty[0].body);
+    let slack = peers.of("slack");
+    assert_eq!(slack[0].detail, "", "the first message starts the thread");
+    assert!(slack[1..].iter().all(|r| r.detail == "1700000000.000100"), "updates are threaded: {slack:?}");
+    let teams: Vec<String> = peers.of("teams/ops").iter().map(|r| r.detail.clone()).collect();
+    assert_eq!(teams.len(), 3);
+    assert!(
+        teams[0].starts_with("[FIRING]")
+            && teams[1].starts_with("[ACKNOWLEDGED]")
+            && teams[2].starts_with("[RESOLVED]"),
+        "{teams:?}"
+    );
+    let subjects = maildir_subjects(&maildir);
+    assert!(subjects.iter().any(|s| s.starts_with("[RESOLVED]")), "{subjects:?}");
+    let page = &peers.of("webhook/alice")[0];
+    assert!(page.key.starts_with(&format!("{incident}/escalation/0.0|webhook:alice")), "{}", page.key);
+    assert!(page.body["text"].as_str().unwrap().contains("Escalation step 1"), "{}", page.body);
+
+    // The incident carries the times MTTA and MTTR are computed from.
+    let incidents = read_until(&run.consumer(&run.config.topics.incidents), |seen| {
+        seen.iter().any(|(_, v, _)| !v.is_empty()) && seen.len() >= 3
+    });
+    let incidents: Vec<Incident> = decode_all(&run.registry(), &incidents).await;
+    let last = incidents.last().unwrap();
+    assert_eq!(last.status, IncidentStatus::Resolved, "{incidents:?}");
+    assert!(last.acknowledged_at.is_some() && last.resolved_at.is_some(), "{last:?}");
+    // The throttled PagerDuty call was retried after Retry-After, and both attempts are recorded.
+    let attempts = read_until(&run.consumer(&run.config.topics.notifications), |seen| seen.len() >= 16);
+    let attempts: Vec<serde_json::Value> =
+        attempts.iter().map(|(_, v, _)| serde_json::from_slice(v).unwrap()).collect();
+    assert!(
+        attempts.iter().any(|a| a["channel"] == "pagerduty" && a["status"] == 429 && a["outcome"] == "retrying"),
+        "{attempts:?}"
+    );
+
+    for child in [&mut worker, &mut notifier] {
+        support::sigterm(child);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("quench-{name}-{}-{}", std::process::id(), now_ms()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn event(i: usize, target: &str) -> RoutingEvent {
+    RoutingEvent {
+        event_id: format!("inc-{i:05}/1/opened"),
+        incident_id: format!("inc-{i:05}"),
+        reason: RoutingReason::Opened,
+        tenant: "default".into(),
+        status: IncidentStatus::Open,
+        title: format!("Incident {i}"),
+        summary: "load".into(),
+        severity: "high".into(),
+        priority: Some("P2".into()),
+        category: Some("application".into()),
+        alert_count: 1,
+        common_labels: Default::default(),
+        team: Some("ops".into()),
+        targets: vec![RoutingTarget { channel: "webhook".into(), target: target.into() }],
+        escalation_policy: None,
+        incident_version: 1,
+        emitted_at: now_ms(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notifier_killed_mid_delivery_loses_nothing_and_repeats_only_what_was_in_flight() {
+    const EVENTS: usize = 3_000;
+    let mut run = Run::new("notify-kill");
+    let dir = tempdir("notify-kill");
+    let peers = Arc::new(Peers::default());
+    *peers.webhook_delay_ms.lock().unwrap() = 2;
+    let base = fake_peers::serve(peers.clone()).await;
+    let api = format!("127.0.0.1:{}", port(2));
+    run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, 1.0));
+    run.set("QUENCH_NOTIFY__BATCH_EVENTS", "200");
+    run.set("QUENCH_NOTIFY__CONCURRENCY", "32");
+    create_topics(&run.config).await.unwrap();
+    let encoder = Encoder::<RoutingEvent>::register(&run.registry(), &run.config.topics.routing).await.unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &run.config.kafka.brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..EVENTS + 3 {
+        // Three events for a receiver that refuses everything: they end in the DLQ.
+        let event = event(i, if i < EVENTS { "sink" } else { "rejects" });
+        let value = encoder.encode(&event).unwrap();
+        let record = FutureRecord::to(&run.config.topics.routing).key(&event.incident_id).payload(&value);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+
+    let mut notifier = run.start("notify");
+    wait_for("a third of the deliveries", || peers.of("webhook/sink").len() >= EVENTS / 3).await;
+    notifier.kill().unwrap();
+    notifier.wait().unwrap();
+    let at_kill = peers.of("webhook/sink").len();
+    let mut notifier = run.start("notify");
+    let distinct = || {
+        let mut keys: Vec<String> = peers.of("webhook/sink").into_iter().map(|r| r.key).collect();
+        keys.sort();
+        keys.dedup();
+        keys.len()
+    };
+    wait_for("every delivery", || distinct() == EVENTS).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sink = peers.of("webhook/sink");
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in &sink {
+        *counts.entry(r.key.as_str()).or_default() += 1;
+    }
+    let repeated = sink.len() - counts.len();
+    assert_eq!(counts.len(), EVENTS, "no notification lost");
+    assert!(counts.values().all(|n| *n <= 2), "nothing sent more than twice");
+    // Only the batch in flight at the kill (at most one batch of 200) may be sent again.
+    assert!(repeated <= 200, "{repeated} repeats after a kill at {at_kill} deliveries");
+    assert!(sink.iter().all(|r| r.key.ends_with("|webhook:sink")), "every repeat carries its idempotency key");
+    let dlq = read_until(&run.consumer(&run.config.topics.notifications_dlq), |seen| seen.len() >= 3);
+    let reasons: Vec<serde_json::Value> = dlq.iter().map(|(_, v, _)| serde_json::from_slice(v).unwrap()).collect();
+    assert!(reasons.iter().all(|r| r["reason"].as_str().unwrap().contains("HTTP 400")), "{reasons:?}");
+    support::sigterm(&notifier);
+    assert!(notifier.wait().unwrap().success());
+    eprintln!("killed after {at_kill} deliveries; {repeated} sent twice");
+}
