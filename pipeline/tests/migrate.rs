@@ -32,7 +32,7 @@ async fn migrate_applies_every_migration_once_and_tables_accept_their_rows() {
         .fetch_all()
         .await
         .unwrap();
-    for table in ["alerts", "incident_alerts", "incidents", "quench_migrations", "routing_events"] {
+    for table in ["alerts", "incident_alerts", "incidents", "notifications", "quench_migrations", "routing_events"] {
         assert!(tables.iter().any(|t| t == table), "missing table {table} in {tables:?}");
     }
     let engine: String = client

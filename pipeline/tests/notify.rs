@@ -11,14 +11,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_pipeline::kafka::create_topics;
+use clickhouse::Row;
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    kafka::create_topics,
+};
 use quench_schemas::{Alert, Encoder, Incident, IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Deserialize;
 use support::{
     alert, decode_all,
     fake_peers::{self, Peers, PAGERDUTY_KEY, SLACK_TOKEN, WEBHOOK_SECRET},
     now_ms, produce, read_until, PrivateServer, Run,
 };
+
+#[derive(Row, Deserialize, Debug)]
+struct ChannelRow {
+    channel: String,
+    delivered: u64,
+    retried: u64,
+}
 
 fn port(offset: u32) -> u16 {
     u16::try_from(20_000 + (std::process::id() % 2_000) * 4 + offset).unwrap()
@@ -147,7 +159,10 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     )
     .unwrap();
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_notify_{}", std::process::id()));
+    run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     create_topics(&run.config).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let now = now_ms();
     let records =
@@ -156,6 +171,7 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
 
     let mut worker = run.start("run");
     let mut notifier = run.start("notify");
+    let mut sink = run.start("sink");
     // Opened: every channel once, and the first escalation step pages whoever is on call.
     wait_for("the opened notifications and the first page", || {
         peers.of("webhook/alice").len() == 1 && peers.of("slack").len() == 1 && peers.of("pagerduty").len() == 1
@@ -216,7 +232,35 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
         "{attempts:?}"
     );
 
-    for child in [&mut worker, &mut notifier] {
+    // Every attempt reaches ClickHouse through the sink, next to the incident's MTTA and MTTR.
+    let clickhouse = client(&run.config.clickhouse);
+    let query =
+        "SELECT channel, countIf(outcome = 'delivered') AS delivered, countIf(outcome = 'retrying') AS retried \
+                 FROM notifications FINAL GROUP BY channel ORDER BY channel";
+    let started = Instant::now();
+    let rows = loop {
+        let rows: Vec<ChannelRow> = clickhouse.query(query).fetch_all().await.unwrap_or_default();
+        if rows.iter().map(|r| r.delivered).sum::<u64>() >= 16 || started.elapsed() > Duration::from_secs(60) {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let by_channel: HashMap<String, (u64, u64)> =
+        rows.into_iter().map(|r| (r.channel, (r.delivered, r.retried))).collect();
+    assert_eq!(by_channel.get("pagerduty"), Some(&(3, 1)), "{by_channel:?}");
+    assert_eq!(by_channel.get("webhook"), Some(&(4, 0)), "three events and one page: {by_channel:?}");
+    for channel in ["slack", "teams", "email"] {
+        assert_eq!(by_channel.get(channel), Some(&(3, 0)), "{channel}: {by_channel:?}");
+    }
+    let (mtta, mttr): (Option<i64>, Option<i64>) = clickhouse
+        .query("SELECT toInt64(dateDiff('millisecond', first_seen, acknowledged_at)), toInt64(dateDiff('millisecond', first_seen, resolved_at)) FROM incidents FINAL WHERE incident_id = ?")
+        .bind(&incident)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert!(mtta.is_some_and(|a| a > 0) && mttr >= mtta, "MTTA {mtta:?} ms, MTTR {mttr:?} ms");
+
+    for child in [&mut worker, &mut notifier, &mut sink] {
         support::sigterm(child);
         assert!(child.wait().unwrap().success());
     }

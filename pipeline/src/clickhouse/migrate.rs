@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_incidents.sql"),
     migration!(3, "0003_incident_alerts.sql"),
     migration!(4, "0004_routing_events.sql"),
+    migration!(5, "0005_notifications.sql"),
 ];
 
 #[derive(Debug, Default)]

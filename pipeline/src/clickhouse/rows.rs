@@ -188,6 +188,28 @@ impl From<RoutingEvent> for RoutingRow {
     }
 }
 
+/// One row of `notifications` (sql/0005_notifications.sql): one delivery attempt. The notifier
+/// writes it as JSON to the `notifications` topic, and the sink reads it back from there.
+#[derive(Debug, Row, Serialize, serde::Deserialize)]
+pub struct NotificationRow {
+    pub tenant: String,
+    pub incident_id: String,
+    pub event_id: String,
+    pub idempotency_key: String,
+    pub channel: String,
+    pub target: String,
+    /// `event` for a routing event's targets, `escalation` for a policy's step.
+    pub kind: String,
+    pub attempt: u32,
+    pub outcome: String,
+    pub status: u16,
+    pub error: String,
+    pub latency_ms: u64,
+    pub at: i64,
+    /// When the worker emitted the routing event: `at` minus this is the pipeline's latency.
+    pub emitted_at: i64,
+}
+
 /// The Avro symbol of a wire enum (`alerts_added`), as serde names it.
 fn symbol<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()

@@ -41,7 +41,7 @@ use rdkafka::{
 
 use crate::{config::Config, http, kafka::client_config, preflight::registry_client};
 use directory::Directory;
-use records::{AttemptRecord, DeadLetter, Delivered};
+use records::{attempt_row, DeadLetter, Delivered};
 use state::{thread_key, PartitionState, ESCALATION_PREFIX, THREAD_PREFIX};
 
 /// Rebalances seen by the consumer since the loop last looked.
@@ -418,7 +418,7 @@ impl Notifier<'_> {
         let topics = &self.config.topics;
         for Done { job, attempts, result, at } in done {
             for attempt in &attempts {
-                let record = AttemptRecord::new(&job.key, &job.target, job.kind, &job.event, attempt, at);
+                let record = attempt_row(&job.key, &job.target, job.kind, &job.event, attempt, at);
                 pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
             }
             let outcome = match &result {

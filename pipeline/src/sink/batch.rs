@@ -7,7 +7,7 @@ use quench_schemas::{
     Alert, Incident, RoutingEvent,
 };
 
-use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
+use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, NotificationRow, RoutingRow};
 
 #[derive(Default)]
 pub struct Batch {
@@ -15,6 +15,7 @@ pub struct Batch {
     pub incidents: Vec<IncidentRow>,
     pub incident_alerts: Vec<IncidentAlertRow>,
     pub routing: Vec<RoutingRow>,
+    pub notifications: Vec<NotificationRow>,
     /// First and last offset per (topic, partition).
     pub offsets: BTreeMap<(String, i32), (i64, i64)>,
     pub started: Option<Instant>,
@@ -22,7 +23,11 @@ pub struct Batch {
 
 impl Batch {
     pub fn rows(&self) -> usize {
-        self.alerts.len() + self.incidents.len() + self.incident_alerts.len() + self.routing.len()
+        self.alerts.len()
+            + self.incidents.len()
+            + self.incident_alerts.len()
+            + self.routing.len()
+            + self.notifications.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,4 +1,5 @@
-//! `quench sink`: writes `alerts`, `incidents` and `incident-routing` to ClickHouse.
+//! `quench sink`: writes `alerts`, `incidents`, `incident-routing` and the notifiers'
+//! `notifications` (every delivery attempt) to ClickHouse.
 //!
 //! Its own consumer group reads with read_committed, so it only sees what the worker committed.
 //! Rows are batched by size or age and inserted with the official crate; offsets are committed
@@ -50,7 +51,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
         .create()?;
-    let topics = [config.topics.alerts.as_str(), config.topics.incidents.as_str(), config.topics.routing.as_str()];
+    let topics = [
+        config.topics.alerts.as_str(),
+        config.topics.incidents.as_str(),
+        config.topics.routing.as_str(),
+        config.topics.notifications.as_str(),
+    ];
     consumer.subscribe(&topics)?;
     let client = crate::clickhouse::client(&config.clickhouse);
     let interval = Duration::from_millis(config.sink.flush_interval_ms);
@@ -81,11 +87,18 @@ async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &
     batch.track(topic, partition, offset);
     let bytes = message.payload().unwrap_or_default();
     let result = if topic == config.topics.alerts {
-        decoders.alerts.decode(bytes).await.map(|alert| batch.add_alert(alert, partition, offset))
+        decoders
+            .alerts
+            .decode(bytes)
+            .await
+            .map(|alert| batch.add_alert(alert, partition, offset))
+            .map_err(|e| e.to_string())
     } else if topic == config.topics.incidents {
-        decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident))
+        decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)).map_err(|e| e.to_string())
+    } else if topic == config.topics.routing {
+        decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
     } else {
-        decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event))
+        serde_json::from_slice(bytes).map(|row| batch.notifications.push(row)).map_err(|e| e.to_string())
     };
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
     if let Err(e) = result {
@@ -154,7 +167,8 @@ async fn insert(client: &Client, batch: &Batch) -> anyhow::Result<()> {
     insert_table(client, "alerts", &batch.alerts, batch).await?;
     insert_table(client, "incidents", &batch.incidents, batch).await?;
     insert_table(client, "incident_alerts", &batch.incident_alerts, batch).await?;
-    insert_table(client, "routing_events", &batch.routing, batch).await
+    insert_table(client, "routing_events", &batch.routing, batch).await?;
+    insert_table(client, "notifications", &batch.notifications, batch).await
 }
 
 async fn insert_table<T>(client: &Client, table: &str, rows: &[T], batch: &Batch) -> anyhow::Result<()>
