@@ -2,7 +2,8 @@
 //! holds what the measurement harnesses in `bin/` share.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
+    process::{Child, Command},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -15,4 +16,19 @@ pub fn default_quench() -> PathBuf {
 
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Starts `quench <command>` with exactly `env` (plus PATH and where the embedding model is).
+pub fn spawn(quench: &Path, command: &str, env: &[(String, String)]) -> std::io::Result<Child> {
+    Command::new(quench)
+        .arg(command)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(
+            ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
+                .into_iter()
+                .filter_map(|k| Some((k, std::env::var(k).ok()?))),
+        )
+        .spawn()
 }

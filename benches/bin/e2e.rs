@@ -207,21 +207,12 @@ fn write_truth(path: Option<&std::path::Path>, causes: &[loadgen::Cause]) -> any
     Ok(())
 }
 
-fn start_workers(quench: &PathBuf, env: &[(String, String)], n: usize) -> anyhow::Result<Vec<Child>> {
+fn start_workers(quench: &std::path::Path, env: &[(String, String)], n: usize) -> anyhow::Result<Vec<Child>> {
     (0..n)
         .map(|i| {
-            Ok(Command::new(quench)
-                .arg("run")
-                .env_clear()
-                .envs(env.iter().cloned())
-                .env("QUENCH_WORKER__INSTANCE_ID", format!("bench-{i}"))
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .envs(
-                    ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
-                        .into_iter()
-                        .filter_map(|k| Some((k, std::env::var(k).ok()?))),
-                )
-                .spawn()?)
+            let mut env = env.to_vec();
+            env.push(("QUENCH_WORKER__INSTANCE_ID".into(), format!("bench-{i}")));
+            Ok(quench_benches::spawn(quench, "run", &env)?)
         })
         .collect()
 }

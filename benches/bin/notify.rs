@@ -19,7 +19,7 @@ use std::{
 
 use axum::{body::Bytes, extract::State, http::StatusCode, routing::post, Router};
 use clap::Parser;
-use quench_benches::{default_quench, now_ms};
+use quench_benches::{default_quench, now_ms, spawn};
 use quench_pipeline::{
     config::{isolated_env, Config},
     kafka::{client_config, create_topics},
@@ -56,20 +56,6 @@ async fn sink(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
     let title = body["event"]["title"].as_str().unwrap_or_default().to_string();
     arrivals.lock().unwrap().push((key, title, at));
     StatusCode::NO_CONTENT
-}
-
-fn start(quench: &PathBuf, command: &str, env: &[(String, String)]) -> anyhow::Result<Child> {
-    Ok(Command::new(quench)
-        .arg(command)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(
-            ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
-                .into_iter()
-                .filter_map(|k| Some((k, std::env::var(k).ok()?))),
-        )
-        .spawn()?)
 }
 
 fn stop(children: &mut [Child]) {
@@ -140,7 +126,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     println!("drain: {} routing events produced", args.events);
-    let notifier = start(&quench, "notify", &env)?;
+    let notifier = spawn(&quench, "notify", &env)?;
     let started = Instant::now();
     while arrivals.lock().unwrap().len() < args.events {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "drain did not finish in 10 minutes");
@@ -160,7 +146,7 @@ fn main() -> anyhow::Result<()> {
 
     // Live: alert to webhook, through the worker and the notifier.
     arrivals.lock().unwrap().clear();
-    let worker = start(&quench, "run", &env)?;
+    let worker = spawn(&quench, "run", &env)?;
     let alerts =
         rt.block_on(AlertProducer::new(&config, RouteTree::load(&rules).map_err(anyhow::Error::msg)?, "bench"))?;
     std::thread::sleep(Duration::from_secs(20)); // the worker loads its classifier and joins the group

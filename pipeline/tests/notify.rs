@@ -40,6 +40,11 @@ fn port(offset: u32) -> u16 {
 /// a schedule and a two-step policy with short waits.
 fn write_config(dir: &Path, peers: &str, smtp_port: u16, api: &str, wait_minutes: f64) -> String {
     let path = dir.join("quench.toml");
+    let webhooks: Vec<String> = ["ops", "alice", "manager", "sink", "rejects"]
+        .iter()
+        .map(|name| format!("{name} = {{ url = \"{peers}/webhook/{name}\", secret = \"{WEBHOOK_SECRET}\" }}"))
+        .collect();
+    let webhooks = webhooks.join("\n");
     std::fs::write(
         &path,
         format!(
@@ -67,20 +72,8 @@ from = "Quench <quench@example.org>"
 smtp_host = "127.0.0.1"
 smtp_port = {smtp_port}
 tls = "none"
-[notify.webhook.ops]
-url = "{peers}/webhook/ops"
-secret = "{WEBHOOK_SECRET}"
-[notify.webhook.alice]
-url = "{peers}/webhook/alice"
-secret = "{WEBHOOK_SECRET}"
-[notify.webhook.manager]
-url = "{peers}/webhook/manager"
-secret = "{WEBHOOK_SECRET}"
-[notify.webhook.sink]
-url = "{peers}/webhook/sink"
-secret = "{WEBHOOK_SECRET}"
-[notify.webhook.rejects]
-url = "{peers}/webhook/rejects"
+[notify.webhook]
+{webhooks}
 [notify.users.alice]
 targets = ["webhook:alice"]
 [notify.schedules.primary]
