@@ -69,16 +69,9 @@ impl Escalations {
         self.by_incident.insert(escalation.event.incident_id.clone(), escalation);
     }
 
-    pub fn get(&self, incident_id: &str) -> Option<&Escalation> {
-        self.by_incident.get(incident_id)
-    }
-
-    pub fn len(&self) -> usize {
+    /// Escalations still running (not finished), for logs.
+    pub fn running(&self) -> usize {
         self.by_incident.values().filter(|e| !e.finished).count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Starts, updates or stops the incident's escalation after `event`, received at `now`.

@@ -231,7 +231,7 @@ impl Notifier<'_> {
                         tracing::info!(
                             partition,
                             logged = state.delivered.len(),
-                            escalations = state.escalations.len(),
+                            escalations = state.escalations.running(),
                             "partition assigned, delivery log and timers restored"
                         );
                         self.partitions.insert(partition, state);
