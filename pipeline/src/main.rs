@@ -41,7 +41,7 @@ enum Command {
     Config,
     /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
     Run,
-    /// Write alerts, incidents and routing events from Kafka to ClickHouse, idempotently
+    /// Write alerts, incidents, routing events and notification attempts from Kafka to ClickHouse, idempotently
     Sink,
     /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
     /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert

@@ -82,7 +82,8 @@ pub fn read_to_end(
     Ok(())
 }
 
-fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> anyhow::Result<i64> {
+/// The consumer's position in `topic`/`partition` (0 before it has one).
+pub fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> anyhow::Result<i64> {
     let positions = consumer.position()?;
     Ok(match positions.find_partition(topic, partition).map(|p| p.offset()) {
         Some(Offset::Offset(offset)) => offset,

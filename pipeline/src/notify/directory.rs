@@ -19,7 +19,11 @@ use rdkafka::{
 };
 use tokio::runtime::Handle;
 
-use crate::{config::Config, kafka::client_config, worker::PARTITION_HEADER};
+use crate::{
+    config::Config,
+    kafka::{client_config, position},
+    worker::PARTITION_HEADER,
+};
 
 #[derive(Debug, Clone)]
 pub struct Located {
@@ -64,7 +68,7 @@ impl Directory {
         let table = directory.clone();
         let handle = Handle::current();
         std::thread::Builder::new().name("notify-directory".into()).spawn(move || loop {
-            if !table.caught_up() && ends.iter().all(|(p, end)| reached(&consumer, &topic, *p, *end)) {
+            if !table.caught_up() && ends.iter().all(|(p, end)| position(&consumer, &topic, *p).unwrap_or(0) >= *end) {
                 table.caught_up.store(true, Ordering::SeqCst);
             }
             let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
@@ -98,13 +102,5 @@ impl Directory {
             }
         })?;
         Ok(directory)
-    }
-}
-
-fn reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> bool {
-    let position = consumer.position().ok().and_then(|p| p.find_partition(topic, partition).map(|e| e.offset()));
-    match position {
-        Some(Offset::Offset(offset)) => offset >= end,
-        _ => end == 0,
     }
 }

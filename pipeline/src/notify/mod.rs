@@ -339,7 +339,7 @@ impl Notifier<'_> {
             }
         }
         let done = self.deliver(jobs).await;
-        self.record(done, &mut pending)?;
+        self.record(done, &mut pending);
         for (partition, state) in &mut self.partitions {
             for (incident, escalation) in state.escalations.take_changes() {
                 let value = escalation.map(serde_json::to_vec).transpose()?;
@@ -410,11 +410,7 @@ impl Notifier<'_> {
     }
 
     /// Queues the delivery log, attempt, dead-letter and thread records of finished jobs.
-    fn record(
-        &mut self,
-        done: Vec<Done>,
-        pending: &mut Vec<futures::future::BoxFuture<'static, anyhow::Result<()>>>,
-    ) -> anyhow::Result<()> {
+    fn record(&mut self, done: Vec<Done>, pending: &mut Vec<futures::future::BoxFuture<'static, anyhow::Result<()>>>) {
         let topics = &self.config.topics;
         for Done { job, attempts, result, at } in done {
             for attempt in &attempts {
@@ -456,7 +452,6 @@ impl Notifier<'_> {
                 }
             }
         }
-        Ok(())
     }
 }
 
