@@ -16,8 +16,9 @@ use quench_pipeline::corpus;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, default_value = "../shared/data/alert-corpus/dev.jsonl")]
-    corpus: PathBuf,
+    /// JSON-lines alert corpus to generate alerts from (default: the built-in one).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Alerts classified cold (each a new template).
     #[arg(long, default_value_t = 256)]
     cold: usize,
@@ -32,7 +33,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Runtime::new()?;
-    let alerts = corpus::load(&args.corpus)?;
+    let alerts = corpus::load_or_built_in(args.corpus.as_deref())?;
     let config = ClassifyConfig::default();
     let started = Instant::now();
     let classifier = Classifier::new(&config)?;

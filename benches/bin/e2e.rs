@@ -37,8 +37,9 @@ use rdkafka::{
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, default_value = "../shared/data/alert-corpus/dev.jsonl")]
-    corpus: PathBuf,
+    /// JSON-lines alert corpus to generate alerts from (default: the built-in one).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Storm size: correlated storms in the generated load (about 2,500 alerts each by default).
     #[arg(long, default_value_t = 400)]
     storms: usize,
@@ -105,7 +106,7 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(None, env.clone())?;
     rt.block_on(create_topics(&config))?;
 
-    let corpus = corpus::load(&args.corpus)?;
+    let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     let storm_config = StormConfig {
         seed: 11,
         services: 200,

@@ -1,5 +1,5 @@
 //! Ingest benchmark: `wrk` posts Alertmanager-API batches (50 alerts per request, built from the
-//! shared corpus) first to Debian's Alertmanager on its `/api/v2/alerts`, which keeps alerts in
+//! built-in corpus) first to Debian's Alertmanager on its `/api/v2/alerts`, which keeps alerts in
 //! memory only, then to `quench ingest` on the same path, which answers only once Kafka has
 //! every alert. Same bodies, same machine, same run. It prints both rates in alerts/s, the ratio
 //! and the latency percentiles, and checks that Kafka holds exactly the alerts Quench accepted.
@@ -27,8 +27,9 @@ use serde_json::json;
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, default_value = "../shared/data/alert-corpus/dev.jsonl")]
-    corpus: PathBuf,
+    /// JSON-lines alert corpus to generate alerts from (default: the built-in one).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Seconds of measured load per target (after a 3 s warm-up).
     #[arg(long, default_value_t = 20)]
     duration: u64,
@@ -107,7 +108,12 @@ fn main() -> anyhow::Result<()> {
         wait_listening(address)?;
     }
 
-    println!("{} alerts per request, {} distinct bodies from {}", args.batch, args.bodies, args.corpus.display());
+    println!(
+        "{} alerts per request, {} distinct bodies from {}",
+        args.batch,
+        args.bodies,
+        corpus::name(args.corpus.as_deref())
+    );
     let mut results = Vec::new();
     let mut quench_accepted = 0;
     for (name, address, token) in
@@ -152,7 +158,7 @@ fn main() -> anyhow::Result<()> {
 
 /// One body per line: a JSON array of `batch` postable alerts, corpus rules on distinct instances.
 fn write_bodies(args: &Args, path: &Path) -> anyhow::Result<()> {
-    let corpus = corpus::load(&args.corpus)?;
+    let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let starts = time_text(now - 60);
     let ends = time_text(now + 3_600);

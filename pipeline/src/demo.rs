@@ -12,10 +12,12 @@ use std::{
 use anyhow::bail;
 use clickhouse::{Client, Row};
 use serde::Deserialize;
+use tokio::task::JoinHandle;
 
 use crate::{
     config::Config,
     corpus,
+    http::Readiness,
     init::init,
     kafka::delete_topics,
     loadgen::{self, AlertProducer, StormConfig},
@@ -25,18 +27,15 @@ use crate::{
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// JSON-lines alert corpus to generate alerts from.
-    #[arg(long, default_value = "../shared/data/alert-corpus/dev.jsonl")]
-    pub corpus: PathBuf,
+    /// JSON-lines alert corpus to generate alerts from (default: the built-in one).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
     #[command(flatten)]
     pub storm: StormConfig,
 }
 
 pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoArgs) -> anyhow::Result<()> {
-    let corpus = corpus::load(&args.corpus)?;
-    if corpus.is_empty() {
-        bail!("the corpus {} is empty", args.corpus.display());
-    }
+    let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     // Each run has topics and consumer groups of its own (deleted at the end) and is a tenant of
     // its own in ClickHouse: the storm's compressed event time must not meet an earlier run's.
     let run_id = format!("demo-{:x}", now_millis());
@@ -60,13 +59,21 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
 
     let tree = rules.1.clone();
     let shutdown = Arc::new(AtomicBool::new(false));
-    let readiness = crate::http::serve(&config.http).await?;
-    let worker = tokio::spawn(worker::run(config.clone(), rules, shutdown.clone(), readiness.clone()));
-    let sink = {
-        let (config, shutdown) = (config.clone(), shutdown.clone());
+    let worker_ready = crate::http::serve(&config.http).await?;
+    let sink_ready = Readiness::starting();
+    let mut worker = tokio::spawn(worker::run(config.clone(), rules, shutdown.clone(), worker_ready.clone()));
+    let mut sink = {
+        let (config, shutdown, readiness) = (config.clone(), shutdown.clone(), sink_ready.clone());
         tokio::spawn(async move { sink::run(&config, shutdown, readiness).await })
     };
     let rules = tree;
+    // Producing before the worker is ready would lose nothing (it reads from the start), but the
+    // settling clock below would then also time the worker's start-up.
+    if let Err(e) = wait_until_ready(&[("worker", &worker_ready), ("sink", &sink_ready)], &mut worker, &mut sink).await
+    {
+        shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+        return Err(e);
+    }
 
     let started = Instant::now();
     let producer = AlertProducer::new(config, rules.clone(), "demo").await?;
@@ -97,8 +104,9 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     worker.await??;
     sink.await??;
     outcome?;
-    summarize(&client, &run_id, storm.causes.len()).await?;
+    let summary = summarize(&client, &run_id, storm.causes.len()).await;
     delete_topics(config).await?;
+    summary?;
     step("cleanup", format!("deleted the run's topics ({run_id}-*); its rows stay in ClickHouse as tenant {run_id}"));
     Ok(())
 }
@@ -109,6 +117,49 @@ fn step(name: &str, text: impl AsRef<str>) {
 
 fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// How long the worker and the sink may take to start: the worker's first start on a machine
+/// where nothing embedded the classifier's catalog yet takes about 30 s on 2 cores.
+const START_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Waits until every named part is ready, saying what it waits for; fails when a part stopped.
+async fn wait_until_ready(
+    parts: &[(&str, &Readiness)],
+    worker: &mut JoinHandle<anyhow::Result<()>>,
+    sink: &mut JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut said = Vec::new();
+    loop {
+        for task in [&mut *worker, &mut *sink] {
+            if task.is_finished() {
+                task.await??;
+                bail!("the worker or the sink stopped before it was ready");
+            }
+        }
+        let waiting: Vec<String> =
+            parts.iter().filter_map(|(name, r)| r.reason().map(|reason| format!("{name}: {reason}"))).collect();
+        if waiting.is_empty() {
+            step("ready", format!("worker and sink ready after {:.1?}", started.elapsed()));
+            return Ok(());
+        }
+        for reason in &waiting {
+            if !said.contains(reason) {
+                let why = if reason.contains("classifier") {
+                    " (a first start embeds its catalog and examples, about 30 s on 2 cores; later starts read them from ~/.cache/quench)"
+                } else {
+                    ""
+                };
+                step("waiting", format!("{reason}{why}"));
+                said.push(reason.clone());
+            }
+        }
+        if started.elapsed() > START_TIMEOUT {
+            bail!("not ready after {START_TIMEOUT:?}: {}", waiting.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[derive(Row, Deserialize, PartialEq, Eq, Clone, Copy)]
@@ -193,7 +244,15 @@ async fn summarize(client: &Client, run_id: &str, causes: usize) -> anyhow::Resu
         .bind(run_id)
         .fetch_one()
         .await?;
-    let reduction = 100.0 * (1.0 - totals.incidents as f64 / totals.alerts.max(1) as f64);
+    // A reduction computed from nothing is not one: no incident out of a storm is a failure.
+    if totals.incidents == 0 {
+        bail!(
+            "{} alerts in, but no incident came out: the worker made none (its log above says why); \
+             nothing to summarise",
+            totals.alerts
+        );
+    }
+    let reduction = 100.0 * (1.0 - totals.incidents as f64 / totals.alerts as f64);
     step(
         "summary",
         format!(

@@ -1,6 +1,8 @@
-//! The operations endpoint of `quench run` and `quench sink`: Prometheus `/metrics`, `/healthz`
-//! (the process serves requests) and `/readyz` (it is doing its job: partitions assigned and
-//! restored, ClickHouse reachable). Load balancers and Kubernetes probes read the last two.
+//! The operations endpoint: Prometheus `/metrics`, `/healthz` (the process serves requests) and
+//! `/readyz` (it is doing its job: classifier loaded, partitions assigned and restored, ClickHouse
+//! reachable). `serve` runs it on `http.listen` for `quench run`, `sink` and `demo`; `operations`
+//! gives its routes to `quench ingest` and `quench notify`, which serve them beside their own.
+//! Load balancers and Kubernetes probes read the last two.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,8 @@ impl Readiness {
         *self.0.lock().expect("readiness lock") = None;
     }
 
-    fn reason(&self) -> Option<String> {
+    /// Why the process is not ready yet, or `None` when it is.
+    pub fn reason(&self) -> Option<String> {
         self.0.lock().expect("readiness lock").clone()
     }
 }

@@ -1,8 +1,10 @@
-//! Quench's pipeline: the stream worker, the ClickHouse sink and the `quench` command.
+//! Quench's pipeline: the stream worker, the ClickHouse sink, the Kafka shells of the ingest
+//! connectors and the notifier, and the `quench` command with its tools (demo, load generator,
+//! evaluation).
 //!
-//! The layout follows "functional core, imperative shell": pure modules (rules and the windowing
-//! core) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and the
-//! commands are the thin shell around them.
+//! The layout follows "functional core, imperative shell": pure modules (the route tree, the
+//! windowing core, routing rules) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and
+//! the commands are the thin shell around them.
 
 pub use quench_classify::corpus;
 

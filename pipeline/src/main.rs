@@ -3,6 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use quench_classify::LocalClassifier;
 use quench_pipeline::{
     clickhouse,
     config::Config,
@@ -51,6 +52,10 @@ enum Command {
     Notify,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
+    /// Embed the local classifier's catalog, taxonomy and examples once and keep the vectors in
+    /// the model directory, so that no worker's first start spends half a minute on it (the
+    /// README's two commands run it while setting up; later runs find the vectors and return at once)
+    Prepare,
     /// Measure Quench's parts on labelled data
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -131,6 +136,16 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Notify => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
             quench_pipeline::notify::run(config, signals::shutdown_flag()).await?;
+        }
+        Command::Prepare => {
+            let started = std::time::Instant::now();
+            let local = &config.classify.local;
+            tokio::task::block_in_place(|| LocalClassifier::load(local, config.classify.taxonomy.clone()))?;
+            println!(
+                "local classifier ready in {:.1?}: embeddings kept in {}",
+                started.elapsed(),
+                local.model_dir.display()
+            );
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
         Command::Demo(args) => {

@@ -4,13 +4,16 @@
 //! decision, after classification, so routes can use the category, severity and priority.
 //!
 //! ```yaml
-//! default: { team: ops, targets: [{ channel: slack, target: "#ops" }] }
+//! default: { team: ops, targets: [{ channel: teams, target: ops }] }
 //! routes:
 //!   - match: { category: database, severity: [critical, high], labels: { env: "prod|staging" } }
 //!     team: dba
-//!     targets: [{ channel: pagerduty, target: "<routing key>" }, { channel: slack, target: "#dba" }]
+//!     targets: [{ channel: pagerduty, target: dba }, { channel: slack, target: dba }]
 //!     escalation_policy: dba-critical
 //! ```
+//!
+//! A target is the name of one configured under `[notify.<channel>]` (`[notify.slack.dba]`); the
+//! notifier dead-letters deliveries to names it does not know.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -32,7 +35,7 @@ pub struct Destination {
 pub struct Target {
     /// slack, pagerduty, teams, email or webhook.
     pub channel: Channel,
-    /// Channel name, routing key, address or URL, as the channel reads it.
+    /// The name of a target configured under `[notify.<channel>]`.
     pub target: String,
 }
 
@@ -179,17 +182,17 @@ mod tests {
     const RULES: &str = r##"
 default:
   team: ops
-  targets: [{ channel: slack, target: "#ops" }]
+  targets: [{ channel: slack, target: ops }]
 routes:
   - match: { category: database, severity: [critical, high], labels: { env: "prod|staging" } }
     team: dba
     targets:
-      - { channel: pagerduty, target: "dba-key" }
-      - { channel: slack, target: "#dba" }
+      - { channel: pagerduty, target: dba }
+      - { channel: slack, target: dba }
     escalation_policy: dba-critical
   - match: { service: "billing-api", tenant: acme }
     team: payments
-    targets: [{ channel: webhook, target: "https://hooks.example/payments" }]
+    targets: [{ channel: webhook, target: payments }]
 "##;
 
     fn event(category: &str, severity: &str, labels: &[(&str, &str)]) -> RoutingEvent {

@@ -1,5 +1,5 @@
 //! Signals as flags that long-running loops check: SIGTERM or Ctrl-C asks for a graceful
-//! shutdown (finish the transaction or batch in flight), SIGHUP asks to reload the rules file.
+//! shutdown (finish the transaction or batch in flight), SIGHUP asks to reload the rules files (windowing and routing).
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},

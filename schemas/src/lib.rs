@@ -1,10 +1,14 @@
 //! Quench's wire types: the Avro schemas in `schemas/avro/`, their Rust types, the Confluent wire
 //! format and the schema registry.
 //!
-//! Every record Quench writes to Kafka is Avro in Confluent framing (magic byte 0, the schema id as
-//! a big-endian u32, then the Avro datum), so any Confluent-compatible consumer can read Quench's
-//! topics. Schemas are registered under the topic name strategy (`<topic>-value`) and evolve under
-//! BACKWARD compatibility: new fields always carry defaults, enums carry a default symbol.
+//! The four topics other programs read and write (`alerts`, `incidents`, `incident-routing`,
+//! `incident-actions`) are Avro in Confluent framing (magic byte 0, the schema id as a big-endian
+//! u32, then the Avro datum), so any Confluent-compatible client can use them. Their schemas are
+//! registered under the topic name strategy (`<topic>-value`) and evolve under BACKWARD
+//! compatibility: new fields always carry defaults, enums carry a default symbol. Quench's own
+//! bookkeeping topics (the worker's changelog `quench-state`, the notifier's `notifications`,
+//! `notifications-dlq`, delivery log and state) are JSON; `alerts-dlq` and `quench-rekey` carry
+//! the input's bytes unchanged.
 //!
 //! Decoding resolves each record's writer schema (looked up by id once, then cached) against the
 //! reader schema compiled into this crate, which is what lets old and new producers coexist.

@@ -10,7 +10,7 @@ use crate::payload::{Format, Limits};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
-    /// Listen address of the webhook endpoints, which also serve `/metrics` and `/healthz`.
+    /// Listen address of the webhook endpoints, which also serve `/metrics`, `/healthz` and `/readyz`.
     pub listen: String,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,

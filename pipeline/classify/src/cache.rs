@@ -35,9 +35,18 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_at(key, Instant::now())
+    }
+
+    /// [`Lru::get`] at time `now` (tests give the time rather than wait for it).
+    fn get_at<Q>(&mut self, key: &Q, now: Instant) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let expired = match (self.slots.get(key), self.ttl) {
             (None, _) => return None,
-            (Some(slot), Some(ttl)) => slot.inserted.elapsed() >= ttl,
+            (Some(slot), Some(ttl)) => now.saturating_duration_since(slot.inserted) >= ttl,
             (Some(_), None) => false,
         };
         if expired {
@@ -56,6 +65,11 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
 
     /// Inserts or replaces, evicting the least recently used entry when full.
     pub fn insert(&mut self, key: K, value: V) {
+        self.insert_at(key, value, Instant::now());
+    }
+
+    /// [`Lru::insert`] at time `now`.
+    fn insert_at(&mut self, key: K, value: V, now: Instant) {
         self.clock += 1;
         if let Some(old) = self.slots.remove(&key) {
             self.order.remove(&old.used);
@@ -65,7 +79,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
             }
         }
         self.order.insert(self.clock, key.clone());
-        self.slots.insert(key, Slot { value, used: self.clock, inserted: Instant::now() });
+        self.slots.insert(key, Slot { value, used: self.clock, inserted: now });
     }
 
     #[cfg(test)]
@@ -107,11 +121,12 @@ mod tests {
 
     #[test]
     fn entries_expire_after_their_time_to_live() {
-        let mut cache = lru(4, Some(Duration::from_millis(30)));
-        cache.insert("a".into(), 1);
-        assert_eq!(cache.get("a"), Some(&1));
-        std::thread::sleep(Duration::from_millis(40));
-        assert_eq!(cache.get("a"), None);
+        let ttl = Duration::from_secs(30);
+        let mut cache = lru(4, Some(ttl));
+        let t0 = Instant::now();
+        cache.insert_at("a".into(), 1, t0);
+        assert_eq!(cache.get_at("a", t0 + ttl - Duration::from_millis(1)), Some(&1));
+        assert_eq!(cache.get_at("a", t0 + ttl), None);
         assert_eq!(cache.len(), 0);
     }
 }

@@ -1,7 +1,9 @@
-//! The labelled alert corpus (`../shared/data/alert-corpus/*.jsonl`, from the awesome-prometheus-
-//! alerts collection, CC BY 4.0): one alert rule per line with its expected severity and category.
-//! It seeds the demo and the load generator with realistic alert names and texts, is the local
-//! classifier's default set of labelled examples, and is what `quench eval classify` reads.
+//! The labelled alert corpus (`pipeline/classify/data/examples.jsonl`, from the awesome-prometheus-
+//! alerts collection, CC BY 4.0; see `data/README.md`): one alert rule per line with its expected
+//! severity and category. It seeds the demo and the load generator with realistic alert names and
+//! texts, is the local classifier's default set of labelled examples, and is what
+//! `quench eval classify` reads. It is compiled into the binary, so that every command finds it
+//! wherever it runs from; `--corpus FILE` (or `--input`) reads another file of the same format.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -24,6 +26,25 @@ pub struct CorpusAlert {
 pub struct Expected {
     pub severity: String,
     pub category: String,
+}
+
+/// The corpus shipped with Quench, as text.
+pub const BUILT_IN: &str = include_str!("../data/examples.jsonl");
+
+/// Reads `path`, or the built-in corpus without one; a corpus to generate alerts from must not
+/// be empty.
+pub fn load_or_built_in(path: Option<&Path>) -> anyhow::Result<Vec<CorpusAlert>> {
+    let alerts = match path {
+        Some(path) => load(path)?,
+        None => parse(BUILT_IN, "the built-in corpus")?,
+    };
+    anyhow::ensure!(!alerts.is_empty(), "the corpus {} holds no alerts", name(path));
+    Ok(alerts)
+}
+
+/// How messages name the corpus at `path` (the built-in one without a path).
+pub fn name(path: Option<&Path>) -> String {
+    path.map_or_else(|| "built into quench".to_string(), |p| p.display().to_string())
 }
 
 /// Reads a JSON-lines corpus, naming the file and line of any malformed entry.

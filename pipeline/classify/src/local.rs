@@ -21,9 +21,6 @@ use crate::{
     text,
 };
 
-/// The built-in labelled examples (see `data/README.md`).
-const BUILT_IN_EXAMPLES: &str = include_str!("../data/examples.jsonl");
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalConfig {
@@ -105,10 +102,7 @@ impl LocalClassifier {
         taxonomy.fill_categories(&catalog);
         let capacity = NonZeroUsize::new(config.embedding_cache).unwrap_or(NonZeroUsize::MIN);
         let embedder = Embedder::load(&config.model_dir, capacity)?;
-        let examples = match &config.examples {
-            Some(path) => crate::corpus::load(path)?,
-            None => crate::corpus::parse(BUILT_IN_EXAMPLES, "built-in examples")?,
-        };
+        let examples = crate::corpus::load_or_built_in(config.examples.as_deref())?;
         let rules = config.rules.iter().map(Rule::compile).collect::<Result<_, _>>().map_err(anyhow::Error::msg)?;
         let catalog_to_taxonomy =
             catalog.categories().iter().map(|c| taxonomy.categories.iter().position(|t| t.name == c.name)).collect();

@@ -22,7 +22,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::sync::mpsc;
@@ -102,6 +102,11 @@ impl Classifier {
     /// LLM batches attempted so far (retries not counted).
     pub fn llm_calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Incidents the LLM failed on, kept for when it answers again (the `quench_llm_parked` gauge).
+    pub fn parked(&self) -> usize {
+        self.queue.lock().expect("classification queue").parked.len()
     }
 
     /// The cache key of `subject`.
@@ -219,7 +224,7 @@ impl Classifier {
 
     /// After a cool-down, one parked batch goes out as the breaker's trial.
     fn retry_parked(&self) {
-        if !self.breaker.lock().expect("breaker").trial_due(Instant::now()) {
+        if !self.breaker.lock().expect("breaker").trial_due(now()) {
             return;
         }
         let mut queue = self.queue.lock().expect("classification queue");
@@ -340,7 +345,7 @@ impl Classifier {
     /// One batch through the breaker and the deadline: what it answered, by id, and whether this
     /// call closed an open breaker.
     async fn ask(&self, llm: &Llm, batch: &[Subject]) -> (HashMap<String, Item>, bool) {
-        if !self.breaker.lock().expect("breaker").allow(Instant::now()) {
+        if !self.breaker.lock().expect("breaker").allow(now()) {
             metrics::counter!("quench_llm_short_circuited_total").increment(1);
             return (HashMap::new(), false);
         }
@@ -354,14 +359,20 @@ impl Classifier {
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, incidents = batch.len(), "LLM batch failed; the local classifier answers");
-                breaker.failure(Instant::now());
+                breaker.failure(now());
                 (HashMap::new(), false)
             }
             Err(_) => {
                 tracing::warn!(incidents = batch.len(), "LLM batch past its deadline; the local classifier answers");
-                breaker.failure(Instant::now());
+                breaker.failure(now());
                 (HashMap::new(), false)
             }
         }
     }
+}
+
+/// The breaker's time: tokio's clock, the one the refiner's cool-down timer runs on, so that the
+/// two agree and tests can stop and move it (`tokio::time::pause`) instead of racing it.
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }

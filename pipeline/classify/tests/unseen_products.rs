@@ -9,11 +9,8 @@ use quench_classify::{corpus, eval::Scores, LocalClassifier, LocalConfig, Subjec
 #[test]
 fn products_absent_from_the_examples_are_categorised_by_the_catalog() {
     let alerts = corpus::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/unseen.jsonl")).unwrap();
-    let examples: Vec<String> = corpus::parse(include_str!("../data/examples.jsonl"), "examples")
-        .unwrap()
-        .into_iter()
-        .map(|a| a.service.to_lowercase())
-        .collect();
+    let examples: Vec<String> =
+        corpus::parse(corpus::BUILT_IN, "examples").unwrap().into_iter().map(|a| a.service.to_lowercase()).collect();
     assert!(alerts.iter().all(|a| !examples.contains(&a.service.to_lowercase())));
     let local = LocalClassifier::load(&LocalConfig::default(), Taxonomy::corpus()).unwrap();
     let subjects: Vec<Subject> = alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations)).collect();

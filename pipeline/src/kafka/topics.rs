@@ -1,5 +1,6 @@
 //! Quench's topics and their settings. Compacted topics hold latest state per key (incidents, the
-//! worker's window changelog); the others are plain logs.
+//! worker's window changelog, the notifier's escalation state; the notifier's delivery log is
+//! compacted and also deleted after 7 days); the others are plain logs.
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},

@@ -350,7 +350,8 @@ fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> Routin
         category: incident.category.clone(),
         alert_count: incident.alert_count,
         common_labels: incident.common_labels.clone(),
-        // Targets come from the routing rules once they land; until then notifiers see none.
+        // Empty here: the worker stamps team, targets and policy from `worker.routing` after
+        // classification (`crate::routing`), so that routes can use what the classifier decided.
         team: None,
         targets: Vec::new(),
         escalation_policy: None,
