@@ -131,6 +131,7 @@ async fn wait_until_ready(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut said = Vec::new();
+    let mut explained = false;
     loop {
         for task in [&mut *worker, &mut *sink] {
             if task.is_finished() {
@@ -146,14 +147,18 @@ async fn wait_until_ready(
         }
         for reason in &waiting {
             if !said.contains(reason) {
-                let why = if reason.contains("classifier") {
-                    " (a first start embeds its catalog and examples, about 30 s on 2 cores; later starts read them from ~/.cache/quench)"
-                } else {
-                    ""
-                };
-                step("waiting", format!("{reason}{why}"));
+                step("waiting", reason);
                 said.push(reason.clone());
             }
+        }
+        if !explained && started.elapsed() > Duration::from_secs(3) && waiting.iter().any(|r| r.contains("classifier"))
+        {
+            step(
+                "waiting",
+                "the local classifier's first start embeds its catalog and examples (about 30 s on 2 cores); \
+                 `quench prepare` does it ahead, and later starts read the vectors from the model directory",
+            );
+            explained = true;
         }
         if started.elapsed() > START_TIMEOUT {
             bail!("not ready after {START_TIMEOUT:?}: {}", waiting.join(", "));
@@ -176,7 +181,7 @@ async fn settle(client: &Client, run_id: &str, expected: u64, quiet: Duration) -
     let started = Instant::now();
     let mut last = None;
     let mut stable_since = Instant::now();
-    let mut reported = Instant::now();
+    let mut reported = None;
     loop {
         let progress: Progress = client
             .query(
@@ -194,15 +199,25 @@ async fn settle(client: &Client, run_id: &str, expected: u64, quiet: Duration) -
         if progress.alerts >= expected && stable_since.elapsed() > quiet {
             return Ok(());
         }
-        if reported.elapsed() > Duration::from_secs(3) {
+        // Said when it changes, and every 10 s while it does not.
+        if reported
+            .is_none_or(|(said, at): (Progress, Instant)| said != progress || at.elapsed() > Duration::from_secs(10))
+        {
             step(
                 "waiting",
-                format!("{} of {expected} alerts and {} incidents in ClickHouse", progress.alerts, progress.incidents),
+                format!(
+                    "{} of {expected} alerts and {} incidents in ClickHouse; done when nothing changed for {quiet:.0?}",
+                    progress.alerts, progress.incidents
+                ),
             );
-            reported = Instant::now();
+            reported = Some((progress, Instant::now()));
         }
         if started.elapsed() > Duration::from_secs(180) {
-            bail!("after 180 s ClickHouse holds {} of {expected} alerts", progress.alerts);
+            bail!(
+                "after 180 s ClickHouse holds {} of {expected} alerts and {} incidents, still changing",
+                progress.alerts,
+                progress.incidents
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -29,6 +29,7 @@ fn help_lists_every_subcommand_with_a_description() {
         ("run", "stream worker"),
         ("sink", "ClickHouse"),
         ("demo", "alert storm"),
+        ("prepare", "local classifier"),
         ("eval", "labelled data"),
     ] {
         let line = help
