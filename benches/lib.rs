@@ -4,18 +4,15 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command},
-    time::{SystemTime, UNIX_EPOCH},
 };
+
+pub use quench_schemas::now_ms;
 
 /// The release `quench` binary the harnesses start: `$CARGO_TARGET_DIR/release/quench`, or
 /// `target/release/quench`.
 pub fn default_quench() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
     target.join("release/quench")
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Starts `quench <command>` with exactly `env` (plus PATH and where the embedding model is).

@@ -11,9 +11,9 @@
 use std::{collections::BTreeMap, hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use quench_pipeline::{
-    rules::RouteTree,
-    window::{Placement, Windows},
+use quench_core::{
+    rules::{Placement, RouteTree},
+    window::Windows,
 };
 use quench_schemas::{fingerprint::fingerprint, Alert, AlertStatus, Decoder, Encoder, Record, Registry};
 
@@ -56,9 +56,7 @@ fn decoder() -> Decoder<Alert> {
 }
 
 fn place(tree: &RouteTree, alert: &Alert) -> Placement {
-    let route = tree.routes_for(&alert.labels)[0];
-    let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels).unwrap();
-    Placement { key, group_labels, timing: route.timing }
+    tree.place(alert, None).unwrap().remove(0)
 }
 
 /// One open group holding `n` alerts.

@@ -58,7 +58,9 @@ fn main() -> anyhow::Result<()> {
             s
         })
         .collect();
-    let tokens = cold.iter().map(|s| s.template().split_whitespace().count()).sum::<usize>() as f64 / cold.len() as f64;
+    let tokens = cold.iter().map(|s| quench_classify::subject::template(s).split_whitespace().count()).sum::<usize>()
+        as f64
+        / cold.len() as f64;
     let started = Instant::now();
     for chunk in cold.chunks(64) {
         rt.block_on(classifier.classify(chunk))?;

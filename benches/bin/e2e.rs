@@ -21,13 +21,13 @@ use std::{
 
 use clap::Parser;
 use quench_benches::{default_quench, now_ms};
+use quench_core::rules::RouteTree;
 use quench_pipeline::{
     config::{isolated_env, Config},
     corpus,
     kafka::{client_config, create_topics},
     loadgen::{self, AlertProducer, StormConfig},
     preflight::registry_client,
-    rules::RouteTree,
 };
 use quench_schemas::{Alert, Decoder, Incident};
 use rdkafka::{

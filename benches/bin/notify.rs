@@ -20,12 +20,12 @@ use std::{
 use axum::{body::Bytes, extract::State, http::StatusCode, routing::post, Router};
 use clap::Parser;
 use quench_benches::{default_quench, now_ms, spawn};
+use quench_core::rules::RouteTree;
 use quench_pipeline::{
     config::{isolated_env, Config},
     kafka::{client_config, create_topics},
     loadgen::AlertProducer,
     preflight::registry_client,
-    rules::RouteTree,
 };
 use quench_schemas::{Alert, AlertStatus, Encoder, IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget};
 use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -4,10 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use quench_pipeline::{
-    rules::RouteTree,
-    window::{Placement, Windows},
-};
+use quench_core::{rules::RouteTree, window::Windows};
 use quench_schemas::{fingerprint::fingerprint, Alert, AlertStatus};
 
 fn rss_bytes() -> u64 {
@@ -39,14 +36,8 @@ fn main() {
             ("instance".to_string(), format!("host-{i}:9100")),
             ("job".to_string(), "node".to_string()),
         ]);
-        let route = tree.routes_for(&alert.labels)[0];
-        let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels).expect("alertname present");
-        windows.ingest(
-            &alert,
-            fingerprint(&alert.labels),
-            Placement { key, group_labels, timing: route.timing },
-            alert.received_at,
-        );
+        let placement = tree.place(&alert, None).expect("alertname present").remove(0);
+        windows.ingest(&alert, fingerprint(&alert.labels), placement, alert.received_at);
     }
     let grown = rss_bytes().saturating_sub(before);
     println!(

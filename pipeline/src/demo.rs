@@ -6,11 +6,12 @@
 use std::{
     path::PathBuf,
     sync::{atomic::AtomicBool, Arc},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use anyhow::bail;
 use clickhouse::{Client, Row};
+use quench_schemas::now_ms;
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
@@ -21,9 +22,10 @@ use crate::{
     init::init,
     kafka::delete_topics,
     loadgen::{self, AlertProducer, StormConfig},
-    rules::{RouteTree, RulesSource},
+    reload::RulesSource,
     sink, worker,
 };
+use quench_core::rules::RouteTree;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -38,7 +40,7 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     // Each run has topics and consumer groups of its own (deleted at the end) and is a tenant of
     // its own in ClickHouse: the storm's compressed event time must not meet an earlier run's.
-    let run_id = format!("demo-{:x}", now_millis());
+    let run_id = format!("demo-{:x}", now_ms());
     let config = &config.isolated(&run_id)?;
     step("init", init(config).await?.lines().join("\n             "));
 
@@ -77,7 +79,7 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
 
     let started = Instant::now();
     let producer = AlertProducer::new(config, rules.clone(), "demo").await?;
-    let now = now_millis();
+    let now = now_ms();
     for alert in &storm.alerts {
         producer.send(alert, now)?;
     }
@@ -113,10 +115,6 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
 
 fn step(name: &str, text: impl AsRef<str>) {
     println!("[{name:>10}] {}", text.as_ref());
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// How long the worker and the sink may take to start: the worker's first start on a machine

@@ -13,13 +13,8 @@ use std::{
 use quench_ingest::{KeyFn, Publisher};
 use quench_schemas::{Alert, Encoder};
 
-use crate::{
-    config::Config,
-    http,
-    kafka::client_config,
-    preflight::registry_client,
-    rules::{RouteTree, RulesSource},
-};
+use crate::{config::Config, http, kafka::client_config, preflight::registry_client, reload::RulesSource};
+use quench_core::rules::RouteTree;
 
 pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     if config.ingest.sources.is_empty() {

@@ -2,9 +2,9 @@
 //! connectors and the notifier, and the `quench` command with its tools (demo, load generator,
 //! evaluation).
 //!
-//! The layout follows "functional core, imperative shell": pure modules (the route tree, the
-//! windowing core, routing rules) know nothing of Kafka or ClickHouse; `kafka`, `clickhouse` and
-//! the commands are the thin shell around them.
+//! The layout follows "functional core, imperative shell": every decision (the route tree, the
+//! windows, routing rules, the worker's operator) lives in the pure crate `quench-core`; this
+//! crate is the shell around it (`kafka`, `clickhouse`, the commands).
 
 pub use quench_classify::corpus;
 
@@ -20,9 +20,7 @@ pub mod loadgen;
 pub mod logging;
 pub mod notify;
 pub mod preflight;
-pub mod routing;
-pub mod rules;
+pub mod reload;
 pub mod signals;
 pub mod sink;
-pub mod window;
 pub mod worker;

@@ -4,6 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use quench_classify::LocalClassifier;
+use quench_core::rules::RouteTree;
 use quench_pipeline::{
     clickhouse,
     config::Config,
@@ -11,7 +12,7 @@ use quench_pipeline::{
     eval::{self, EvalClassifyArgs},
     http, ingest, init, logging,
     preflight::{self, Needs},
-    rules::{RouteTree, RulesSource},
+    reload::RulesSource,
     signals, sink, worker,
 };
 

@@ -19,10 +19,10 @@ use quench_pipeline::{
     clickhouse::{client, labelled_incidents, migrate, IncidentRow, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::{Alert, Decoder, Encoder, Incident, IncidentStatus};
+use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, IncidentStatus};
 use rdkafka::Message;
 use serde_json::{json, Value};
-use support::{alert, now_ms, produce, sigterm, PrivateServer, Run};
+use support::{alert, produce, sigterm, PrivateServer, Run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_provider_gets_schema_valid_batches_from_a_real_llama_cpp_server() {

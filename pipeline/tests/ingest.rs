@@ -15,7 +15,8 @@ use std::{
 };
 
 use hmac::{Hmac, Mac};
-use quench_pipeline::{kafka::create_topics, loadgen::rng::Rng, rules::RouteTree};
+use quench_core::rules::RouteTree;
+use quench_pipeline::{kafka::create_topics, loadgen::rng::Rng};
 use quench_schemas::{fingerprint::fingerprint_hex, Alert, AlertStatus, Decoder, Registry};
 use rdkafka::consumer::BaseConsumer;
 use serde_json::{json, Value};

@@ -16,13 +16,13 @@ use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::{Alert, Encoder, Incident, IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget};
+use quench_schemas::{now_ms, Alert, Encoder, Incident, IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 use support::{
     alert, decode_all,
     fake_peers::{self, Peers, PAGERDUTY_KEY, SLACK_TOKEN, WEBHOOK_SECRET},
-    now_ms, produce, read_until, PrivateServer, Run,
+    produce, read_until, PrivateServer, Run,
 };
 
 #[derive(Row, Deserialize, Debug)]

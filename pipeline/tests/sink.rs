@@ -14,9 +14,9 @@ use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::{Alert, Encoder};
+use quench_schemas::{now_ms, Alert, Encoder};
 use serde::Deserialize;
-use support::{alert, now_ms, produce, sigterm, PrivateServer, Run};
+use support::{alert, produce, sigterm, PrivateServer, Run};
 
 #[derive(Row, Deserialize, Debug)]
 struct Counts {

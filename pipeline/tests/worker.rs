@@ -10,9 +10,9 @@ use std::{
 };
 
 use quench_pipeline::kafka::create_topics;
-use quench_schemas::{Alert, Decoder, Encoder, Incident, RoutingEvent, RoutingReason};
+use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, RoutingEvent, RoutingReason};
 use rdkafka::Message;
-use support::{alert, decode_all, now_ms, produce, read_until, sigterm, Run};
+use support::{alert, decode_all, produce, read_until, sigterm, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {

@@ -15,21 +15,33 @@
 
 mod action;
 mod alert;
+mod classification;
+#[cfg(feature = "registry")]
 mod codec;
 mod error;
 pub mod fingerprint;
 mod framing;
 mod incident;
 mod record;
+#[cfg(feature = "registry")]
 mod registry;
 mod routing;
 
 pub use action::{ActionKind, IncidentAction};
 pub use alert::{Alert, AlertStatus};
+pub use classification::{Classification, Subject, FALLBACK};
+#[cfg(feature = "registry")]
 pub use codec::{Decoder, Encoder};
 pub use error::{DecodeError, RegistryError};
 pub use framing::{frame, unframe, MAGIC_BYTE};
 pub use incident::{Incident, IncidentStatus};
 pub use record::Record;
+#[cfg(feature = "registry")]
 pub use registry::{Compatibility, Registry};
 pub use routing::{RoutingEvent, RoutingReason, RoutingTarget};
+
+/// The wall clock in the unit of every time field of Quench's records: milliseconds since the
+/// Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}

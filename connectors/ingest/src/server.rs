@@ -3,10 +3,7 @@
 //! (no such source), 408 (body too slow), 413 (body too large), 400 (payload, with the field
 //! named), 503 with Retry-After (Kafka did not acknowledge; retry the same request).
 
-use std::{
-    sync::Arc,
-    time::{Instant, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     body::{Body, Bytes},
@@ -18,6 +15,8 @@ use axum::{
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+
+use quench_schemas::now_ms;
 
 use crate::{
     auth::{self, Presented},
@@ -122,7 +121,7 @@ impl Ingest {
         }
 
         let context =
-            Context { source: name, tenant: &source.tenant, received_at: now_millis(), limits: &self.config.limits };
+            Context { source: name, tenant: &source.tenant, received_at: now_ms(), limits: &self.config.limits };
         let parsed = payload::parse(format, &body, &context).map_err(|e| Rejection {
             field: Some(e.field.clone()),
             ..Rejection::new(StatusCode::BAD_REQUEST, e.to_string())
@@ -184,8 +183,4 @@ fn routing_key(body: &[u8]) -> Option<String> {
         routing_key: String,
     }
     serde_json::from_slice::<Key>(body).ok().map(|k| k.routing_key)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -167,13 +167,14 @@ pub fn resolve(config: &NotifyConfig, target: &str, at: i64) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::template::tests::event;
 
     const MINUTE: i64 = 60_000;
 
-    fn config() -> NotifyConfig {
+    /// Alice on call for schedule `dba`; policy `db`: the schedule, then `webhook:manager`.
+    pub(crate) fn config() -> NotifyConfig {
         toml::from_str(
             r#"
             [webhook.primary]

@@ -16,7 +16,7 @@ use crate::{
     embed::{cosine, default_model_dir, Embedder, Vector},
     rules::{Rule, RuleConfig},
     severity::{self, LEVELS},
-    subject::{Classification, Subject},
+    subject::{self, Classification, Subject},
     taxonomy::Taxonomy,
     text,
 };
@@ -186,7 +186,7 @@ impl LocalClassifier {
         subjects: &[Subject],
         keep: impl Fn(&Example) -> bool,
     ) -> anyhow::Result<Vec<Classification>> {
-        let templates: Vec<String> = subjects.iter().map(Subject::template).collect();
+        let templates: Vec<String> = subjects.iter().map(subject::template).collect();
         let vectors = self.embedder.embed(&templates.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok(subjects.iter().zip(&vectors).map(|(s, v)| self.decide(s, v, &keep)).collect())
     }
@@ -208,7 +208,7 @@ impl LocalClassifier {
         normalise(&mut knn);
         normalise(&mut knn_severity);
 
-        let evidence = self.catalog.evidence(&subject.fields());
+        let evidence = self.catalog.evidence(&subject::fields(subject));
         let mut catalog = vec![0.0f32; categories];
         for (&c, &score) in &evidence.scores {
             if let Some(t) = self.catalog_to_taxonomy[c] {
@@ -297,12 +297,12 @@ impl LocalClassifier {
     /// Whether the catalog recognised something in the subject (rather than embeddings deciding),
     /// for `quench eval` to report how often it did.
     pub fn catalog_decides(&self, subject: &Subject) -> bool {
-        self.catalog.evidence(&subject.fields()).scores.keys().any(|c| self.catalog_to_taxonomy[*c].is_some())
+        self.catalog.evidence(&subject::fields(subject)).scores.keys().any(|c| self.catalog_to_taxonomy[*c].is_some())
     }
 }
 
 fn example_templates(alerts: &[CorpusAlert]) -> Vec<String> {
-    alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations).template()).collect()
+    alerts.iter().map(|a| subject::template(&Subject::from_alert(&a.id, &a.labels, &a.annotations))).collect()
 }
 
 fn normalise(values: &mut [f32]) {

@@ -33,12 +33,11 @@ use crate::{
     config::{ClassifyConfig, ProviderKind},
     llm::{prompt::Item, Llm},
     redact::Redactor,
-    subject::{Classification, Subject},
+    subject::{self, Classification, Subject},
     LocalClassifier,
 };
 
-/// `classified_by` of an incident the local classifier answered because the LLM had not (yet).
-pub const FALLBACK: &str = "local-fallback";
+pub use quench_schemas::FALLBACK;
 
 pub struct Classifier {
     local: LocalClassifier,
@@ -111,7 +110,7 @@ impl Classifier {
 
     /// The cache key of `subject`.
     pub fn signature(&self, subject: &Subject) -> String {
-        subject.signature(&self.signature_labels)
+        subject::signature(subject, &self.signature_labels)
     }
 
     /// Classifies `subjects`, one answer each, in order, waiting for the LLM if there is one.

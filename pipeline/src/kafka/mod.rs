@@ -1,10 +1,15 @@
 //! Kafka clients built from configuration, the start-up check and topic creation.
 
+mod rebalance;
 mod topics;
 
+pub use rebalance::{Rebalanced, Rebalances};
 pub use topics::{create_topics, delete_topics, TopicOutcome};
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context};
 use rdkafka::{
@@ -25,6 +30,19 @@ pub fn client_config(kafka: &KafkaConfig, role: &str) -> ClientConfig {
     config
 }
 
+/// A consumer in `group` that sees only committed transactions (Quench's outputs are written in
+/// transactions), commits its offsets itself, and starts at the beginning of what it has never
+/// read.
+pub fn reader_config(kafka: &KafkaConfig, role: &str, group: &str) -> ClientConfig {
+    let mut config = client_config(kafka, role);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest");
+    config
+}
+
 /// Fails with the configured address unless a broker answers a metadata request in time.
 pub async fn check(kafka: &KafkaConfig) -> anyhow::Result<usize> {
     let kafka = kafka.clone();
@@ -42,27 +60,24 @@ pub async fn check(kafka: &KafkaConfig) -> anyhow::Result<usize> {
     .await?
 }
 
-/// Reads one partition of a keyed state topic (a changelog, the notifiers' state) from its start
-/// to its current end with read_committed, calling `apply` with each key, value (`None` for a
-/// tombstone) and offset, in order.
-pub fn read_to_end(
+/// The latest value of every live key in one partition of a compacted state topic (a changelog,
+/// the notifiers' state), read from its start to its current end with read_committed, as a
+/// compaction would leave it: by key, the offset and value of its last record; a tombstone
+/// removes the key.
+pub fn read_compacted(
     config: &Config,
     group: &str,
     topic: &str,
     partition: i32,
     deadline: Duration,
-    mut apply: impl FnMut(&str, Option<&[u8]>, i64) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = client_config(&config.kafka, "restore")
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
+) -> anyhow::Result<HashMap<String, (i64, Vec<u8>)>> {
+    let mut latest = HashMap::new();
+    let consumer: BaseConsumer = reader_config(&config.kafka, "restore", group).create()?;
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, deadline)
         .with_context(|| format!("watermarks of {topic}/{partition}"))?;
     if high <= low {
-        return Ok(());
+        return Ok(latest);
     }
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
@@ -77,9 +92,13 @@ pub fn read_to_end(
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
         let message = message?;
         let Some(key) = message.key() else { continue };
-        apply(&String::from_utf8_lossy(key), message.payload(), message.offset())?;
+        let key = String::from_utf8_lossy(key).into_owned();
+        match message.payload() {
+            Some(value) => latest.insert(key, (message.offset(), value.to_vec())),
+            None => latest.remove(&key),
+        };
     }
-    Ok(())
+    Ok(latest)
 }
 
 /// The consumer's position in `topic`/`partition` (0 before it has one).

@@ -19,7 +19,9 @@ use rdkafka::{
     ClientContext,
 };
 
-use crate::{config::Config, kafka::client_config, preflight::registry_client, rules::RouteTree};
+use quench_core::rules::RouteTree;
+
+use crate::{config::Config, kafka::client_config, preflight::registry_client};
 
 /// Counts deliveries Kafka refused, so that `flush` can say so instead of losing them quietly.
 #[derive(Default)]

@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 
 use crate::{
     config::Config,
-    kafka::{client_config, position},
+    kafka::{position, reader_config},
     worker::PARTITION_HEADER,
 };
 
@@ -50,11 +50,8 @@ impl Directory {
     /// Starts the reader on a thread of its own; it stops with the process.
     pub fn spawn(config: &Config, decoder: Decoder<Incident>) -> anyhow::Result<Arc<Self>> {
         let topic = config.topics.incidents.clone();
-        let consumer: BaseConsumer = client_config(&config.kafka, "notify-directory")
-            .set("group.id", format!("{}-directory", config.notify.group_id))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()?;
+        let group = format!("{}-directory", config.notify.group_id);
+        let consumer: BaseConsumer = reader_config(&config.kafka, "notify-directory", &group).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), config.kafka.connect_timeout())?;
         let mut assignment = TopicPartitionList::new();
         let mut ends = HashMap::new();

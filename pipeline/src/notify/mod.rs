@@ -18,7 +18,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::{Duration, Instant},
 };
@@ -28,64 +28,31 @@ use quench_notify::{
     api::{self, Rejection, Submit},
     channel::{Notice, Receipt},
     deliver::{Attempt, Deliverer},
-    escalation::resolve,
-    template::Message as Rendered,
+    planner::{Job, JobKind, PartitionState, Plan},
 };
-use quench_schemas::{Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
+use quench_schemas::{now_ms, Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
 use rdkafka::{
-    consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer},
+    consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
     producer::{FutureProducer, FutureRecord},
-    ClientContext, Message, Offset, TopicPartitionList,
+    Message, Offset, TopicPartitionList,
 };
 
-use crate::{config::Config, http, kafka::client_config, preflight::registry_client};
+use crate::{
+    config::Config,
+    http,
+    kafka::{client_config, reader_config, Rebalanced, Rebalances},
+    preflight::registry_client,
+};
 use directory::Directory;
 use records::{attempt_row, DeadLetter, Delivered};
-use state::{thread_key, PartitionState, ESCALATION_PREFIX, THREAD_PREFIX};
 
-/// Rebalances seen by the consumer since the loop last looked.
-#[derive(Default)]
-struct Rebalances(Mutex<Vec<Option<Vec<i32>>>>);
-
-impl ClientContext for Rebalances {}
-
-impl ConsumerContext for Rebalances {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            self.0.lock().expect("rebalances").push(None);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let partitions = list.elements().iter().map(|e| e.partition()).collect();
-            self.0.lock().expect("rebalances").push(Some(partitions));
-        }
-    }
-}
-
-/// One delivery of a batch.
-struct Job {
-    partition: i32,
-    key: String,
-    target: String,
-    event: Arc<RoutingEvent>,
-    message: Arc<Rendered>,
-    /// `event` or `escalation`.
-    kind: &'static str,
-    routing_offset: i64,
-}
-
+/// A job the deliverer finished: its attempts, and how it ended.
 struct Done {
     job: Job,
     attempts: Vec<Attempt>,
     result: Result<Receipt, String>,
     at: i64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -114,12 +81,8 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         }
     });
 
-    let consumer: StreamConsumer<Rebalances> = client_config(&config.kafka, "notify")
-        .set("group.id", &notify.group_id)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create_with_context(Rebalances::default())?;
+    let consumer: StreamConsumer<Rebalances> =
+        reader_config(&config.kafka, "notify", &notify.group_id).create_with_context(Rebalances::new(|| {}))?;
     consumer.subscribe(&[&config.topics.routing])?;
     let mut notifier = Notifier {
         config,
@@ -216,18 +179,17 @@ impl Notifier<'_> {
     }
 
     fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) -> anyhow::Result<()> {
-        let events = std::mem::take(&mut *self.consumer.context().0.lock().expect("rebalances"));
-        for event in events {
+        for event in self.consumer.context().take() {
             match event {
-                None => {
+                Rebalanced::Revoked => {
                     batch.clear();
                     self.partitions.clear();
                 }
-                Some(partitions) => {
+                Rebalanced::Assigned(partitions) => {
                     let committed = self.committed(&partitions)?;
                     for partition in partitions {
                         let from = committed.get(&partition).copied().unwrap_or(0);
-                        let state = tokio::task::block_in_place(|| PartitionState::load(self.config, partition, from))?;
+                        let state = tokio::task::block_in_place(|| state::load(self.config, partition, from))?;
                         tracing::info!(
                             partition,
                             logged = state.delivered.len(),
@@ -261,10 +223,9 @@ impl Notifier<'_> {
     async fn process(&mut self, batch: Vec<OwnedMessage>, tick: bool) -> anyhow::Result<()> {
         let notify = &self.config.notify;
         let now = now_ms();
-        let mut jobs: BTreeMap<String, Vec<Job>> = BTreeMap::new();
+        let mut plan = Plan::default();
         let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
         let mut pending = Vec::new();
-        let mut skipped = 0u64;
         for message in &batch {
             let (partition, routing_offset) = (message.partition(), message.offset());
             offsets.insert(partition, routing_offset + 1);
@@ -273,7 +234,7 @@ impl Notifier<'_> {
                 None => Err("record has no value".into()),
             };
             let event = match event {
-                Ok(event) => Arc::new(event),
+                Ok(event) => event,
                 Err(reason) => {
                     metrics::counter!("quench_notify_dead_letters_total", "reason" => "undecodable").increment(1);
                     let at = format!("{}/{partition}@{}", message.topic(), message.offset());
@@ -290,60 +251,23 @@ impl Notifier<'_> {
                 }
             };
             let state = self.partitions.get_mut(&partition).expect("only assigned partitions are batched");
-            state.escalations.observe(&event, &notify.policies, now);
-            let message = Arc::new(notify.templates.render(&event, &notify.incident_url, None));
-            for target in &event.targets {
-                let target = format!("{}:{}", target.channel, target.target);
-                let key = format!("{}|{target}", event.event_id);
-                if state.delivered.contains(&key) {
-                    skipped += 1;
-                    continue;
-                }
-                jobs.entry(event.incident_id.clone()).or_default().push(Job {
-                    partition,
-                    key,
-                    target,
-                    event: event.clone(),
-                    message: message.clone(),
-                    kind: "event",
-                    routing_offset,
-                });
-            }
-        }
-        if skipped > 0 {
-            metrics::counter!("quench_notify_duplicates_skipped_total").increment(skipped);
+            state.plan_event(notify, partition, event, routing_offset, now, &mut plan);
         }
         if tick || !batch.is_empty() {
             for (partition, state) in &mut self.partitions {
-                for page in state.escalations.fire_due(&notify.policies, now) {
-                    let event = Arc::new(page.event.clone());
-                    let message = Arc::new(notify.templates.render(&event, &notify.incident_url, Some(&page.note())));
-                    let mut targets: Vec<String> = page.targets.iter().flat_map(|t| resolve(notify, t, now)).collect();
-                    targets.dedup();
-                    if targets.is_empty() {
-                        tracing::warn!(incident = %event.incident_id, step = page.step, "escalation step has nobody to page");
-                    }
-                    for target in targets {
-                        let key = format!("{}|{target}", page.id());
-                        jobs.entry(event.incident_id.clone()).or_default().push(Job {
-                            partition: *partition,
-                            key,
-                            target,
-                            event: event.clone(),
-                            message: message.clone(),
-                            kind: "escalation",
-                            routing_offset: -1,
-                        });
-                    }
-                }
+                state.plan_pages(notify, *partition, now, &mut plan);
             }
         }
-        let done = self.deliver(jobs).await;
+        if plan.skipped > 0 {
+            metrics::counter!("quench_notify_duplicates_skipped_total").increment(plan.skipped);
+        }
+        for (incident, step) in &plan.unstaffed {
+            tracing::warn!(incident, step, "escalation step has nobody to page");
+        }
+        let done = self.deliver(plan.jobs).await;
         self.record(done, &mut pending);
         for (partition, state) in &mut self.partitions {
-            for (incident, escalation) in state.escalations.take_changes() {
-                let value = escalation.map(serde_json::to_vec).transpose()?;
-                let key = format!("{ESCALATION_PREFIX}{incident}");
+            for (key, value) in state.escalation_records() {
                 pending.push(send_bytes(
                     &self.producer,
                     &self.config.topics.notify_state,
@@ -372,14 +296,7 @@ impl Notifier<'_> {
         let threads: Vec<(Vec<Job>, HashMap<String, String>)> = jobs
             .into_values()
             .map(|jobs| {
-                let state = &self.partitions[&jobs[0].partition];
-                let threads = jobs
-                    .iter()
-                    .filter_map(|j| {
-                        let key = thread_key(&j.event.incident_id, &j.target);
-                        state.threads.get(&key).map(|ts| (j.target.clone(), ts.clone()))
-                    })
-                    .collect();
+                let threads = self.partitions[&jobs[0].partition].threads(&jobs);
                 (jobs, threads)
             })
             .collect();
@@ -414,7 +331,7 @@ impl Notifier<'_> {
         let topics = &self.config.topics;
         for Done { job, attempts, result, at } in done {
             for attempt in &attempts {
-                let record = attempt_row(&job.key, &job.target, job.kind, &job.event, attempt, at);
+                let record = attempt_row(&job.key, &job.target, job.kind.as_str(), &job.event, attempt, at);
                 pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
             }
             let outcome = match &result {
@@ -428,28 +345,23 @@ impl Notifier<'_> {
                     "failed"
                 }
             };
-            metrics::counter!("quench_notifications_total", "outcome" => outcome, "kind" => job.kind).increment(1);
-            if job.kind == "event" {
+            metrics::counter!("quench_notifications_total", "outcome" => outcome, "kind" => job.kind.as_str())
+                .increment(1);
+            if job.kind == JobKind::Event {
                 let emitted = (at - job.event.emitted_at).max(0) as f64 / 1000.0;
                 metrics::histogram!("quench_notify_event_to_delivery_seconds").record(emitted);
             }
             let delivered = Delivered { at, outcome: outcome.into(), routing_offset: job.routing_offset };
             pending.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(job.partition), &delivered));
             let state = self.partitions.get_mut(&job.partition).expect("jobs come from assigned partitions");
-            state.delivered.insert(job.key.clone());
-            if let Ok(Receipt { thread: Some(ts), .. }) = result {
-                let key = thread_key(&job.event.incident_id, &job.target);
-                if state.threads.get(&key) != Some(&ts) {
-                    state.threads.insert(key.clone(), ts.clone());
-                    let key = format!("{THREAD_PREFIX}{key}");
-                    pending.push(send_bytes(
-                        &self.producer,
-                        &topics.notify_state,
-                        &key,
-                        Some(job.partition),
-                        Some(ts.into_bytes()),
-                    ));
-                }
+            if let Some((key, ts)) = state.finished(&job, result.as_ref().ok()) {
+                pending.push(send_bytes(
+                    &self.producer,
+                    &topics.notify_state,
+                    &key,
+                    Some(job.partition),
+                    Some(ts.into_bytes()),
+                ));
             }
         }
     }

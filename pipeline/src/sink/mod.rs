@@ -29,7 +29,7 @@ use rdkafka::{
 };
 use serde::Serialize;
 
-use crate::{config::Config, http::Readiness, kafka::client_config, preflight::registry_client};
+use crate::{config::Config, http::Readiness, kafka::reader_config, preflight::registry_client};
 use batch::Batch;
 
 struct Decoders {
@@ -45,12 +45,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         incidents: Decoder::new(registry.clone()),
         routing: Decoder::new(registry),
     };
-    let consumer: StreamConsumer = client_config(&config.kafka, "sink")
-        .set("group.id", &config.sink.group_id)
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
+    let consumer: StreamConsumer = reader_config(&config.kafka, "sink", &config.sink.group_id).create()?;
     let topics = [
         config.topics.alerts.as_str(),
         config.topics.incidents.as_str(),

@@ -7,25 +7,18 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{config::Config, kafka::read_to_end, window::Group};
+use quench_core::window::Group;
+
+use crate::{config::Config, kafka::read_compacted};
 
 /// Reads the changelog of `partition` up to its end and returns the open groups in it.
 pub fn restore(config: &Config, partition: i32, deadline: Duration) -> anyhow::Result<Vec<Group>> {
     let topic = &config.topics.state;
     let group = format!("{}-restore", config.worker.group_id);
-    let mut groups = std::collections::HashMap::new();
-    read_to_end(config, &group, topic, partition, deadline, |key, value, offset| {
-        match value {
-            Some(value) => {
-                let group: Group = serde_json::from_slice(value)
-                    .with_context(|| format!("changelog record {topic}/{partition}@{offset}"))?;
-                groups.insert(key.to_string(), group);
-            }
-            None => {
-                groups.remove(key);
-            }
-        }
-        Ok(())
-    })?;
-    Ok(groups.into_values().collect())
+    read_compacted(config, &group, topic, partition, deadline)?
+        .into_values()
+        .map(|(offset, value)| {
+            serde_json::from_slice(&value).with_context(|| format!("changelog record {topic}/{partition}@{offset}"))
+        })
+        .collect()
 }

@@ -1,10 +1,11 @@
 //! `quench run`: the stateless stream worker.
 //!
-//! One consume-transform-produce loop per process. Records are decoded, fingerprinted, routed and
-//! fed to the pure windowing core ([`crate::window`]) of their partition. Every `commit_interval`
-//! one Kafka transaction carries what the core produced (incident states, routing events), the
-//! changed windows (the `quench-state` changelog), dead letters, and the consumed offsets. So a
-//! read_committed consumer sees each output exactly once whatever happens to the worker.
+//! One consume-transform-produce loop per process. Records are decoded and fed, with the time, to
+//! the pure operator of their partition ([`quench_core::operator`]), which makes every decision.
+//! Every `commit_interval` one Kafka transaction carries what the operators produced (incident
+//! states, routing events, the changed groups for the `quench-state` changelog), dead letters, and
+//! the consumed offsets. So a read_committed consumer sees each output exactly once whatever
+//! happens to the worker. This module only polls, rebalances and runs the transaction.
 //!
 //! On a rebalance the open transaction is aborted and the state of every partition is rebuilt from
 //! the changelog, from the last committed offsets: the eager rebalance protocol revokes everything,
@@ -13,13 +14,12 @@
 //! is the one recovery path, and it is tested by killing workers.
 
 mod changelog;
-mod clock;
 mod dlq;
 mod rekey;
 mod transaction;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -27,11 +27,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_classify::{stage::FALLBACK, Classification, Classifier, LocalClassifier, Subject};
-use quench_schemas::{
-    fingerprint::alert_fingerprint, Alert, Decoder, Encoder, Incident, IncidentAction, IncidentStatus, Record,
-    RoutingEvent,
+use quench_classify::{Classification, Classifier, LocalClassifier, Subject};
+use quench_core::{
+    operator::{Classify, Operator},
+    routing::RoutingRules,
+    rules::RouteTree,
 };
+use quench_schemas::{Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -43,14 +45,12 @@ use crate::{
     clickhouse::labelled_incidents,
     config::Config,
     http::Readiness,
+    kafka::Rebalanced,
     preflight::registry_client,
-    routing::RoutingRules,
-    rules::{FileSource, GroupKey, RouteTree, RulesSource},
-    window::{Output, Placement, Windows},
+    reload::{FileSource, RulesSource},
 };
-use clock::Clock;
 use dlq::DeadLetter;
-use transaction::{Rebalanced, Session};
+use transaction::Session;
 
 /// Header of `incidents` records naming the partition number the incident lives in, which the
 /// acknowledgement API writes its actions to.
@@ -103,10 +103,7 @@ pub async fn run(
 }
 
 struct PartitionState {
-    windows: Windows,
-    clock: Clock,
-    /// What flushes produced since the last commit.
-    outputs: Vec<Output>,
+    operator: Operator,
     /// Offset after the last consumed record, to commit with the next transaction.
     next_offset: Option<i64>,
     /// The same for the partition of `incident-actions` with this number.
@@ -132,9 +129,6 @@ struct Worker {
     incidents: Encoder<Incident>,
     routing: Encoder<RoutingEvent>,
     classifier: Arc<Classifier>,
-    /// By signature, the groups (and their partitions) whose open incident the local classifier
-    /// answered while the LLM had not: emitted again once the LLM answered that signature.
-    awaiting_llm: HashMap<String, HashSet<(i32, GroupKey)>>,
     handle: Handle,
     session: Session,
     /// The topic read: `alerts`, or the re-keyed topic.
@@ -172,7 +166,6 @@ impl Worker {
             incidents,
             routing,
             classifier,
-            awaiting_llm: HashMap::new(),
             handle,
             session,
             input,
@@ -194,7 +187,7 @@ impl Worker {
                         self.process(&message)?;
                     }
                 }
-                None => self.partitions.values_mut().for_each(|p| p.clock.caught_up()),
+                None => self.partitions.values_mut().for_each(|p| p.operator.caught_up()),
             }
             if last_commit.elapsed() >= interval {
                 self.commit()?;
@@ -212,7 +205,6 @@ impl Worker {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
-                    self.awaiting_llm.clear();
                     self.dead_letters.clear();
                     self.readiness.not_ready("rebalancing");
                 }
@@ -223,27 +215,21 @@ impl Worker {
                     let started = Instant::now();
                     for partition in partitions {
                         let groups = changelog::restore(&self.config, partition, Duration::from_secs(120))?;
-                        let newest = groups.iter().map(|g| g.last_seen()).max();
-                        let mut windows = Windows::default();
-                        for group in groups {
-                            windows.restore(group);
-                        }
                         let worker = &self.config.worker;
-                        let clock = Clock::new(
-                            newest,
+                        let operator = Operator::restore(
+                            groups,
                             Duration::from_millis(worker.allowed_lateness_ms),
                             Duration::from_millis(worker.idle_timeout_ms),
+                            Instant::now(),
                         );
-                        tracing::info!(partition, groups = windows.open_groups(), "partition assigned, state restored");
+                        tracing::info!(
+                            partition,
+                            groups = operator.open_groups(),
+                            "partition assigned, state restored"
+                        );
                         self.partitions.insert(
                             partition,
-                            PartitionState {
-                                windows,
-                                clock,
-                                outputs: Vec::new(),
-                                next_offset: None,
-                                next_action_offset: None,
-                            },
+                            PartitionState { operator, next_offset: None, next_action_offset: None },
                         );
                     }
                     tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");
@@ -276,33 +262,13 @@ impl Worker {
             }
         };
         metrics::counter!("quench_alerts_consumed_total").increment(1);
-        let fingerprint = alert_fingerprint(&alert);
-        if state.clock.observe(alert.received_at) {
-            metrics::counter!("quench_late_alerts_total").increment(1);
-        }
-        // Timers fire as event time passes them, before the alert is added: when a backlog is
-        // replayed, each group is evaluated at its due time, not at the end of the backlog.
-        if let Some(watermark) = state.clock.watermark() {
-            state.windows.tick(watermark, &mut state.outputs);
-        }
-        // A re-keyed record names its route; a route that a reload removed is looked up again.
-        let routes = match rekey::route_of(message).and_then(|id| self.rules.route(&id)) {
-            Some(route) => vec![route],
-            None => self.rules.routes_for(&alert.labels),
-        };
-        let mut placements = Vec::with_capacity(routes.len());
-        for route in routes {
-            match route.group_key(&alert.tenant, &alert.labels) {
-                Ok((key, group_labels)) => placements.push(Placement { key, group_labels, timing: route.timing }),
-                Err(missing) => {
-                    metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
-                    self.dead_letters.push(DeadLetter::from_message(message, missing.to_string()));
-                    return Ok(());
-                }
+        match state.operator.alert(&alert, rekey::route_of(message).as_deref(), &self.rules, Instant::now()) {
+            Ok(false) => {}
+            Ok(true) => metrics::counter!("quench_late_alerts_total").increment(1),
+            Err(missing) => {
+                metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
+                self.dead_letters.push(DeadLetter::from_message(message, missing.to_string()));
             }
-        }
-        for placement in placements {
-            state.windows.ingest(&alert, fingerprint, placement, alert.received_at);
         }
         Ok(())
     }
@@ -320,8 +286,7 @@ impl Worker {
                 return;
             }
         };
-        let now = state.clock.watermark().unwrap_or(action.at);
-        let applied = state.windows.act(&action.incident_id, action.kind, action.at, now);
+        let applied = state.operator.action(&action, Instant::now());
         let outcome = if applied { "applied" } else { "no_change" };
         metrics::counter!("quench_actions_total", "outcome" => outcome).increment(1);
         tracing::info!(
@@ -330,20 +295,14 @@ impl Worker {
         );
     }
 
-    /// Ticks every partition's windows and commits one transaction with everything produced.
+    /// Flushes every partition's operator and commits one transaction with everything produced.
     fn commit(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
+        let classifier = Timed(&self.classifier);
         let mut outputs = Vec::new();
         let mut offsets = TopicPartitionList::new();
-        let mut changes: Vec<(i32, String, Option<Vec<u8>>)> = Vec::new();
         for (partition, state) in &mut self.partitions {
-            if let Some(now) = state.clock.watermark() {
-                state.windows.tick(now, &mut state.outputs);
-            }
-            outputs.extend(state.outputs.drain(..).map(|o| (*partition, o)));
-            for (key, group) in state.windows.take_changes() {
-                changes.push((*partition, key.0, group.map(serde_json::to_vec).transpose()?));
-            }
+            outputs.push((*partition, state.operator.flush(started, &classifier, &self.routing_rules)?));
             if let Some(offset) = state.next_offset.take() {
                 offsets.add_partition_offset(&self.input, *partition, Offset::Offset(offset))?;
             }
@@ -351,52 +310,53 @@ impl Worker {
                 offsets.add_partition_offset(&self.config.topics.actions, *partition, Offset::Offset(offset))?;
             }
         }
-        if outputs.is_empty() && changes.is_empty() && offsets.count() == 0 && self.dead_letters.is_empty() {
+        if outputs.iter().all(|(_, o)| o.is_empty()) && offsets.count() == 0 && self.dead_letters.is_empty() {
             self.reclassify_refined();
             return Ok(());
         }
-        self.classify(&mut outputs)?;
         self.session.begin()?;
-        for (partition, output) in &outputs {
-            match output {
-                Output::Incident(incident, _) => {
-                    let value = self.incidents.encode(incident)?;
-                    let partition = partition.to_string();
-                    let headers = OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(&partition) });
-                    self.session.send(
-                        BaseRecord::to(&self.config.topics.incidents)
-                            .key(&incident.incident_id)
-                            .payload(&value)
-                            .headers(headers),
-                    )?;
-                }
-                Output::Routing(event) => {
-                    let value = self.routing.encode(event)?;
-                    self.session
-                        .send(BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value))?;
-                }
+        for (partition, out) in &outputs {
+            let partition_number = partition.to_string();
+            for incident in &out.incidents {
+                let value = self.incidents.encode(incident)?;
+                let headers =
+                    OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(&partition_number) });
+                self.session.send(
+                    BaseRecord::to(&self.config.topics.incidents)
+                        .key(&incident.incident_id)
+                        .payload(&value)
+                        .headers(headers),
+                )?;
             }
-        }
-        for (partition, key, value) in &changes {
-            let mut record = BaseRecord::<str, [u8]>::to(&self.config.topics.state).key(key).partition(*partition);
-            if let Some(value) = value {
-                record = record.payload(value);
+            for event in &out.routing {
+                let value = self.routing.encode(event)?;
+                self.session
+                    .send(BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value))?;
             }
-            self.session.send(record)?;
+            for (key, value) in &out.changes {
+                let mut record =
+                    BaseRecord::<str, [u8]>::to(&self.config.topics.state).key(&key.0).partition(*partition);
+                if let Some(value) = value {
+                    record = record.payload(value);
+                }
+                self.session.send(record)?;
+            }
         }
         for letter in self.dead_letters.drain(..) {
             self.session.send(letter.record(&self.config.topics.dlq))?;
         }
         self.session.commit(&offsets)?;
-        let incidents = outputs.iter().filter(|(_, o)| matches!(o, Output::Incident(..))).count();
+        let incidents = outputs.iter().map(|(_, o)| o.incidents.len()).sum::<usize>();
+        let events = outputs.iter().map(|(_, o)| o.routing.len()).sum::<usize>();
         metrics::counter!("quench_incident_updates_total").increment(incidents as u64);
-        metrics::counter!("quench_routing_events_total").increment((outputs.len() - incidents) as u64);
+        metrics::counter!("quench_routing_events_total").increment(events as u64);
         metrics::histogram!("quench_transaction_seconds").record(started.elapsed().as_secs_f64());
-        let windows = self.partitions.values().map(|p| &p.windows);
-        metrics::gauge!("quench_open_groups").set(windows.clone().map(Windows::open_groups).sum::<usize>() as f64);
-        metrics::gauge!("quench_open_fingerprints").set(windows.map(Windows::open_fingerprints).sum::<usize>() as f64);
+        let operators = self.partitions.values().map(|p| &p.operator);
+        metrics::gauge!("quench_open_groups").set(operators.clone().map(Operator::open_groups).sum::<usize>() as f64);
+        metrics::gauge!("quench_open_fingerprints")
+            .set(operators.clone().map(Operator::open_fingerprints).sum::<usize>() as f64);
         // How far event time trails the wall clock, for the partition furthest behind.
-        if let Some(oldest) = self.partitions.values().filter_map(|p| p.clock.watermark()).min() {
+        if let Some(oldest) = operators.filter_map(|o| o.watermark(started)).min() {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
             metrics::gauge!("quench_watermark_delay_seconds").set((now - oldest) as f64 / 1000.0);
@@ -405,77 +365,33 @@ impl Worker {
         Ok(())
     }
 
-    /// Classifies every incident about to be produced, and gives its routing events the same
-    /// classification and their destination from the routing rules. Before the transaction: what
-    /// commits is classified and routed.
-    fn classify(&mut self, outputs: &mut [(i32, Output)]) -> anyhow::Result<()> {
-        let subjects: Vec<Subject> = outputs
-            .iter()
-            .filter_map(|(_, o)| match o {
-                Output::Incident(_, subject) => Some(subject.clone()),
-                Output::Routing(_) => None,
-            })
-            .collect();
-        if subjects.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let answers = self.classifier.classify_now(&subjects)?;
-        metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
-        let by_id: HashMap<&str, Classification> = subjects.iter().map(|s| s.id.as_str()).zip(answers).collect();
-        for (partition, output) in outputs.iter_mut() {
-            match output {
-                Output::Incident(incident, subject) => {
-                    let Some(c) = by_id.get(incident.incident_id.as_str()) else { continue };
-                    let waiting = c.classified_by == FALLBACK && incident.status != IncidentStatus::Resolved;
-                    // Signatures cost a template each: only computed while something waits for the LLM.
-                    if waiting || !self.awaiting_llm.is_empty() {
-                        let signature = self.classifier.signature(subject);
-                        let entry = (*partition, GroupKey(incident.group_key.clone()));
-                        if waiting {
-                            self.awaiting_llm.entry(signature).or_default().insert(entry);
-                        } else if let Some(groups) = self.awaiting_llm.get_mut(&signature) {
-                            groups.remove(&entry);
-                            if groups.is_empty() {
-                                self.awaiting_llm.remove(&signature);
-                            }
-                        }
-                    }
-                    incident.severity.clone_from(&c.severity);
-                    incident.priority = Some(c.priority.clone());
-                    incident.category = Some(c.category.clone());
-                    incident.confidence = Some(c.confidence);
-                    incident.summary.clone_from(&c.summary);
-                    incident.classified_by = Some(c.classified_by.clone());
-                }
-                Output::Routing(event) => {
-                    if let Some(c) = by_id.get(event.incident_id.as_str()) {
-                        event.severity.clone_from(&c.severity);
-                        event.priority = Some(c.priority.clone());
-                        event.category = Some(c.category.clone());
-                        event.summary.clone_from(&c.summary);
-                    }
-                    self.routing_rules.apply(event);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Has the incidents whose signature the LLM just answered emitted again, now classified by it.
     fn reclassify_refined(&mut self) {
-        let mut touched = 0;
-        for signature in self.classifier.take_refined() {
-            for (partition, key) in self.awaiting_llm.remove(&signature).unwrap_or_default() {
-                let Some(state) = self.partitions.get_mut(&partition) else { continue };
-                let Some(now) = state.clock.watermark() else { continue };
-                state.windows.touch(&key, now);
-                touched += 1;
-            }
+        let signatures = self.classifier.take_refined();
+        if signatures.is_empty() {
+            return;
         }
+        let now = Instant::now();
+        let touched: usize = self.partitions.values_mut().map(|p| p.operator.refined(&signatures, now)).sum();
         if touched > 0 {
             tracing::debug!(incidents = touched, "LLM answers arrived; incidents will be emitted again");
         }
+    }
+}
+
+/// The classifier as the operator sees it, timed.
+struct Timed<'a>(&'a Classifier);
+
+impl Classify for Timed<'_> {
+    fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
+        let started = Instant::now();
+        let answers = self.0.classify_now(subjects);
+        metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
+        answers
+    }
+
+    fn signature(&self, subject: &Subject) -> String {
+        self.0.signature(subject)
     }
 }
 

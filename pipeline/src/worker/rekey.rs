@@ -19,15 +19,9 @@ use rdkafka::{
 };
 use tokio::runtime::Handle;
 
-use super::{
-    decode,
-    dlq::DeadLetter,
-    transaction::{Rebalanced, Session},
-};
-use crate::{
-    config::Config,
-    rules::{RouteTree, RulesSource},
-};
+use super::{decode, dlq::DeadLetter, transaction::Session};
+use crate::{config::Config, kafka::Rebalanced, reload::RulesSource};
+use quench_core::rules::RouteTree;
 
 pub const ROUTE_HEADER: &str = "quench.route";
 
@@ -89,20 +83,19 @@ fn rekey(
         Ok(alert) => alert,
         Err(reason) => return session.send(DeadLetter::from_message(message, reason).record(&config.topics.dlq)),
     };
-    let mut placed = Vec::new();
-    for route in tree.routes_for(&alert.labels) {
-        match route.group_key(&alert.tenant, &alert.labels) {
-            Ok((key, _)) => placed.push((key.0, route.id.clone())),
-            Err(missing) => {
-                metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
-                return session.send(DeadLetter::from_message(message, missing.to_string()).record(&config.topics.dlq));
-            }
+    let placements = match tree.place(&alert, None) {
+        Ok(placements) => placements,
+        Err(missing) => {
+            metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
+            return session.send(DeadLetter::from_message(message, missing.to_string()).record(&config.topics.dlq));
         }
-    }
+    };
     let payload = message.payload().unwrap_or_default();
-    for (key, route) in &placed {
-        let headers = OwnedHeaders::new().insert(Header { key: ROUTE_HEADER, value: Some(route.as_bytes()) });
-        session.send(BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(key).payload(payload).headers(headers))?;
+    for placement in &placements {
+        let headers = OwnedHeaders::new().insert(Header { key: ROUTE_HEADER, value: Some(placement.route.as_bytes()) });
+        session.send(
+            BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(&placement.key.0).payload(payload).headers(headers),
+        )?;
     }
     Ok(())
 }

@@ -6,73 +6,30 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     time::Duration,
 };
 
 use anyhow::Context;
 use rdkafka::{
-    consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance},
+    consumer::{BaseConsumer, Consumer},
     error::KafkaError,
     producer::{BaseProducer, BaseRecord, Producer},
     types::RDKafkaErrorCode,
-    ClientContext, TopicPartitionList,
+    TopicPartitionList,
 };
 
-use crate::{config::Config, kafka::client_config};
+use crate::{
+    config::Config,
+    kafka::{client_config, reader_config, Rebalanced, Rebalances},
+};
 
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the consumer's rebalance callbacks tell the loop.
-pub enum Rebalanced {
-    Revoked,
-    Assigned(Vec<i32>),
-}
-
-pub struct RebalanceContext {
-    producer: Arc<BaseProducer>,
-    events: Mutex<Vec<Rebalanced>>,
-    in_transaction: Arc<AtomicBool>,
-}
-
-impl ClientContext for RebalanceContext {
-    /// librdkafka's statistics carry each partition's consumer lag (high watermark minus position).
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in stats.partitions.iter().filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0) {
-                metrics::gauge!("quench_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
-                    .set(p.consumer_lag as f64);
-            }
-        }
-    }
-}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(_) = rebalance {
-            // Abort before the partitions move, so that their next owner's read_committed
-            // reads are not held up by this member's open transaction.
-            if self.in_transaction.swap(false, Ordering::SeqCst) {
-                if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    tracing::error!(error = %e, "aborting the transaction on revoke failed");
-                }
-            }
-            self.events.lock().expect("rebalance events").push(Rebalanced::Revoked);
-        }
-    }
-
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let partitions = list.elements().iter().map(|e| e.partition()).collect();
-            self.events.lock().expect("rebalance events").push(Rebalanced::Assigned(partitions));
-        }
-    }
-}
-
 pub struct Session {
     pub producer: Arc<BaseProducer>,
-    pub consumer: BaseConsumer<RebalanceContext>,
+    pub consumer: BaseConsumer<Rebalances>,
     in_transaction: Arc<AtomicBool>,
 }
 
@@ -91,20 +48,19 @@ impl Session {
         producer.init_transactions(TXN_TIMEOUT).context("initialising the transactional producer")?;
         let producer = Arc::new(producer);
         let in_transaction = Arc::new(AtomicBool::new(false));
-        let context = RebalanceContext {
-            producer: producer.clone(),
-            events: Mutex::new(Vec::new()),
-            in_transaction: in_transaction.clone(),
-        };
-        let consumer: BaseConsumer<RebalanceContext> = client_config(&config.kafka, role)
-            .set("group.id", group)
+        let (aborting, open) = (producer.clone(), in_transaction.clone());
+        let context = Rebalances::new(move || {
+            if open.swap(false, Ordering::SeqCst) {
+                if let Err(e) = aborting.abort_transaction(TXN_TIMEOUT) {
+                    tracing::error!(error = %e, "aborting the transaction on revoke failed");
+                }
+            }
+        });
+        let consumer: BaseConsumer<Rebalances> = reader_config(&config.kafka, role, group)
             // Static membership: a restarted member takes its partitions back at once instead of
             // waiting for its previous incarnation's session to time out.
             .set("group.instance.id", instance)
             .set("session.timeout.ms", config.worker.session_timeout_ms.to_string())
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "range")
             .set("statistics.interval.ms", "5000")
             .create_with_context(context)?;
@@ -114,7 +70,7 @@ impl Session {
 
     /// Rebalances since the last call, in order.
     pub fn rebalances(&self) -> Vec<Rebalanced> {
-        std::mem::take(&mut *self.consumer.context().events.lock().expect("rebalance events"))
+        self.consumer.context().take()
     }
 
     pub fn in_transaction(&self) -> bool {

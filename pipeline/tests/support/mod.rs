@@ -114,10 +114,6 @@ pub fn alert(name: &str, instance: usize, now: i64) -> Alert {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 pub async fn produce(run: &Run, records: Vec<(String, Vec<u8>)>) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &run.config.kafka.brokers)

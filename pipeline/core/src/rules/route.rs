@@ -54,6 +54,17 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct GroupKey(pub String);
 
+/// Where an alert goes on one route: its group, the labels that define the group, and the
+/// route's timings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// The route's id, which a re-keyed record carries so that the worker need not match again.
+    pub route: String,
+    pub key: GroupKey,
+    pub group_labels: BTreeMap<String, String>,
+    pub timing: Timing,
+}
+
 /// The alert lacks a label its route groups by; such alerts go to the DLQ with this reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingLabel {
@@ -141,14 +152,31 @@ impl RouteTree {
         (route.id == id).then_some(route)
     }
 
-    /// The Kafka key producers give an alert: the group key on its first route, so that one
+    /// Where an alert goes: its group on every route it lands on. The one placement function,
+    /// used by the worker, the re-keying stage and the producers' keys, so that all agree.
+    /// `route` is the route a re-keyed record names; one that a reload removed is matched again.
+    pub fn place(&self, alert: &Alert, route: Option<&str>) -> Result<Vec<Placement>, MissingLabel> {
+        let routes = match route.and_then(|id| self.route(id)) {
+            Some(route) => vec![route],
+            None => self.routes_for(&alert.labels),
+        };
+        routes
+            .into_iter()
+            .map(|route| {
+                let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels)?;
+                Ok(Placement { route: route.id.clone(), key, group_labels, timing: route.timing })
+            })
+            .collect()
+    }
+
+    /// The Kafka key producers give an alert: its group key on its first route, so that one
     /// group's alerts share a partition and the worker needs no re-keying stage. An alert missing
     /// a group label is dead-lettered by the worker whatever its key, so its fingerprint will do.
     pub fn partition_key(&self, alert: &Alert) -> String {
-        self.routes_for(&alert.labels)[0]
-            .group_key(&alert.tenant, &alert.labels)
-            .map(|(key, _)| key.0)
-            .unwrap_or_else(|_| fingerprint_hex(&alert.labels))
+        match self.place(alert, None) {
+            Ok(placements) => placements.into_iter().next().expect("at least the root").key.0,
+            Err(_) => fingerprint_hex(&alert.labels),
+        }
     }
 
     /// Every route the alert lands on (at least the root, whose matchers are ignored as in

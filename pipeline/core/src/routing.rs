@@ -224,7 +224,7 @@ routes:
         rules.apply(&mut e);
         assert_eq!(e.team.as_deref(), Some("dba"));
         assert_eq!(e.escalation_policy.as_deref(), Some("dba-critical"));
-        assert_eq!(e.targets[0], RoutingTarget { channel: "pagerduty".into(), target: "dba-key".into() });
+        assert_eq!(e.targets[0], RoutingTarget { channel: "pagerduty".into(), target: "dba".into() });
         let mut e = event("database", "medium", &[("env", "prod")]);
         rules.apply(&mut e);
         assert_eq!(e.team.as_deref(), Some("ops"), "severity not in the list");

@@ -3,6 +3,7 @@
 //! the wall clock, so that an idle partition still flushes its windows instead of stalling them.
 //! A partition counts as idle only once the consumer has run dry since its last record: a
 //! partition that is merely waiting its turn behind a backlog must not have its time run ahead.
+//! The wall clock is an argument (`wall`), so tests give the time instead of sleeping.
 
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,10 @@ pub struct Clock {
 }
 
 impl Clock {
-    pub fn new(newest_event: Option<i64>, lateness: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(newest_event: Option<i64>, lateness: Duration, idle_timeout: Duration, wall: Instant) -> Self {
         Self {
             newest_event,
-            last_record: Instant::now(),
+            last_record: wall,
             caught_up: false,
             lateness: i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX),
             idle_timeout,
@@ -27,10 +28,10 @@ impl Clock {
     }
 
     /// Records an event; returns true when it is late (older than the current watermark).
-    pub fn observe(&mut self, event_time: i64) -> bool {
-        let late = self.watermark().is_some_and(|w| event_time < w);
+    pub fn observe(&mut self, event_time: i64, wall: Instant) -> bool {
+        let late = self.watermark(wall).is_some_and(|w| event_time < w);
         self.newest_event = Some(self.newest_event.map_or(event_time, |n| n.max(event_time)));
-        self.last_record = Instant::now();
+        self.last_record = wall;
         self.caught_up = false;
         late
     }
@@ -41,8 +42,8 @@ impl Clock {
     }
 
     /// The event time up to which windows may flush; None before the first event.
-    pub fn watermark(&self) -> Option<i64> {
-        let idle = self.last_record.elapsed();
+    pub fn watermark(&self, wall: Instant) -> Option<i64> {
+        let idle = wall.saturating_duration_since(self.last_record);
         let advance =
             if self.caught_up && idle >= self.idle_timeout { i64::try_from(idle.as_millis()).unwrap_or(0) } else { 0 };
         self.newest_event.map(|n| n.saturating_add(advance).saturating_sub(self.lateness))
@@ -55,23 +56,26 @@ mod tests {
 
     #[test]
     fn watermark_trails_newest_event_by_lateness_and_flags_late_events() {
-        let mut clock = Clock::new(None, Duration::from_secs(5), Duration::from_secs(3600));
-        assert_eq!(clock.watermark(), None);
-        assert!(!clock.observe(100_000));
-        assert_eq!(clock.watermark(), Some(95_000));
-        assert!(!clock.observe(99_000), "within allowed lateness");
-        assert!(clock.observe(90_000), "behind the watermark");
-        assert_eq!(clock.watermark(), Some(95_000), "late events do not move time back");
+        let wall = Instant::now();
+        let mut clock = Clock::new(None, Duration::from_secs(5), Duration::from_secs(3600), wall);
+        assert_eq!(clock.watermark(wall), None);
+        assert!(!clock.observe(100_000, wall));
+        assert_eq!(clock.watermark(wall), Some(95_000));
+        assert!(!clock.observe(99_000, wall), "within allowed lateness");
+        assert!(clock.observe(90_000, wall), "behind the watermark");
+        assert_eq!(clock.watermark(wall), Some(95_000), "late events do not move time back");
     }
 
     #[test]
     fn an_idle_partition_advances_with_the_wall_clock_once_caught_up() {
-        let mut clock = Clock::new(Some(100_000), Duration::ZERO, Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(clock.watermark(), Some(100_000), "records may still be waiting behind a backlog");
+        let start = Instant::now();
+        let mut clock = Clock::new(Some(100_000), Duration::ZERO, Duration::from_millis(10), start);
+        let later = start + Duration::from_millis(20);
+        assert_eq!(clock.watermark(later), Some(100_000), "records may still be waiting behind a backlog");
         clock.caught_up();
-        assert!(clock.watermark().unwrap() >= 100_020);
-        clock.observe(100_001);
-        assert_eq!(clock.watermark(), Some(100_001), "a new record ends the idle period");
+        assert_eq!(clock.watermark(start + Duration::from_millis(5)), Some(100_000), "not idle for long enough");
+        assert_eq!(clock.watermark(later), Some(100_020));
+        clock.observe(100_001, later);
+        assert_eq!(clock.watermark(later), Some(100_001), "a new record ends the idle period");
     }
 }

@@ -3,13 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use quench_classify::Subject;
 use quench_schemas::{
-    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason,
+    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason, Subject,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{severity::Severity, Output};
+use super::{severity::Severity, Flush};
 use crate::rules::{GroupKey, Timing};
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
@@ -195,7 +194,7 @@ impl Group {
 
     /// Evaluates the group at event time `now`. Returns false when the group is finished (its
     /// incident resolved, or it never became one) and can be dropped.
-    pub fn flush(&mut self, now: i64, out: &mut Vec<Output>) -> bool {
+    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>) -> bool {
         self.expire(now);
         let firing: Vec<&Entry> = self.alerts.values().filter(|e| e.firing).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
@@ -230,7 +229,7 @@ impl Group {
         });
         open.version += 1;
         let incident = self.snapshot(now, severity);
-        if let Some(reason) = reason {
+        if reason.is_some() {
             self.acknowledgement_due = false;
             let open = self.incident.as_mut().expect("just set");
             open.last_notified_at = now;
@@ -238,11 +237,10 @@ impl Group {
             for entry in self.alerts.values_mut().filter(|e| e.firing) {
                 entry.notified = true;
             }
-            out.push(Output::Routing(routing_event(&incident, reason, now)));
         }
         let resolved = incident.status == IncidentStatus::Resolved;
         let subject = self.subject(&incident.incident_id);
-        out.push(Output::Incident(incident, subject));
+        out.push(Flush { incident, subject, announce: reason, at: now });
         !resolved
     }
 
@@ -335,7 +333,8 @@ impl Group {
     }
 }
 
-fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> RoutingEvent {
+/// The event that announces `incident` (classified, by then) for `reason` at event time `now`.
+pub fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> RoutingEvent {
     let reason_name = format!("{reason:?}").to_lowercase();
     RoutingEvent {
         event_id: format!("{}/{}/{reason_name}", incident.incident_id, incident.version),
@@ -350,8 +349,8 @@ fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> Routin
         category: incident.category.clone(),
         alert_count: incident.alert_count,
         common_labels: incident.common_labels.clone(),
-        // Empty here: the worker stamps team, targets and policy from `worker.routing` after
-        // classification (`crate::routing`), so that routes can use what the classifier decided.
+        // Empty here: the operator stamps team, targets and policy from the routing rules
+        // (`crate::routing`), which may use what the classifier decided.
         team: None,
         targets: Vec::new(),
         escalation_policy: None,

@@ -1,12 +1,10 @@
 //! Windowing rules: the route tree that SREs tune, as in Alertmanager. Each alert goes down the
 //! tree of label matchers; the routes it lands on decide its group (and so its incident) and the
-//! timings of that group. The rules file is TOML and reloads without a restart.
+//! timings of that group. The rules file is TOML (the shell reloads it without a restart).
 
 pub mod duration;
 mod matcher;
 mod route;
-mod source;
 
 pub use matcher::Matcher;
-pub use route::{GroupBy, GroupKey, MissingLabel, Route, RouteTree, Timing};
-pub use source::{FileSource, RulesSource};
+pub use route::{GroupBy, GroupKey, MissingLabel, Placement, Route, RouteTree, Timing};

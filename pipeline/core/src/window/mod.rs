@@ -1,7 +1,8 @@
 //! The windowing and deduplication core: a pure function of (state, alert, event time) that
-//! produces incident states and routing events. It knows nothing of Kafka; the worker feeds it
-//! alerts and watermark ticks and ships what it returns, which is what lets it be unit-tested and
-//! benchmarked without I/O and restored from a changelog.
+//! produces incident states, each with what should be announced about it. The operator
+//! ([`crate::operator`]) feeds it alerts and watermark ticks, classifies what it flushes and
+//! derives the routing events; it can be unit-tested and benchmarked alone and restored from a
+//! changelog.
 //!
 //! Semantics follow Alertmanager's aggregation groups:
 //! - a new group waits `group_wait` before its first flush, unless its first alert started more
@@ -13,31 +14,25 @@
 mod group;
 mod severity;
 
-pub use group::{incident_id, Group};
+pub use group::{incident_id, routing_event, Group};
 pub use severity::Severity;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use quench_classify::Subject;
-use quench_schemas::{ActionKind, Alert, Incident, RoutingEvent};
+use quench_schemas::{ActionKind, Alert, Incident, RoutingReason, Subject};
 
-use crate::rules::{GroupKey, Timing};
+use crate::rules::{GroupKey, Placement};
 
-/// What a flush produced.
+/// What one flush of a group produced: the incident's latest state (for the compacted `incidents`
+/// topic), what the classifier needs to know about it, and whether people should hear of it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    /// The latest state of an incident, for the compacted `incidents` topic, and what the
-    /// classifier needs to know about it.
-    Incident(Incident, Subject),
-    /// Something a person should hear about, for `incident-routing`.
-    Routing(RoutingEvent),
-}
-
-/// Where an alert goes: its group and that group's settings, decided by the route tree.
-pub struct Placement {
-    pub key: GroupKey,
-    pub group_labels: std::collections::BTreeMap<String, String>,
-    pub timing: Timing,
+pub struct Flush {
+    pub incident: Incident,
+    pub subject: Subject,
+    /// Why to announce it on `incident-routing`, if anything changed that people should hear of.
+    pub announce: Option<RoutingReason>,
+    /// Event time of the flush.
+    pub at: i64,
 }
 
 /// All open groups of one partition, with their flush timers and the keys changed since the
@@ -52,7 +47,7 @@ pub struct Windows {
 impl Windows {
     /// Adds an alert observed at event time `now` to its group, creating the group if needed.
     pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, placement: Placement, now: i64) {
-        let Placement { key, group_labels, timing } = placement;
+        let Placement { key, group_labels, timing, .. } = placement;
         let group = match self.groups.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
@@ -66,7 +61,7 @@ impl Windows {
     }
 
     /// Flushes every group whose timer is due at event time `now`, in timer order.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<Output>) {
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>) {
         while let Some((due, _)) = self.timers.first() {
             if *due > now {
                 break;

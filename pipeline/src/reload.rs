@@ -13,7 +13,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::RouteTree;
+use quench_core::rules::RouteTree;
 
 /// A rules file of type `T` and how to read it.
 pub struct FileSource<T> {

@@ -5,7 +5,7 @@ use quench_schemas::{Alert, AlertStatus, IncidentStatus, RoutingReason};
 use super::*;
 use quench_schemas::fingerprint::fingerprint;
 
-use crate::rules::RouteTree;
+use crate::rules::{RouteTree, Timing};
 
 const S: i64 = 1_000;
 const T0: i64 = 1_764_000_000_000;
@@ -56,9 +56,8 @@ impl Harness {
     }
 
     fn send(&mut self, alert: &Alert, now: i64) {
-        let route = self.tree.routes_for(&alert.labels)[0];
-        let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels).unwrap();
-        self.windows.ingest(alert, fingerprint(&alert.labels), Placement { key, group_labels, timing: timing() }, now);
+        let placement = Placement { timing: timing(), ..self.tree.place(alert, None).unwrap().remove(0) };
+        self.windows.ingest(alert, fingerprint(&alert.labels), placement, now);
     }
 
     fn tick(&mut self, now: i64) -> (Vec<quench_schemas::Incident>, Vec<quench_schemas::RoutingEvent>) {
@@ -66,11 +65,11 @@ impl Harness {
         self.windows.tick(now, &mut out);
         let mut incidents = Vec::new();
         let mut events = Vec::new();
-        for o in out {
-            match o {
-                Output::Incident(i, _) => incidents.push(i),
-                Output::Routing(r) => events.push(r),
+        for flush in out {
+            if let Some(reason) = flush.announce {
+                events.push(routing_event(&flush.incident, reason, flush.at));
             }
+            incidents.push(flush.incident);
         }
         (incidents, events)
     }
@@ -246,9 +245,7 @@ fn a_touched_group_emits_its_incident_again_with_what_the_classifier_reads() {
     h.send(&alert("PgDown", "db-2", "critical", T0), T0);
     let mut out = Vec::new();
     h.windows.tick(T0 + 30 * S, &mut out);
-    let Some(Output::Incident(incident, subject)) = out.iter().find(|o| matches!(o, Output::Incident(..))) else {
-        panic!("no incident in {out:?}")
-    };
+    let [Flush { incident, subject, .. }] = &out[..] else { panic!("one incident in {out:?}") };
     assert_eq!(subject.id, incident.incident_id);
     assert_eq!(subject.alertnames, ["PgDown"]);
     assert_eq!(subject.summary, "Postgres down on db-1");

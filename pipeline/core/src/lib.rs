@@ -1,0 +1,19 @@
+//! Quench's pure core: every decision the stream worker makes, as functions of (state, input,
+//! time) with no I/O, so that each can be unit-tested and benchmarked alone and replayed the same
+//! way after a crash ("functional core, imperative shell", as in Kafka Streams' processors).
+//!
+//! - [`rules`]: the route tree SREs tune (Alertmanager's), which places an alert in its groups;
+//! - [`window`]: aggregation groups with Alertmanager's timings, the incidents they make;
+//! - [`routing`]: routing rules, which stamp team, targets and escalation policy on events;
+//! - [`clock`]: per-partition event time with allowed lateness and idle advance;
+//! - [`operator`]: one partition's worker, stage by stage, with classification as an input.
+//!
+//! The Kafka shell (`quench-pipeline`'s `worker`) decodes records, feeds them in with the time,
+//! and ships what comes out in one transaction. This crate depends on neither rdkafka,
+//! clickhouse nor tokio, and the compiler keeps it that way.
+
+pub mod clock;
+pub mod operator;
+pub mod routing;
+pub mod rules;
+pub mod window;

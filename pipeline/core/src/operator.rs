@@ -1,0 +1,237 @@
+//! One partition of the stream worker as a pure operator: alerts, actions and ticks in, with the
+//! time as an argument; incident states, routing events and changelog entries out (an alert that
+//! cannot be placed comes back as an error, for the dead-letter topic). The Kafka shell
+//! (`quench run`) polls, decodes and ships [`Outputs`] in one transaction with the consumed
+//! offsets; on a rebalance it drops the operator and restores a new one from the changelog, so
+//! nothing here outlives a transaction that did not commit.
+//!
+//! An alert goes through these stages, in order:
+//! 1. **place**: the route tree puts it in its group on every route it lands on;
+//! 2. *(silences, time intervals, inhibition, flap and transient hold go here: each a module of
+//!    its own, deciding with event time, keeping its state in the changelog)*;
+//! 3. **window**: Alertmanager's group_wait / group_interval / repeat_interval / resolve_timeout.
+//!
+//! What the windows flush then goes through:
+//! 4. **classify**, through [`Classify`], which the shell implements (cache, local classifier,
+//!    the LLM in the background); answers that stand in for the LLM's are tracked, and their
+//!    incidents emitted again when it answers ([`Operator::refined`]);
+//! 5. **announce**: routing events derived from the classified incident;
+//! 6. **destinations**: the routing rules stamp team, targets and escalation policy.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use quench_schemas::{
+    fingerprint::alert_fingerprint, Alert, Classification, Incident, IncidentAction, IncidentStatus, RoutingEvent,
+    Subject,
+};
+
+use crate::{
+    clock::Clock,
+    routing::RoutingRules,
+    rules::{GroupKey, MissingLabel, RouteTree},
+    window::{routing_event, Flush, Group, Windows},
+};
+
+/// Classification as the operator needs it. The shell implements it over the classifier, which
+/// does I/O (an LLM) that the core must not.
+pub trait Classify {
+    /// Answers, one per subject and in order, without waiting for an LLM; an answer that
+    /// [`Classification::awaits_llm`] is replaced when the LLM answers its signature.
+    fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>>;
+    /// The key under which answers are kept: one per kind of incident.
+    fn signature(&self, subject: &Subject) -> String;
+}
+
+/// Everything one commit carries for a partition.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Latest incident states, for the compacted `incidents` topic.
+    pub incidents: Vec<Incident>,
+    /// Announcements, for `incident-routing`.
+    pub routing: Vec<RoutingEvent>,
+    /// Changed groups for the `quench-state` changelog: the group as JSON, or `None` for a
+    /// tombstone (the group ended).
+    pub changes: Vec<(GroupKey, Option<Vec<u8>>)>,
+}
+
+impl Outputs {
+    pub fn is_empty(&self) -> bool {
+        self.incidents.is_empty() && self.routing.is_empty() && self.changes.is_empty()
+    }
+}
+
+pub struct Operator {
+    windows: Windows,
+    clock: Clock,
+    /// What the windows flushed since the last [`Operator::flush`].
+    flushed: Vec<Flush>,
+    /// By signature, the groups whose open incident has an answer that stands in for the LLM's.
+    awaiting_llm: HashMap<String, HashSet<GroupKey>>,
+}
+
+impl Operator {
+    /// A partition's operator with its open groups, as read back from the changelog; event time
+    /// trails the newest event by `lateness` and follows the wall clock after `idle_timeout`.
+    pub fn restore(groups: Vec<Group>, lateness: Duration, idle_timeout: Duration, wall: Instant) -> Self {
+        let newest = groups.iter().map(Group::last_seen).max();
+        let mut windows = Windows::default();
+        for group in groups {
+            windows.restore(group);
+        }
+        Self {
+            windows,
+            clock: Clock::new(newest, lateness, idle_timeout, wall),
+            flushed: Vec::new(),
+            awaiting_llm: HashMap::new(),
+        }
+    }
+
+    /// Takes one alert, read at wall time `wall`; `route` is the route a re-keyed record names.
+    /// Returns whether the alert was late (behind the watermark), or why it cannot be placed.
+    pub fn alert(
+        &mut self,
+        alert: &Alert,
+        route: Option<&str>,
+        rules: &RouteTree,
+        wall: Instant,
+    ) -> Result<bool, MissingLabel> {
+        let late = self.clock.observe(alert.received_at, wall);
+        // Timers fire as event time passes them, before the alert is added: when a backlog is
+        // replayed, each group is evaluated at its due time, not at the end of the backlog.
+        self.tick(wall);
+        let placements = rules.place(alert, route)?;
+        let fingerprint = alert_fingerprint(alert);
+        for placement in placements {
+            self.windows.ingest(alert, fingerprint, placement, alert.received_at);
+        }
+        Ok(late)
+    }
+
+    /// Applies a person's acknowledgement or resolution to the incident it names, announced at
+    /// the next flush. False when no open group of this partition has that incident, or nothing
+    /// changed.
+    pub fn action(&mut self, action: &IncidentAction, wall: Instant) -> bool {
+        let now = self.clock.watermark(wall).unwrap_or(action.at);
+        self.windows.act(&action.incident_id, action.kind, action.at, now)
+    }
+
+    /// The consumer had nothing more to give: an idle partition's event time may now follow the
+    /// wall clock.
+    pub fn caught_up(&mut self) {
+        self.clock.caught_up();
+    }
+
+    /// Everything to commit: ticks the windows, classifies what they flushed, derives the routing
+    /// events from the classified incidents and stamps their destinations, and takes the changed
+    /// groups.
+    pub fn flush(
+        &mut self,
+        wall: Instant,
+        classifier: &dyn Classify,
+        routing: &RoutingRules,
+    ) -> anyhow::Result<Outputs> {
+        self.tick(wall);
+        let flushed = std::mem::take(&mut self.flushed);
+        let mut out = Outputs::default();
+        if !flushed.is_empty() {
+            let subjects: Vec<Subject> = flushed.iter().map(|f| f.subject.clone()).collect();
+            let answers = classifier.classify_now(&subjects)?;
+            anyhow::ensure!(
+                answers.len() == subjects.len(),
+                "the classifier answered {} of {}",
+                answers.len(),
+                subjects.len()
+            );
+            for (Flush { mut incident, subject, announce, at }, answer) in flushed.into_iter().zip(answers) {
+                self.track_llm(&incident, &subject, &answer, classifier);
+                classify(&mut incident, answer);
+                if let Some(reason) = announce {
+                    let mut event = routing_event(&incident, reason, at);
+                    routing.apply(&mut event);
+                    out.routing.push(event);
+                }
+                out.incidents.push(incident);
+            }
+        }
+        for (key, group) in self.windows.take_changes() {
+            out.changes.push((key, group.map(serde_json::to_vec).transpose()?));
+        }
+        Ok(out)
+    }
+
+    /// The LLM answered these signatures: the incidents that waited for them are emitted again at
+    /// the next flush, classified by it (an update, not a new announcement). Returns how many.
+    pub fn refined(&mut self, signatures: &[String], wall: Instant) -> usize {
+        let mut touched = 0;
+        for signature in signatures {
+            let groups = self.awaiting_llm.remove(signature).unwrap_or_default();
+            let Some(now) = self.clock.watermark(wall) else { continue };
+            for key in groups {
+                self.windows.touch(&key, now);
+                touched += 1;
+            }
+        }
+        touched
+    }
+
+    /// The event time up to which this partition's windows flush; `None` before any event.
+    pub fn watermark(&self, wall: Instant) -> Option<i64> {
+        self.clock.watermark(wall)
+    }
+
+    pub fn open_groups(&self) -> usize {
+        self.windows.open_groups()
+    }
+
+    /// Alerts (distinct fingerprints) held across the open groups.
+    pub fn open_fingerprints(&self) -> usize {
+        self.windows.open_fingerprints()
+    }
+
+    fn tick(&mut self, wall: Instant) {
+        if let Some(watermark) = self.clock.watermark(wall) {
+            self.windows.tick(watermark, &mut self.flushed);
+        }
+    }
+
+    /// Keeps, by signature, the groups whose open incident awaits the LLM. Signatures cost a
+    /// template each, so they are computed only while something waits.
+    fn track_llm(
+        &mut self,
+        incident: &Incident,
+        subject: &Subject,
+        answer: &Classification,
+        classifier: &dyn Classify,
+    ) {
+        let waiting = answer.awaits_llm() && incident.status != IncidentStatus::Resolved;
+        if !waiting && self.awaiting_llm.is_empty() {
+            return;
+        }
+        let signature = classifier.signature(subject);
+        let key = GroupKey(incident.group_key.clone());
+        if waiting {
+            self.awaiting_llm.entry(signature).or_default().insert(key);
+        } else if let Some(groups) = self.awaiting_llm.get_mut(&signature) {
+            groups.remove(&key);
+            if groups.is_empty() {
+                self.awaiting_llm.remove(&signature);
+            }
+        }
+    }
+}
+
+/// Puts the classifier's answer on the incident, which its routing events are then derived from.
+fn classify(incident: &mut Incident, answer: Classification) {
+    incident.severity = answer.severity;
+    incident.priority = Some(answer.priority);
+    incident.category = Some(answer.category);
+    incident.confidence = Some(answer.confidence);
+    incident.summary = answer.summary;
+    incident.classified_by = Some(answer.classified_by);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+
+use quench_schemas::{ActionKind, AlertStatus, RoutingReason, FALLBACK};
+
+use super::*;
+
+const S: i64 = 1_000;
+const T0: i64 = 1_764_000_000_000;
+
+/// group_wait 30 s, group_interval 5 min: the default tree's timings with short waits.
+const RULES: &str = "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"30s\"\ngroup_interval = \"5m\"\n";
+
+const ROUTING: &str = "
+default: { team: ops, targets: [{ channel: slack, target: ops }] }
+routes:
+  - match: { category: database, severity: critical }
+    team: dba
+    targets: [{ channel: pagerduty, target: dba }]
+    escalation_policy: dba-critical
+";
+
+/// A FAKE classifier (unit tests only): answers every subject with `by`, as a database outage.
+struct Fake {
+    by: RefCell<String>,
+    asked: RefCell<usize>,
+}
+
+impl Fake {
+    fn new(by: &str) -> Self {
+        Self { by: RefCell::new(by.into()), asked: RefCell::new(0) }
+    }
+}
+
+impl Classify for Fake {
+    fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
+        *self.asked.borrow_mut() += subjects.len();
+        Ok(subjects
+            .iter()
+            .map(|s| Classification {
+                severity: "critical".into(),
+                priority: "P1".into(),
+                category: "database".into(),
+                confidence: 0.9,
+                summary: format!("{} is down", s.alertnames.join(", ")),
+                classified_by: self.by.borrow().clone(),
+            })
+            .collect())
+    }
+
+    fn signature(&self, subject: &Subject) -> String {
+        subject.alertnames.join(",")
+    }
+}
+
+fn alert(name: &str, instance: &str, at: i64) -> Alert {
+    Alert {
+        source: "test".into(),
+        status: AlertStatus::Firing,
+        labels: BTreeMap::from([("alertname".into(), name.into()), ("instance".into(), instance.into())]),
+        annotations: BTreeMap::new(),
+        starts_at: at,
+        ends_at: None,
+        received_at: at,
+        generator_url: None,
+        fingerprint: None,
+        tenant: "default".into(),
+    }
+}
+
+/// An operator on a fresh partition, its rules, and a wall clock that the test moves: lateness
+/// 0, and an idle partition's event time follows the wall clock at once.
+struct Harness {
+    operator: Operator,
+    rules: RouteTree,
+    routing: RoutingRules,
+    start: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let start = Instant::now();
+        Self {
+            operator: Operator::restore(Vec::new(), Duration::ZERO, Duration::ZERO, start),
+            rules: RouteTree::parse(RULES).unwrap(),
+            routing: RoutingRules::parse(ROUTING).unwrap(),
+            start,
+        }
+    }
+
+    /// The wall-clock instant at event time `at` (event time and wall clock start together).
+    fn wall(&self, at: i64) -> Instant {
+        self.start + Duration::from_millis((at - T0) as u64)
+    }
+
+    fn send(&mut self, alert: &Alert) -> Result<bool, MissingLabel> {
+        let wall = self.wall(alert.received_at);
+        self.operator.alert(alert, None, &self.rules, wall)
+    }
+
+    /// The consumer ran dry, then the wall clock reached event time `at`: flush.
+    fn flush_at(&mut self, at: i64, classifier: &Fake) -> Outputs {
+        self.operator.caught_up();
+        self.operator.flush(self.wall(at), classifier, &self.routing).unwrap()
+    }
+}
+
+#[test]
+fn a_flushed_incident_is_classified_before_its_routing_event_is_derived_and_routed() {
+    let mut h = Harness::new();
+    let classifier = Fake::new("local");
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    h.send(&alert("PgDown", "db-2", T0 + S)).unwrap();
+    let out = h.flush_at(T0 + 10 * S, &classifier);
+    assert!(out.incidents.is_empty() && out.routing.is_empty(), "nothing before group_wait");
+    assert_eq!(out.changes.len(), 1, "the new group goes to the changelog");
+
+    let out = h.flush_at(T0 + 31 * S, &classifier);
+    assert_eq!(out.incidents.len(), 1);
+    let incident = &out.incidents[0];
+    assert_eq!((incident.alert_count, incident.severity.as_str()), (2, "critical"));
+    assert_eq!(incident.classified_by.as_deref(), Some("local"));
+    assert_eq!(incident.summary, "PgDown is down");
+    let [event] = &out.routing[..] else { panic!("one announcement: {:?}", out.routing) };
+    assert_eq!(event.reason, RoutingReason::Opened);
+    assert_eq!(
+        (event.severity.as_str(), event.priority.as_deref(), event.category.as_deref(), event.summary.as_str()),
+        ("critical", Some("P1"), Some("database"), "PgDown is down"),
+        "the event carries the classification it was derived after"
+    );
+    assert_eq!(event.team.as_deref(), Some("dba"), "routing rules decided on the classification");
+    assert_eq!(event.escalation_policy.as_deref(), Some("dba-critical"));
+    assert_eq!(event.targets.len(), 1);
+    assert_eq!(*classifier.asked.borrow(), 1, "one subject per flushed incident");
+}
+
+#[test]
+fn an_alert_that_cannot_be_placed_is_refused_and_changes_nothing() {
+    let mut h = Harness::new();
+    h.rules = RouteTree::parse("[route]\ngroup_by = [\"cluster\"]\n").unwrap();
+    let refused = h.send(&alert("PgDown", "db-1", T0)).unwrap_err();
+    assert_eq!(refused.label, "cluster");
+    let out = h.flush_at(T0 + 3_600 * S, &Fake::new("local"));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(h.operator.open_groups(), 0);
+}
+
+#[test]
+fn alerts_behind_the_watermark_are_reported_late_and_still_counted() {
+    let mut h = Harness::new();
+    assert!(!h.send(&alert("PgDown", "db-1", T0 + 10 * S)).unwrap());
+    let late = alert("PgDown", "db-2", T0);
+    assert!(h.operator.alert(&late, None, &h.rules, h.wall(T0 + 10 * S)).unwrap(), "older than the newest event");
+    let out = h.flush_at(T0 + 41 * S, &Fake::new("local"));
+    assert_eq!(out.incidents[0].alert_count, 2);
+}
+
+#[test]
+fn incidents_answered_in_place_of_the_llm_are_emitted_again_once_it_answers_without_a_new_announcement() {
+    let mut h = Harness::new();
+    let classifier = Fake::new(FALLBACK);
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    let first = h.flush_at(T0 + 31 * S, &classifier);
+    assert_eq!(first.incidents[0].classified_by.as_deref(), Some(FALLBACK));
+    assert_eq!(h.operator.refined(&["OtherAlert".to_string()], h.wall(T0 + 32 * S)), 0, "not waiting for that one");
+
+    *classifier.by.borrow_mut() = "anthropic/claude".into();
+    assert_eq!(h.operator.refined(&["PgDown".to_string()], h.wall(T0 + 40 * S)), 1);
+    let again = h.flush_at(T0 + 40 * S, &classifier);
+    let [incident] = &again.incidents[..] else { panic!("{again:?}") };
+    assert_eq!(incident.classified_by.as_deref(), Some("anthropic/claude"));
+    assert_eq!(incident.version, first.incidents[0].version + 1);
+    assert!(again.routing.is_empty(), "a better classification is an update, not a new notification");
+    assert_eq!(h.operator.refined(&["PgDown".to_string()], h.wall(T0 + 41 * S)), 0, "no longer waiting");
+}
+
+#[test]
+fn an_acknowledgement_is_announced_at_the_next_flush_and_a_resolution_ends_the_group() {
+    let mut h = Harness::new();
+    let classifier = Fake::new("local");
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    let id = h.flush_at(T0 + 31 * S, &classifier).incidents[0].incident_id.clone();
+    let action = |kind, at| IncidentAction {
+        action_id: format!("a-{at}"),
+        incident_id: id.clone(),
+        kind,
+        actor: "alice".into(),
+        comment: None,
+        at,
+        tenant: "default".into(),
+    };
+    assert!(h.operator.action(&action(ActionKind::Acknowledge, T0 + 40 * S), h.wall(T0 + 40 * S)));
+    let out = h.flush_at(T0 + 40 * S, &classifier);
+    assert_eq!(out.routing.iter().map(|e| e.reason).collect::<Vec<_>>(), [RoutingReason::Acknowledged]);
+    assert_eq!(out.incidents[0].status, IncidentStatus::Acknowledged);
+
+    assert!(h.operator.action(&action(ActionKind::Resolve, T0 + 50 * S), h.wall(T0 + 50 * S)));
+    let out = h.flush_at(T0 + 50 * S, &classifier);
+    assert_eq!(out.routing.iter().map(|e| e.reason).collect::<Vec<_>>(), [RoutingReason::Resolved]);
+    assert_eq!(out.changes.len(), 1);
+    assert!(out.changes[0].1.is_none(), "a tombstone for the ended group");
+    assert_eq!(h.operator.open_groups(), 0);
+}
+
+#[test]
+fn a_restored_operator_continues_the_groups_of_the_changelog() {
+    let mut h = Harness::new();
+    let classifier = Fake::new("local");
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    let out = h.flush_at(T0 + 10 * S, &classifier);
+    let groups: Vec<Group> =
+        out.changes.iter().map(|(_, g)| serde_json::from_slice(g.as_ref().unwrap()).unwrap()).collect();
+
+    let mut restored = Harness::new();
+    restored.operator = Operator::restore(groups, Duration::ZERO, Duration::ZERO, restored.wall(T0 + 10 * S));
+    restored.send(&alert("PgDown", "db-2", T0 + 20 * S)).unwrap();
+    let out = restored.flush_at(T0 + 31 * S, &classifier);
+    assert_eq!(out.incidents[0].alert_count, 2, "the restored group kept its first alert");
+    assert_eq!(out.routing.len(), 1, "and opens its incident once");
+}
