@@ -87,7 +87,7 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     }
     let reasons: Vec<&str> = dlq
         .iter()
-        .flat_map(|(_, _, h)| h.iter().filter(|(k, _)| k == "quench.reason").map(|(_, v)| v.as_str()))
+        .flat_map(|(_, _, h)| h.iter().filter(|(k, _)| k == quench_schemas::headers::REASON).map(|(_, v)| v.as_str()))
         .collect();
     assert!(reasons.iter().any(|r| r.contains("magic byte")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("`alertname`")), "{reasons:?}");

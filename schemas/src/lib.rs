@@ -21,7 +21,9 @@ mod codec;
 mod error;
 pub mod fingerprint;
 mod framing;
+pub mod headers;
 mod incident;
+mod notification;
 mod record;
 #[cfg(feature = "registry")]
 mod registry;
@@ -35,6 +37,7 @@ pub use codec::{Decoder, Encoder};
 pub use error::{DecodeError, RegistryError};
 pub use framing::{frame, unframe, MAGIC_BYTE};
 pub use incident::{Incident, IncidentStatus};
+pub use notification::{Channel, Delivered, NotificationAttempt, NotificationDeadLetter};
 pub use record::Record;
 #[cfg(feature = "registry")]
 pub use registry::{Compatibility, Registry};

@@ -9,11 +9,12 @@ use std::{
     sync::Arc,
 };
 
-use quench_schemas::RoutingEvent;
+use quench_schemas::{Delivered, NotificationAttempt, NotificationDeadLetter, RoutingEvent};
 
 use crate::{
     channel::Receipt,
     config::NotifyConfig,
+    deliver::Attempt,
     escalation::{resolve, Escalation, Escalations},
     template::Message,
 };
@@ -54,6 +55,45 @@ pub struct Job {
     pub kind: JobKind,
     /// Offset of the routing event delivered; -1 for escalation pages.
     pub routing_offset: i64,
+}
+
+impl Job {
+    /// The `notifications` record of one of this job's attempts, which ended at `at`.
+    pub fn attempt_record(&self, attempt: &Attempt, at: i64) -> NotificationAttempt {
+        let (channel, target) = self.target.split_once(':').unwrap_or((&self.target, ""));
+        NotificationAttempt {
+            tenant: self.event.tenant.clone(),
+            incident_id: self.event.incident_id.clone(),
+            event_id: self.event.event_id.clone(),
+            idempotency_key: self.key.clone(),
+            channel: channel.to_string(),
+            target: target.to_string(),
+            kind: self.kind.as_str().to_string(),
+            attempt: attempt.number,
+            outcome: attempt.outcome.to_string(),
+            status: attempt.status,
+            error: attempt.error.clone().unwrap_or_default(),
+            latency_ms: attempt.latency_ms,
+            at,
+            emitted_at: self.event.emitted_at,
+        }
+    }
+
+    /// The delivery log's record of this job, finished at `at` with `outcome`.
+    pub fn logged(&self, outcome: &str, at: i64) -> Delivered {
+        Delivered { at, outcome: outcome.to_string(), routing_offset: self.routing_offset }
+    }
+
+    /// The dead letter of this job, which failed for good at `at` because of `reason`.
+    pub fn dead_letter(&self, reason: &str, at: i64) -> NotificationDeadLetter {
+        NotificationDeadLetter {
+            idempotency_key: self.key.clone(),
+            target: self.target.clone(),
+            reason: reason.to_string(),
+            at,
+            event: (*self.event).clone(),
+        }
+    }
 }
 
 /// The jobs of a batch by incident: one incident's are delivered in order (its Slack thread

@@ -17,9 +17,10 @@
 
 use std::{collections::BTreeMap, path::Path};
 
-use quench_schemas::{RoutingEvent, RoutingTarget};
-use regex::Regex;
+use quench_schemas::{Channel, RoutingEvent, RoutingTarget};
 use serde::Deserialize;
+
+use crate::rules::Matcher;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,16 +38,6 @@ pub struct Target {
     pub channel: Channel,
     /// The name of a target configured under `[notify.<channel>]`.
     pub target: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Slack,
-    Pagerduty,
-    Teams,
-    Email,
-    Webhook,
 }
 
 /// One value or a list of values, any of which matches.
@@ -74,11 +65,14 @@ struct MatchFile {
     severity: Option<OneOrMany>,
     priority: Option<OneOrMany>,
     tenant: Option<OneOrMany>,
-    /// Shorthand for `labels: { service: ... }`.
+    /// Shorthand for `matchers: ['service="..."']`.
     service: Option<String>,
-    /// Label name → regular expression over the whole value.
+    /// Label name → regular expression over the whole value: shorthand for `name=~"..."`.
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// Alertmanager matchers over the incident's common labels, as in the windowing rules.
+    #[serde(default)]
+    matchers: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,7 +98,9 @@ struct Route {
     severity: Option<OneOrMany>,
     priority: Option<OneOrMany>,
     tenant: Option<OneOrMany>,
-    labels: Vec<(String, Regex)>,
+    /// Over the incident's common labels, with Alertmanager's semantics (the windowing rules'
+    /// matcher): a label the incident lacks matches as the empty string.
+    labels: Vec<Matcher>,
     destination: Destination,
 }
 
@@ -127,18 +123,17 @@ impl RoutingRules {
             .into_iter()
             .enumerate()
             .map(|(i, route)| {
-                let MatchFile { category, severity, priority, tenant, service, mut labels } = route.matchers;
-                if let Some(service) = service {
-                    labels.insert("service".into(), regex::escape(&service));
+                let MatchFile { category, severity, priority, tenant, service, labels, matchers } = route.matchers;
+                let mut all: Vec<Matcher> = service.iter().map(|s| Matcher::equal("service", s)).collect();
+                for (name, pattern) in labels {
+                    all.push(
+                        Matcher::regex(&name, &pattern).map_err(|e| format!("routes[{i}].match.labels.{name}: {e}"))?,
+                    );
                 }
-                let labels = labels
-                    .into_iter()
-                    .map(|(name, pattern)| {
-                        Regex::new(&format!("^(?:{pattern})$"))
-                            .map(|re| (name.clone(), re))
-                            .map_err(|e| format!("routes[{i}].match.labels.{name}: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                for (j, text) in matchers.iter().enumerate() {
+                    all.push(Matcher::parse(text).map_err(|e| format!("routes[{i}].match.matchers[{j}]: {e}"))?);
+                }
+                let labels = all;
                 Ok(Route { category, severity, priority, tenant, labels, destination: route.destination })
             })
             .collect::<Result<_, String>>()?;
@@ -155,7 +150,7 @@ impl RoutingRules {
                     && holds(&r.severity, Some(&event.severity))
                     && holds(&r.priority, event.priority.as_deref())
                     && holds(&r.tenant, Some(&event.tenant))
-                    && r.labels.iter().all(|(name, re)| event.common_labels.get(name).is_some_and(|v| re.is_match(v)))
+                    && r.labels.iter().all(|m| m.matches(&event.common_labels))
             })
             .map_or(&self.default, |r| &r.destination)
     }
@@ -168,7 +163,7 @@ impl RoutingRules {
         event.targets = destination
             .targets
             .iter()
-            .map(|t| RoutingTarget { channel: format!("{:?}", t.channel).to_lowercase(), target: t.target.clone() })
+            .map(|t| RoutingTarget { channel: t.channel.as_str().to_string(), target: t.target.clone() })
             .collect();
     }
 }
@@ -235,6 +230,24 @@ routes:
         rules.apply(&mut e);
         assert_eq!(e.team.as_deref(), Some("payments"));
         assert_eq!(e.targets[0].channel, "webhook");
+    }
+
+    /// Routing uses the windowing rules' matcher: Alertmanager's syntax and semantics, where a label
+    /// the incident lacks is the empty string (before, a missing label never matched).
+    #[test]
+    fn label_matchers_are_alertmanagers() {
+        let rules = RoutingRules::parse(
+            "routes:\n  - match: { matchers: ['env!=\"prod\"', 'team=~\"db|\"'] }\n    team: not-prod\n",
+        )
+        .unwrap();
+        let mut e = event("database", "critical", &[]);
+        rules.apply(&mut e);
+        assert_eq!(e.team.as_deref(), Some("not-prod"), "no env and no team: both match as empty");
+        let mut e = event("database", "critical", &[("env", "prod")]);
+        rules.apply(&mut e);
+        assert_eq!(e.team, None, "the default");
+        let e = RoutingRules::parse("routes:\n  - match: { matchers: ['env=~\"(\"'] }\n").err().unwrap();
+        assert!(e.contains("routes[0].match.matchers[0]"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent};
+use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, NotificationAttempt, RoutingEvent};
 use serde::Serialize;
 use serde_repr::Serialize_repr;
 
@@ -188,9 +188,9 @@ impl From<RoutingEvent> for RoutingRow {
     }
 }
 
-/// One row of `notifications` (sql/0005_notifications.sql): one delivery attempt. The notifier
-/// writes it as JSON to the `notifications` topic, and the sink reads it back from there.
-#[derive(Debug, Row, Serialize, serde::Deserialize)]
+/// One row of `notifications` (sql/0005_notifications.sql): one delivery attempt, as the notifier
+/// writes it to the `notifications` topic ([`NotificationAttempt`]).
+#[derive(Debug, Row, Serialize)]
 pub struct NotificationRow {
     pub tenant: String,
     pub incident_id: String,
@@ -208,6 +208,27 @@ pub struct NotificationRow {
     pub at: i64,
     /// When the worker emitted the routing event: `at` minus this is the pipeline's latency.
     pub emitted_at: i64,
+}
+
+impl From<NotificationAttempt> for NotificationRow {
+    fn from(a: NotificationAttempt) -> Self {
+        Self {
+            tenant: a.tenant,
+            incident_id: a.incident_id,
+            event_id: a.event_id,
+            idempotency_key: a.idempotency_key,
+            channel: a.channel,
+            target: a.target,
+            kind: a.kind,
+            attempt: a.attempt,
+            outcome: a.outcome,
+            status: a.status,
+            error: a.error,
+            latency_ms: a.latency_ms,
+            at: a.at,
+            emitted_at: a.emitted_at,
+        }
+    }
 }
 
 /// The Avro symbol of a wire enum (`alerts_added`), as serde names it.

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use quench_schemas::{Decoder, Incident};
+use quench_schemas::{headers, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     message::Headers,
@@ -22,7 +22,6 @@ use tokio::runtime::Handle;
 use crate::{
     config::Config,
     kafka::{position, reader_config},
-    worker::PARTITION_HEADER,
 };
 
 #[derive(Debug, Clone)]
@@ -80,7 +79,7 @@ impl Directory {
             let partition = message.headers().and_then(|headers| {
                 headers
                     .iter()
-                    .find(|h| h.key == PARTITION_HEADER)
+                    .find(|h| h.key == headers::PARTITION)
                     .and_then(|h| h.value)
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
             });

@@ -11,7 +11,6 @@
 //! assigned.
 
 mod directory;
-mod records;
 mod state;
 
 use std::{
@@ -45,7 +44,6 @@ use crate::{
     preflight::registry_client,
 };
 use directory::Directory;
-use records::{attempt_row, DeadLetter, Delivered};
 
 /// A job the deliverer finished: its attempts, and how it ended.
 struct Done {
@@ -331,7 +329,7 @@ impl Notifier<'_> {
         let topics = &self.config.topics;
         for Done { job, attempts, result, at } in done {
             for attempt in &attempts {
-                let record = attempt_row(&job.key, &job.target, job.kind.as_str(), &job.event, attempt, at);
+                let record = job.attempt_record(attempt, at);
                 pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
             }
             let outcome = match &result {
@@ -339,8 +337,7 @@ impl Notifier<'_> {
                 Err(reason) => {
                     tracing::error!(key = %job.key, reason, "delivery failed for good; sent to the DLQ");
                     metrics::counter!("quench_notify_dead_letters_total", "reason" => "delivery_failed").increment(1);
-                    let letter =
-                        DeadLetter { idempotency_key: &job.key, target: &job.target, reason, at, event: &job.event };
+                    let letter = job.dead_letter(reason, at);
                     pending.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
                     "failed"
                 }
@@ -351,7 +348,7 @@ impl Notifier<'_> {
                 let emitted = (at - job.event.emitted_at).max(0) as f64 / 1000.0;
                 metrics::histogram!("quench_notify_event_to_delivery_seconds").record(emitted);
             }
-            let delivered = Delivered { at, outcome: outcome.into(), routing_offset: job.routing_offset };
+            let delivered = job.logged(outcome, at);
             pending.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(job.partition), &delivered));
             let state = self.partitions.get_mut(&job.partition).expect("jobs come from assigned partitions");
             if let Some((key, ts)) = state.finished(&job, result.as_ref().ok()) {

@@ -10,8 +10,8 @@ use quench_notify::{
     escalation::Escalation,
     planner::{PartitionState, ESCALATION_PREFIX, THREAD_PREFIX},
 };
+use quench_schemas::Delivered;
 
-use super::records::Delivered;
 use crate::{config::Config, kafka::read_compacted};
 
 /// Reads partition `partition` of the delivery log and of the state topic. Deliveries of routing

@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::Context;
 use clickhouse::{Client, Row};
-use quench_schemas::{Alert, Decoder, Incident, RoutingEvent};
+use quench_schemas::{Alert, Decoder, Incident, NotificationAttempt, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
@@ -93,7 +93,9 @@ async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &
     } else if topic == config.topics.routing {
         decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
     } else {
-        serde_json::from_slice(bytes).map(|row| batch.notifications.push(row)).map_err(|e| e.to_string())
+        serde_json::from_slice::<NotificationAttempt>(bytes)
+            .map(|attempt| batch.notifications.push(attempt.into()))
+            .map_err(|e| e.to_string())
     };
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
     if let Err(e) = result {

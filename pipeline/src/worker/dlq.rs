@@ -1,6 +1,7 @@
 //! Dead letters: records the worker cannot turn into alerts, written to the DLQ topic unchanged
 //! with the reason and their origin in headers, in the same transaction as everything else.
 
+use quench_schemas::headers;
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -32,10 +33,10 @@ impl DeadLetter {
         let partition = self.partition.to_string();
         let offset = self.offset.to_string();
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "quench.reason", value: Some(self.reason.as_bytes()) })
-            .insert(Header { key: "quench.source.topic", value: Some(self.topic.as_bytes()) })
-            .insert(Header { key: "quench.source.partition", value: Some(partition.as_bytes()) })
-            .insert(Header { key: "quench.source.offset", value: Some(offset.as_bytes()) });
+            .insert(Header { key: headers::REASON, value: Some(self.reason.as_bytes()) })
+            .insert(Header { key: headers::SOURCE_TOPIC, value: Some(self.topic.as_bytes()) })
+            .insert(Header { key: headers::SOURCE_PARTITION, value: Some(partition.as_bytes()) })
+            .insert(Header { key: headers::SOURCE_OFFSET, value: Some(offset.as_bytes()) });
         let mut record = BaseRecord::to(dlq_topic).headers(headers);
         if let Some(key) = &self.key {
             record = record.key(key.as_slice());

@@ -33,7 +33,7 @@ use quench_core::{
     routing::RoutingRules,
     rules::RouteTree,
 };
-use quench_schemas::{Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
+use quench_schemas::{headers, Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -51,10 +51,6 @@ use crate::{
 };
 use dlq::DeadLetter;
 use transaction::Session;
-
-/// Header of `incidents` records naming the partition number the incident lives in, which the
-/// acknowledgement API writes its actions to.
-pub const PARTITION_HEADER: &str = "quench.partition";
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
 pub async fn run(
@@ -275,7 +271,7 @@ impl Worker {
 
     /// Applies an acknowledgement or resolution to the incident it names, which this partition
     /// holds: the API wrote it to the partition number its incident was made in (see
-    /// [`PARTITION_HEADER`]).
+    /// [`headers::PARTITION`]).
     fn apply_action(&mut self, message: &OwnedMessage) {
         let state = self.partitions.get_mut(&message.partition()).expect("checked by the caller");
         state.next_action_offset = Some(message.offset() + 1);
@@ -320,7 +316,7 @@ impl Worker {
             for incident in &out.incidents {
                 let value = self.incidents.encode(incident)?;
                 let headers =
-                    OwnedHeaders::new().insert(Header { key: PARTITION_HEADER, value: Some(&partition_number) });
+                    OwnedHeaders::new().insert(Header { key: headers::PARTITION, value: Some(&partition_number) });
                 self.session.send(
                     BaseRecord::to(&self.config.topics.incidents)
                         .key(&incident.incident_id)

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_schemas::{Alert, Decoder};
+use quench_schemas::{headers, Alert, Decoder};
 use rdkafka::{
     message::{Header, Headers, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -23,14 +23,12 @@ use super::{decode, dlq::DeadLetter, transaction::Session};
 use crate::{config::Config, kafka::Rebalanced, reload::RulesSource};
 use quench_core::rules::RouteTree;
 
-pub const ROUTE_HEADER: &str = "quench.route";
-
 /// The route a re-keyed record was placed on, if it came through this stage.
 pub fn route_of(message: &OwnedMessage) -> Option<String> {
     let headers = message.headers()?;
     headers
         .iter()
-        .find(|h| h.key == ROUTE_HEADER)
+        .find(|h| h.key == headers::ROUTE)
         .and_then(|h| h.value)
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
@@ -92,7 +90,8 @@ fn rekey(
     };
     let payload = message.payload().unwrap_or_default();
     for placement in &placements {
-        let headers = OwnedHeaders::new().insert(Header { key: ROUTE_HEADER, value: Some(placement.route.as_bytes()) });
+        let headers =
+            OwnedHeaders::new().insert(Header { key: headers::ROUTE, value: Some(placement.route.as_bytes()) });
         session.send(
             BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(&placement.key.0).payload(payload).headers(headers),
         )?;

@@ -35,14 +35,26 @@ impl Matcher {
             return Err(bad());
         }
         let value = rest.trim();
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value).to_string();
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        Self::new(name, op, value).map_err(|e| format!("`{text}`: {e}"))
+    }
+
+    /// `name=~"pattern"`: the whole value matches the regular expression.
+    pub fn regex(name: &str, pattern: &str) -> Result<Self, String> {
+        Self::new(name, Op::Regex, pattern)
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: &str, value: &str) -> Self {
+        Self::new(name, Op::Equal, value).expect("equality needs no regex")
+    }
+
+    fn new(name: &str, op: Op, value: &str) -> Result<Self, String> {
         let regex = match op {
-            Op::Regex | Op::NotRegex => {
-                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| format!("`{text}`: {e}"))?)
-            }
+            Op::Regex | Op::NotRegex => Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| e.to_string())?),
             Op::Equal | Op::NotEqual => None,
         };
-        Ok(Self { name: name.to_string(), op, value, regex })
+        Ok(Self { name: name.to_string(), op, value: value.to_string(), regex })
     }
 
     /// A missing label matches as the empty string, as in Alertmanager.
