@@ -31,9 +31,10 @@ impl Channel {
     }
 }
 
-/// One delivery attempt, on the `notifications` topic (and, through the sink, a row of the
-/// ClickHouse table `notifications`).
+/// One delivery attempt, on the `notifications` topic, and as the sink inserts it, a row of the
+/// ClickHouse table `notifications` (sql/0005_notifications.sql).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct NotificationAttempt {
     pub tenant: String,
     pub incident_id: String,

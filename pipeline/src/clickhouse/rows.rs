@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, NotificationAttempt, RoutingEvent};
+use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent};
 use serde::Serialize;
 use serde_repr::Serialize_repr;
 
@@ -184,49 +184,6 @@ impl From<RoutingEvent> for RoutingRow {
             escalation_policy: e.escalation_policy,
             incident_version: u64::try_from(e.incident_version).unwrap_or_default(),
             emitted_at: e.emitted_at,
-        }
-    }
-}
-
-/// One row of `notifications` (sql/0005_notifications.sql): one delivery attempt, as the notifier
-/// writes it to the `notifications` topic ([`NotificationAttempt`]).
-#[derive(Debug, Row, Serialize)]
-pub struct NotificationRow {
-    pub tenant: String,
-    pub incident_id: String,
-    pub event_id: String,
-    pub idempotency_key: String,
-    pub channel: String,
-    pub target: String,
-    /// `event` for a routing event's targets, `escalation` for a policy's step.
-    pub kind: String,
-    pub attempt: u32,
-    pub outcome: String,
-    pub status: u16,
-    pub error: String,
-    pub latency_ms: u64,
-    pub at: i64,
-    /// When the worker emitted the routing event: `at` minus this is the pipeline's latency.
-    pub emitted_at: i64,
-}
-
-impl From<NotificationAttempt> for NotificationRow {
-    fn from(a: NotificationAttempt) -> Self {
-        Self {
-            tenant: a.tenant,
-            incident_id: a.incident_id,
-            event_id: a.event_id,
-            idempotency_key: a.idempotency_key,
-            channel: a.channel,
-            target: a.target,
-            kind: a.kind,
-            attempt: a.attempt,
-            outcome: a.outcome,
-            status: a.status,
-            error: a.error,
-            latency_ms: a.latency_ms,
-            at: a.at,
-            emitted_at: a.emitted_at,
         }
     }
 }

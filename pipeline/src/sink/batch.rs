@@ -4,10 +4,10 @@ use std::{collections::BTreeMap, time::Instant};
 
 use quench_schemas::{
     fingerprint::{alert_fingerprint, fnv1a},
-    Alert, Incident, RoutingEvent,
+    Alert, Incident, NotificationAttempt, RoutingEvent,
 };
 
-use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, NotificationRow, RoutingRow};
+use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
 
 #[derive(Default)]
 pub struct Batch {
@@ -15,7 +15,7 @@ pub struct Batch {
     pub incidents: Vec<IncidentRow>,
     pub incident_alerts: Vec<IncidentAlertRow>,
     pub routing: Vec<RoutingRow>,
-    pub notifications: Vec<NotificationRow>,
+    pub notifications: Vec<NotificationAttempt>,
     /// First and last offset per (topic, partition).
     pub offsets: BTreeMap<(String, i32), (i64, i64)>,
     pub started: Option<Instant>,

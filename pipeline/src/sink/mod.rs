@@ -94,7 +94,7 @@ async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &
         decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<NotificationAttempt>(bytes)
-            .map(|attempt| batch.notifications.push(attempt.into()))
+            .map(|attempt| batch.notifications.push(attempt))
             .map_err(|e| e.to_string())
     };
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
