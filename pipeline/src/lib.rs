@@ -12,6 +12,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod demo;
 pub mod eval;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod init;

@@ -15,6 +15,8 @@ use std::{
 
 use quench_core::rules::RouteTree;
 
+use crate::events::RulesReloaded;
+
 /// A rules file of type `T` and how to read it.
 pub struct FileSource<T> {
     path: Option<PathBuf>,
@@ -74,13 +76,9 @@ impl<T> FileSource<T> {
             None => {}
             Some(Ok(rules)) => {
                 *current = rules;
-                metrics::counter!("quench_rules_reloads_total", "rules" => what, "outcome" => "applied").increment(1);
-                tracing::info!(rules = what, "rules reloaded");
+                RulesReloaded { rules: what, rejected: None }.emit();
             }
-            Some(Err(e)) => {
-                metrics::counter!("quench_rules_reloads_total", "rules" => what, "outcome" => "rejected").increment(1);
-                tracing::error!(rules = what, error = %e, "new rules rejected; the previous rules stay in force");
-            }
+            Some(Err(e)) => RulesReloaded { rules: what, rejected: Some(&e) }.emit(),
         }
     }
 }

@@ -21,6 +21,7 @@ use quench_schemas::now_ms;
 use crate::{
     auth::{self, Presented},
     config::{IngestConfig, SourceConfig},
+    events::{AlertsAccepted, RequestAnswered},
     payload::{self, Context, Format},
     publish::Publisher,
 };
@@ -92,10 +93,8 @@ impl Ingest {
                 rejection.into_response()
             }
         };
-        let status = response.status().as_u16().to_string();
-        metrics::counter!("quench_ingest_requests_total", "format" => format.name(), "status" => status).increment(1);
-        metrics::histogram!("quench_ingest_request_seconds", "format" => format.name())
-            .record(started.elapsed().as_secs_f64());
+        RequestAnswered { format: format.name(), status: response.status().as_u16(), elapsed: started.elapsed() }
+            .emit();
         response
     }
 
@@ -133,8 +132,7 @@ impl Ingest {
                 ..Rejection::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             }
         })?;
-        metrics::counter!("quench_ingest_alerts_total", "source" => name.to_string())
-            .increment(parsed.alerts.len() as u64);
+        AlertsAccepted { source: name, count: parsed.alerts.len() }.emit();
         Ok(match parsed.dedup_key {
             // PagerDuty's documented answer, which its client libraries parse.
             Some(dedup_key) => (

@@ -21,6 +21,8 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::events::ActionAccepted;
+
 /// Why an action was not accepted, beyond the request itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rejection {
@@ -115,7 +117,7 @@ async fn act(
     };
     match (api.submit)(action).await {
         Ok(()) => {
-            metrics::counter!("quench_notify_actions_total", "kind" => verb.clone()).increment(1);
+            ActionAccepted { kind: &verb }.emit();
             (StatusCode::ACCEPTED, Json(json!({ "action_id": action_id, "incident_id": id, "kind": verb })))
                 .into_response()
         }

@@ -9,6 +9,7 @@ use quench_retry::{Backoff, TokenBucket};
 use crate::{
     channel::{adapters, Adapter, Notice, Receipt, SendError},
     config::NotifyConfig,
+    events::{AttemptEnded, RateLimited},
 };
 
 /// One attempt, as the notifier records it.
@@ -54,22 +55,19 @@ impl Deliverer {
         for number in 1..=self.max_attempts {
             if let Some(budget) = budget {
                 if budget.take(1).await {
-                    metrics::counter!("quench_notify_rate_limited_total", "channel" => channel.clone()).increment(1);
+                    RateLimited { channel: &channel }.emit();
                 }
             }
             let started = Instant::now();
             let result = adapter.send(notice).await;
             let latency_ms = started.elapsed().as_millis() as u64;
-            metrics::histogram!("quench_notify_attempt_seconds", "channel" => channel.clone())
-                .record(started.elapsed().as_secs_f64());
             let last = number == self.max_attempts;
             let (outcome, retry) = match &result {
                 Ok(_) => ("delivered", None),
                 Err(SendError::Transient { retry_after, .. }) if !last => ("retrying", Some(*retry_after)),
                 Err(_) => ("failed", None),
             };
-            metrics::counter!("quench_notify_attempts_total", "channel" => channel.clone(), "outcome" => outcome)
-                .increment(1);
+            AttemptEnded { channel: &channel, outcome, elapsed: started.elapsed() }.emit();
             attempts.push(Attempt {
                 number,
                 outcome,

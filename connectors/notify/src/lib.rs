@@ -11,6 +11,7 @@ pub mod channel;
 pub mod config;
 pub mod deliver;
 pub mod escalation;
+pub mod events;
 pub mod planner;
 pub mod schedule;
 pub mod template;

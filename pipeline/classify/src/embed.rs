@@ -17,7 +17,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-use crate::cache::Lru;
+use crate::{cache::Lru, events::Embedded};
 
 /// Where the setup scripts put the model, and where Quench looks when not told otherwise.
 pub fn default_model_dir() -> PathBuf {
@@ -82,8 +82,7 @@ impl Embedder {
         missing.dedup();
         // Batches pad to their longest text: texts of similar length together waste least.
         missing.sort_by_key(|t| t.len());
-        metrics::counter!("quench_embedding_cache_hits_total").increment((texts.len() - missing.len()) as u64);
-        metrics::counter!("quench_embeddings_computed_total").increment(missing.len() as u64);
+        Embedded { cached: texts.len() - missing.len(), computed: missing.len() }.emit();
         for chunk in missing.chunks(BATCH) {
             let vectors = self.forward(chunk)?;
             let mut cache = self.cache.lock().expect("embedding cache");

@@ -12,6 +12,7 @@ pub mod config;
 pub mod corpus;
 pub mod embed;
 pub mod eval;
+pub mod events;
 pub mod llm;
 pub mod local;
 pub mod redact;

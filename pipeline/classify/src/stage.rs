@@ -31,6 +31,7 @@ use crate::{
     breaker::Breaker,
     cache::Lru,
     config::{ClassifyConfig, ProviderKind},
+    events::{AnsweredBy, Classified, LlmQueue, LlmShortCircuited},
     llm::{prompt::Item, Llm},
     redact::Redactor,
     subject::{self, Classification, Subject},
@@ -125,7 +126,7 @@ impl Classifier {
     pub fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         let (answers, unique) = self.look_up(subjects, true);
         let mut fresh = self.local.classify(&unique)?;
-        metrics::counter!("quench_classifications_total", "by" => "local").increment(unique.len() as u64);
+        Classified { by: AnsweredBy::Local, count: unique.len() }.emit();
         if self.llm.is_some() {
             let mut queue = self.queue.lock().expect("classification queue");
             for (subject, c) in unique.iter().zip(&mut fresh) {
@@ -138,7 +139,7 @@ impl Classifier {
                     }
                 }
             }
-            metrics::gauge!("quench_llm_queued").set(queue.queued.len() as f64);
+            LlmQueue { queued: queue.queued.len(), parked: None }.emit();
         }
         Ok(self.complete(subjects, answers, &unique, fresh))
     }
@@ -203,8 +204,7 @@ impl Classifier {
                 }
             }
         }
-        metrics::gauge!("quench_llm_queued").set(queue.queued.len() as f64);
-        metrics::gauge!("quench_llm_parked").set(queue.parked.len() as f64);
+        LlmQueue { queued: queue.queued.len(), parked: Some(queue.parked.len()) }.emit();
         if recovered {
             tracing::info!(
                 incidents = queue.parked.len(),
@@ -255,7 +255,7 @@ impl Classifier {
             answers.push(hit);
         }
         let hits = answers.iter().filter(|a| a.is_some()).count();
-        metrics::counter!("quench_classifications_total", "by" => "cache").increment(hits as u64);
+        Classified { by: AnsweredBy::Cache, count: hits }.emit();
         (answers, unique)
     }
 
@@ -291,7 +291,7 @@ impl Classifier {
 
     async fn classify_uncached(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         let Some(llm) = &self.llm else {
-            metrics::counter!("quench_classifications_total", "by" => "local").increment(subjects.len() as u64);
+            Classified { by: AnsweredBy::Local, count: subjects.len() }.emit();
             return self.local.classify(subjects);
         };
         let batches = subjects.chunks(self.max_batch).map(|batch| self.ask(llm, batch));
@@ -322,9 +322,8 @@ impl Classifier {
     ) -> Vec<Option<Classification>> {
         let taxonomy = self.local.taxonomy();
         let found = subjects.iter().filter(|s| answered.contains_key(&s.id)).count();
-        metrics::counter!("quench_classifications_total", "by" => "llm").increment(found as u64);
-        metrics::counter!("quench_classifications_total", "by" => "fallback")
-            .increment((subjects.len() - found) as u64);
+        Classified { by: AnsweredBy::Llm, count: found }.emit();
+        Classified { by: AnsweredBy::Fallback, count: subjects.len() - found }.emit();
         subjects
             .iter()
             .map(|s| {
@@ -345,7 +344,7 @@ impl Classifier {
     /// call closed an open breaker.
     async fn ask(&self, llm: &Llm, batch: &[Subject]) -> (HashMap<String, Item>, bool) {
         if !self.breaker.lock().expect("breaker").allow(now()) {
-            metrics::counter!("quench_llm_short_circuited_total").increment(1);
+            LlmShortCircuited.emit();
             return (HashMap::new(), false);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use crate::events::ConsumerLag;
 use rdkafka::{
     consumer::{BaseConsumer, ConsumerContext, Rebalance},
     ClientContext,
@@ -40,8 +41,7 @@ impl ClientContext for Rebalances {
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in stats.partitions.iter().filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0) {
-                metrics::gauge!("quench_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string())
-                    .set(p.consumer_lag as f64);
+                ConsumerLag { topic, partition: *partition, lag: p.consumer_lag }.emit();
             }
         }
     }

@@ -39,6 +39,7 @@ use rdkafka::{
 
 use crate::{
     config::Config,
+    events::{DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
     kafka::{client_config, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
@@ -234,8 +235,8 @@ impl Notifier<'_> {
             let event = match event {
                 Ok(event) => event,
                 Err(reason) => {
-                    metrics::counter!("quench_notify_dead_letters_total", "reason" => "undecodable").increment(1);
                     let at = format!("{}/{partition}@{}", message.topic(), message.offset());
+                    RoutingEventUndecodable { record: &at, error: &reason }.emit();
                     pending.push(send_json(
                         &self.producer,
                         &self.config.topics.notifications_dlq,
@@ -256,9 +257,7 @@ impl Notifier<'_> {
                 state.plan_pages(notify, *partition, now, &mut plan);
             }
         }
-        if plan.skipped > 0 {
-            metrics::counter!("quench_notify_duplicates_skipped_total").increment(plan.skipped);
-        }
+        DuplicatesSkipped { count: plan.skipped }.emit();
         for (incident, step) in &plan.unstaffed {
             tracing::warn!(incident, step, "escalation step has nobody to page");
         }
@@ -332,23 +331,21 @@ impl Notifier<'_> {
                 let record = job.attempt_record(attempt, at);
                 pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
             }
-            let outcome = match &result {
-                Ok(_) => "delivered",
-                Err(reason) => {
-                    tracing::error!(key = %job.key, reason, "delivery failed for good; sent to the DLQ");
-                    metrics::counter!("quench_notify_dead_letters_total", "reason" => "delivery_failed").increment(1);
-                    let letter = job.dead_letter(reason, at);
-                    pending.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
-                    "failed"
-                }
-            };
-            metrics::counter!("quench_notifications_total", "outcome" => outcome, "kind" => job.kind.as_str())
-                .increment(1);
-            if job.kind == JobKind::Event {
-                let emitted = (at - job.event.emitted_at).max(0) as f64 / 1000.0;
-                metrics::histogram!("quench_notify_event_to_delivery_seconds").record(emitted);
+            let failed = result.as_ref().err();
+            if let Some(reason) = failed {
+                let letter = job.dead_letter(reason, at);
+                pending.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
             }
-            let delivered = job.logged(outcome, at);
+            let since_emitted =
+                (job.kind == JobKind::Event).then(|| Duration::from_millis((at - job.event.emitted_at).max(0) as u64));
+            NotificationFinished {
+                key: &job.key,
+                kind: job.kind.as_str(),
+                failed: failed.map(String::as_str),
+                since_emitted,
+            }
+            .emit();
+            let delivered = job.logged(if failed.is_some() { "failed" } else { "delivered" }, at);
             pending.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(job.partition), &delivered));
             let state = self.partitions.get_mut(&job.partition).expect("jobs come from assigned partitions");
             if let Some((key, ts)) = state.finished(&job, result.as_ref().ok()) {

@@ -29,7 +29,13 @@ use rdkafka::{
 };
 use serde::Serialize;
 
-use crate::{config::Config, http::Readiness, kafka::reader_config, preflight::registry_client};
+use crate::{
+    config::Config,
+    events::{SinkInsertFailed, SinkSkipped, SinkWrote},
+    http::Readiness,
+    kafka::reader_config,
+    preflight::registry_client,
+};
 use batch::Batch;
 
 struct Decoders {
@@ -98,9 +104,8 @@ async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &
             .map_err(|e| e.to_string())
     };
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
-    if let Err(e) = result {
-        metrics::counter!("quench_sink_skipped_records_total", "topic" => topic.to_string()).increment(1);
-        tracing::warn!(topic, partition, offset, error = %e, "record skipped");
+    if let Err(error) = result {
+        SinkSkipped { topic, partition, offset, error: &error }.emit();
     }
 }
 
@@ -122,8 +127,7 @@ async fn flush(
         match insert(client, &batch).await {
             Ok(()) => break,
             Err(e) => {
-                metrics::counter!("quench_sink_insert_failures_total").increment(1);
-                tracing::warn!(error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, rows = batch.rows(), "ClickHouse insert failed; pausing consumption and retrying");
+                SinkInsertFailed { error: &format!("{e:#}"), retry_in: backoff, rows: batch.rows() }.emit();
                 readiness.not_ready(format!("ClickHouse unavailable: {e:#}"));
                 if paused.is_none() {
                     let assignment = consumer.assignment()?;
@@ -156,7 +160,7 @@ async fn flush(
     if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
         tracing::warn!(error = %e, "offset commit refused (rebalance?); rows will be replayed idempotently");
     }
-    metrics::counter!("quench_sink_rows_total").increment(batch.rows() as u64);
+    SinkWrote { rows: batch.rows() }.emit();
     Ok(next)
 }
 

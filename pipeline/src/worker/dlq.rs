@@ -2,6 +2,8 @@
 //! with the reason and their origin in headers, in the same transaction as everything else.
 
 use quench_schemas::headers;
+
+use crate::events::{DeadLetterReason, DeadLettered};
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -18,7 +20,9 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    pub fn from_message(message: &OwnedMessage, reason: String) -> Self {
+    /// The dead letter of `message`, counted as it is made.
+    pub fn new(message: &OwnedMessage, kind: DeadLetterReason, reason: String) -> Self {
+        DeadLettered { reason: kind, topic: message.topic(), detail: &reason }.emit();
         Self {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),

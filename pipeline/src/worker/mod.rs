@@ -33,7 +33,7 @@ use quench_core::{
     routing::RoutingRules,
     rules::RouteTree,
 };
-use quench_schemas::{headers, Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
+use quench_schemas::{headers, now_ms, Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
@@ -44,6 +44,7 @@ use tokio::runtime::Handle;
 use crate::{
     clickhouse::labelled_incidents,
     config::Config,
+    events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason},
     http::Readiness,
     kafka::Rebalanced,
     preflight::registry_client,
@@ -253,17 +254,15 @@ impl Worker {
         let alert = match decode(&self.decoder, &self.handle, message) {
             Ok(alert) => alert,
             Err(reason) => {
-                self.dead_letters.push(DeadLetter::from_message(message, reason));
+                self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::Undecodable, reason));
                 return Ok(());
             }
         };
-        metrics::counter!("quench_alerts_consumed_total").increment(1);
         match state.operator.alert(&alert, rekey::route_of(message).as_deref(), &self.rules, Instant::now()) {
-            Ok(false) => {}
-            Ok(true) => metrics::counter!("quench_late_alerts_total").increment(1),
+            Ok(late) => AlertConsumed { late }.emit(),
             Err(missing) => {
-                metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
-                self.dead_letters.push(DeadLetter::from_message(message, missing.to_string()));
+                AlertConsumed { late: false }.emit();
+                self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::MissingLabel, missing.to_string()));
             }
         }
         Ok(())
@@ -278,17 +277,12 @@ impl Worker {
         let action = match decode(&self.actions, &self.handle, message) {
             Ok(action) => action,
             Err(reason) => {
-                self.dead_letters.push(DeadLetter::from_message(message, reason));
+                self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::Undecodable, reason));
                 return;
             }
         };
         let applied = state.operator.action(&action, Instant::now());
-        let outcome = if applied { "applied" } else { "no_change" };
-        metrics::counter!("quench_actions_total", "outcome" => outcome).increment(1);
-        tracing::info!(
-            incident = %action.incident_id, kind = ?action.kind, actor = %action.actor, action = %action.action_id, outcome,
-            "incident action"
-        );
+        ActionApplied { action: &action, applied }.emit();
     }
 
     /// Flushes every partition's operator and commits one transaction with everything produced.
@@ -342,21 +336,19 @@ impl Worker {
             self.session.send(letter.record(&self.config.topics.dlq))?;
         }
         self.session.commit(&offsets)?;
-        let incidents = outputs.iter().map(|(_, o)| o.incidents.len()).sum::<usize>();
-        let events = outputs.iter().map(|(_, o)| o.routing.len()).sum::<usize>();
-        metrics::counter!("quench_incident_updates_total").increment(incidents as u64);
-        metrics::counter!("quench_routing_events_total").increment(events as u64);
-        metrics::histogram!("quench_transaction_seconds").record(started.elapsed().as_secs_f64());
         let operators = self.partitions.values().map(|p| &p.operator);
-        metrics::gauge!("quench_open_groups").set(operators.clone().map(Operator::open_groups).sum::<usize>() as f64);
-        metrics::gauge!("quench_open_fingerprints")
-            .set(operators.clone().map(Operator::open_fingerprints).sum::<usize>() as f64);
-        // How far event time trails the wall clock, for the partition furthest behind.
-        if let Some(oldest) = operators.filter_map(|o| o.watermark(started)).min() {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            metrics::gauge!("quench_watermark_delay_seconds").set((now - oldest) as f64 / 1000.0);
+        Committed {
+            incidents: outputs.iter().map(|(_, o)| o.incidents.len()).sum(),
+            routing_events: outputs.iter().map(|(_, o)| o.routing.len()).sum(),
+            elapsed: started.elapsed(),
+            open_groups: operators.clone().map(Operator::open_groups).sum(),
+            open_fingerprints: operators.clone().map(Operator::open_fingerprints).sum(),
+            watermark_delay: operators
+                .filter_map(|o| o.watermark(started))
+                .min()
+                .map(|oldest| Duration::from_millis(now_ms().saturating_sub(oldest).max(0) as u64)),
         }
+        .emit();
         self.reclassify_refined();
         Ok(())
     }
@@ -382,7 +374,7 @@ impl Classify for Timed<'_> {
     fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         let started = Instant::now();
         let answers = self.0.classify_now(subjects);
-        metrics::histogram!("quench_classify_seconds").record(started.elapsed().as_secs_f64());
+        Classified { elapsed: started.elapsed() }.emit();
         answers
     }
 
@@ -410,18 +402,14 @@ fn load_classifier(config: &Config, handle: &Handle) -> anyhow::Result<Classifie
 
 /// Decodes a record; only a schema id seen for the first time costs a registry call.
 fn decode<T: Record>(decoder: &Decoder<T>, handle: &Handle, message: &OwnedMessage) -> Result<T, String> {
-    let decoded = match message.payload() {
+    match message.payload() {
         Some(bytes) => match decoder.try_decode(bytes) {
             Some(decoded) => decoded,
             None => handle.block_on(decoder.decode(bytes)),
         }
         .map_err(|e| e.to_string()),
         None => Err("record has no value".to_string()),
-    };
-    if decoded.is_err() {
-        metrics::counter!("quench_dlq_records_total", "reason" => "undecodable").increment(1);
     }
-    decoded
 }
 
 /// `worker.instance_id`, or the host name.

@@ -20,7 +20,7 @@ use rdkafka::{
 use tokio::runtime::Handle;
 
 use super::{decode, dlq::DeadLetter, transaction::Session};
-use crate::{config::Config, kafka::Rebalanced, reload::RulesSource};
+use crate::{config::Config, events::DeadLetterReason, kafka::Rebalanced, reload::RulesSource};
 use quench_core::rules::RouteTree;
 
 /// The route a re-keyed record was placed on, if it came through this stage.
@@ -79,13 +79,16 @@ fn rekey(
 ) -> anyhow::Result<()> {
     let alert = match decode(decoder, handle, message) {
         Ok(alert) => alert,
-        Err(reason) => return session.send(DeadLetter::from_message(message, reason).record(&config.topics.dlq)),
+        Err(reason) => {
+            let letter = DeadLetter::new(message, DeadLetterReason::Undecodable, reason);
+            return session.send(letter.record(&config.topics.dlq));
+        }
     };
     let placements = match tree.place(&alert, None) {
         Ok(placements) => placements,
         Err(missing) => {
-            metrics::counter!("quench_dlq_records_total", "reason" => "missing_label").increment(1);
-            return session.send(DeadLetter::from_message(message, missing.to_string()).record(&config.topics.dlq));
+            let letter = DeadLetter::new(message, DeadLetterReason::MissingLabel, missing.to_string());
+            return session.send(letter.record(&config.topics.dlq));
         }
     };
     let payload = message.payload().unwrap_or_default();

@@ -16,6 +16,7 @@ pub use openai::OpenAi;
 use prompt::Item;
 use quench_retry::{Backoff, TokenBucket};
 
+use crate::events::{LlmBudgetWaited, LlmOutcome, LlmRequest, LlmUsage};
 use crate::{
     config::{LlmConfig, ProviderKind},
     redact::Redactor,
@@ -126,12 +127,11 @@ impl Llm {
             // About four characters a token; the answer is bounded by max_tokens.
             let estimate = (prompt::SYSTEM.len() + user.len()) as u64 / 4 + u64::from(self.config.max_tokens) / 4;
             if self.budget.take(estimate).await {
-                metrics::counter!("quench_llm_budget_waits_total").increment(1);
+                LlmBudgetWaited.emit();
             }
             let started = std::time::Instant::now();
             let result = self.provider.call(&user, &schema).await;
-            metrics::histogram!("quench_llm_request_seconds", "provider" => self.kind)
-                .record(started.elapsed().as_secs_f64());
+            LlmRequest { provider: self.kind, elapsed: started.elapsed() }.emit();
             // A bad or partial answer is asked again at once; only the server's trouble waits.
             let delay = match result {
                 Ok(reply) => {
@@ -182,18 +182,14 @@ impl Llm {
     }
 
     fn count(&self, outcome: &'static str) {
-        metrics::counter!("quench_llm_requests_total", "provider" => self.kind, "outcome" => outcome).increment(1);
+        LlmOutcome { provider: self.kind, outcome }.emit();
     }
 
     fn record_usage(&self, reply: &Reply) {
-        metrics::counter!("quench_llm_tokens_total", "provider" => self.kind, "direction" => "input")
-            .increment(reply.input_tokens);
-        metrics::counter!("quench_llm_tokens_total", "provider" => self.kind, "direction" => "output")
-            .increment(reply.output_tokens);
         let cost = reply.input_tokens as f64 * self.config.input_price_per_mtok / 1e6
             + reply.output_tokens as f64 * self.config.output_price_per_mtok / 1e6;
-        // Counters are integers: the cost is kept in micro-dollars.
-        metrics::counter!("quench_llm_cost_microdollars_total", "provider" => self.kind).increment((cost * 1e6) as u64);
+        LlmUsage { provider: self.kind, input_tokens: reply.input_tokens, output_tokens: reply.output_tokens, cost }
+            .emit();
     }
 }
 
