@@ -3,7 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Child,
 };
 
 pub use quench_schemas::now_ms;
@@ -17,15 +17,5 @@ pub fn default_quench() -> PathBuf {
 
 /// Starts `quench <command>` with exactly `env` (plus PATH and where the embedding model is).
 pub fn spawn(quench: &Path, command: &str, env: &[(String, String)]) -> std::io::Result<Child> {
-    Command::new(quench)
-        .arg(command)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(
-            ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
-                .into_iter()
-                .filter_map(|k| Some((k, std::env::var(k).ok()?))),
-        )
-        .spawn()
+    quench_pipeline::config::quench_command(quench, command, env).spawn()
 }

@@ -424,6 +424,23 @@ pub fn isolated_env(
     env
 }
 
+/// `quench <command>` with exactly `env`, plus PATH and where the setup scripts put the embedding
+/// model: a `quench` process that a test run or a benchmark starts, configured by nothing else.
+pub fn quench_command(quench: &Path, command: &str, env: &[(String, String)]) -> std::process::Command {
+    let mut child = std::process::Command::new(quench);
+    child
+        .arg(command)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(
+            ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
+                .into_iter()
+                .filter_map(|k| Some((k, std::env::var(k).ok()?))),
+        );
+    child
+}
+
 /// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
 fn parse_scalar(raw: &str) -> toml::Value {
     format!("v = {raw}")

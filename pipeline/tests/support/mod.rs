@@ -5,14 +5,14 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 pub mod fake_peers;
 
-use quench_pipeline::config::{isolated_env, Config};
+use quench_pipeline::config::{isolated_env, quench_command, Config};
 use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
@@ -65,18 +65,8 @@ impl Run {
 
     /// Starts `quench <command>` with this run's settings and a few of its own.
     pub fn start_with(&self, command: &str, extra: &[(&str, &str)]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_quench"))
-            .arg(command)
-            .env_clear()
-            .envs(self.env.iter().cloned())
+        quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), command, &self.env)
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            // Where the setup scripts put the embedding model.
-            .envs(
-                ["HOME", "XDG_CACHE_HOME", "QUENCH_MODEL_HOME"]
-                    .into_iter()
-                    .filter_map(|k| Some((k, std::env::var(k).ok()?))),
-            )
             .spawn()
             .unwrap()
     }
