@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, fmt, path::Path, time::Duration};
 
+use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 /// Environment variables starting with this prefix and containing `__` override file keys.
@@ -117,6 +118,7 @@ pub struct KafkaConfig {
     /// How long start-up waits for the brokers before failing.
     pub connect_timeout_ms: u64,
     /// Extra librdkafka properties (for example `security.protocol`), applied to every client.
+    #[serde(serialize_with = "quench_secret::serialize_properties")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -184,7 +186,8 @@ impl Default for TopicsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RegistryConfig {
-    /// Base URL of a Confluent-compatible schema registry API.
+    /// Base URL of a Confluent-compatible schema registry API (a password in it is shown masked).
+    #[serde(serialize_with = "quench_secret::serialize_url")]
     pub url: String,
     pub timeout_ms: u64,
 }
@@ -198,11 +201,12 @@ impl Default for RegistryConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
-    /// HTTP interface of ClickHouse.
+    /// HTTP interface of ClickHouse (a password in it is shown masked).
+    #[serde(serialize_with = "quench_secret::serialize_url")]
     pub url: String,
     pub database: String,
     pub user: String,
-    pub password: String,
+    pub password: Secret,
     /// Block compression of the HTTP protocol: `lz4` for real servers, `none` for the chdb
     /// adapter of the local stack, which does not implement ClickHouse's compressed framing.
     pub compression: Compression,
@@ -214,7 +218,7 @@ impl Default for ClickHouseConfig {
             url: "http://127.0.0.1:8123".into(),
             database: "quench".into(),
             user: "default".into(),
-            password: String::new(),
+            password: Secret::default(),
             compression: Compression::Lz4,
         }
     }
@@ -275,40 +279,21 @@ impl Config {
         Self::from_tree(tree, file, env)
     }
 
-    /// This configuration with its secrets (ClickHouse password, ingest tokens and HMAC secrets, LLM API key)
-    /// masked, for printing.
-    pub fn redacted(&self) -> Self {
-        let mask = |secret: &mut Option<String>| {
-            if secret.is_some() {
-                *secret = Some("<redacted>".into());
-            }
-        };
-        let mut config = self.clone();
-        if !config.clickhouse.password.is_empty() {
-            config.clickhouse.password = "<redacted>".into();
-        }
-        for source in config.ingest.sources.values_mut() {
-            mask(&mut source.token);
-            mask(&mut source.hmac_secret);
-        }
-        mask(&mut config.classify.llm.api_key);
-        let notify = &mut config.notify;
-        notify.api_tokens.values_mut().for_each(|t| *t = "<redacted>".into());
-        notify.slack.values_mut().for_each(|t| mask(&mut t.token));
-        notify.pagerduty.values_mut().for_each(|t| t.routing_key = "<redacted>".into());
-        notify.email.values_mut().for_each(|t| mask(&mut t.password));
-        notify.webhook.values_mut().for_each(|t| mask(&mut t.secret));
-        config
-    }
-
     /// This configuration with every topic and consumer group renamed under `prefix` (see
     /// [`isolated_names`]).
+    /// Built without serialising this configuration, which would mask its secrets.
     pub fn isolated(&self, prefix: &str) -> Result<Self, ConfigError> {
-        let tree = match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(tree)) => tree,
-            other => return Err(ConfigError(format!("configuration does not serialise to a table: {other:?}"))),
+        let renamed = Self::from_tree(toml::Table::new(), None, isolated_names(prefix))?;
+        let mut config = self.clone();
+        config.topics = TopicsConfig {
+            partitions: self.topics.partitions,
+            replication_factor: self.topics.replication_factor,
+            ..renamed.topics
         };
-        Self::from_tree(tree, None, isolated_names(prefix))
+        config.worker.group_id = renamed.worker.group_id;
+        config.sink.group_id = renamed.sink.group_id;
+        config.notify.group_id = renamed.notify.group_id;
+        Ok(config)
     }
 
     fn from_tree(
@@ -546,9 +531,30 @@ mod tests {
             ]),
         )
         .unwrap();
-        let printed = toml::to_string_pretty(&config.redacted()).unwrap();
+        let printed = toml::to_string_pretty(&config).unwrap();
         assert!(!printed.contains("secret-token") && !printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("[ingest.sources.alertmanager]"));
+        assert!(!format!("{config:?}").contains("hunter2"), "nor in logs");
+        assert_eq!(config.clickhouse.password.expose(), "hunter2", "it is still used");
+    }
+
+    #[test]
+    fn printed_configuration_hides_kafka_credentials_and_passwords_in_urls() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("QUENCH_KAFKA__PROPERTIES__sasl.password", "kafka-pass"),
+                ("QUENCH_REGISTRY__URL", "https://reg:reg-pass@registry:8081/apis/ccompat/v7"),
+                ("QUENCH_CLICKHOUSE__URL", "https://ch:ch-pass@clickhouse:8443"),
+            ]),
+        )
+        .unwrap();
+        let printed = toml::to_string_pretty(&config).unwrap();
+        for secret in ["kafka-pass", "reg-pass", "ch-pass"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("https://ch:<redacted>@clickhouse:8443"), "{printed}");
+        assert_eq!(config.kafka.properties["sasl.password"], "kafka-pass", "librdkafka still gets it");
     }
 
     #[test]
@@ -591,6 +597,6 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert!(!toml::to_string(&config.redacted()).unwrap().contains("sk-abc"), "quench config masks the key");
+        assert!(!toml::to_string(&config).unwrap().contains("sk-abc"), "quench config masks the key");
     }
 }

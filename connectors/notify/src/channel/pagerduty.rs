@@ -36,7 +36,7 @@ impl PagerDuty {
             _ => "trigger",
         };
         let mut body = json!({
-            "routing_key": self.target.routing_key,
+            "routing_key": self.target.routing_key.expose(),
             "event_action": action,
             "dedup_key": event.incident_id,
         });

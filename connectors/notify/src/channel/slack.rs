@@ -24,7 +24,7 @@ impl Slack {
     pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let text = format!("*{}*\n{}", notice.message.title, notice.message.body);
         let Some(token) = &self.target.token else {
-            let (status, _) = post(self.http.post(&self.target.url).json(&json!({ "text": text }))).await?;
+            let (status, _) = post(self.http.post(self.target.url.expose()).json(&json!({ "text": text }))).await?;
             return Ok(Receipt { status, thread: None });
         };
         let mut body = json!({
@@ -40,7 +40,7 @@ impl Slack {
         if let Some(thread) = notice.thread {
             body["thread_ts"] = json!(thread);
         }
-        let request = self.http.post(&self.target.url).bearer_auth(token).json(&body);
+        let request = self.http.post(self.target.url.expose()).bearer_auth(token.expose()).json(&body);
         let (status, answer) = post(request).await?;
         let answer: Value = serde_json::from_str(&answer).map_err(|e| SendError::Transient {
             message: format!("Slack answered non-JSON: {e}"),

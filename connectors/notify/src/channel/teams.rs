@@ -57,7 +57,7 @@ impl Teams {
                 "content": card,
             }],
         });
-        let (status, _) = post(self.http.post(&self.target.url).json(&envelope)).await?;
+        let (status, _) = post(self.http.post(self.target.url.expose()).json(&envelope)).await?;
         Ok(Receipt { status, thread: None })
     }
 }

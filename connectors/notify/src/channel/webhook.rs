@@ -43,15 +43,15 @@ impl Webhook {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or_default());
         let mut request = self
             .http
-            .post(&self.target.url)
+            .post(self.target.url.expose())
             .header("content-type", "application/json")
             .header("idempotency-key", notice.key)
             .header("x-quench-timestamp", timestamp.to_string());
         if let Some(secret) = &self.target.secret {
-            request = request.header("x-quench-signature", signature(secret, timestamp, &body));
+            request = request.header("x-quench-signature", signature(secret.expose(), timestamp, &body));
         }
         for (name, value) in &self.target.headers {
-            request = request.header(name, value);
+            request = request.header(name, value.expose());
         }
         let (status, _) = post(request.body(body)).await?;
         Ok(Receipt { status, thread: None })

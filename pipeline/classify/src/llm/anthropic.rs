@@ -2,6 +2,7 @@
 //! input schema is the answer's schema, so it arrives as a parsed `tool_use` block; a text block
 //! holding the JSON is accepted too.
 
+use quench_secret::Secret;
 use serde_json::{json, Value};
 
 use super::{prompt, send, CallError, Reply};
@@ -10,7 +11,7 @@ use crate::config::LlmConfig;
 pub struct Anthropic {
     client: reqwest::Client,
     endpoint: String,
-    api_key: String,
+    api_key: Secret,
     model: String,
     max_tokens: u32,
 }
@@ -22,7 +23,7 @@ impl Anthropic {
         let api_key = config
             .api_key
             .clone()
-            .or_else(|| std::env::var("ANTHROPIC_API_KEY").ok())
+            .or_else(|| std::env::var("ANTHROPIC_API_KEY").ok().map(Secret::new))
             .ok_or_else(|| anyhow::anyhow!("invalid configuration: key `classify.llm.api_key`: the Anthropic provider needs an API key (or ANTHROPIC_API_KEY)"))?;
         let base = config.url.clone().unwrap_or_else(|| "https://api.anthropic.com".into());
         Ok(Self {
@@ -50,7 +51,7 @@ impl Anthropic {
         let request = self
             .client
             .post(&self.endpoint)
-            .header("x-api-key", &self.api_key)
+            .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", API_VERSION)
             .json(&body);
         let response = send(request).await?;

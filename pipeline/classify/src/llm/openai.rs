@@ -2,6 +2,7 @@
 //! server, Ollama. The answer's schema goes in `response_format`, as `json_schema` (OpenAI, vLLM)
 //! or as `json_object` with a `schema` beside it (llama.cpp's server).
 
+use quench_secret::Secret;
 use serde_json::{json, Value};
 
 use super::{prompt, send, CallError, Reply};
@@ -10,7 +11,7 @@ use crate::config::{JsonMode, LlmConfig};
 pub struct OpenAi {
     client: reqwest::Client,
     endpoint: String,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
     model: String,
     max_tokens: u32,
     json_mode: JsonMode,
@@ -23,7 +24,7 @@ impl OpenAi {
             client,
             endpoint: format!("{}/v1/chat/completions", base.trim_end_matches('/')),
             // Local servers need no key; OpenAI itself answers 401 without one, which names it.
-            api_key: config.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok()),
+            api_key: config.api_key.clone().or_else(|| std::env::var("OPENAI_API_KEY").ok().map(Secret::new)),
             model: config.model.clone(),
             max_tokens: config.max_tokens,
             json_mode: config.json_mode,
@@ -54,7 +55,7 @@ impl OpenAi {
         });
         let mut request = self.client.post(&self.endpoint).json(&body);
         if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+            request = request.bearer_auth(key.expose());
         }
         let response = send(request).await?;
         let content = response["choices"][0]["message"]["content"]
