@@ -72,7 +72,12 @@ impl<T> FileSource<T> {
     /// Replaces `current` with the new rules if the file changed and parses; a broken file is
     /// reported (`quench_rules_reloads_total{rules=what, outcome="rejected"}`) and `current` stays.
     pub fn reload(&mut self, current: &mut T, what: &'static str) {
-        match self.poll() {
+        self.reload_checked(current, what, |_| Ok(()));
+    }
+
+    /// Like [`FileSource::reload`], and new rules that `check` refuses are reported and not used.
+    pub fn reload_checked(&mut self, current: &mut T, what: &'static str, check: impl Fn(&T) -> Result<(), String>) {
+        match self.poll().map(|rules| rules.and_then(|r| check(&r).map(|()| r))) {
             None => {}
             Some(Ok(rules)) => {
                 *current = rules;

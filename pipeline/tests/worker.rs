@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use quench_core::rules::RouteTree;
 use quench_pipeline::kafka::create_topics;
 use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, RoutingEvent, RoutingReason};
 use rdkafka::Message;
@@ -209,6 +210,61 @@ async fn a_rebalance_between_two_workers_during_200k_alerts_loses_and_duplicates
     sigterm(&second);
     assert!(second.wait().unwrap().success());
     assert_exactly_once(&run, &sent, counts).await;
+}
+
+/// With a `continue` route an alert belongs to groups on two routes, which ingest cannot key alike;
+/// the worker re-keys each placement, so the second route's group gets every alert in one
+/// incident: those that reached it after the first route and those that matched it alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_fed_through_a_continue_route_and_directly_is_one_incident() {
+    let mut run = Run::new("continue");
+    let rules = std::env::temp_dir().join(format!("quench-continue-{}.toml", std::process::id()));
+    std::fs::write(
+        &rules,
+        "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nresolve_timeout = \"1h\"\n\
+         [[route.routes]]\nmatchers = ['team=\"a\"']\ncontinue = true\n\
+         [[route.routes]]\nmatchers = ['service=\"x\"']\ngroup_by = [\"service\"]\n",
+    )
+    .unwrap();
+    run.set("QUENCH_WORKER__RULES", &rules.display().to_string());
+    create_topics(&run.config).await.unwrap();
+    let tree = RouteTree::load(&rules).unwrap();
+    let registry = run.registry();
+    let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    let mut records = Vec::new();
+    for i in 0..12 {
+        let mut both = alert(&format!("Both{i}"), i, now);
+        both.labels.extend([("team".to_string(), "a".to_string()), ("service".to_string(), "x".to_string())]);
+        let mut direct = alert(&format!("Direct{i}"), i, now);
+        direct.labels.insert("service".into(), "x".into());
+        for alert in [both, direct] {
+            // Keyed as ingest keys them: by the group of the alert's first route.
+            records.push((tree.partition_key(&alert), encoder.encode(&alert).unwrap()));
+        }
+    }
+    produce(&run, records).await;
+    let mut worker = run.start("run");
+    let consumer = run.consumer(&run.config.topics.incidents);
+    let decoder = Decoder::<Incident>::new(registry.clone());
+    let mut latest: HashMap<String, Incident> = HashMap::new();
+    let started = Instant::now();
+    let service = |latest: &HashMap<String, Incident>| -> Vec<Incident> {
+        latest.values().filter(|i| i.group_key.starts_with("0.1|")).cloned().collect()
+    };
+    while service(&latest).iter().map(|i| i.alert_count).sum::<i64>() < 24 || latest.len() < 13 {
+        assert!(started.elapsed() < Duration::from_secs(120), "the service's group never held 24 alerts: {latest:#?}");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let incident = decoder.decode(message.unwrap().payload().unwrap()).await.unwrap();
+            latest.insert(incident.incident_id.clone(), incident);
+        }
+    }
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+    let service = service(&latest);
+    assert_eq!(service.len(), 1, "one incident for the service's group: {service:#?}");
+    assert_eq!(service[0].alert_count, 24, "both kinds of alert in it");
+    assert_eq!(latest.len(), 13, "and one incident per alert name on the first route");
 }
 
 #[tokio::test(flavor = "multi_thread")]

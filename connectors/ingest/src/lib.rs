@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod config;
+#[cfg(feature = "server")]
 pub mod events;
 pub mod payload;
 #[cfg(feature = "server")]

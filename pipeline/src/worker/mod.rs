@@ -69,7 +69,15 @@ pub async fn run(
     let decoder = Decoder::<Alert>::new(registry.clone());
     let actions = Decoder::<IncidentAction>::new(registry.clone());
     let handle = Handle::current();
-    let rekeying = if config.worker.input_keyed_by_group {
+    let rekey = rekeyed(&config, &rules.1);
+    if config.worker.input_keyed_by_group && rekey {
+        tracing::info!(
+            topic = %config.topics.rekey,
+            "routes with `continue` put an alert in groups keyed differently: alerts are re-keyed, one record per group, \
+             so that every group's alerts meet in one worker"
+        );
+    }
+    let rekeying = if !rekey {
         None
     } else {
         let (config, shutdown, handle) = (config.clone(), shutdown.clone(), handle.clone());
@@ -145,8 +153,7 @@ impl Worker {
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
         let instance = instance_id(&config);
-        let input =
-            if config.worker.input_keyed_by_group { config.topics.alerts.clone() } else { config.topics.rekey.clone() };
+        let input = if rekeyed(&config, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
         let topics = [input.as_str(), config.topics.actions.as_str()];
         let session = Session::connect(&config, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
@@ -239,7 +246,14 @@ impl Worker {
 
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
     fn reload_rules(&mut self) {
-        self.rules_source.reload(&mut self.rules, "windowing");
+        // The re-keying stage starts with the worker: rules that need it wait for a restart.
+        let rekeyed = self.input == self.config.topics.rekey;
+        self.rules_source.reload_checked(&mut self.rules, "windowing", |tree| match tree.places_on_several_routes() {
+            true if !rekeyed => Err("routes with `continue` need the re-keying stage, which starts with the worker: \
+                                     restart the worker to use these rules"
+                .into()),
+            _ => Ok(()),
+        });
         self.routing_source.reload(&mut self.routing_rules, "routing");
     }
 
@@ -410,6 +424,12 @@ fn decode<T: Record>(decoder: &Decoder<T>, handle: &Handle, message: &OwnedMessa
         .map_err(|e| e.to_string()),
         None => Err("record has no value".to_string()),
     }
+}
+
+/// Whether the worker reads alerts re-keyed by group (`topics.rekey`): when the input is not keyed
+/// by group key, or when routes with `continue` put an alert in groups keyed differently.
+fn rekeyed(config: &Config, rules: &RouteTree) -> bool {
+    !config.worker.input_keyed_by_group || rules.places_on_several_routes()
 }
 
 /// `worker.instance_id`, or the host name.

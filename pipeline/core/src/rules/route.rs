@@ -169,6 +169,16 @@ impl RouteTree {
             .collect()
     }
 
+    /// Whether an alert can land on several routes (a route with `continue`), and so belong to
+    /// groups with different keys: then no one Kafka key per alert puts every group's alerts in one
+    /// partition, and the worker must re-key each placement (one record per group) first.
+    pub fn places_on_several_routes(&self) -> bool {
+        fn any_continue(route: &Route) -> bool {
+            route.children.iter().any(|child| child.continue_matching || any_continue(child))
+        }
+        any_continue(&self.root)
+    }
+
     /// The Kafka key producers give an alert: its group key on its first route, so that one
     /// group's alerts share a partition and the worker needs no re-keying stage. An alert missing
     /// a group label is dead-lettered by the worker whatever its key, so its fingerprint will do.
