@@ -39,7 +39,7 @@ enum Command {
     Migrate,
     /// Check that Kafka, the schema registry and ClickHouse answer, and print what answered
     Check,
-    /// Print the effective configuration (defaults, file, QUENCH_* overrides) as TOML
+    /// Print the effective configuration (defaults, file, QUENCH_* overrides) as TOML, secrets masked
     Config,
     /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
     Run,
