@@ -86,14 +86,24 @@ impl Registry {
         struct Body {
             compatibility: Compatibility,
         }
-        let response = self
-            .http
-            .put(format!("{}/config/{subject}", self.url))
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .json(&Body { compatibility: level })
-            .send()
-            .await
-            .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string() })?;
+        // Apicurio creates the subject's rule on the first PUT; two processes setting it at the
+        // same moment both try to create it and one gets 409 Conflict. Sent again, the PUT finds
+        // the rule and updates it, so a conflict is retried a few times before it is an error.
+        let mut conflicts = 0;
+        let response = loop {
+            let response = self
+                .http
+                .put(format!("{}/config/{subject}", self.url))
+                .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                .json(&Body { compatibility: level })
+                .send()
+                .await
+                .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string() })?;
+            if response.status() != reqwest::StatusCode::CONFLICT || conflicts == 3 {
+                break response;
+            }
+            conflicts += 1;
+        };
         if response.status().is_success() {
             return Ok(());
         }

@@ -154,6 +154,24 @@ async fn every_schema_registers_and_backward_compatibility_is_enforced() {
     assert_ne!(new_id, first_id, "an evolved schema gets an id of its own");
 }
 
+/// Every process of a pipeline sets its subjects' compatibility at start-up, several at once on
+/// a fresh stack; the registry answers 409 to all but the first that creates the rule.
+#[tokio::test]
+async fn processes_setting_one_subjects_compatibility_at_once_all_succeed() {
+    let registry = registry_or_fail_loudly().await;
+    for round in 0..5 {
+        let subject = format!("quench-test-{}-concurrent-{round}-value", nonce());
+        let mut attempts = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (registry, subject) = (registry.clone(), subject.clone());
+            attempts.spawn(async move { registry.set_compatibility(&subject, Compatibility::Backward).await });
+        }
+        while let Some(result) = attempts.join_next().await {
+            result.unwrap().unwrap_or_else(|e| panic!("a concurrent set_compatibility on {subject} failed: {e}"));
+        }
+    }
+}
+
 async fn create_topic(topic: &str) {
     let admin: AdminClient<DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
