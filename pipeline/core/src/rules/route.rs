@@ -40,8 +40,10 @@ pub enum GroupBy {
 /// One node of the route tree, with inherited settings resolved.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Position in the tree (`0`, `0.2`, `0.2.1`): stable while the tree's shape is, and part of
-    /// the group key so that the same labels on two routes make two groups.
+    /// The path of matcher sets from the root (`{}`, `{}/{team="dba"}`), as Alertmanager keys
+    /// its routes: part of the group key, so that the same labels on two routes make two groups,
+    /// and independent of the routes' order, so that reordering a rules file opens no new
+    /// incident. Siblings with the same matchers are told apart by a `~2`, `~3` suffix in order.
     pub id: String,
     matchers: Vec<Matcher>,
     pub group_by: GroupBy,
@@ -139,17 +141,20 @@ impl RouteTree {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let root = build(file.route, "0".into(), &Inherited::default())?;
+        let root = build(file.route, "0", None, &Inherited::default())?;
         Ok(Self { root })
     }
 
-    /// The route with this id (`0.2.1`), if the tree has it.
+    /// The route with this id, if the tree has it.
     pub fn route(&self, id: &str) -> Option<&Route> {
-        let mut route = &self.root;
-        for step in id.split('.').skip(1) {
-            route = route.children.get(step.parse::<usize>().ok()?)?;
+        fn find<'a>(route: &'a Route, id: &str) -> Option<&'a Route> {
+            if route.id == id {
+                return Some(route);
+            }
+            // Ids extend their parent's, so only the child whose id prefixes `id` can hold it.
+            route.children.iter().filter(|child| id.starts_with(&child.id)).find_map(|child| find(child, id))
         }
-        (route.id == id).then_some(route)
+        find(&self.root, id)
     }
 
     /// Where an alert goes: its group on every route it lands on. The one placement function,
@@ -249,12 +254,33 @@ impl Default for Inherited {
     }
 }
 
-fn build(spec: RouteSpec, id: String, parent: &Inherited) -> Result<Route, String> {
-    let matchers = spec
-        .matchers
-        .iter()
-        .map(|m| Matcher::parse(m).map_err(|e| format!("route {id}: {e}")))
-        .collect::<Result<_, _>>()?;
+fn parse_matchers(spec: &RouteSpec, position: &str) -> Result<Vec<Matcher>, String> {
+    spec.matchers.iter().map(|m| Matcher::parse(m).map_err(|e| format!("route {position}: {e}"))).collect()
+}
+
+/// A route's matchers as one canonical string, `{a="1",b=~"x"}`, sorted so that the order they
+/// are written in does not matter.
+fn matcher_set(matchers: &[Matcher]) -> String {
+    let mut matchers: Vec<String> = matchers.iter().map(Matcher::to_string).collect();
+    matchers.sort();
+    format!("{{{}}}", matchers.join(","))
+}
+
+/// Builds the route at `position` (`0.2.1`, which errors name because a user finds a route by
+/// its place in the file); `child` is its parent's id and its own matchers, `None` for the root.
+fn build(
+    spec: RouteSpec,
+    position: &str,
+    child: Option<(String, Vec<Matcher>)>,
+    parent: &Inherited,
+) -> Result<Route, String> {
+    let (id, matchers) = match child {
+        Some(child) => child,
+        None => {
+            let matchers = parse_matchers(&spec, position)?;
+            (matcher_set(&matchers), matchers)
+        }
+    };
     let group_by = match spec.group_by {
         Some(labels) if labels.iter().any(|l| l == "...") => GroupBy::All,
         Some(labels) => GroupBy::Labels(labels),
@@ -267,15 +293,22 @@ fn build(spec: RouteSpec, id: String, parent: &Inherited) -> Result<Route, Strin
         resolve_timeout: spec.resolve_timeout.unwrap_or(parent.timing.resolve_timeout),
     };
     if timing.group_interval.is_zero() {
-        return Err(format!("route {id}: group_interval must be greater than 0"));
+        return Err(format!("route {position}: group_interval must be greater than 0"));
     }
     let inherited = Inherited { group_by: group_by.clone(), timing };
-    let children = spec
-        .routes
-        .into_iter()
-        .enumerate()
-        .map(|(i, child)| build(child, format!("{id}.{i}"), &inherited))
-        .collect::<Result<_, _>>()?;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut children = Vec::with_capacity(spec.routes.len());
+    for (i, child) in spec.routes.into_iter().enumerate() {
+        let position = format!("{position}.{i}");
+        let matchers = parse_matchers(&child, &position)?;
+        let mut child_id = format!("{id}/{}", matcher_set(&matchers));
+        let twins = seen.entry(child_id.clone()).or_default();
+        *twins += 1;
+        if *twins > 1 {
+            child_id.push_str(&format!("~{twins}"));
+        }
+        children.push(build(child, &position, Some((child_id, matchers)), &inherited)?);
+    }
     Ok(Route { id, matchers, group_by, timing, continue_matching: spec.continue_matching, children })
 }
 
@@ -309,6 +342,10 @@ mod tests {
         matchers = ['team="web"']
     "#;
 
+    const DBA: &str = r#"{}/{team="dba"}"#;
+    const CRITICAL: &str = r#"{}/{severity=~"critical|page"}"#;
+    const PG: &str = r#"{}/{severity=~"critical|page"}/{service="postgres"}"#;
+
     fn ids(tree: &RouteTree, l: &BTreeMap<String, String>) -> Vec<String> {
         tree.routes_for(l).iter().map(|r| r.id.clone()).collect()
     }
@@ -318,24 +355,69 @@ mod tests {
         let tree = RouteTree::parse(RULES).unwrap();
         assert_eq!(
             ids(&tree, &labels(&[("team", "dba"), ("severity", "critical"), ("service", "postgres")])),
-            ["0.0", "0.1.0"]
+            [DBA, PG]
         );
-        assert_eq!(ids(&tree, &labels(&[("severity", "page")])), ["0.1"]);
+        assert_eq!(ids(&tree, &labels(&[("severity", "page")])), [CRITICAL]);
         assert_eq!(
             ids(&tree, &labels(&[("team", "web"), ("severity", "critical")])),
-            ["0.1"],
+            [CRITICAL],
             "first non-continue match stops"
         );
-        assert_eq!(ids(&tree, &labels(&[("team", "ops")])), ["0"], "no child matches: the root takes it");
+        assert_eq!(ids(&tree, &labels(&[("team", "ops")])), ["{}"], "no child matches: the root takes it");
     }
 
     #[test]
     fn routes_are_found_by_id() {
         let tree = RouteTree::parse(RULES).unwrap();
-        assert_eq!(tree.route("0.1.0").unwrap().timing.group_wait, Duration::ZERO);
-        assert_eq!(tree.route("0").unwrap().id, "0");
-        assert!(tree.route("0.7").is_none());
-        assert!(tree.route("1.0").is_none());
+        assert_eq!(tree.route(PG).unwrap().timing.group_wait, Duration::ZERO);
+        assert_eq!(tree.route("{}").unwrap().id, "{}");
+        assert!(tree.route("{}/{team=\"ops\"}").is_none());
+        assert!(tree.route("0.1").is_none());
+    }
+
+    #[test]
+    fn reordering_routes_or_their_matchers_keeps_ids_and_group_keys() {
+        const REORDERED: &str = r#"
+            [route]
+            group_by = ["alertname"]
+            group_wait = "10s"
+
+            [[route.routes]]
+            matchers = ['team="web"']
+
+            [[route.routes]]
+            matchers = ['severity=~"critical|page"']
+            repeat_interval = "1h"
+
+            [[route.routes.routes]]
+            matchers = ['service="postgres"']
+            group_wait = "0s"
+
+            [[route.routes]]
+            matchers = ['team="dba"']
+            group_by = ["alertname", "cluster"]
+            continue = true
+        "#;
+        let (before, after) = (RouteTree::parse(RULES).unwrap(), RouteTree::parse(REORDERED).unwrap());
+        let alert = labels(&[("alertname", "PgDown"), ("severity", "critical"), ("service", "postgres")]);
+        let key = |tree: &RouteTree| tree.routes_for(&alert)[0].group_key("acme", &alert).unwrap().0;
+        assert_eq!(key(&before), key(&after));
+        assert_eq!(after.route(PG).unwrap().timing.group_wait, Duration::ZERO);
+
+        let written_otherwise = RouteTree::parse("[route]\n[[route.routes]]\nmatchers = ['b=\"2\"', 'a=~\"1\"']\n");
+        let written = RouteTree::parse("[route]\n[[route.routes]]\nmatchers = ['a=~\"1\"', 'b=\"2\"']\n");
+        assert_eq!(written_otherwise.unwrap().root.children[0].id, written.unwrap().root.children[0].id);
+    }
+
+    #[test]
+    fn sibling_routes_with_the_same_matchers_get_ids_of_their_own() {
+        let tree = RouteTree::parse(
+            "[route]\n[[route.routes]]\nmatchers = ['team=\"dba\"']\n[[route.routes]]\nmatchers = ['team=\"dba\"']\n",
+        )
+        .unwrap();
+        let ids: Vec<&str> = tree.root.children.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [DBA, "{}/{team=\"dba\"}~2"]);
+        assert_eq!(tree.route(&ids[1]).unwrap().id, ids[1]);
     }
 
     #[test]
