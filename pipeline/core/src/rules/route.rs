@@ -417,7 +417,7 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = tree.root.children.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, [DBA, "{}/{team=\"dba\"}~2"]);
-        assert_eq!(tree.route(&ids[1]).unwrap().id, ids[1]);
+        assert_eq!(tree.route(ids[1]).unwrap().id, ids[1]);
     }
 
     #[test]
