@@ -20,7 +20,7 @@ pub enum Channel {
 
 impl Channel {
     /// The name on the wire and in configuration (`[notify.<channel>]`).
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Channel::Slack => "slack",
             Channel::Pagerduty => "pagerduty",

@@ -10,152 +10,99 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{schedule::Schedule, template::Templates};
+use crate::{
+    channel::{self, with_channels, Deliver},
+    schedule::Schedule,
+    template::Templates,
+};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NotifyConfig {
-    /// Consumer group of the notifiers on `incident-routing`.
-    pub group_id: String,
-    /// Listen address of the acknowledgement API (`POST /v1/incidents/{id}/ack`, `/resolve`,
-    /// `/comment`), which also serves `/metrics`, `/healthz` and `/readyz`.
-    pub listen: String,
-    /// Bearer tokens allowed to call the API, by the name recorded as the action's actor.
-    pub api_tokens: BTreeMap<String, Secret>,
-    /// Attempts per delivery before it goes to the notifications DLQ.
-    pub max_attempts: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    /// Deadline of one HTTP request or SMTP transaction.
-    pub timeout_ms: u64,
-    /// Deliveries in flight at once (across incidents; one incident's are delivered in order).
-    pub concurrency: usize,
-    /// Routing events read before their deliveries start, and whose offsets commit together.
-    pub batch_events: usize,
-    /// How often escalation timers are checked.
-    pub tick_ms: u64,
-    /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
-    pub incident_url: String,
-    pub templates: Templates,
-    pub slack: BTreeMap<String, SlackTarget>,
-    pub pagerduty: BTreeMap<String, PagerDutyTarget>,
-    pub teams: BTreeMap<String, TeamsTarget>,
-    pub email: BTreeMap<String, EmailTarget>,
-    pub webhook: BTreeMap<String, WebhookTarget>,
-    pub users: BTreeMap<String, User>,
-    pub schedules: BTreeMap<String, Schedule>,
-    pub policies: BTreeMap<String, Policy>,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        Self {
-            group_id: "quench-notify".into(),
-            listen: "127.0.0.1:9480".into(),
-            api_tokens: BTreeMap::new(),
-            max_attempts: 6,
-            initial_backoff_ms: 500,
-            max_backoff_ms: 60_000,
-            timeout_ms: 10_000,
-            concurrency: 256,
-            batch_events: 2_000,
-            tick_ms: 1_000,
-            incident_url: String::new(),
-            templates: Templates::default(),
-            slack: BTreeMap::new(),
-            pagerduty: BTreeMap::new(),
-            teams: BTreeMap::new(),
-            email: BTreeMap::new(),
-            webhook: BTreeMap::new(),
-            users: BTreeMap::new(),
-            schedules: BTreeMap::new(),
-            policies: BTreeMap::new(),
+macro_rules! notify_config {
+    ($(($module:ident, $Type:ident)),*) => {
+        /// The `[notify]` section. Its channel tables, one per file in `src/channel/`, are
+        /// named after the channel: `[notify.slack.<name>]`, `[notify.pagerduty.<name>]`, ….
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct NotifyConfig {
+            /// Consumer group of the notifiers on `incident-routing`.
+            pub group_id: String,
+            /// Listen address of the acknowledgement API (`POST /v1/incidents/{id}/ack`, `/resolve`,
+            /// `/comment`), which also serves `/metrics`, `/healthz` and `/readyz`.
+            pub listen: String,
+            /// Bearer tokens allowed to call the API, by the name recorded as the action's actor.
+            pub api_tokens: BTreeMap<String, Secret>,
+            /// Attempts per delivery before it goes to the notifications DLQ.
+            pub max_attempts: u32,
+            pub initial_backoff_ms: u64,
+            pub max_backoff_ms: u64,
+            /// Deadline of one HTTP request or SMTP transaction.
+            pub timeout_ms: u64,
+            /// Deliveries in flight at once (across incidents; one incident's are delivered in order).
+            pub concurrency: usize,
+            /// Routing events read before their deliveries start, and whose offsets commit together.
+            pub batch_events: usize,
+            /// How often escalation timers are checked.
+            pub tick_ms: u64,
+            /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
+            pub incident_url: String,
+            pub templates: Templates,
+            $(pub $module: BTreeMap<String, <channel::$module::$Type as Deliver>::Target>,)*
+            pub users: BTreeMap<String, User>,
+            pub schedules: BTreeMap<String, Schedule>,
+            pub policies: BTreeMap<String, Policy>,
         }
-    }
-}
 
-/// Slack: the Web API (`chat.postMessage` with a bot token, updates threaded under the first
-/// message) when `token` is set, else an incoming webhook `url` (no threads).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackTarget {
-    /// The Web API's base, or an incoming webhook's URL (a credential itself).
-    #[serde(default = "slack_api")]
-    pub url: Secret,
-    pub token: Option<Secret>,
-    /// Channel id or name, for the Web API.
-    #[serde(default)]
-    pub channel: String,
-    #[serde(default = "slack_rate")]
-    pub per_minute: u64,
-}
+        impl Default for NotifyConfig {
+            fn default() -> Self {
+                Self {
+                    group_id: "quench-notify".into(),
+                    listen: "127.0.0.1:9480".into(),
+                    api_tokens: BTreeMap::new(),
+                    max_attempts: 6,
+                    initial_backoff_ms: 500,
+                    max_backoff_ms: 60_000,
+                    timeout_ms: 10_000,
+                    concurrency: 256,
+                    batch_events: 2_000,
+                    tick_ms: 1_000,
+                    incident_url: String::new(),
+                    templates: Templates::default(),
+                    $($module: BTreeMap::new(),)*
+                    users: BTreeMap::new(),
+                    schedules: BTreeMap::new(),
+                    policies: BTreeMap::new(),
+                }
+            }
+        }
 
-/// PagerDuty Events API v2; PagerDuty accepts 120 events a minute per routing key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PagerDutyTarget {
-    pub routing_key: Secret,
-    #[serde(default = "pagerduty_url")]
-    pub url: String,
-    #[serde(default = "pagerduty_rate")]
-    pub per_minute: u64,
-}
+        /// The channels targets can be on. Named through `Channel` so that a channel file
+        /// without its variant in `quench_schemas::Channel` does not compile.
+        pub const CHANNELS: &[&str] = &[$(quench_schemas::Channel::$Type.as_str()),*];
 
-/// Microsoft Teams incoming webhook or Workflows URL; the message is an Adaptive Card.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamsTarget {
-    /// Carries its own signature (`sig=`): a credential.
-    pub url: Secret,
-    #[serde(default = "teams_rate")]
-    pub per_minute: u64,
-}
+        impl NotifyConfig {
+            /// Whether `channel`/`name` is configured.
+            pub fn has_target(&self, channel: &str, name: &str) -> bool {
+                match channel {
+                    $(stringify!($module) => self.$module.contains_key(name),)*
+                    _ => false,
+                }
+            }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmailTarget {
-    pub to: Vec<String>,
-    pub from: String,
-    pub smtp_host: String,
-    #[serde(default = "smtp_port")]
-    pub smtp_port: u16,
-    #[serde(default)]
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    #[serde(default = "email_rate")]
-    pub per_minute: u64,
+            /// Each target's own check, failing with the key of the first that is not usable.
+            fn check_targets(&self) -> Result<(), (String, String)> {
+                $(
+                    for (name, target) in &self.$module {
+                        channel::$module::$Type::check(target).map_err(|(field, e)| {
+                            let key = format!(concat!("notify.", stringify!($module), ".{}"), name);
+                            (if field.is_empty() { key } else { format!("{key}.{field}") }, e)
+                        })?;
+                    }
+                )*
+                Ok(())
+            }
+        }
+    };
 }
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain SMTP, for a relay on localhost.
-    None,
-    /// STARTTLS when the server offers it.
-    Opportunistic,
-    /// STARTTLS or fail.
-    #[default]
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-}
-
-/// A generic webhook: JSON with `X-Quench-Timestamp`, `X-Quench-Signature`
-/// (`sha256=` HMAC-SHA256 of `timestamp.body` under `secret`) and `Idempotency-Key`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookTarget {
-    /// Often tokenised: a credential.
-    pub url: Secret,
-    pub secret: Option<Secret>,
-    /// Sent with every request; values are secrets (they are usually credentials).
-    #[serde(default)]
-    pub headers: BTreeMap<String, Secret>,
-    /// 0 means unlimited.
-    #[serde(default)]
-    pub per_minute: u64,
-}
+with_channels!(notify_config);
 
 /// A person, reached through their targets (`channel:name`) when a step or schedule names them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,33 +128,6 @@ pub struct Step {
     pub wait_minutes: f64,
 }
 
-fn slack_api() -> Secret {
-    "https://slack.com/api/chat.postMessage".into()
-}
-fn slack_rate() -> u64 {
-    // Slack allows about one message a second per channel.
-    60
-}
-fn pagerduty_url() -> String {
-    "https://events.pagerduty.com/v2/enqueue".into()
-}
-fn pagerduty_rate() -> u64 {
-    120
-}
-fn teams_rate() -> u64 {
-    // Teams webhooks throttle beyond about four requests a second.
-    240
-}
-fn smtp_port() -> u16 {
-    587
-}
-fn email_rate() -> u64 {
-    60
-}
-
-/// The channels targets can be on.
-pub const CHANNELS: [&str; 5] = ["slack", "pagerduty", "teams", "email", "webhook"];
-
 impl NotifyConfig {
     pub fn backoff(&self) -> quench_retry::Backoff {
         quench_retry::Backoff::new(
@@ -218,18 +138,6 @@ impl NotifyConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
-    }
-
-    /// Whether `channel`/`name` is configured.
-    pub fn has_target(&self, channel: &str, name: &str) -> bool {
-        match channel {
-            "slack" => self.slack.contains_key(name),
-            "pagerduty" => self.pagerduty.contains_key(name),
-            "teams" => self.teams.contains_key(name),
-            "email" => self.email.contains_key(name),
-            "webhook" => self.webhook.contains_key(name),
-            _ => false,
-        }
     }
 
     /// Fails with the key of the first setting that is not usable, and why.
@@ -249,16 +157,7 @@ impl NotifyConfig {
                 return Err((format!("notify.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
             }
         }
-        for (name, slack) in &self.slack {
-            if slack.token.is_some() && slack.channel.is_empty() {
-                return Err((format!("notify.slack.{name}.channel"), "the Web API needs a channel".into()));
-            }
-        }
-        for (name, email) in &self.email {
-            if email.to.is_empty() || email.from.is_empty() || email.smtp_host.is_empty() {
-                return Err((format!("notify.email.{name}"), "needs `to`, `from` and `smtp_host`".into()));
-            }
-        }
+        self.check_targets()?;
         for (name, user) in &self.users {
             for (i, target) in user.targets.iter().enumerate() {
                 self.check_direct(target).map_err(|e| (format!("notify.users.{name}.targets[{i}]"), e))?;
@@ -334,6 +233,19 @@ mod tests {
         let (key, message) = config.validate().unwrap_err();
         assert_eq!(key, "notify.policies.db.steps[1].targets");
         assert!(message.contains("no target `db` under [notify.pagerduty]"), "{message}");
+    }
+
+    #[test]
+    fn each_channels_own_check_names_the_key() {
+        let config = parse("[slack.ops]\ntoken = \"xoxb-1\"");
+        assert_eq!(config.validate().unwrap_err().0, "notify.slack.ops.channel");
+        let config = parse("[email.ops]\nto = []\nfrom = \"q@example.com\"\nsmtp_host = \"mail\"");
+        assert_eq!(
+            config.validate().unwrap_err(),
+            ("notify.email.ops".into(), "needs `to`, `from` and `smtp_host`".into())
+        );
+        let unknown = toml::from_str::<NotifyConfig>("[opsgenie.ops]\nkey = \"k\"").unwrap_err().to_string();
+        assert!(unknown.contains("opsgenie") && unknown.contains("slack"), "{unknown}");
     }
 
     #[test]

@@ -12,8 +12,48 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 
-use super::{Notice, Receipt, SendError};
-use crate::config::{EmailTarget, SmtpTls};
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::{Deliver, Notice, Receipt, SendError};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTarget {
+    pub to: Vec<String>,
+    pub from: String,
+    pub smtp_host: String,
+    #[serde(default = "smtp_port")]
+    pub smtp_port: u16,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    #[serde(default = "email_rate")]
+    pub per_minute: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain SMTP, for a relay on localhost.
+    None,
+    /// STARTTLS when the server offers it.
+    Opportunistic,
+    /// STARTTLS or fail.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+fn smtp_port() -> u16 {
+    587
+}
+
+fn email_rate() -> u64 {
+    60
+}
 
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -21,8 +61,10 @@ pub struct Email {
     to: Vec<Mailbox>,
 }
 
-impl Email {
-    pub fn new(target: &EmailTarget, timeout: Duration) -> Result<Self, String> {
+impl Deliver for Email {
+    type Target = EmailTarget;
+
+    fn new(_http: &reqwest::Client, target: &EmailTarget, timeout: Duration) -> Result<Self, String> {
         let host = target.smtp_host.as_str();
         let tls = |host: &str| TlsParameters::new(host.into()).map_err(|e| format!("TLS for {host}: {e}"));
         let builder = match target.tls {
@@ -51,7 +93,18 @@ impl Email {
         })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+    fn per_minute(target: &EmailTarget) -> u64 {
+        target.per_minute
+    }
+
+    fn check(target: &EmailTarget) -> Result<(), (String, String)> {
+        if target.to.is_empty() || target.from.is_empty() || target.smtp_host.is_empty() {
+            return Err((String::new(), "needs `to`, `from` and `smtp_host`".into()));
+        }
+        Ok(())
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(notice.message.title.clone())

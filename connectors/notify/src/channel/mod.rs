@@ -1,11 +1,9 @@
 //! Channel adapters: one file per receiving service, each turning a [`Notice`] into that
-//! service's documented request. An enum rather than trait objects: the set is closed and known.
+//! service's documented request. The build script finds the files (see `build.rs`): a file here
+//! and its variant of `quench_schemas::Channel` are the whole of a new channel. An enum rather
+//! than trait objects dispatches: the set is closed and known at build time.
 
-mod email;
-mod pagerduty;
-mod slack;
-mod teams;
-mod webhook;
+include!(concat!(env!("OUT_DIR"), "/channels.rs"));
 
 use std::{collections::HashMap, time::Duration};
 
@@ -50,58 +48,64 @@ impl SendError {
     }
 }
 
-pub enum Adapter {
-    Slack(slack::Slack),
-    PagerDuty(pagerduty::PagerDuty),
-    Teams(teams::Teams),
-    Email(email::Email),
-    Webhook(webhook::Webhook),
+/// What every channel file provides: its targets' configuration and an adapter built from it.
+pub trait Deliver: Sized {
+    /// The table of one target, `[notify.<channel>.<name>]`. Credentials in it are
+    /// `quench_secret::Secret`s, so that `quench config` and logs mask them.
+    type Target: std::fmt::Debug + Clone + serde::Serialize + serde::de::DeserializeOwned;
+
+    /// The adapter of one target, or what is wrong with its configuration.
+    fn new(http: &reqwest::Client, target: &Self::Target, timeout: Duration) -> Result<Self, String>;
+
+    /// Deliveries a minute the receiver accepts for one target (0: unlimited).
+    fn per_minute(target: &Self::Target) -> u64;
+
+    /// What makes a target that parsed unusable, as the field (empty for the whole table) and
+    /// why; run by `quench check` and at start-up, before any adapter is built.
+    fn check(_target: &Self::Target) -> Result<(), (String, String)> {
+        Ok(())
+    }
+
+    /// Delivers one notice, saying on failure whether another attempt may succeed.
+    fn send(&self, notice: &Notice<'_>) -> impl std::future::Future<Output = Result<Receipt, SendError>> + Send;
 }
 
-impl Adapter {
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
-        match self {
-            Self::Slack(a) => a.send(notice).await,
-            Self::PagerDuty(a) => a.send(notice).await,
-            Self::Teams(a) => a.send(notice).await,
-            Self::Email(a) => a.send(notice).await,
-            Self::Webhook(a) => a.send(notice).await,
+macro_rules! adapters {
+    ($(($module:ident, $Type:ident)),*) => {
+        /// One target's adapter, of whichever channel.
+        pub enum Adapter {
+            $($Type($module::$Type),)*
         }
-    }
-}
 
-/// Every configured target's adapter and per-minute budget, by `channel:name`.
-pub fn adapters(config: &NotifyConfig) -> anyhow::Result<HashMap<String, (Adapter, u64)>> {
-    let http =
-        reqwest::Client::builder().timeout(config.timeout()).pool_max_idle_per_host(config.concurrency).build()?;
-    let mut out = HashMap::new();
-    for (name, target) in &config.slack {
-        out.insert(
-            format!("slack:{name}"),
-            (Adapter::Slack(slack::Slack::new(http.clone(), target)), target.per_minute),
-        );
-    }
-    for (name, target) in &config.pagerduty {
-        let adapter = Adapter::PagerDuty(pagerduty::PagerDuty::new(http.clone(), target));
-        out.insert(format!("pagerduty:{name}"), (adapter, target.per_minute));
-    }
-    for (name, target) in &config.teams {
-        out.insert(
-            format!("teams:{name}"),
-            (Adapter::Teams(teams::Teams::new(http.clone(), target)), target.per_minute),
-        );
-    }
-    for (name, target) in &config.email {
-        let adapter = email::Email::new(target, config.timeout())
-            .map_err(|e| anyhow::anyhow!("invalid configuration: key `notify.email.{name}`: {e}"))?;
-        out.insert(format!("email:{name}"), (Adapter::Email(adapter), target.per_minute));
-    }
-    for (name, target) in &config.webhook {
-        let adapter = Adapter::Webhook(webhook::Webhook::new(http.clone(), target));
-        out.insert(format!("webhook:{name}"), (adapter, target.per_minute));
-    }
-    Ok(out)
+        impl Adapter {
+            pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+                match self {
+                    $(Self::$Type(a) => a.send(notice).await,)*
+                }
+            }
+        }
+
+        /// Every configured target's adapter and per-minute budget, by `channel:name`.
+        pub fn adapters(config: &NotifyConfig) -> anyhow::Result<HashMap<String, (Adapter, u64)>> {
+            let http = reqwest::Client::builder()
+                .timeout(config.timeout())
+                .pool_max_idle_per_host(config.concurrency)
+                .build()?;
+            let mut out = HashMap::new();
+            $(
+                for (name, target) in &config.$module {
+                    let adapter = $module::$Type::new(&http, target, config.timeout()).map_err(|e| {
+                        anyhow::anyhow!(concat!("invalid configuration: key `notify.", stringify!($module), ".{}`: {}"), name, e)
+                    })?;
+                    let per_minute = $module::$Type::per_minute(target);
+                    out.insert(format!(concat!(stringify!($module), ":{}"), name), (Adapter::$Type(adapter), per_minute));
+                }
+            )*
+            Ok(out)
+        }
+    };
 }
+with_channels!(adapters);
 
 /// Sends `request` and returns the status and body of a 2xx answer; anything else is a
 /// [`SendError`] that says whether to try again, and when the receiver asked for.

@@ -5,10 +5,31 @@
 use quench_schemas::{IncidentStatus, RoutingReason};
 use serde_json::{json, Value};
 
-use super::{post, Notice, Receipt, SendError};
-use crate::config::PagerDutyTarget;
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
 
-pub struct PagerDuty {
+use super::{post, Deliver, Notice, Receipt, SendError};
+
+/// PagerDuty Events API v2; PagerDuty accepts 120 events a minute per routing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyTarget {
+    pub routing_key: Secret,
+    #[serde(default = "pagerduty_url")]
+    pub url: String,
+    #[serde(default = "pagerduty_rate")]
+    pub per_minute: u64,
+}
+
+fn pagerduty_url() -> String {
+    "https://events.pagerduty.com/v2/enqueue".into()
+}
+
+fn pagerduty_rate() -> u64 {
+    120
+}
+
+pub struct Pagerduty {
     http: reqwest::Client,
     target: PagerDutyTarget,
 }
@@ -23,12 +44,18 @@ fn severity(quench: &str) -> &'static str {
     }
 }
 
-impl PagerDuty {
-    pub fn new(http: reqwest::Client, target: &PagerDutyTarget) -> Self {
-        Self { http, target: target.clone() }
+impl Deliver for Pagerduty {
+    type Target = PagerDutyTarget;
+
+    fn new(http: &reqwest::Client, target: &PagerDutyTarget, _timeout: std::time::Duration) -> Result<Self, String> {
+        Ok(Self { http: http.clone(), target: target.clone() })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+    fn per_minute(target: &PagerDutyTarget) -> u64 {
+        target.per_minute
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let event = notice.event;
         let action = match (event.reason, event.status) {
             (RoutingReason::Resolved, _) | (_, IncidentStatus::Resolved) => "resolve",

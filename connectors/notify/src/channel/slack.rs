@@ -5,8 +5,35 @@
 
 use serde_json::{json, Value};
 
-use super::{post, Notice, Receipt, SendError};
-use crate::config::SlackTarget;
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::{post, Deliver, Notice, Receipt, SendError};
+
+/// Slack: the Web API (`chat.postMessage` with a bot token, updates threaded under the first
+/// message) when `token` is set, else an incoming webhook `url` (no threads).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackTarget {
+    /// The Web API's base, or an incoming webhook's URL (a credential itself).
+    #[serde(default = "slack_api")]
+    pub url: Secret,
+    pub token: Option<Secret>,
+    /// Channel id or name, for the Web API.
+    #[serde(default)]
+    pub channel: String,
+    #[serde(default = "slack_rate")]
+    pub per_minute: u64,
+}
+
+fn slack_api() -> Secret {
+    "https://slack.com/api/chat.postMessage".into()
+}
+
+fn slack_rate() -> u64 {
+    // Slack allows about one message a second per channel.
+    60
+}
 
 pub struct Slack {
     http: reqwest::Client,
@@ -16,12 +43,25 @@ pub struct Slack {
 /// Errors of `chat.postMessage` that another attempt can fix.
 const TRANSIENT: [&str; 4] = ["ratelimited", "service_unavailable", "internal_error", "request_timeout"];
 
-impl Slack {
-    pub fn new(http: reqwest::Client, target: &SlackTarget) -> Self {
-        Self { http, target: target.clone() }
+impl Deliver for Slack {
+    type Target = SlackTarget;
+
+    fn new(http: &reqwest::Client, target: &SlackTarget, _timeout: std::time::Duration) -> Result<Self, String> {
+        Ok(Self { http: http.clone(), target: target.clone() })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+    fn per_minute(target: &SlackTarget) -> u64 {
+        target.per_minute
+    }
+
+    fn check(target: &SlackTarget) -> Result<(), (String, String)> {
+        if target.token.is_some() && target.channel.is_empty() {
+            return Err(("channel".into(), "the Web API needs a channel".into()));
+        }
+        Ok(())
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let text = format!("*{}*\n{}", notice.message.title, notice.message.body);
         let Some(token) = &self.target.token else {
             let (status, _) = post(self.http.post(self.target.url.expose()).json(&json!({ "text": text }))).await?;

@@ -3,8 +3,25 @@
 
 use serde_json::json;
 
-use super::{post, Notice, Receipt, SendError};
-use crate::config::TeamsTarget;
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::{post, Deliver, Notice, Receipt, SendError};
+
+/// Microsoft Teams incoming webhook or Workflows URL; the message is an Adaptive Card.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsTarget {
+    /// Carries its own signature (`sig=`): a credential.
+    pub url: Secret,
+    #[serde(default = "teams_rate")]
+    pub per_minute: u64,
+}
+
+fn teams_rate() -> u64 {
+    // Teams webhooks throttle beyond about four requests a second.
+    240
+}
 
 pub struct Teams {
     http: reqwest::Client,
@@ -19,12 +36,18 @@ fn color(severity: &str) -> &'static str {
     }
 }
 
-impl Teams {
-    pub fn new(http: reqwest::Client, target: &TeamsTarget) -> Self {
-        Self { http, target: target.clone() }
+impl Deliver for Teams {
+    type Target = TeamsTarget;
+
+    fn new(http: &reqwest::Client, target: &TeamsTarget, _timeout: std::time::Duration) -> Result<Self, String> {
+        Ok(Self { http: http.clone(), target: target.clone() })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+    fn per_minute(target: &TeamsTarget) -> u64 {
+        target.per_minute
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let event = notice.event;
         let facts = [
             ("Severity", event.severity.clone()),

@@ -5,8 +5,28 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::{post, Notice, Receipt, SendError};
-use crate::config::WebhookTarget;
+use std::collections::BTreeMap;
+
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::{post, Deliver, Notice, Receipt, SendError};
+
+/// A generic webhook: JSON with `X-Quench-Timestamp`, `X-Quench-Signature`
+/// (`sha256=` HMAC-SHA256 of `timestamp.body` under `secret`) and `Idempotency-Key`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    /// Often tokenised: a credential.
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    /// Sent with every request; values are secrets (they are usually credentials).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    /// 0 means unlimited.
+    #[serde(default)]
+    pub per_minute: u64,
+}
 
 pub struct Webhook {
     http: reqwest::Client,
@@ -24,12 +44,18 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-impl Webhook {
-    pub fn new(http: reqwest::Client, target: &WebhookTarget) -> Self {
-        Self { http, target: target.clone() }
+impl Deliver for Webhook {
+    type Target = WebhookTarget;
+
+    fn new(http: &reqwest::Client, target: &WebhookTarget, _timeout: std::time::Duration) -> Result<Self, String> {
+        Ok(Self { http: http.clone(), target: target.clone() })
     }
 
-    pub async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
+    fn per_minute(target: &WebhookTarget) -> u64 {
+        target.per_minute
+    }
+
+    async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
         let body = serde_json::to_vec(&json!({
             "idempotency_key": notice.key,
             "title": notice.message.title,
