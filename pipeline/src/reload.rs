@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn without_a_file_there_is_nothing_to_reload() {
         let (mut source, tree) = RulesSource::load(None).unwrap();
-        assert_eq!(tree.root.id, "0");
+        assert_eq!(tree.root.id, "{}");
         source.reload_flag().store(true, Ordering::SeqCst);
         assert!(source.poll().is_none());
     }

@@ -28,6 +28,7 @@ mod record;
 #[cfg(feature = "registry")]
 mod registry;
 mod routing;
+pub mod severity;
 
 pub use action::{ActionKind, IncidentAction};
 pub use alert::{Alert, AlertStatus};

@@ -159,7 +159,7 @@ impl LocalClassifier {
         if let Some(level) = LEVELS.iter().position(|l| *l == severity) {
             return Some(level);
         }
-        let scale = &self.taxonomy.severities;
+        let scale = self.taxonomy.scale.levels();
         let on_scale = self.taxonomy.severity(severity)?;
         let position = scale.iter().position(|s| s == on_scale)?;
         Some(if position == 0 {
@@ -290,7 +290,10 @@ impl LocalClassifier {
     fn level_on_scale(&self, level: usize) -> String {
         match self.taxonomy.severity(LEVELS[level]) {
             Some(s) => s.to_string(),
-            None => self.taxonomy.severities[self.taxonomy.severities.len() / 2].clone(),
+            None => {
+                let levels = self.taxonomy.scale.levels();
+                levels[levels.len() / 2].clone()
+            }
         }
     }
 

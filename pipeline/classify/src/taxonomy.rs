@@ -6,19 +6,56 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use quench_schemas::severity::Scale;
+
 use crate::catalog::Catalog;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(from = "TaxonomyTable", into = "TaxonomyTable")]
 pub struct Taxonomy {
-    /// Most severe first.
-    pub severities: Vec<String>,
-    /// Other words for levels of the scale, as alert labels and labelled examples spell them
-    /// (`warning = "medium"`). Names on the scale always map to themselves.
-    pub severity_aliases: BTreeMap<String, String>,
+    /// The deployment's one severity scale, which the worker's windows rank alerts on too.
+    pub scale: Scale,
     /// Empty means the built-in catalog's categories, with their descriptions.
     pub categories: Vec<CategoryDescription>,
     pub priority: PriorityMatrix,
+}
+
+/// `[classify.taxonomy]` as written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TaxonomyTable {
+    /// Most severe first.
+    severities: Vec<String>,
+    /// Other words for levels of the scale, as alert labels and labelled examples spell them
+    /// (`warning = "medium"`). Names on the scale always map to themselves.
+    severity_aliases: BTreeMap<String, String>,
+    categories: Vec<CategoryDescription>,
+    priority: PriorityMatrix,
+}
+
+impl From<TaxonomyTable> for Taxonomy {
+    fn from(table: TaxonomyTable) -> Self {
+        let aliases =
+            table.severity_aliases.into_iter().map(|(word, level)| (word.to_ascii_lowercase(), level)).collect();
+        Self { scale: Scale::new(table.severities, aliases), categories: table.categories, priority: table.priority }
+    }
+}
+
+impl From<Taxonomy> for TaxonomyTable {
+    fn from(taxonomy: Taxonomy) -> Self {
+        Self {
+            severities: taxonomy.scale.levels().to_vec(),
+            severity_aliases: taxonomy.scale.aliases().clone(),
+            categories: taxonomy.categories,
+            priority: taxonomy.priority,
+        }
+    }
+}
+
+impl Default for TaxonomyTable {
+    fn default() -> Self {
+        Taxonomy::default().into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,32 +74,6 @@ pub struct PriorityMatrix {
     pub high_alerts: usize,
     pub medium_alerts: usize,
     pub matrix: BTreeMap<String, [String; 3]>,
-}
-
-impl Default for Taxonomy {
-    fn default() -> Self {
-        let aliases = [
-            ("page", "critical"),
-            ("emergency", "critical"),
-            ("fatal", "critical"),
-            ("disaster", "critical"),
-            ("error", "high"),
-            ("major", "high"),
-            ("warning", "medium"),
-            ("warn", "medium"),
-            ("minor", "medium"),
-            ("info", "low"),
-            ("informational", "low"),
-            ("notice", "low"),
-            ("none", "low"),
-        ];
-        Self {
-            severities: ["critical", "high", "medium", "low"].map(String::from).to_vec(),
-            severity_aliases: aliases.into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
-            categories: Vec::new(),
-            priority: PriorityMatrix::default(),
-        }
-    }
 }
 
 impl Default for PriorityMatrix {
@@ -85,11 +96,9 @@ impl Taxonomy {
     /// The shared corpus's taxonomy, which `quench eval classify` scores against; its categories
     /// are the built-in catalog's.
     pub fn corpus() -> Self {
-        let severities: Vec<String> = ["critical", "warning", "info"].map(String::from).to_vec();
         let row = |p: [&str; 3]| p.map(String::from);
         Self {
-            severities,
-            severity_aliases: BTreeMap::new(),
+            scale: Scale::new(["critical", "warning", "info"].map(String::from).to_vec(), BTreeMap::new()),
             categories: Vec::new(),
             priority: PriorityMatrix {
                 matrix: BTreeMap::from([
@@ -115,15 +124,16 @@ impl Taxonomy {
 
     /// `Err((key, message))` naming the key under `classify.taxonomy`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if self.severities.is_empty() {
+        let levels = self.scale.levels();
+        if levels.is_empty() {
             return Err(("severities".into(), "must list at least one severity".into()));
         }
-        for (alias, level) in &self.severity_aliases {
-            if !self.severities.contains(level) {
+        for (alias, level) in self.scale.aliases() {
+            if !levels.contains(level) {
                 return Err((format!("severity_aliases.{alias}"), format!("`{level}` is not one of `severities`")));
             }
         }
-        for severity in &self.severities {
+        for severity in levels {
             if !self.priority.matrix.contains_key(severity) {
                 return Err((
                     format!("priority.matrix.{severity}"),
@@ -139,11 +149,7 @@ impl Taxonomy {
 
     /// The level of the scale that `word` names, if any.
     pub fn severity(&self, word: &str) -> Option<&str> {
-        let word = word.trim().to_ascii_lowercase();
-        if let Some(level) = self.severities.iter().find(|s| **s == word) {
-            return Some(level);
-        }
-        self.severity_aliases.get(&word).map(String::as_str)
+        self.scale.level(word)
     }
 
     pub fn has_category(&self, name: &str) -> bool {
@@ -187,11 +193,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_broken_key() {
-        let mut taxonomy = Taxonomy::default();
-        taxonomy.severity_aliases.insert("sev1".into(), "urgent".into());
+        let parse = |text: &str| toml::from_str::<Taxonomy>(text).unwrap();
+        let taxonomy = parse("[severity_aliases]\nsev1 = \"urgent\"");
         assert_eq!(taxonomy.validate().unwrap_err().0, "severity_aliases.sev1");
-        let mut taxonomy = Taxonomy::default();
-        taxonomy.severities.push("trivial".into());
+        let taxonomy = parse("severities = [\"critical\", \"high\", \"medium\", \"low\", \"trivial\"]");
         assert_eq!(taxonomy.validate().unwrap_err().0, "priority.matrix.trivial");
     }
 }

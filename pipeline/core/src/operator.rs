@@ -24,8 +24,8 @@ use std::{
 };
 
 use quench_schemas::{
-    fingerprint::alert_fingerprint, Alert, Classification, Incident, IncidentAction, IncidentStatus, RoutingEvent,
-    Subject,
+    fingerprint::alert_fingerprint, severity::Scale, Alert, Classification, Incident, IncidentAction, IncidentStatus,
+    RoutingEvent, Subject,
 };
 
 use crate::{
@@ -73,11 +73,18 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// A partition's operator with its open groups, as read back from the changelog; event time
-    /// trails the newest event by `lateness` and follows the wall clock after `idle_timeout`.
-    pub fn restore(groups: Vec<Group>, lateness: Duration, idle_timeout: Duration, wall: Instant) -> Self {
+    /// A partition's operator with its open groups, as read back from the changelog, ranking
+    /// alerts' severities on `scale`; event time trails the newest event by `lateness` and
+    /// follows the wall clock after `idle_timeout`.
+    pub fn restore(
+        groups: Vec<Group>,
+        scale: Scale,
+        lateness: Duration,
+        idle_timeout: Duration,
+        wall: Instant,
+    ) -> Self {
         let newest = groups.iter().map(Group::last_seen).max();
-        let mut windows = Windows::default();
+        let mut windows = Windows::new(scale);
         for group in groups {
             windows.restore(group);
         }

@@ -222,6 +222,7 @@ impl Worker {
                         let worker = &self.config.worker;
                         let operator = Operator::restore(
                             groups,
+                            self.config.classify.taxonomy.scale.clone(),
                             Duration::from_millis(worker.allowed_lateness_ms),
                             Duration::from_millis(worker.idle_timeout_ms),
                             Instant::now(),

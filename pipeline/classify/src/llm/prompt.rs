@@ -38,7 +38,7 @@ pub fn user_message(taxonomy: &Taxonomy, subjects: &[Subject], redactor: &Redact
         .collect();
     format!(
         "Severities, most severe first: {}\nCategories:\n{}\nIncidents:\n{}",
-        serde_json::to_string(&taxonomy.severities).expect("strings"),
+        serde_json::to_string(taxonomy.scale.levels()).expect("strings"),
         serde_json::to_string_pretty(&categories).expect("json"),
         serde_json::to_string(&incidents).expect("json"),
     )
@@ -58,7 +58,7 @@ pub fn schema(taxonomy: &Taxonomy, ids: &[&str], bounds: bool) -> Value {
                     "type": "object",
                     "properties": {
                         "id": { "type": "string", "enum": ids },
-                        "severity": { "type": "string", "enum": taxonomy.severities },
+                        "severity": { "type": "string", "enum": taxonomy.scale.levels() },
                         "category": { "type": "string", "enum": categories },
                         "confidence": { "type": "number" },
                         "summary": { "type": "string" }

@@ -80,7 +80,7 @@ impl Harness {
     fn new() -> Self {
         let start = Instant::now();
         Self {
-            operator: Operator::restore(Vec::new(), Duration::ZERO, Duration::ZERO, start),
+            operator: Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, start),
             rules: RouteTree::parse(RULES).unwrap(),
             routing: RoutingRules::parse(ROUTING).unwrap(),
             start,
@@ -211,7 +211,8 @@ fn a_restored_operator_continues_the_groups_of_the_changelog() {
         out.changes.iter().map(|(_, g)| serde_json::from_slice(g.as_ref().unwrap()).unwrap()).collect();
 
     let mut restored = Harness::new();
-    restored.operator = Operator::restore(groups, Duration::ZERO, Duration::ZERO, restored.wall(T0 + 10 * S));
+    restored.operator =
+        Operator::restore(groups, Scale::default(), Duration::ZERO, Duration::ZERO, restored.wall(T0 + 10 * S));
     restored.send(&alert("PgDown", "db-2", T0 + 20 * S)).unwrap();
     let out = restored.flush_at(T0 + 31 * S, &classifier);
     assert_eq!(out.incidents[0].alert_count, 2, "the restored group kept its first alert");

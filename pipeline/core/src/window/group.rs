@@ -8,7 +8,9 @@ use quench_schemas::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{severity::Severity, Flush};
+use quench_schemas::severity::{Rank, Scale};
+
+use super::Flush;
 use crate::rules::{GroupKey, Timing};
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
@@ -23,7 +25,7 @@ struct Entry {
     ends_at: Option<i64>,
     last_seen: i64,
     flips: u16,
-    severity: Severity,
+    severity: Rank,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,7 +34,7 @@ struct OpenIncident {
     version: i64,
     first_seen: i64,
     last_notified_at: i64,
-    notified_severity: Severity,
+    notified_severity: Rank,
 }
 
 /// Serialisable, because open groups are mirrored to the `quench-state` changelog.
@@ -160,9 +162,9 @@ impl Group {
     }
 
     /// Records an alert observation. A re-send of a known alert only bumps counters and last_seen.
-    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64) {
+    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64, scale: &Scale) {
         let firing = alert.status == AlertStatus::Firing && alert.ends_at.is_none_or(|end| end > now);
-        let severity = Severity::from_label(alert.labels.get("severity").map(String::as_str));
+        let severity = scale.rank(alert.labels.get("severity").map(String::as_str));
         match self.alerts.get_mut(&fingerprint) {
             Some(entry) => {
                 if entry.firing != firing {
@@ -194,7 +196,7 @@ impl Group {
 
     /// Evaluates the group at event time `now`. Returns false when the group is finished (its
     /// incident resolved, or it never became one) and can be dropped.
-    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>) -> bool {
+    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale) -> bool {
         self.expire(now);
         let firing: Vec<&Entry> = self.alerts.values().filter(|e| e.firing).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
@@ -228,7 +230,7 @@ impl Group {
             notified_severity: severity,
         });
         open.version += 1;
-        let incident = self.snapshot(now, severity);
+        let incident = self.snapshot(now, severity, scale);
         if reason.is_some() {
             self.acknowledgement_due = false;
             let open = self.incident.as_mut().expect("just set");
@@ -278,7 +280,7 @@ impl Group {
         }
     }
 
-    fn snapshot(&self, now: i64, severity: Severity) -> Incident {
+    fn snapshot(&self, now: i64, severity: Rank, scale: &Scale) -> Incident {
         let open = self.incident.as_ref().expect("snapshot of an open incident");
         let firing = self.alerts.values().filter(|e| e.firing).count();
         let mut fingerprints: Vec<String> = self.alerts.keys().map(|fp| format!("{fp:016x}")).collect();
@@ -288,6 +290,7 @@ impl Group {
         });
         let severity =
             if firing == 0 { self.alerts.values().map(|e| e.severity).max().unwrap_or_default() } else { severity };
+
         Incident {
             incident_id: open.id.clone(),
             group_key: self.key.0.clone(),
@@ -299,7 +302,7 @@ impl Group {
             },
             title: self.title(),
             summary: String::new(),
-            severity: severity.as_str().into(),
+            severity: scale.name(severity).into(),
             priority: None,
             category: None,
             confidence: None,

@@ -12,14 +12,12 @@
 //! - a group whose alerts all resolved before its first flush never produces an incident.
 
 mod group;
-mod severity;
 
 pub use group::{incident_id, routing_event, Group};
-pub use severity::Severity;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use quench_schemas::{ActionKind, Alert, Incident, RoutingReason, Subject};
+use quench_schemas::{severity::Scale, ActionKind, Alert, Incident, RoutingReason, Subject};
 
 use crate::rules::{GroupKey, Placement};
 
@@ -42,9 +40,15 @@ pub struct Windows {
     groups: HashMap<GroupKey, Group>,
     timers: BTreeSet<(i64, GroupKey)>,
     changed: HashSet<GroupKey>,
+    /// The deployment's severity scale, which ranks alerts' `severity` labels.
+    scale: Scale,
 }
 
 impl Windows {
+    pub fn new(scale: Scale) -> Self {
+        Self { scale, ..Self::default() }
+    }
+
     /// Adds an alert observed at event time `now` to its group, creating the group if needed.
     pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, placement: Placement, now: i64) {
         let Placement { key, group_labels, timing, .. } = placement;
@@ -56,7 +60,7 @@ impl Windows {
                 entry.insert(group)
             }
         };
-        group.ingest(alert, fingerprint, now);
+        group.ingest(alert, fingerprint, now, &self.scale);
         self.changed.insert(key);
     }
 
@@ -69,7 +73,7 @@ impl Windows {
             let (_, key) = self.timers.pop_first().expect("first exists");
             let Some(group) = self.groups.get_mut(&key) else { continue };
             let produced = out.len();
-            if group.flush(now, out) {
+            if group.flush(now, out, &self.scale) {
                 self.timers.insert((group.next_flush(), key.clone()));
             } else {
                 self.groups.remove(&key);

@@ -280,3 +280,21 @@ fn acknowledging_and_resolving_by_hand_are_announced_with_their_times() {
     assert_eq!((incidents[0].status, incidents[0].resolved_at), (IncidentStatus::Resolved, Some(T0 + 350 * S)));
     assert_eq!(h.windows.open_groups(), 0, "resolved by hand ends the group while its alerts still fire");
 }
+
+#[test]
+fn a_custom_severity_scale_is_the_incidents_scale() {
+    let scale = quench_schemas::severity::Scale::new(
+        ["sev1", "sev2", "sev3"].map(String::from).to_vec(),
+        BTreeMap::from([("critical".to_string(), "sev1".to_string())]),
+    );
+    let mut h = Harness { windows: Windows::new(scale), ..Harness::new() };
+    h.send(&alert("PgSlow", "db-1", "sev3", T0), T0);
+    h.send(&alert("DiskFull", "h1", "high", T0), T0);
+    let (incidents, _) = h.tick(T0 + 30 * S);
+    let severity = |name: &str| incidents.iter().find(|i| i.title == name).unwrap().severity.clone();
+    assert_eq!(severity("PgSlow"), "sev3");
+    assert_eq!(severity("DiskFull"), "unknown", "`high` is a word of the default scale, not of this one");
+    h.send(&alert("PgSlow", "db-2", "Critical", T0 + 40 * S), T0 + 40 * S);
+    let (incidents, _) = h.tick(T0 + 330 * S);
+    assert_eq!(incidents[0].severity, "sev1", "an alias of the custom scale, ranked above sev3");
+}
