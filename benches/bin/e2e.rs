@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let config = Config::load(None, env.clone())?;
-    rt.block_on(create_topics(&config))?;
+    rt.block_on(create_topics(&config.kafka, &config.topics))?;
 
     let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     let storm_config = StormConfig {
@@ -315,7 +315,7 @@ async fn distinct_incidents(config: &Config) -> anyhow::Result<usize> {
 /// Produces at `rate` alerts/s with current times and measures, for every incident's first
 /// state on `incidents`, the delay from its first alert's produce time, minus group_wait.
 async fn paced(config: &Config, alerts: &[Alert], rate: u64, producer: &AlertProducer) -> anyhow::Result<Vec<i64>> {
-    let decoder = Decoder::<Incident>::new(registry_client(config)?);
+    let decoder = Decoder::<Incident>::new(registry_client(&config.registry)?);
     let consumer: BaseConsumer = client_config(&config.kafka, "bench-latency")
         .set("group.id", format!("{}-latency", config.topics.incidents))
         .set("auto.offset.reset", "latest")

@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         ],
     );
     let config = Config::load(None, env.clone())?;
-    rt.block_on(create_topics(&config))?;
+    rt.block_on(create_topics(&config.kafka, &config.topics))?;
     let quench = args.quench.clone().unwrap_or_else(default_quench);
     let ingest = Killed(Command::new(&quench).arg("ingest").env_clear().envs(env).spawn()?);
     let am_address = format!("127.0.0.1:{}", free_port()?);
@@ -148,7 +148,7 @@ fn main() -> anyhow::Result<()> {
     println!("alerts accepted by quench: {quench_accepted}; records in Kafka: {in_kafka}");
     drop(ingest);
     drop(alertmanager);
-    rt.block_on(delete_topics(&config))?;
+    rt.block_on(delete_topics(&config.kafka, &config.topics))?;
     anyhow::ensure!(
         (quench_accepted..=quench_accepted + in_flight).contains(&in_kafka),
         "Kafka holds {in_kafka} alerts; quench accepted {quench_accepted} (+ at most {in_flight} in flight)"

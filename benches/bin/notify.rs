@@ -106,11 +106,12 @@ fn main() -> anyhow::Result<()> {
         ],
     );
     let config = Config::load(Some(&config_file), env.clone())?;
-    rt.block_on(create_topics(&config))?;
+    rt.block_on(create_topics(&config.kafka, &config.topics))?;
     let quench = args.quench.clone().unwrap_or_else(default_quench);
 
     // Drain: a backlog of routing events, one notification each.
-    let encoder = rt.block_on(Encoder::<RoutingEvent>::register(&registry_client(&config)?, &config.topics.routing))?;
+    let encoder =
+        rt.block_on(Encoder::<RoutingEvent>::register(&registry_client(&config.registry)?, &config.topics.routing))?;
     let producer: FutureProducer = client_config(&config.kafka, "bench").set("linger.ms", "20").create()?;
     rt.block_on(async {
         let mut pending = Vec::with_capacity(args.events);

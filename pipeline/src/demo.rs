@@ -107,7 +107,7 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     sink.await??;
     outcome?;
     let summary = summarize(&client, &run_id, storm.causes.len()).await;
-    delete_topics(config).await?;
+    delete_topics(&config.kafka, &config.topics).await?;
     summary?;
     step("cleanup", format!("deleted the run's topics ({run_id}-*); its rows stay in ClickHouse as tenant {run_id}"));
     Ok(())

@@ -23,7 +23,7 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
              get 404; add one, e.g. [ingest.sources.alertmanager] with token = \"...\" (README, \"Ingest\")"
         );
     }
-    let encoder = Encoder::<Alert>::register(&registry_client(config)?, &config.topics.alerts).await?;
+    let encoder = Encoder::<Alert>::register(&registry_client(&config.registry)?, &config.topics.alerts).await?;
     let publisher = Arc::new(Publisher::new(
         client_config(&config.kafka, "ingest"),
         encoder,

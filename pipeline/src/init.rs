@@ -5,7 +5,7 @@ use quench_schemas::{Alert, Compatibility, Incident, IncidentAction, Record, Reg
 
 use crate::{
     clickhouse::{self, MigrationReport},
-    config::Config,
+    config::{Config, RegistryConfig, TopicsConfig},
     kafka::{self, TopicOutcome},
     preflight::registry_client,
 };
@@ -18,17 +18,16 @@ pub struct InitReport {
 }
 
 pub async fn init(config: &Config) -> anyhow::Result<InitReport> {
-    let topics = kafka::create_topics(config).await?;
-    let schemas = register_schemas(config).await?;
+    let topics = kafka::create_topics(&config.kafka, &config.topics).await?;
+    let schemas = register_schemas(&config.registry, &config.topics).await?;
     let migrations = clickhouse::migrate(&config.clickhouse, clickhouse::MIGRATIONS).await?;
     Ok(InitReport { topics, schemas, migrations })
 }
 
 /// Registers each topic's value schema and pins the subject to BACKWARD compatibility, so that
 /// the registry refuses a producer that would break Quench's readers.
-async fn register_schemas(config: &Config) -> anyhow::Result<Vec<(String, u32)>> {
-    let registry = registry_client(config)?;
-    let t = &config.topics;
+async fn register_schemas(registry: &RegistryConfig, t: &TopicsConfig) -> anyhow::Result<Vec<(String, u32)>> {
+    let registry = registry_client(registry)?;
     let mut out = Vec::new();
     for (topic, schema) in [
         (&t.alerts, Alert::SCHEMA_JSON),

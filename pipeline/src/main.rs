@@ -7,7 +7,7 @@ use quench_classify::LocalClassifier;
 use quench_core::rules::RouteTree;
 use quench_pipeline::{
     clickhouse,
-    config::Config,
+    config::{Config, WorkerConfig},
     demo::{self, DemoArgs},
     eval::{self, EvalClassifyArgs},
     http, ingest, init, logging,
@@ -121,7 +121,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Run => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
-            let rules = load_rules(config)?;
+            let rules = load_rules(&config.worker)?;
             signals::on_hangup(rules.0.reload_flag());
             let readiness = http::serve(&config.http).await?;
             worker::run(config.clone(), rules, signals::shutdown_flag(), readiness).await?;
@@ -133,7 +133,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Ingest => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
-            ingest::run(config, load_rules(config)?, signals::shutdown_flag()).await?;
+            ingest::run(config, load_rules(&config.worker)?, signals::shutdown_flag()).await?;
         }
         Command::Notify => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
@@ -152,13 +152,13 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;
-            demo::run(config, load_rules(config)?, &args).await?;
+            demo::run(config, load_rules(&config.worker)?, &args).await?;
         }
     }
     Ok(())
 }
 
-fn load_rules(config: &Config) -> anyhow::Result<(RulesSource, RouteTree)> {
-    RulesSource::load(config.worker.rules.clone())
+fn load_rules(worker: &WorkerConfig) -> anyhow::Result<(RulesSource, RouteTree)> {
+    RulesSource::load(worker.rules.clone())
         .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))
 }

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use quench_schemas::Registry;
 
-use crate::{clickhouse, config::Config, kafka};
+use crate::{
+    clickhouse,
+    config::{Config, RegistryConfig},
+    kafka,
+};
 
 /// What answered, for the start-up log and `quench check`.
 #[derive(Debug, Default)]
@@ -41,7 +45,7 @@ pub async fn check(config: &Config, needs: Needs) -> anyhow::Result<Reachable> {
         },
         async {
             if needs.registry {
-                Some(registry(config).await)
+                Some(registry(&config.registry).await)
             } else {
                 None
             }
@@ -76,18 +80,18 @@ pub async fn check(config: &Config, needs: Needs) -> anyhow::Result<Reachable> {
 }
 
 /// A registry client for the configured URL.
-pub fn registry_client(config: &Config) -> anyhow::Result<Registry> {
-    Ok(Registry::new(&config.registry.url, Duration::from_millis(config.registry.timeout_ms))?)
+pub fn registry_client(registry: &RegistryConfig) -> anyhow::Result<Registry> {
+    Ok(Registry::new(&registry.url, Duration::from_millis(registry.timeout_ms))?)
 }
 
-async fn registry(config: &Config) -> anyhow::Result<String> {
+async fn registry(config: &RegistryConfig) -> anyhow::Result<String> {
     let registry = registry_client(config)?;
     registry.check().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach the schema registry at registry.url = {}: {}",
-            mask_url_password(&config.registry.url),
+            mask_url_password(&config.url),
             e.message
         )
     })?;
-    Ok(mask_url_password(&config.registry.url))
+    Ok(mask_url_password(&config.url))
 }

@@ -95,7 +95,7 @@ async fn worker_falls_back_during_a_fake_llm_outage_and_reclassifies_open_incide
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let run = Run::new("classify");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let registry = run.registry();
     let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
     let now = now_ms();

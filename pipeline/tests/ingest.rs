@@ -176,7 +176,7 @@ fn valid_bodies() -> Vec<(&'static str, Value)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_endpoint_produces_keyed_avro_and_bad_requests_get_named_4xx() {
     let run = Run::new("ingest");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let ingest = Ingest::start(&run, &[("QUENCH_INGEST__MAX_BODY_BYTES", "65536")]);
     let client = reqwest::Client::new();
 
@@ -251,7 +251,7 @@ async fn a_kafka_outage_answers_503_with_retry_after_and_loses_nothing_acknowled
     kafka.stack("up");
     let mut run = Run::new("ingest-outage");
     run.set("QUENCH_KAFKA__BROKERS", &format!("127.0.0.1:{port}"));
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let ingest = Ingest::start(&run, &[("QUENCH_INGEST__ACK_TIMEOUT_MS", "2000")]);
     let client = reqwest::Client::new();
     let mut acknowledged = BTreeSet::new();
@@ -340,7 +340,7 @@ impl Drop for Server {
 #[tokio::test(flavor = "multi_thread")]
 async fn prometheus_and_alertmanager_deliver_real_alerts_with_alertmanagers_fingerprints() {
     let run = Run::new("ingest-prom");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let ingest = Ingest::start(&run, &[]);
     let ingest_address = ingest.url.trim_start_matches("http://").to_string();
     let dir = std::env::temp_dir().join(format!("quench-prom-{}", std::process::id()));
@@ -517,7 +517,7 @@ fn hostile(path: &str, valid: &Value, rng: &mut Rng) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_hostile_bodies_each_get_a_4xx_and_slow_clients_a_408() {
     let run = Run::new("ingest-hostile");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     // Long enough that no hostile body sent at once is cut short on a loaded machine (that would
     // be a 408, not the 400 asserted), short enough for the slow clients below.
     let mut ingest = Ingest::start(&run, &[("QUENCH_INGEST__BODY_TIMEOUT_MS", "5000")]);

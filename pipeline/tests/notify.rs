@@ -157,7 +157,7 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
     run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_notify_{}", std::process::id()));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let now = now_ms();
@@ -303,7 +303,7 @@ async fn a_notifier_killed_mid_delivery_loses_nothing_and_repeats_only_what_was_
     run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, 1.0));
     run.set("QUENCH_NOTIFY__BATCH_EVENTS", "200");
     run.set("QUENCH_NOTIFY__CONCURRENCY", "32");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let encoder = Encoder::<RoutingEvent>::register(&run.registry(), &run.config.topics.routing).await.unwrap();
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &run.config.kafka.brokers)

@@ -65,7 +65,7 @@ async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
     run.set("QUENCH_CLICKHOUSE__DATABASE", "quench_sink_test");
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     run.set("QUENCH_SINK__MAX_BACKOFF_MS", "2000");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let names = ["PgDown", "DiskFull", "HighLatency", "OOMKilled"];

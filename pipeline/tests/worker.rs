@@ -27,7 +27,7 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     )
     .unwrap();
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let registry = run.registry();
     let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
     let now = now_ms();
@@ -98,7 +98,7 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_worker_ten_times_during_200k_alerts_loses_and_duplicates_nothing() {
     let run = Run::new("kill");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     // 40 groups of 5 to 44 alerts: 980 alerts a round, re-sent each round.
     let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
@@ -185,7 +185,7 @@ fn round(encoder: &Encoder<Alert>, names: &[String], sent: &mut HashMap<String, 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebalance_between_two_workers_during_200k_alerts_loses_and_duplicates_nothing() {
     let run = Run::new("rebalance");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();
@@ -227,7 +227,7 @@ async fn a_group_fed_through_a_continue_route_and_directly_is_one_incident() {
     )
     .unwrap();
     run.set("QUENCH_WORKER__RULES", &rules.display().to_string());
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let tree = RouteTree::load(&rules).unwrap();
     let registry = run.registry();
     let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
@@ -271,7 +271,7 @@ async fn a_group_fed_through_a_continue_route_and_directly_is_one_incident() {
 async fn alerts_not_keyed_by_group_are_re_keyed_and_still_counted_exactly_once() {
     let mut run = Run::new("rekey");
     run.set("QUENCH_WORKER__INPUT_KEYED_BY_GROUP", "false");
-    create_topics(&run.config).await.unwrap();
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let names: Vec<String> = (0..12).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();

@@ -17,7 +17,7 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
-use crate::config::{Config, KafkaConfig};
+use crate::config::KafkaConfig;
 
 /// A librdkafka configuration for one role (`producer`, `worker`, `sink`...) with the user's extra
 /// properties applied last, so that they can override anything Quench sets.
@@ -65,14 +65,14 @@ pub async fn check(kafka: &KafkaConfig) -> anyhow::Result<usize> {
 /// compaction would leave it: by key, the offset and value of its last record; a tombstone
 /// removes the key.
 pub fn read_compacted(
-    config: &Config,
+    kafka: &KafkaConfig,
     group: &str,
     topic: &str,
     partition: i32,
     deadline: Duration,
 ) -> anyhow::Result<HashMap<String, (i64, Vec<u8>)>> {
     let mut latest = HashMap::new();
-    let consumer: BaseConsumer = reader_config(&config.kafka, "restore", group).create()?;
+    let consumer: BaseConsumer = reader_config(kafka, "restore", group).create()?;
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, deadline)
         .with_context(|| format!("watermarks of {topic}/{partition}"))?;

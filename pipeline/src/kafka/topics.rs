@@ -8,7 +8,10 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
-use crate::{config::Config, kafka::client_config};
+use crate::{
+    config::{KafkaConfig, TopicsConfig},
+    kafka::client_config,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicOutcome {
@@ -27,8 +30,7 @@ const DELIVERY_LOG: Settings =
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(config: &Config) -> [(&str, Settings); 11] {
-    let t = &config.topics;
+fn specs(t: &TopicsConfig) -> [(&str, Settings); 11] {
     [
         (&t.alerts, TWO_WEEKS),
         (&t.incidents, COMPACTED),
@@ -45,9 +47,8 @@ fn specs(config: &Config) -> [(&str, Settings); 11] {
 }
 
 /// Creates every topic Quench uses, leaving existing ones as they are.
-pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
-    let t = &config.topics;
-    let new_topics: Vec<NewTopic> = specs(config)
+pub async fn create_topics(kafka: &KafkaConfig, t: &TopicsConfig) -> anyhow::Result<Vec<(String, TopicOutcome)>> {
+    let new_topics: Vec<NewTopic> = specs(t)
         .iter()
         .map(|(name, settings)| {
             settings.iter().fold(
@@ -56,7 +57,7 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, Topic
             )
         })
         .collect();
-    let admin: AdminClient<DefaultClientContext> = client_config(&config.kafka, "admin").create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, "admin").create()?;
     let results = admin.create_topics(&new_topics, &AdminOptions::new()).await?;
     results
         .into_iter()
@@ -68,10 +69,10 @@ pub async fn create_topics(config: &Config) -> anyhow::Result<Vec<(String, Topic
         .collect()
 }
 
-/// Deletes every topic of `config` (the demo's per-run topics).
-pub async fn delete_topics(config: &Config) -> anyhow::Result<()> {
-    let names: Vec<&str> = specs(config).iter().map(|(name, _)| *name).collect();
-    let admin: AdminClient<DefaultClientContext> = client_config(&config.kafka, "admin").create()?;
+/// Deletes every topic of `topics` (the demo's per-run topics).
+pub async fn delete_topics(kafka: &KafkaConfig, topics: &TopicsConfig) -> anyhow::Result<()> {
+    let names: Vec<&str> = specs(topics).iter().map(|(name, _)| *name).collect();
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, "admin").create()?;
     for result in admin.delete_topics(&names, &AdminOptions::new()).await? {
         result.map_err(|(name, code)| anyhow::anyhow!("deleting topic {name} failed: {code}"))?;
     }

@@ -52,7 +52,7 @@ pub struct AlertProducer {
 
 impl AlertProducer {
     pub async fn new(config: &Config, rules: RouteTree, role: &str) -> anyhow::Result<Self> {
-        let encoder = Encoder::<Alert>::register(&registry_client(config)?, &config.topics.alerts).await?;
+        let encoder = Encoder::<Alert>::register(&registry_client(&config.registry)?, &config.topics.alerts).await?;
         let producer = client_config(&config.kafka, role)
             .set("enable.idempotence", "true")
             .set("linger.ms", "20")

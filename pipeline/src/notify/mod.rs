@@ -56,7 +56,7 @@ struct Done {
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let notify = &config.notify;
-    let registry = registry_client(config)?;
+    let registry = registry_client(&config.registry)?;
     let producer: FutureProducer = client_config(&config.kafka, "notify")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -188,7 +188,15 @@ impl Notifier<'_> {
                     let committed = self.committed(&partitions)?;
                     for partition in partitions {
                         let from = committed.get(&partition).copied().unwrap_or(0);
-                        let state = tokio::task::block_in_place(|| state::load(self.config, partition, from))?;
+                        let state = tokio::task::block_in_place(|| {
+                            state::load(
+                                &self.config.kafka,
+                                &self.config.topics,
+                                &self.config.notify.group_id,
+                                partition,
+                                from,
+                            )
+                        })?;
                         tracing::info!(
                             partition,
                             logged = state.delivered.len(),

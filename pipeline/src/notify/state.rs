@@ -12,25 +12,34 @@ use quench_notify::{
 };
 use quench_schemas::Delivered;
 
-use crate::{config::Config, kafka::read_compacted};
+use crate::{
+    config::{KafkaConfig, TopicsConfig},
+    kafka::read_compacted,
+};
 
 /// Reads partition `partition` of the delivery log and of the state topic. Deliveries of routing
 /// events before `committed` (the group's committed offset) cannot be read again, so they are not
 /// kept.
-pub fn load(config: &Config, partition: i32, committed: i64) -> anyhow::Result<PartitionState> {
+pub fn load(
+    kafka: &KafkaConfig,
+    topics: &TopicsConfig,
+    group_id: &str,
+    partition: i32,
+    committed: i64,
+) -> anyhow::Result<PartitionState> {
     let mut state = PartitionState::default();
     let deadline = Duration::from_secs(120);
-    let group = format!("{}-restore", config.notify.group_id);
-    let topic = &config.topics.deliveries;
-    for (key, (offset, value)) in read_compacted(config, &group, topic, partition, deadline)? {
+    let group = format!("{group_id}-restore");
+    let topic = &topics.deliveries;
+    for (key, (offset, value)) in read_compacted(kafka, &group, topic, partition, deadline)? {
         let delivered: Delivered =
             serde_json::from_slice(&value).with_context(|| format!("delivery record {topic}/{partition}@{offset}"))?;
         if delivered.routing_offset >= committed {
             state.delivered.insert(key);
         }
     }
-    let topic = &config.topics.notify_state;
-    for (key, (offset, value)) in read_compacted(config, &group, topic, partition, deadline)? {
+    let topic = &topics.notify_state;
+    for (key, (offset, value)) in read_compacted(kafka, &group, topic, partition, deadline)? {
         if key.starts_with(ESCALATION_PREFIX) {
             let escalation: Escalation = serde_json::from_slice(&value)
                 .with_context(|| format!("escalation record {topic}/{partition}@{offset}"))?;

@@ -30,7 +30,7 @@ use rdkafka::{
 use serde::Serialize;
 
 use crate::{
-    config::Config,
+    config::{Config, TopicsConfig},
     events::{SinkInsertFailed, SinkSkipped, SinkWrote},
     http::Readiness,
     kafka::reader_config,
@@ -45,7 +45,7 @@ struct Decoders {
 }
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
-    let registry = registry_client(config)?;
+    let registry = registry_client(&config.registry)?;
     let decoders = Decoders {
         alerts: Decoder::new(registry.clone()),
         incidents: Decoder::new(registry.clone()),
@@ -68,7 +68,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     while !shutdown.load(Ordering::SeqCst) {
         let wait = batch.started.map_or(interval, |s| interval.saturating_sub(s.elapsed()));
         if let Ok(message) = tokio::time::timeout(wait.max(Duration::from_millis(1)), consumer.recv()).await {
-            add(config, &decoders, &mut batch, &message?.detach()).await;
+            add(&config.topics, &decoders, &mut batch, &message?.detach()).await;
         }
         let full = batch.rows() >= config.sink.batch_rows;
         let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
@@ -83,20 +83,20 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     Ok(())
 }
 
-async fn add(config: &Config, decoders: &Decoders, batch: &mut Batch, message: &OwnedMessage) {
+async fn add(topics: &TopicsConfig, decoders: &Decoders, batch: &mut Batch, message: &OwnedMessage) {
     let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
     batch.track(topic, partition, offset);
     let bytes = message.payload().unwrap_or_default();
-    let result = if topic == config.topics.alerts {
+    let result = if topic == topics.alerts {
         decoders
             .alerts
             .decode(bytes)
             .await
             .map(|alert| batch.add_alert(alert, partition, offset))
             .map_err(|e| e.to_string())
-    } else if topic == config.topics.incidents {
+    } else if topic == topics.incidents {
         decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)).map_err(|e| e.to_string())
-    } else if topic == config.topics.routing {
+    } else if topic == topics.routing {
         decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<NotificationAttempt>(bytes)
@@ -140,7 +140,7 @@ async fn flush(
                 // Keep serving the consumer (group membership, already fetched records) while waiting.
                 let deadline = tokio::time::Instant::now() + backoff;
                 while let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    add(config, decoders, &mut next, &message?.detach()).await;
+                    add(&config.topics, decoders, &mut next, &message?.detach()).await;
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.sink.max_backoff_ms));
             }

@@ -9,13 +9,18 @@ use anyhow::Context;
 
 use quench_core::window::Group;
 
-use crate::{config::Config, kafka::read_compacted};
+use crate::{config::KafkaConfig, kafka::read_compacted};
 
-/// Reads the changelog of `partition` up to its end and returns the open groups in it.
-pub fn restore(config: &Config, partition: i32, deadline: Duration) -> anyhow::Result<Vec<Group>> {
-    let topic = &config.topics.state;
-    let group = format!("{}-restore", config.worker.group_id);
-    read_compacted(config, &group, topic, partition, deadline)?
+/// Reads partition `partition` of the changelog `topic` up to its end, as consumer group
+/// `group`, and returns the open groups in it.
+pub fn restore(
+    kafka: &KafkaConfig,
+    topic: &str,
+    group: &str,
+    partition: i32,
+    deadline: Duration,
+) -> anyhow::Result<Vec<Group>> {
+    read_compacted(kafka, group, topic, partition, deadline)?
         .into_values()
         .map(|(offset, value)| {
             serde_json::from_slice(&value).with_context(|| format!("changelog record {topic}/{partition}@{offset}"))

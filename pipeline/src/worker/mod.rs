@@ -43,7 +43,7 @@ use tokio::runtime::Handle;
 
 use crate::{
     clickhouse::labelled_incidents,
-    config::Config,
+    config::{ClickHouseConfig, Config, WorkerConfig},
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason},
     http::Readiness,
     kafka::Rebalanced,
@@ -63,13 +63,13 @@ pub async fn run(
     let routing_rules = FileSource::open(config.worker.routing.clone(), RoutingRules::load, RoutingRules::default)
         .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.routing`: {e}"))?;
     crate::signals::on_hangup(routing_rules.0.reload_flag());
-    let registry = registry_client(&config)?;
+    let registry = registry_client(&config.registry)?;
     let incidents = Encoder::<Incident>::register(&registry, &config.topics.incidents).await?;
     let routing = Encoder::<RoutingEvent>::register(&registry, &config.topics.routing).await?;
     let decoder = Decoder::<Alert>::new(registry.clone());
     let actions = Decoder::<IncidentAction>::new(registry.clone());
     let handle = Handle::current();
-    let rekey = rekeyed(&config, &rules.1);
+    let rekey = rekeyed(&config.worker, &rules.1);
     if config.worker.input_keyed_by_group && rekey {
         tracing::info!(
             topic = %config.topics.rekey,
@@ -84,13 +84,13 @@ pub async fn run(
         let rules = RulesSource::load(config.worker.rules.clone()).map_err(anyhow::Error::msg)?;
         let decoder = Decoder::<Alert>::new(registry);
         Some(tokio::task::spawn_blocking(move || {
-            rekey::run(&config, &instance_id(&config), rules, &decoder, &handle, &shutdown)
+            rekey::run(&config, &instance_id(&config.worker), rules, &decoder, &handle, &shutdown)
         }))
     };
     let worker = tokio::task::spawn_blocking(move || {
         readiness.not_ready("loading the classifier");
         let started = Instant::now();
-        let classifier = Arc::new(load_classifier(&config, &handle)?);
+        let classifier = Arc::new(load_classifier(&config.classify, &config.clickhouse, &handle)?);
         classifier.spawn_refiner(&handle);
         tracing::info!(
             provider = ?config.classify.provider,
@@ -152,10 +152,12 @@ impl Worker {
         handle: Handle,
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
-        let instance = instance_id(&config);
-        let input = if rekeyed(&config, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
+        let instance = instance_id(&config.worker);
+        let input =
+            if rekeyed(&config.worker, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
         let topics = [input.as_str(), config.topics.actions.as_str()];
-        let session = Session::connect(&config, "worker", &config.worker.group_id, &instance, &topics)?;
+        let session =
+            Session::connect(&config.kafka, &config.worker, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
         readiness.not_ready("joining the consumer group");
         Ok(Self {
@@ -218,7 +220,13 @@ impl Worker {
                     partitions.dedup();
                     let started = Instant::now();
                     for partition in partitions {
-                        let groups = changelog::restore(&self.config, partition, Duration::from_secs(120))?;
+                        let groups = changelog::restore(
+                            &self.config.kafka,
+                            &self.config.topics.state,
+                            &format!("{}-restore", self.config.worker.group_id),
+                            partition,
+                            Duration::from_secs(120),
+                        )?;
                         let worker = &self.config.worker;
                         let operator = Operator::restore(
                             groups,
@@ -400,11 +408,14 @@ impl Classify for Timed<'_> {
 
 /// The classifier, with the user's history from ClickHouse among its examples when configured;
 /// without ClickHouse the worker still starts, on the built-in examples.
-fn load_classifier(config: &Config, handle: &Handle) -> anyhow::Result<Classifier> {
-    let classify = &config.classify;
+fn load_classifier(
+    classify: &quench_classify::ClassifyConfig,
+    clickhouse: &ClickHouseConfig,
+    handle: &Handle,
+) -> anyhow::Result<Classifier> {
     let mut local = LocalClassifier::load(&classify.local, classify.taxonomy.clone())?;
     if classify.local.history > 0 {
-        match handle.block_on(labelled_incidents(&config.clickhouse, classify.local.history)) {
+        match handle.block_on(labelled_incidents(clickhouse, classify.local.history)) {
             Ok(history) => {
                 let added = local.add_examples(&history)?;
                 tracing::info!(examples = added, "labelled examples added from ClickHouse history");
@@ -429,13 +440,13 @@ fn decode<T: Record>(decoder: &Decoder<T>, handle: &Handle, message: &OwnedMessa
 
 /// Whether the worker reads alerts re-keyed by group (`topics.rekey`): when the input is not keyed
 /// by group key, or when routes with `continue` put an alert in groups keyed differently.
-fn rekeyed(config: &Config, rules: &RouteTree) -> bool {
-    !config.worker.input_keyed_by_group || rules.places_on_several_routes()
+fn rekeyed(worker: &WorkerConfig, rules: &RouteTree) -> bool {
+    !worker.input_keyed_by_group || rules.places_on_several_routes()
 }
 
 /// `worker.instance_id`, or the host name.
-fn instance_id(config: &Config) -> String {
-    config.worker.instance_id.clone().unwrap_or_else(hostname)
+fn instance_id(worker: &WorkerConfig) -> String {
+    worker.instance_id.clone().unwrap_or_else(hostname)
 }
 
 fn hostname() -> String {

@@ -20,7 +20,12 @@ use rdkafka::{
 use tokio::runtime::Handle;
 
 use super::{decode, dlq::DeadLetter, transaction::Session};
-use crate::{config::Config, events::DeadLetterReason, kafka::Rebalanced, reload::RulesSource};
+use crate::{
+    config::{Config, TopicsConfig},
+    events::DeadLetterReason,
+    kafka::Rebalanced,
+    reload::RulesSource,
+};
 use quench_core::rules::RouteTree;
 
 /// The route a re-keyed record was placed on, if it came through this stage.
@@ -42,7 +47,7 @@ pub fn run(
     shutdown: &AtomicBool,
 ) -> anyhow::Result<()> {
     let group = format!("{}-rekey", config.worker.group_id);
-    let session = Session::connect(config, "rekey", &group, instance, &[&config.topics.alerts])?;
+    let session = Session::connect(&config.kafka, &config.worker, "rekey", &group, instance, &[&config.topics.alerts])?;
     tracing::info!(group, from = %config.topics.alerts, to = %config.topics.rekey, "re-keying stage started");
     let interval = Duration::from_millis(config.worker.commit_interval_ms);
     let mut last_commit = Instant::now();
@@ -61,12 +66,12 @@ pub fn run(
             offsets.insert(message.partition(), message.offset() + 1);
         }
         if last_commit.elapsed() >= interval {
-            commit(config, &session, &mut offsets)?;
+            commit(&config.topics, &session, &mut offsets)?;
             rules.reload(&mut tree, "windowing");
             last_commit = Instant::now();
         }
     }
-    commit(config, &session, &mut offsets)
+    commit(&config.topics, &session, &mut offsets)
 }
 
 fn rekey(
@@ -102,13 +107,13 @@ fn rekey(
     Ok(())
 }
 
-fn commit(config: &Config, session: &Session, offsets: &mut BTreeMap<i32, i64>) -> anyhow::Result<()> {
+fn commit(topics: &TopicsConfig, session: &Session, offsets: &mut BTreeMap<i32, i64>) -> anyhow::Result<()> {
     if !session.in_transaction() {
         return Ok(());
     }
     let mut list = TopicPartitionList::new();
     for (partition, offset) in std::mem::take(offsets) {
-        list.add_partition_offset(&config.topics.alerts, partition, Offset::Offset(offset))?;
+        list.add_partition_offset(&topics.alerts, partition, Offset::Offset(offset))?;
     }
     session.commit(&list)
 }

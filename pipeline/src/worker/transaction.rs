@@ -21,7 +21,7 @@ use rdkafka::{
 };
 
 use crate::{
-    config::Config,
+    config::{KafkaConfig, WorkerConfig},
     kafka::{client_config, reader_config, Rebalanced, Rebalances},
 };
 
@@ -37,8 +37,15 @@ impl Session {
     /// Joins `group` on `topics` as `instance`, with a transactional producer named after both.
     /// The range assignor gives one member the same partition number of every topic, which is
     /// what lets the worker read an incident's actions beside its alerts.
-    pub fn connect(config: &Config, role: &str, group: &str, instance: &str, topics: &[&str]) -> anyhow::Result<Self> {
-        let producer: BaseProducer = client_config(&config.kafka, role)
+    pub fn connect(
+        kafka: &KafkaConfig,
+        worker: &WorkerConfig,
+        role: &str,
+        group: &str,
+        instance: &str,
+        topics: &[&str],
+    ) -> anyhow::Result<Self> {
+        let producer: BaseProducer = client_config(kafka, role)
             .set("transactional.id", format!("{group}-{instance}"))
             .set("enable.idempotence", "true")
             .set("transaction.timeout.ms", "30000")
@@ -56,11 +63,11 @@ impl Session {
                 }
             }
         });
-        let consumer: BaseConsumer<Rebalances> = reader_config(&config.kafka, role, group)
+        let consumer: BaseConsumer<Rebalances> = reader_config(kafka, role, group)
             // Static membership: a restarted member takes its partitions back at once instead of
             // waiting for its previous incarnation's session to time out.
             .set("group.instance.id", instance)
-            .set("session.timeout.ms", config.worker.session_timeout_ms.to_string())
+            .set("session.timeout.ms", worker.session_timeout_ms.to_string())
             .set("partition.assignment.strategy", "range")
             .set("statistics.interval.ms", "5000")
             .create_with_context(context)?;
