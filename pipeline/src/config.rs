@@ -149,6 +149,8 @@ pub struct TopicsConfig {
     pub state: String,
     pub dlq: String,
     pub actions: String,
+    /// Every alert of every incident, once (JSON), for the `incident_alerts` table.
+    pub incident_alerts: String,
     /// Internal repartition topic of the re-keying stage.
     pub rekey: String,
     /// Every delivery attempt of the notifiers (JSON), for the `notifications` table.
@@ -172,6 +174,7 @@ impl Default for TopicsConfig {
             state: "quench-state".into(),
             dlq: "alerts-dlq".into(),
             actions: "incident-actions".into(),
+            incident_alerts: "incident-alerts".into(),
             rekey: "quench-rekey".into(),
             notifications: "notifications".into(),
             notifications_dlq: "notifications-dlq".into(),
@@ -379,6 +382,7 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
         ("TOPICS__STATE", "state"),
         ("TOPICS__DLQ", "dlq"),
         ("TOPICS__ACTIONS", "actions"),
+        ("TOPICS__INCIDENT_ALERTS", "incident-alerts"),
         ("TOPICS__REKEY", "rekey"),
         ("TOPICS__NOTIFICATIONS", "notifications"),
         ("TOPICS__NOTIFICATIONS_DLQ", "notifications-dlq"),

@@ -17,6 +17,7 @@ pub const METRICS: &[&str] = &[
     "quench_transaction_seconds",
     "quench_open_groups",
     "quench_open_fingerprints",
+    "quench_untracked_alerts_total",
     "quench_watermark_delay_seconds",
     "quench_classify_seconds",
     "quench_consumer_lag",
@@ -98,6 +99,8 @@ pub struct Committed {
     pub elapsed: Duration,
     pub open_groups: usize,
     pub open_fingerprints: usize,
+    /// New alerts counted but not tracked one by one: their group holds as many as it may.
+    pub untracked_alerts: usize,
     /// How far event time trails the wall clock, for the partition furthest behind.
     pub watermark_delay: Option<Duration>,
 }
@@ -109,6 +112,14 @@ impl Committed {
         metrics::histogram!("quench_transaction_seconds").record(self.elapsed.as_secs_f64());
         metrics::gauge!("quench_open_groups").set(self.open_groups as f64);
         metrics::gauge!("quench_open_fingerprints").set(self.open_fingerprints as f64);
+        if self.untracked_alerts > 0 {
+            metrics::counter!("quench_untracked_alerts_total").increment(self.untracked_alerts as u64);
+            tracing::warn!(
+                alerts = self.untracked_alerts,
+                bound = quench_core::window::MAX_TRACKED_ALERTS,
+                "a group holds as many alerts as it tracks: new ones are counted and recorded, not tracked one by one"
+            );
+        }
         if let Some(delay) = self.watermark_delay {
             metrics::gauge!("quench_watermark_delay_seconds").set(delay.as_secs_f64());
         }

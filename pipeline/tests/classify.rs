@@ -180,6 +180,7 @@ async fn incidents_an_llm_classified_in_clickhouse_become_the_local_classifiers_
         resolved_at: None,
         alert_count: 3,
         fingerprints: vec!["00000000000000aa".into()],
+        distinct_alerts: 1,
         common_labels: BTreeMap::from([("alertname".into(), name.into()), ("job".into(), "zorblax".into())]),
         flapping: false,
         version: 1,

@@ -116,6 +116,19 @@ async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
         assert!(started.elapsed() < Duration::from_secs(60), "incidents in ClickHouse {got:?}, expected {expected:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Every distinct alert of each incident once in incident_alerts (from `incident-alerts`),
+    // and counted in the incident's distinct_alerts.
+    let query = "SELECT assumeNotNull((SELECT count() FROM incident_alerts FINAL)), \
+                 assumeNotNull((SELECT sum(distinct_alerts) FROM incidents FINAL))";
+    let started = Instant::now();
+    loop {
+        let (joined, distinct): (u64, u64) = client(&run.config.clickhouse).query(query).fetch_one().await.unwrap();
+        if (joined, distinct) == (20_000, 20_000) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "incident_alerts {joined}, distinct_alerts {distinct}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     for child in [&mut worker, &mut sink] {
         sigterm(child);
         assert!(child.wait().unwrap().success(), "graceful shutdown");

@@ -11,7 +11,7 @@ use std::{
 
 use quench_core::rules::RouteTree;
 use quench_pipeline::kafka::create_topics;
-use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, RoutingEvent, RoutingReason};
+use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, RoutingEvent, RoutingReason};
 use rdkafka::Message;
 use support::{alert, decode_all, produce, read_until, sigterm, Run};
 
@@ -299,4 +299,62 @@ async fn alerts_not_keyed_by_group_are_re_keyed_and_still_counted_exactly_once()
     assert_exactly_once(&run, &sent, counts).await;
     let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| seen.len() >= 3);
     assert_eq!(dlq.len(), 3, "each junk record dead-lettered once, by the re-keying stage");
+}
+
+/// 10,000 alerts into one group at once, then a storm of 200,000 more with churning labels: the
+/// group once wrote itself as one changelog record, which passed Kafka's 1 MB limit near 8,000
+/// alerts and crash-looped every worker that took the partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_into_one_group_keeps_the_worker_up_and_records_every_alert_once() {
+    let run = Run::new("storm");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let registry = run.registry();
+    let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
+    let batch = |from: usize, n: usize| -> Vec<(String, Vec<u8>)> {
+        let now = now_ms();
+        (from..from + n).map(|i| ("Storm".to_string(), encoder.encode(&alert("Storm", i, now)).unwrap())).collect()
+    };
+    produce(&run, batch(0, 10_000)).await;
+    let mut worker = run.start("run");
+    let incidents = run.consumer(&run.config.topics.incidents);
+    let decoder = Decoder::<Incident>::new(registry.clone());
+    let mut latest: HashMap<String, Incident> = HashMap::new();
+    let mut wait_for = |total: i64| {
+        let started = Instant::now();
+        while latest.values().map(|i| i.alert_count).max() != Some(total) {
+            assert!(worker.try_wait().unwrap().is_none(), "the worker exited with {latest:#?}");
+            assert!(started.elapsed() < Duration::from_secs(180), "no incident of {total} alerts: {latest:#?}");
+            if let Some(message) = incidents.poll(Duration::from_millis(200)) {
+                let incident = futures::executor::block_on(decoder.decode(message.unwrap().payload().unwrap()));
+                let incident = incident.unwrap();
+                latest.insert(incident.incident_id.clone(), incident);
+            }
+        }
+    };
+    wait_for(10_000);
+    produce(&run, batch(10_000, 200_000)).await;
+    wait_for(210_000);
+    assert_eq!(latest.len(), 1, "one incident: {:?}", latest.keys().collect::<Vec<_>>());
+    let incident = latest.values().next().unwrap();
+    assert_eq!(incident.distinct_alerts, 210_000);
+    assert!(incident.fingerprints.len() <= 1_000, "the record lists a sample");
+
+    let joined = read_until(&run.consumer(&run.config.topics.incident_alerts), |seen| {
+        seen.iter()
+            .map(|(_, value, _)| serde_json::from_slice::<IncidentAlerts>(value).unwrap().fingerprints.len())
+            .sum::<usize>()
+            >= 210_000
+    });
+    let mut fingerprints = HashSet::new();
+    for (_, value, _) in &joined {
+        let record: IncidentAlerts = serde_json::from_slice(value).unwrap();
+        assert_eq!(record.incident_id, incident.incident_id);
+        for fingerprint in record.fingerprints {
+            assert!(fingerprints.insert(fingerprint), "an alert recorded twice");
+        }
+    }
+    assert_eq!(fingerprints.len(), 210_000, "every alert of the incident on incident-alerts, once");
+    assert!(worker.try_wait().unwrap().is_none(), "the worker is still up");
+    sigterm(&worker);
+    worker.wait().unwrap();
 }

@@ -27,6 +27,26 @@ pub struct Incident {
     pub common_labels: BTreeMap<String, String>,
     pub flapping: bool,
     pub version: i64,
+    pub distinct_alerts: i64,
+}
+
+/// Alerts that joined an incident, on the JSON topic `incident-alerts`, each alert once, in
+/// records of at most [`IncidentAlerts::MAX_FINGERPRINTS`]: where an incident's every alert is
+/// listed however many it has (its own record lists a sample). The sink writes them to
+/// ClickHouse's `incident_alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentAlerts {
+    pub tenant: String,
+    pub incident_id: String,
+    /// The incident's first and last event times when these alerts joined it.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub fingerprints: Vec<String>,
+}
+
+impl IncidentAlerts {
+    /// About 20 bytes each: records stay near 100 kB.
+    pub const MAX_FINGERPRINTS: usize = 5_000;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

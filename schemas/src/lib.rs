@@ -37,7 +37,7 @@ pub use classification::{Classification, Subject, FALLBACK};
 pub use codec::{Decoder, Encoder};
 pub use error::{DecodeError, RegistryError};
 pub use framing::{frame, unframe, MAGIC_BYTE};
-pub use incident::{Incident, IncidentStatus};
+pub use incident::{Incident, IncidentAlerts, IncidentStatus};
 pub use notification::{Channel, Delivered, NotificationAttempt, NotificationDeadLetter};
 pub use record::Record;
 #[cfg(feature = "registry")]

@@ -77,6 +77,7 @@ fn sample_incident() -> Incident {
         resolved_at: None,
         alert_count: 7,
         fingerprints: vec!["3c4b6a7f2a1d9e01".into()],
+        distinct_alerts: 1,
         common_labels: BTreeMap::from([("alertname".into(), "PostgresqlDown".into())]),
         flapping: false,
         version: 3,

@@ -24,15 +24,15 @@ use std::{
 };
 
 use quench_schemas::{
-    fingerprint::alert_fingerprint, severity::Scale, Alert, Classification, Incident, IncidentAction, IncidentStatus,
-    RoutingEvent, Subject,
+    fingerprint::alert_fingerprint, severity::Scale, Alert, Classification, Incident, IncidentAction, IncidentAlerts,
+    IncidentStatus, RoutingEvent, Subject,
 };
 
 use crate::{
     clock::Clock,
     routing::RoutingRules,
     rules::{GroupKey, MissingLabel, RouteTree},
-    window::{routing_event, Flush, Group, Windows},
+    window::{changelog, routing_event, Flush, Group, Windows},
 };
 
 /// Classification as the operator needs it. The shell implements it over the classifier, which
@@ -52,14 +52,22 @@ pub struct Outputs {
     pub incidents: Vec<Incident>,
     /// Announcements, for `incident-routing`.
     pub routing: Vec<RoutingEvent>,
-    /// Changed groups for the `quench-state` changelog: the group as JSON, or `None` for a
-    /// tombstone (the group ended).
-    pub changes: Vec<(GroupKey, Option<Vec<u8>>)>,
+    /// Alerts that joined incidents, for `incident-alerts`.
+    pub incident_alerts: Vec<IncidentAlerts>,
+    /// New alerts counted but not tracked, their groups being at
+    /// [`crate::window::MAX_TRACKED_ALERTS`].
+    pub untracked: usize,
+    /// Records for the `quench-state` changelog (see [`crate::window::changelog`]): key, and
+    /// value or `None` for a tombstone.
+    pub changes: Vec<changelog::Record>,
 }
 
 impl Outputs {
     pub fn is_empty(&self) -> bool {
-        self.incidents.is_empty() && self.routing.is_empty() && self.changes.is_empty()
+        self.incidents.is_empty()
+            && self.routing.is_empty()
+            && self.changes.is_empty()
+            && self.incident_alerts.is_empty()
     }
 }
 
@@ -152,7 +160,17 @@ impl Operator {
                 answers.len(),
                 subjects.len()
             );
-            for (Flush { mut incident, subject, announce, at }, answer) in flushed.into_iter().zip(answers) {
+            for (Flush { mut incident, subject, announce, at, new_fingerprints }, answer) in
+                flushed.into_iter().zip(answers)
+            {
+                let joined = IncidentAlerts {
+                    tenant: incident.tenant.clone(),
+                    incident_id: incident.incident_id.clone(),
+                    first_seen: incident.first_seen,
+                    last_seen: incident.last_seen,
+                    fingerprints: new_fingerprints.iter().map(|fp| format!("{fp:016x}")).collect(),
+                };
+                split(joined, &mut out.incident_alerts);
                 self.track_llm(&incident, &subject, &answer, classifier);
                 classify(&mut incident, answer);
                 if let Some(reason) = announce {
@@ -163,9 +181,11 @@ impl Operator {
                 out.incidents.push(incident);
             }
         }
-        for (key, group) in self.windows.take_changes() {
-            out.changes.push((key, group.map(serde_json::to_vec).transpose()?));
+        for joined in self.windows.take_untracked() {
+            out.untracked += joined.fingerprints.len();
+            split(joined, &mut out.incident_alerts);
         }
+        out.changes = self.windows.take_changes()?;
         Ok(out)
     }
 
@@ -227,6 +247,23 @@ impl Operator {
                 self.awaiting_llm.remove(&signature);
             }
         }
+    }
+}
+
+/// `joined` in records of at most [`IncidentAlerts::MAX_FINGERPRINTS`] fingerprints.
+fn split(mut joined: IncidentAlerts, out: &mut Vec<IncidentAlerts>) {
+    while joined.fingerprints.len() > IncidentAlerts::MAX_FINGERPRINTS {
+        let rest = joined.fingerprints.split_off(IncidentAlerts::MAX_FINGERPRINTS);
+        out.push(IncidentAlerts {
+            tenant: joined.tenant.clone(),
+            incident_id: joined.incident_id.clone(),
+            first_seen: joined.first_seen,
+            last_seen: joined.last_seen,
+            fingerprints: std::mem::replace(&mut joined.fingerprints, rest),
+        });
+    }
+    if !joined.fingerprints.is_empty() {
+        out.push(joined);
     }
 }
 

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_incident_alerts.sql"),
     migration!(4, "0004_routing_events.sql"),
     migration!(5, "0005_notifications.sql"),
+    migration!(6, "0006_incident_distinct_alerts.sql"),
 ];
 
 #[derive(Debug, Default)]

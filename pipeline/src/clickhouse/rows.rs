@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent};
+use quench_schemas::{Alert, AlertStatus, Incident, IncidentAlerts, IncidentStatus, RoutingEvent};
 use serde::Serialize;
 use serde_repr::Serialize_repr;
 
@@ -77,6 +77,7 @@ pub struct IncidentRow {
     pub acknowledged_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub alert_count: u64,
+    pub distinct_alerts: u64,
     pub fingerprints: Vec<String>,
     pub common_labels: BTreeMap<String, String>,
     pub flapping: bool,
@@ -121,6 +122,7 @@ impl From<Incident> for IncidentRow {
             acknowledged_at: i.acknowledged_at,
             resolved_at: i.resolved_at,
             alert_count: u64::try_from(i.alert_count).unwrap_or_default(),
+            distinct_alerts: u64::try_from(i.distinct_alerts).unwrap_or_default(),
             fingerprints: i.fingerprints,
             common_labels: i.common_labels,
             flapping: i.flapping,
@@ -140,14 +142,14 @@ pub struct IncidentAlertRow {
 }
 
 impl IncidentAlertRow {
-    /// One row per fingerprint of the incident state.
-    pub fn from_incident(incident: &Incident) -> impl Iterator<Item = Self> + '_ {
-        incident.fingerprints.iter().map(|fingerprint| Self {
-            tenant: incident.tenant.clone(),
-            incident_id: incident.incident_id.clone(),
-            fingerprint: fingerprint.clone(),
-            first_seen: incident.first_seen,
-            last_seen: incident.last_seen,
+    /// One row per alert that joined the incident.
+    pub fn rows(joined: IncidentAlerts) -> impl Iterator<Item = Self> {
+        joined.fingerprints.into_iter().map(move |fingerprint| Self {
+            tenant: joined.tenant.clone(),
+            incident_id: joined.incident_id.clone(),
+            fingerprint,
+            first_seen: joined.first_seen,
+            last_seen: joined.last_seen,
         })
     }
 }

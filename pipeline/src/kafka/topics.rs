@@ -30,7 +30,7 @@ const DELIVERY_LOG: Settings =
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(t: &TopicsConfig) -> [(&str, Settings); 11] {
+fn specs(t: &TopicsConfig) -> [(&str, Settings); 12] {
     [
         (&t.alerts, TWO_WEEKS),
         (&t.incidents, COMPACTED),
@@ -38,6 +38,7 @@ fn specs(t: &TopicsConfig) -> [(&str, Settings); 11] {
         (&t.state, COMPACTED),
         (&t.dlq, TWO_WEEKS),
         (&t.actions, TWO_WEEKS),
+        (&t.incident_alerts, TWO_WEEKS),
         (&t.rekey, ONE_DAY),
         (&t.notifications, TWO_WEEKS),
         (&t.notifications_dlq, TWO_WEEKS),

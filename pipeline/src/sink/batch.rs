@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use quench_schemas::{
     fingerprint::{alert_fingerprint, fnv1a},
-    Alert, Incident, NotificationAttempt, RoutingEvent,
+    Alert, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent,
 };
 
 use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
@@ -48,8 +48,11 @@ impl Batch {
     }
 
     pub fn add_incident(&mut self, incident: Incident) {
-        self.incident_alerts.extend(IncidentAlertRow::from_incident(&incident));
         self.incidents.push(incident.into());
+    }
+
+    pub fn add_incident_alerts(&mut self, joined: IncidentAlerts) {
+        self.incident_alerts.extend(IncidentAlertRow::rows(joined));
     }
 
     pub fn add_routing(&mut self, event: RoutingEvent) {

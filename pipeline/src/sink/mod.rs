@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::Context;
 use clickhouse::{Client, Row};
-use quench_schemas::{Alert, Decoder, Incident, NotificationAttempt, RoutingEvent};
+use quench_schemas::{Alert, Decoder, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
@@ -56,6 +56,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         config.topics.alerts.as_str(),
         config.topics.incidents.as_str(),
         config.topics.routing.as_str(),
+        config.topics.incident_alerts.as_str(),
         config.topics.notifications.as_str(),
     ];
     consumer.subscribe(&topics)?;
@@ -98,6 +99,10 @@ async fn add(topics: &TopicsConfig, decoders: &Decoders, batch: &mut Batch, mess
         decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)).map_err(|e| e.to_string())
     } else if topic == topics.routing {
         decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
+    } else if topic == topics.incident_alerts {
+        serde_json::from_slice::<IncidentAlerts>(bytes)
+            .map(|joined| batch.add_incident_alerts(joined))
+            .map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<NotificationAttempt>(bytes)
             .map(|attempt| batch.notifications.push(attempt))

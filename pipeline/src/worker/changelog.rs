@@ -1,13 +1,11 @@
-//! The `quench-state` changelog: every open group of an input partition, keyed by group key, in
-//! the changelog partition with the same number. Written in the worker's transaction, so that it
+//! The `quench-state` changelog: every open group of an input partition, in the changelog
+//! partition with the same number (the records' layout is the core's: `window::changelog`). Written in the worker's transaction, so that it
 //! always matches the committed input offsets; read back in full when a partition is assigned.
 //! Values are JSON: the topic is internal, and readable state helps when debugging a worker.
 
 use std::time::Duration;
 
-use anyhow::Context;
-
-use quench_core::window::Group;
+use quench_core::window::{changelog, Group};
 
 use crate::{config::KafkaConfig, kafka::read_compacted};
 
@@ -20,10 +18,7 @@ pub fn restore(
     partition: i32,
     deadline: Duration,
 ) -> anyhow::Result<Vec<Group>> {
-    read_compacted(kafka, group, topic, partition, deadline)?
-        .into_values()
-        .map(|(offset, value)| {
-            serde_json::from_slice(&value).with_context(|| format!("changelog record {topic}/{partition}@{offset}"))
-        })
-        .collect()
+    let records = read_compacted(kafka, group, topic, partition, deadline)?;
+    changelog::read(records.into_iter().map(|(key, (_, value))| (key, value)))
+        .map_err(|e| anyhow::anyhow!("changelog {topic}/{partition}: {e}"))
 }

@@ -346,9 +346,14 @@ impl Worker {
                 self.session
                     .send(BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value))?;
             }
+            for joined in &out.incident_alerts {
+                let value = serde_json::to_vec(joined)?;
+                self.session.send(
+                    BaseRecord::to(&self.config.topics.incident_alerts).key(&joined.incident_id).payload(&value),
+                )?;
+            }
             for (key, value) in &out.changes {
-                let mut record =
-                    BaseRecord::<str, [u8]>::to(&self.config.topics.state).key(&key.0).partition(*partition);
+                let mut record = BaseRecord::<str, [u8]>::to(&self.config.topics.state).key(key).partition(*partition);
                 if let Some(value) = value {
                     record = record.payload(value);
                 }
@@ -366,6 +371,7 @@ impl Worker {
             elapsed: started.elapsed(),
             open_groups: operators.clone().map(Operator::open_groups).sum(),
             open_fingerprints: operators.clone().map(Operator::open_fingerprints).sum(),
+            untracked_alerts: outputs.iter().map(|(_, o)| o.untracked).sum(),
             watermark_delay: operators
                 .filter_map(|o| o.watermark(started))
                 .min()

@@ -112,7 +112,11 @@ fn a_flushed_incident_is_classified_before_its_routing_event_is_derived_and_rout
     h.send(&alert("PgDown", "db-2", T0 + S)).unwrap();
     let out = h.flush_at(T0 + 10 * S, &classifier);
     assert!(out.incidents.is_empty() && out.routing.is_empty(), "nothing before group_wait");
-    assert_eq!(out.changes.len(), 1, "the new group goes to the changelog");
+    assert_eq!(
+        out.changes.iter().filter(|(key, _)| !key.starts_with('#')).count(),
+        1,
+        "the new group goes to the changelog (its alerts in records of their own)"
+    );
 
     let out = h.flush_at(T0 + 31 * S, &classifier);
     assert_eq!(out.incidents.len(), 1);
@@ -196,8 +200,10 @@ fn an_acknowledgement_is_announced_at_the_next_flush_and_a_resolution_ends_the_g
     assert!(h.operator.action(&action(ActionKind::Resolve, T0 + 50 * S), h.wall(T0 + 50 * S)));
     let out = h.flush_at(T0 + 50 * S, &classifier);
     assert_eq!(out.routing.iter().map(|e| e.reason).collect::<Vec<_>>(), [RoutingReason::Resolved]);
-    assert_eq!(out.changes.len(), 1);
-    assert!(out.changes[0].1.is_none(), "a tombstone for the ended group");
+    assert!(
+        !out.changes.is_empty() && out.changes.iter().all(|(_, value)| value.is_none()),
+        "tombstones for the ended group"
+    );
     assert_eq!(h.operator.open_groups(), 0);
 }
 
@@ -207,8 +213,7 @@ fn a_restored_operator_continues_the_groups_of_the_changelog() {
     let classifier = Fake::new("local");
     h.send(&alert("PgDown", "db-1", T0)).unwrap();
     let out = h.flush_at(T0 + 10 * S, &classifier);
-    let groups: Vec<Group> =
-        out.changes.iter().map(|(_, g)| serde_json::from_slice(g.as_ref().unwrap()).unwrap()).collect();
+    let groups = changelog::read(out.changes.into_iter().map(|(key, value)| (key, value.unwrap()))).unwrap();
 
     let mut restored = Harness::new();
     restored.operator =

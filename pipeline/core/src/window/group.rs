@@ -16,9 +16,32 @@ use crate::rules::{GroupKey, Timing};
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
 const FLAPPING_FLIPS: u16 = 4;
 
+/// Alerts a group tracks one by one. Beyond it, resolved alerts already recorded are forgotten
+/// (their counts stay), and when every tracked alert still fires, new ones are counted but not
+/// tracked: a storm into one group cannot grow a worker's memory or its changelog without bound.
+pub const MAX_TRACKED_ALERTS: usize = 50_000;
+
+/// Fingerprints an incident record lists (the smallest, as a sample): the record must stay far
+/// below Kafka's message limit however many alerts the incident has. Every fingerprint is on
+/// `incident-alerts` and in ClickHouse's `incident_alerts`; `distinct_alerts` counts them all.
+pub const MAX_LISTED_FINGERPRINTS: usize = 1_000;
+
+/// The changelog spreads a group's alerts over this many records by fingerprint, so that no
+/// record passes Kafka's message limit (50,000 alerts make about 350 kB per record) and a change
+/// rewrites only the records it touched.
+pub const BUCKETS: u32 = 32;
+
+/// Every bucket, as a mask.
+pub const ALL_BUCKETS: u32 = u32::MAX >> (32 - BUCKETS);
+
+/// The changelog record of `fingerprint`'s alerts.
+pub fn bucket(fingerprint: u64) -> u32 {
+    (fingerprint % u64::from(BUCKETS)) as u32
+}
+
 /// Per fingerprint: kept small, since a worker holds one per open alert.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Entry {
+pub(super) struct Entry {
     firing: bool,
     /// Included in the last routing event (so a new one is due when this is false and firing).
     notified: bool,
@@ -26,6 +49,9 @@ struct Entry {
     last_seen: i64,
     flips: u16,
     severity: Rank,
+    /// Written to `incident-alerts` as part of the group's incident.
+    #[serde(default)]
+    recorded: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,7 +63,8 @@ struct OpenIncident {
     notified_severity: Rank,
 }
 
-/// Serialisable, because open groups are mirrored to the `quench-state` changelog.
+/// Serialisable, because open groups are mirrored to the `quench-state` changelog: the group
+/// in one record, its alerts in [`BUCKETS`] more (see [`super::changelog`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     key: GroupKey,
@@ -46,7 +73,27 @@ pub struct Group {
     timing: Timing,
     created_at: i64,
     next_flush: i64,
-    alerts: HashMap<u64, Entry>,
+    /// In bucket records; changelogs written before buckets carry them here, and still load.
+    #[serde(default, skip_serializing)]
+    pub(super) alerts: HashMap<u64, Entry>,
+    /// Buckets that hold alerts in the changelog as last written (bit `b` for bucket `b`).
+    #[serde(default)]
+    pub(super) written_buckets: u32,
+    /// Buckets changed since they were last written.
+    #[serde(skip)]
+    pub(super) changed_buckets: u32,
+    /// [`Group::make_room`] found nothing to forget, and nothing has resolved or flushed since.
+    #[serde(skip)]
+    full: bool,
+    /// Distinct alerts no longer (or never) tracked one by one: forgotten once resolved and
+    /// recorded, or beyond [`MAX_TRACKED_ALERTS`]; with the tracked ones, `distinct_alerts`.
+    #[serde(default)]
+    untracked_alerts: i64,
+    /// The highest severity and latest end among forgotten alerts, for the resolved incident.
+    #[serde(default)]
+    forgotten_severity: Rank,
+    #[serde(default)]
+    forgotten_ended_at: Option<i64>,
     /// Labels with one value across every alert seen so far.
     common_labels: BTreeMap<String, String>,
     alert_count: i64,
@@ -106,6 +153,12 @@ impl Group {
             created_at: now,
             next_flush,
             alerts: HashMap::new(),
+            written_buckets: 0,
+            changed_buckets: 0,
+            full: false,
+            untracked_alerts: 0,
+            forgotten_severity: Rank::UNKNOWN,
+            forgotten_ended_at: None,
             common_labels: first.labels.clone(),
             alert_count: 0,
             first_starts_at: first.starts_at,
@@ -157,19 +210,30 @@ impl Group {
         self.next_flush
     }
 
+    /// Alerts tracked one by one (what the worker's memory holds).
     pub fn fingerprints(&self) -> usize {
         self.alerts.len()
     }
 
+    fn distinct_alerts(&self) -> i64 {
+        self.alerts.len() as i64 + self.untracked_alerts
+    }
+
     /// Records an alert observation. A re-send of a known alert only bumps counters and last_seen.
-    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64, scale: &Scale) {
+    /// Returns the incident that a new alert beyond [`MAX_TRACKED_ALERTS`] joins: it is counted
+    /// but not tracked, so it must be recorded on `incident-alerts` now.
+    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64, scale: &Scale) -> Option<String> {
         let firing = alert.status == AlertStatus::Firing && alert.ends_at.is_none_or(|end| end > now);
         let severity = scale.rank(alert.labels.get("severity").map(String::as_str));
+        let mut untracked = false;
         match self.alerts.get_mut(&fingerprint) {
             Some(entry) => {
+                self.changed_buckets |= 1 << bucket(fingerprint);
                 if entry.firing != firing {
                     entry.flips = entry.flips.saturating_add(1);
                     entry.firing = firing;
+                    // A resolution may have made room for alerts that were not tracked.
+                    self.full &= firing;
                 }
                 entry.ends_at = alert.ends_at;
                 entry.last_seen = entry.last_seen.max(now);
@@ -182,16 +246,39 @@ impl Group {
                         self.alertnames.push(name.clone());
                     }
                 }
-                self.alerts.insert(
-                    fingerprint,
-                    Entry { firing, notified: false, ends_at: alert.ends_at, last_seen: now, flips: 0, severity },
-                );
+                if self.alerts.len() >= MAX_TRACKED_ALERTS && !self.make_room() {
+                    self.untracked_alerts += 1;
+                    untracked = true;
+                } else {
+                    let entry = Entry {
+                        firing,
+                        notified: false,
+                        ends_at: alert.ends_at,
+                        last_seen: now,
+                        flips: 0,
+                        severity,
+                        recorded: false,
+                    };
+                    self.alerts.insert(fingerprint, entry);
+                    self.changed_buckets |= 1 << bucket(fingerprint);
+                }
             }
         }
         self.alert_count += 1;
         self.first_starts_at = self.first_starts_at.min(alert.starts_at);
         self.last_seen = self.last_seen.max(now);
         self.dirty = true;
+        // The id the group's incident has, or will have at its first flush.
+        untracked.then(|| self.incident_id().map_or_else(|| incident_id(&self.key, self.created_at), str::to_string))
+    }
+
+    /// The times an `incident-alerts` record of this group's incident carries.
+    pub fn seen(&self) -> (i64, i64) {
+        (self.incident.as_ref().map_or(self.first_starts_at, |open| open.first_seen), self.last_seen)
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// Evaluates the group at event time `now`. Returns false when the group is finished (its
@@ -231,6 +318,17 @@ impl Group {
         });
         open.version += 1;
         let incident = self.snapshot(now, severity, scale);
+        // Every alert now belongs to a written incident; those new to it go to `incident-alerts`.
+        let mut new_fingerprints = Vec::new();
+        for (fingerprint, entry) in self.alerts.iter_mut().filter(|(_, e)| !e.recorded) {
+            entry.recorded = true;
+            new_fingerprints.push(*fingerprint);
+        }
+        new_fingerprints.sort_unstable();
+        // Flags changed throughout (notified, recorded, expiries): rewrite every bucket, which
+        // happens at most once a group_interval.
+        self.changed_buckets = ALL_BUCKETS;
+        self.full = false;
         if reason.is_some() {
             self.acknowledgement_due = false;
             let open = self.incident.as_mut().expect("just set");
@@ -242,7 +340,7 @@ impl Group {
         }
         let resolved = incident.status == IncidentStatus::Resolved;
         let subject = self.subject(&incident.incident_id);
-        out.push(Flush { incident, subject, announce: reason, at: now });
+        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints });
         !resolved
     }
 
@@ -252,6 +350,27 @@ impl Group {
         self.next_flush = self.next_flush.min(now);
     }
 
+    /// Makes room for new alerts by forgetting every resolved alert that the incident already
+    /// recorded (their counts stay); false when every tracked alert still fires or is not
+    /// recorded yet. A failed search is not repeated until a flush or a resolution could have
+    /// made room, so that a storm into a full group costs no scan per alert.
+    fn make_room(&mut self) -> bool {
+        if self.full {
+            return false;
+        }
+        let forgettable: Vec<u64> =
+            self.alerts.iter().filter(|(_, e)| !e.firing && e.recorded).map(|(fingerprint, _)| *fingerprint).collect();
+        for fingerprint in &forgettable {
+            let entry = self.alerts.remove(fingerprint).expect("just found");
+            self.changed_buckets |= 1 << bucket(*fingerprint);
+            self.untracked_alerts += 1;
+            self.forgotten_severity = self.forgotten_severity.max(entry.severity);
+            self.forgotten_ended_at = self.forgotten_ended_at.max(entry.ends_at);
+        }
+        self.full = forgettable.is_empty();
+        !self.full
+    }
+
     fn subject(&self, incident_id: &str) -> Subject {
         Subject {
             id: incident_id.to_string(),
@@ -259,7 +378,7 @@ impl Group {
             labels: self.common_labels.clone(),
             summary: self.summary.clone(),
             description: self.description.clone(),
-            alerts: self.alerts.len(),
+            alerts: usize::try_from(self.distinct_alerts()).unwrap_or(usize::MAX),
         }
     }
 
@@ -283,13 +402,20 @@ impl Group {
     fn snapshot(&self, now: i64, severity: Rank, scale: &Scale) -> Incident {
         let open = self.incident.as_ref().expect("snapshot of an open incident");
         let firing = self.alerts.values().filter(|e| e.firing).count();
-        let mut fingerprints: Vec<String> = self.alerts.keys().map(|fp| format!("{fp:016x}")).collect();
+        let mut fingerprints: Vec<u64> = self.alerts.keys().copied().collect();
         fingerprints.sort_unstable();
+        fingerprints.truncate(MAX_LISTED_FINGERPRINTS);
         let resolved_at = self.resolved_by_person_at.or_else(|| {
-            (firing == 0).then(|| self.alerts.values().filter_map(|e| e.ends_at).max().unwrap_or(now).min(now))
+            (firing == 0).then(|| {
+                let ended = self.alerts.values().filter_map(|e| e.ends_at).max();
+                ended.max(self.forgotten_ended_at).unwrap_or(now).min(now)
+            })
         });
-        let severity =
-            if firing == 0 { self.alerts.values().map(|e| e.severity).max().unwrap_or_default() } else { severity };
+        let severity = if firing == 0 {
+            self.alerts.values().map(|e| e.severity).max().unwrap_or_default().max(self.forgotten_severity)
+        } else {
+            severity
+        };
 
         Incident {
             incident_id: open.id.clone(),
@@ -312,7 +438,8 @@ impl Group {
             acknowledged_at: self.acknowledged_at,
             resolved_at,
             alert_count: self.alert_count,
-            fingerprints,
+            distinct_alerts: self.distinct_alerts(),
+            fingerprints: fingerprints.iter().map(|fp| format!("{fp:016x}")).collect(),
             common_labels: self.common_labels.clone(),
             flapping: self.alerts.values().any(|e| e.flips >= FLAPPING_FLIPS),
             version: open.version,

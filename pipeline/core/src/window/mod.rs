@@ -11,13 +11,14 @@
 //!   is announced again after `repeat_interval`;
 //! - a group whose alerts all resolved before its first flush never produces an incident.
 
+pub mod changelog;
 mod group;
 
-pub use group::{incident_id, routing_event, Group};
+pub use group::{incident_id, routing_event, Group, MAX_LISTED_FINGERPRINTS, MAX_TRACKED_ALERTS};
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use quench_schemas::{severity::Scale, ActionKind, Alert, Incident, RoutingReason, Subject};
+use quench_schemas::{severity::Scale, ActionKind, Alert, Incident, IncidentAlerts, RoutingReason, Subject};
 
 use crate::rules::{GroupKey, Placement};
 
@@ -31,6 +32,9 @@ pub struct Flush {
     pub announce: Option<RoutingReason>,
     /// Event time of the flush.
     pub at: i64,
+    /// Alerts (fingerprints) that became part of the incident with this flush, for
+    /// `incident-alerts`: every alert of an incident is listed there once, however many it has.
+    pub new_fingerprints: Vec<u64>,
 }
 
 /// All open groups of one partition, with their flush timers and the keys changed since the
@@ -40,6 +44,12 @@ pub struct Windows {
     groups: HashMap<GroupKey, Group>,
     timers: BTreeSet<(i64, GroupKey)>,
     changed: HashSet<GroupKey>,
+    /// Alerts beyond what their groups track, by incident, since the last
+    /// [`Windows::take_untracked`]: they are recorded on `incident-alerts` as they come.
+    untracked: BTreeMap<String, IncidentAlerts>,
+    /// Groups that ended since the last [`Windows::take_changes`], with the changelog buckets
+    /// that their tombstones must cover.
+    ended: Vec<(GroupKey, u32)>,
     /// The deployment's severity scale, which ranks alerts' `severity` labels.
     scale: Scale,
 }
@@ -60,7 +70,18 @@ impl Windows {
                 entry.insert(group)
             }
         };
-        group.ingest(alert, fingerprint, now, &self.scale);
+        if let Some(incident_id) = group.ingest(alert, fingerprint, now, &self.scale) {
+            let (first_seen, last_seen) = group.seen();
+            let joined = self.untracked.entry(incident_id.clone()).or_insert_with(|| IncidentAlerts {
+                tenant: group.tenant().to_string(),
+                incident_id,
+                first_seen,
+                last_seen,
+                fingerprints: Vec::new(),
+            });
+            joined.last_seen = last_seen;
+            joined.fingerprints.push(format!("{fingerprint:016x}"));
+        }
         self.changed.insert(key);
     }
 
@@ -75,8 +96,8 @@ impl Windows {
             let produced = out.len();
             if group.flush(now, out, &self.scale) {
                 self.timers.insert((group.next_flush(), key.clone()));
-            } else {
-                self.groups.remove(&key);
+            } else if let Some(group) = self.groups.remove(&key) {
+                self.ended.push((key.clone(), group.written_buckets));
             }
             // A flush that emitted nothing changed only its timer, which a restore recomputes.
             if out.len() > produced || !self.groups.contains_key(&key) {
@@ -114,16 +135,25 @@ impl Windows {
         self.groups.insert(group.key().clone(), group);
     }
 
-    /// Changed groups since the last call: `Some(group)` to write, `None` for a tombstone.
-    pub fn take_changes(&mut self) -> Vec<(GroupKey, Option<&Group>)> {
-        let changed: Vec<GroupKey> = self.changed.drain().collect();
-        changed
-            .into_iter()
-            .map(|key| {
-                let group = self.groups.get(&key);
-                (key, group)
-            })
-            .collect()
+    /// The `incident-alerts` records of the alerts counted but not tracked since the last call.
+    pub fn take_untracked(&mut self) -> Vec<IncidentAlerts> {
+        std::mem::take(&mut self.untracked).into_values().collect()
+    }
+
+    /// The changelog records of what changed since the last call: the changed groups' records,
+    /// tombstones for the ended ones.
+    pub fn take_changes(&mut self) -> serde_json::Result<Vec<changelog::Record>> {
+        let mut out = Vec::new();
+        // Tombstones first: a group of the same key opened since is written after them.
+        for (key, buckets) in self.ended.drain(..) {
+            changelog::erase(&key, buckets, &mut out);
+        }
+        for key in self.changed.drain() {
+            if let Some(group) = self.groups.get_mut(&key) {
+                changelog::write(group, &mut out)?;
+            }
+        }
+        Ok(out)
     }
 
     pub fn open_groups(&self) -> usize {

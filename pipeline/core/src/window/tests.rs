@@ -298,3 +298,107 @@ fn a_custom_severity_scale_is_the_incidents_scale() {
     let (incidents, _) = h.tick(T0 + 330 * S);
     assert_eq!(incidents[0].severity, "sev1", "an alias of the custom scale, ranked above sev3");
 }
+
+/// 60,000 distinct alerts into one group (one POST of them, or a storm with churning labels).
+fn storm(h: &mut Harness, n: usize, at: i64) {
+    for i in 0..n {
+        h.send(&alert("Storm", &format!("host-{i}"), "warning", at), at);
+    }
+}
+
+#[test]
+fn a_storm_into_one_group_is_bounded_in_memory_in_its_records_and_counted_exactly() {
+    let mut h = Harness::new();
+    storm(&mut h, 60_000, T0);
+    assert_eq!(h.windows.open_fingerprints(), MAX_TRACKED_ALERTS, "alerts beyond the bound are not tracked");
+    let untracked = h.windows.take_untracked();
+    assert_eq!(untracked.iter().map(|j| j.fingerprints.len()).sum::<usize>(), 10_000, "but recorded as they come");
+
+    let mut out = Vec::new();
+    h.windows.tick(T0 + 30 * S, &mut out);
+    let [flush] = &out[..] else { panic!("one incident: {out:?}") };
+    assert_eq!(flush.incident.incident_id, untracked[0].incident_id, "the untracked joined the same incident");
+    assert_eq!((flush.incident.alert_count, flush.incident.distinct_alerts), (60_000, 60_000));
+    assert_eq!(flush.incident.fingerprints.len(), MAX_LISTED_FINGERPRINTS);
+    assert_eq!(flush.new_fingerprints.len(), MAX_TRACKED_ALERTS, "the tracked ones, recorded at the flush");
+
+    let records = h.windows.take_changes().unwrap();
+    let largest = records.iter().filter_map(|(_, value)| value.as_ref().map(Vec::len)).max().unwrap();
+    assert!(largest < 512 * 1024, "a changelog record of {largest} bytes; Kafka's limit is 1 MB");
+    let groups = changelog::read(records.into_iter().map(|(key, value)| (key, value.unwrap()))).unwrap();
+    let mut restored = Harness::new();
+    for group in groups {
+        restored.windows.restore(group);
+    }
+    assert_eq!(restored.windows.open_fingerprints(), MAX_TRACKED_ALERTS, "every tracked alert restored");
+    restored.send(&alert("Storm", "host-1", "warning", T0 + 40 * S), T0 + 40 * S);
+    let (incidents, events) = restored.tick(T0 + 330 * S);
+    assert_eq!(
+        (incidents[0].alert_count, incidents[0].distinct_alerts),
+        (60_001, 60_000),
+        "a re-send of a tracked alert"
+    );
+    assert!(events.is_empty(), "nothing new to announce");
+}
+
+#[test]
+fn resolved_alerts_already_recorded_make_room_and_keep_the_counts() {
+    let mut h = Harness::new();
+    storm(&mut h, MAX_TRACKED_ALERTS - 1, T0);
+    h.send(&alert("Storm", "stays", "critical", T0), T0);
+    let mut out = Vec::new();
+    h.windows.tick(T0 + 30 * S, &mut out);
+    for i in 0..MAX_TRACKED_ALERTS - 1 {
+        h.send(&resolved(alert("Storm", &format!("host-{i}"), "warning", T0), T0 + 40 * S), T0 + 40 * S);
+    }
+    h.windows.tick(T0 + 330 * S, &mut out);
+    storm_named(&mut h, "later", 1_000, T0 + 400 * S);
+    h.send(&alert("Storm", "stays", "critical", T0), T0 + 400 * S);
+    assert_eq!(h.windows.open_fingerprints(), 1 + 1_000, "the recorded resolved alerts were forgotten");
+    assert!(h.windows.take_untracked().is_empty(), "so the new ones are tracked");
+    let (incidents, _) = h.tick(T0 + 630 * S);
+    assert_eq!(incidents[0].distinct_alerts, (MAX_TRACKED_ALERTS + 1_000) as i64);
+    assert_eq!(incidents[0].severity, "critical");
+}
+
+fn storm_named(h: &mut Harness, prefix: &str, n: usize, at: i64) {
+    for i in 0..n {
+        h.send(&alert("Storm", &format!("{prefix}-{i}"), "warning", at), at);
+    }
+}
+
+#[test]
+fn every_alert_of_an_incident_is_recorded_once_across_flushes() {
+    let mut h = Harness::new();
+    let mut recorded = Vec::new();
+    for round in 0..3 {
+        let at = T0 + round * 300 * S;
+        storm_named(&mut h, &format!("round{round}"), 100, at);
+        h.send(&alert("Storm", "round0-0", "warning", at), at);
+        let mut out = Vec::new();
+        h.windows.tick(at + 30 * S, &mut out);
+        recorded.extend(out.into_iter().flat_map(|f| f.new_fingerprints));
+    }
+    let distinct: std::collections::HashSet<u64> = recorded.iter().copied().collect();
+    assert_eq!((recorded.len(), distinct.len()), (300, 300));
+}
+
+#[test]
+fn a_changelog_written_before_buckets_still_restores() {
+    let mut h = Harness::new();
+    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
+    let records = h.windows.take_changes().unwrap();
+    let mut group: serde_json::Value = serde_json::from_slice(records[0].1.as_ref().unwrap()).unwrap();
+    let bucket: serde_json::Value = serde_json::from_slice(records[1].1.as_ref().unwrap()).unwrap();
+    group["alerts"] = bucket;
+    group.as_object_mut().unwrap().remove("written_buckets");
+    let old = vec![(records[0].0.clone(), serde_json::to_vec(&group).unwrap())];
+    let mut restored = Harness::new();
+    for group in changelog::read(old).unwrap() {
+        restored.windows.restore(group);
+    }
+    assert_eq!(restored.windows.open_fingerprints(), 1);
+    restored.windows.changed.insert(GroupKey(records[0].0.clone()));
+    let rewritten = restored.windows.take_changes().unwrap();
+    assert_eq!(rewritten.len(), 2, "the next write moves its alerts into a bucket record: {rewritten:?}");
+}

@@ -1,0 +1,86 @@
+//! Open groups in the `quench-state` changelog, in records that stay far below Kafka's message
+//! limit however large a group grows: one record for the group itself, keyed by its group key,
+//! and one per non-empty bucket of its alerts (by fingerprint, see [`BUCKETS`]), keyed
+//! `#<bucket>|<group key>`. Group keys start with a route id (`{`), never with `#`, so the two
+//! kinds of key never meet. A change rewrites the group and only the buckets it touched; a
+//! bucket that emptied and an ended group leave tombstones, so compaction drops them.
+
+use std::collections::HashMap;
+
+use super::group::{bucket, Entry, Group, ALL_BUCKETS, BUCKETS};
+use crate::rules::GroupKey;
+
+/// A changelog record: key, and value or `None` for a tombstone.
+pub type Record = (String, Option<Vec<u8>>);
+
+fn bucket_key(bucket: u32, key: &GroupKey) -> String {
+    format!("#{bucket}|{}", key.0)
+}
+
+/// Appends the records that bring the changelog up to date with `group`.
+pub fn write(group: &mut Group, out: &mut Vec<Record>) -> serde_json::Result<()> {
+    let mut buckets: Vec<HashMap<u64, &Entry>> = vec![HashMap::new(); BUCKETS as usize];
+    for (fingerprint, entry) in &group.alerts {
+        if group.changed_buckets & (1 << bucket(*fingerprint)) != 0 {
+            buckets[bucket(*fingerprint) as usize].insert(*fingerprint, entry);
+        }
+    }
+    let mut records = Vec::new();
+    let mut written = group.written_buckets;
+    for (b, entries) in buckets.iter().enumerate() {
+        let bit = 1 << b;
+        if group.changed_buckets & bit == 0 {
+            continue;
+        }
+        let key = bucket_key(b as u32, group.key());
+        if !entries.is_empty() {
+            records.push((key, Some(serde_json::to_vec(entries)?)));
+            written |= bit;
+        } else if written & bit != 0 {
+            records.push((key, None));
+            written &= !bit;
+        }
+    }
+    group.changed_buckets = 0;
+    group.written_buckets = written;
+    out.push((group.key().0.clone(), Some(serde_json::to_vec(&*group)?)));
+    out.extend(records);
+    Ok(())
+}
+
+/// Appends tombstones for an ended group whose changelog held `buckets`.
+pub fn erase(key: &GroupKey, buckets: u32, out: &mut Vec<Record>) {
+    out.push((key.0.clone(), None));
+    for b in (0..BUCKETS).filter(|b| buckets & (1 << b) != 0) {
+        out.push((bucket_key(b, key), None));
+    }
+}
+
+/// Reassembles the open groups from a changelog partition's latest records (key and value).
+pub fn read(records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<Group>, String> {
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut buckets = Vec::new();
+    for (key, value) in records {
+        match key.strip_prefix('#').and_then(|rest| rest.split_once('|')) {
+            Some((_, group)) => buckets.push((key.clone(), group.to_string(), value)),
+            None => {
+                let mut group: Group =
+                    serde_json::from_slice(&value).map_err(|e| format!("changelog record {key:?}: {e}"))?;
+                if !group.alerts.is_empty() {
+                    // Written before buckets, with the alerts inside: the next write moves them.
+                    group.changed_buckets = ALL_BUCKETS;
+                }
+                groups.insert(key, group);
+            }
+        }
+    }
+    for (key, group, value) in buckets {
+        let entries: HashMap<u64, Entry> =
+            serde_json::from_slice(&value).map_err(|e| format!("changelog record {key:?}: {e}"))?;
+        // A bucket whose group record is gone belongs to a group that ended between the two
+        // records' compactions: nothing to restore.
+        let Some(group) = groups.get_mut(&group) else { continue };
+        group.alerts.extend(entries);
+    }
+    Ok(groups.into_values().collect())
+}
