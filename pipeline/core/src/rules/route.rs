@@ -16,6 +16,15 @@ pub struct Timing {
     pub repeat_interval: Duration,
     /// After how long an alert without `ends_at` that is not re-sent counts as resolved.
     pub resolve_timeout: Duration,
+    /// After how long an incident whose alerts never all resolve is closed and a new one opened
+    /// for what still fires (a source that never sends resolutions, a condition that never
+    /// clears): an incident is a bounded stretch of time, for people and for analytics.
+    #[serde(default = "default_max_incident_age")]
+    pub max_incident_age: Duration,
+}
+
+fn default_max_incident_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 impl Default for Timing {
@@ -25,6 +34,7 @@ impl Default for Timing {
             group_interval: Duration::from_secs(300),
             repeat_interval: Duration::from_secs(4 * 3600),
             resolve_timeout: Duration::from_secs(300),
+            max_incident_age: default_max_incident_age(),
         }
     }
 }
@@ -235,6 +245,8 @@ struct RouteSpec {
     repeat_interval: Option<Duration>,
     #[serde(deserialize_with = "duration::optional")]
     resolve_timeout: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    max_incident_age: Option<Duration>,
     #[serde(rename = "continue")]
     continue_matching: bool,
     routes: Vec<RouteSpec>,
@@ -291,9 +303,13 @@ fn build(
         group_interval: spec.group_interval.unwrap_or(parent.timing.group_interval),
         repeat_interval: spec.repeat_interval.unwrap_or(parent.timing.repeat_interval),
         resolve_timeout: spec.resolve_timeout.unwrap_or(parent.timing.resolve_timeout),
+        max_incident_age: spec.max_incident_age.unwrap_or(parent.timing.max_incident_age),
     };
     if timing.group_interval.is_zero() {
         return Err(format!("route {position}: group_interval must be greater than 0"));
+    }
+    if timing.max_incident_age < timing.group_interval {
+        return Err(format!("route {position}: max_incident_age must be at least group_interval"));
     }
     let inherited = Inherited { group_by: group_by.clone(), timing };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();

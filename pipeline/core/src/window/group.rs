@@ -285,6 +285,14 @@ impl Group {
     /// incident resolved, or it never became one) and can be dropped.
     pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale) -> bool {
         self.expire(now);
+        if self.incident.is_some()
+            && self.resolved_by_person_at.is_none()
+            && now.saturating_sub(self.created_at) >= ms(self.timing.max_incident_age)
+            && self.alerts.values().any(|e| e.firing)
+        {
+            self.close_aged(now, out, scale);
+            return true;
+        }
         let firing: Vec<&Entry> = self.alerts.values().filter(|e| e.firing).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
         let reason = match &self.incident {
@@ -342,6 +350,41 @@ impl Group {
         let subject = self.subject(&incident.incident_id);
         out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints });
         !resolved
+    }
+
+    /// Closes an incident older than `max_incident_age` whose alerts still fire, and starts the
+    /// group afresh with them, so that its next flush (due now) opens a new incident.
+    fn close_aged(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale) {
+        let open = self.incident.as_mut().expect("checked by the caller");
+        open.version += 1;
+        let severity = self.alerts.values().filter(|e| e.firing).map(|e| e.severity).max().unwrap_or_default();
+        let mut incident = self.snapshot(now, severity, scale);
+        incident.status = IncidentStatus::Resolved;
+        incident.resolved_at = Some(now);
+        let subject = self.subject(&incident.incident_id);
+        let mut new_fingerprints: Vec<u64> =
+            self.alerts.iter().filter(|(_, e)| !e.recorded).map(|(fingerprint, _)| *fingerprint).collect();
+        new_fingerprints.sort_unstable();
+        out.push(Flush { incident, subject, announce: Some(RoutingReason::Resolved), at: now, new_fingerprints });
+
+        // What still fires makes the new incident; what resolved stays with the old one.
+        self.alerts.retain(|_, e| e.firing);
+        for entry in self.alerts.values_mut() {
+            entry.notified = false;
+            entry.recorded = false;
+        }
+        self.incident = None;
+        self.created_at = now;
+        self.alert_count = self.alerts.len() as i64;
+        self.first_starts_at = now;
+        self.untracked_alerts = 0;
+        self.forgotten_severity = Rank::UNKNOWN;
+        self.forgotten_ended_at = None;
+        self.acknowledged_at = None;
+        self.acknowledgement_due = false;
+        self.changed_buckets = ALL_BUCKETS;
+        self.dirty = true;
+        self.next_flush = now;
     }
 
     /// Makes the next flush, due now, emit the incident again (to have it classified anew).

@@ -16,6 +16,7 @@ fn timing() -> Timing {
         group_interval: Duration::from_secs(300),
         repeat_interval: Duration::from_secs(3_600),
         resolve_timeout: Duration::from_secs(600),
+        max_incident_age: Duration::from_secs(7 * 24 * 3600),
     }
 }
 
@@ -401,4 +402,36 @@ fn a_changelog_written_before_buckets_still_restores() {
     restored.windows.changed.insert(GroupKey(records[0].0.clone()));
     let rewritten = restored.windows.take_changes().unwrap();
     assert_eq!(rewritten.len(), 2, "the next write moves its alerts into a bucket record: {rewritten:?}");
+}
+
+#[test]
+fn an_incident_that_never_resolves_is_closed_at_max_incident_age_and_a_new_one_opened() {
+    let mut h = Harness::new();
+    let send = |h: &mut Harness, at: i64| {
+        let alert = alert("DiskFull", "h1", "warning", T0);
+        let placement = Placement {
+            timing: Timing { max_incident_age: Duration::from_secs(3_600), ..timing() },
+            ..h.tree.place(&alert, None).unwrap().remove(0)
+        };
+        h.windows.ingest(&alert, fingerprint(&alert.labels), placement, at);
+    };
+    let mut incidents = Vec::new();
+    let mut events = Vec::new();
+    // Re-sent every 5 minutes for two hours, never resolved.
+    for minute in (0..120).step_by(5) {
+        let at = T0 + minute * 60 * S;
+        send(&mut h, at);
+        let (i, e) = h.tick(at + 30 * S);
+        incidents.extend(i);
+        events.extend(e);
+    }
+    let opened: Vec<&str> =
+        events.iter().filter(|e| e.reason == RoutingReason::Opened).map(|e| e.incident_id.as_str()).collect();
+    assert_eq!(opened.len(), 2, "{:?}", reasons(&events));
+    assert_ne!(opened[0], opened[1], "the new incident has an id of its own");
+    let closed = incidents.iter().find(|i| i.incident_id == opened[0] && i.status == IncidentStatus::Resolved);
+    let closed = closed.expect("the first incident was closed");
+    assert!(closed.resolved_at.unwrap() - closed.first_seen >= 3_600 * S);
+    let last = incidents.iter().rev().find(|i| i.incident_id == opened[1]).unwrap();
+    assert_eq!((last.status, last.distinct_alerts), (IncidentStatus::Open, 1), "what still fires moved to it");
 }
