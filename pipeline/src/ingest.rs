@@ -42,6 +42,7 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
         "accepting alerts"
     );
     readiness.ready();
+    let fatal = tokio::spawn(watch_producer(publisher.clone(), readiness, shutdown.clone()));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             while !shutdown.load(Ordering::SeqCst) {
@@ -49,12 +50,44 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
             }
         })
         .await?;
+    if let Some(error) = fatal.await? {
+        anyhow::bail!("the Kafka producer failed for good ({error}); exiting for the supervisor to restart ingest");
+    }
     // Requests in flight were answered only after their acks, so nothing is left but stragglers
     // of requests that already got 503.
     publisher.flush(config.ingest.ack_timeout())?;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Until shutdown, watches the producer for a fatal error, after which every request would get
+/// 503: then `/readyz` says so (a load balancer stops sending traffic here) and, after a grace
+/// period in which probes can see it, the process stops; it returns the error.
+async fn watch_producer(
+    publisher: Arc<Publisher>,
+    readiness: Arc<http::Readiness>,
+    shutdown: Arc<AtomicBool>,
+) -> Option<String> {
+    #[cfg(debug_assertions)]
+    if let Some(after) = std::env::var("QUENCH_TEST_PRODUCER_FATAL_AFTER_MS").ok().and_then(|ms| ms.parse().ok()) {
+        tokio::time::sleep(Duration::from_millis(after)).await;
+        publisher.inject_fatal_error("injected by QUENCH_TEST_PRODUCER_FATAL_AFTER_MS");
+    }
+    while !shutdown.load(Ordering::SeqCst) {
+        if let Some(error) = publisher.fatal_error() {
+            tracing::error!(%error, "the Kafka producer failed for good; not ready, exiting");
+            readiness.not_ready(format!("the Kafka producer failed for good: {error}"));
+            tokio::time::sleep(FATAL_GRACE).await;
+            shutdown.store(true, Ordering::SeqCst);
+            return Some(error);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}
+
+/// How long a process whose producer failed for good answers 503 on `/readyz` before it exits.
+const FATAL_GRACE: Duration = Duration::from_secs(3);
 
 /// Keys by the group key of the rules in force, reloaded as the worker reloads them, so that a
 /// group's alerts keep landing on one partition after a change of `group_by`.

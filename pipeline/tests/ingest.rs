@@ -577,3 +577,43 @@ async fn ten_thousand_hostile_bodies_each_get_a_4xx_and_slow_clients_a_408() {
     });
     assert_eq!(records.len() + more.len(), 3, "nothing from the hostile bodies was produced");
 }
+
+/// After a fatal producer error (librdkafka's test hook, in debug builds) the producer can send
+/// nothing more: ingest once answered 503 to everything while `/readyz` said 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_fatal_producer_error_ingest_is_not_ready_then_exits_non_zero() {
+    let run = Run::new("ingest-fatal");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let mut ingest = Ingest::start(&run, &[("QUENCH_TEST_PRODUCER_FATAL_AFTER_MS", "2000")]);
+    let client = reqwest::Client::new();
+    let readyz = |client: &reqwest::Client| {
+        let request = client.get(format!("{}/readyz", ingest.url));
+        async move {
+            match request.send().await {
+                Ok(response) => Some((response.status().as_u16(), response.text().await.unwrap_or_default())),
+                Err(_) => None,
+            }
+        }
+    };
+    assert_eq!(readyz(&client).await.map(|r| r.0), Some(200), "ready before the error");
+    let started = Instant::now();
+    let (_, reason) = loop {
+        match readyz(&client).await {
+            Some((503, reason)) => break (503, reason),
+            answer => assert!(started.elapsed() < Duration::from_secs(20), "still {answer:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reason.contains("failed for good"), "{reason}");
+    let body = serde_json::to_vec(&alertmanager_body("AfterFatal", 0..1)).unwrap();
+    assert_eq!(post(&client, &ingest.url, "/v1/alertmanager", body).await.status().as_u16(), 503);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = ingest.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "ingest did not exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "a non-zero exit, for the supervisor: {status}");
+}

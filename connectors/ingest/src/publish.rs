@@ -81,6 +81,28 @@ impl Publisher {
     }
 
     /// Waits for records still queued; for graceful shutdown.
+    /// librdkafka's fatal error, after which this producer can send nothing more (the idempotent
+    /// producer's guarantees would be broken): only a new process helps.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer.client().fatal_error().map(|(code, reason)| format!("{code:?}: {reason}"))
+    }
+
+    /// Raises a fatal error in the producer through librdkafka's test hook, so that tests can
+    /// check what follows one; debug builds only.
+    #[cfg(debug_assertions)]
+    pub fn inject_fatal_error(&self, reason: &str) {
+        let reason = std::ffi::CString::new(reason).expect("no NUL in the reason");
+        // SAFETY: the client pointer is valid while `self.producer` lives, and librdkafka copies
+        // the reason before returning.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                self.producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__FATAL,
+                reason.as_ptr(),
+            );
+        }
+    }
+
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(timeout)
     }
