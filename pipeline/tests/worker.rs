@@ -11,9 +11,11 @@ use std::{
 
 use quench_core::rules::RouteTree;
 use quench_pipeline::kafka::create_topics;
-use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, RoutingEvent, RoutingReason};
-use rdkafka::Message;
-use support::{alert, decode_all, produce, read_until, sigterm, Run};
+use quench_schemas::{
+    frame, now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, Record, Registry, RoutingEvent, RoutingReason,
+};
+use rdkafka::{message::Headers, Message};
+use support::{alert, decode_all, produce, read_until, sigterm, PrivateServer, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
@@ -357,4 +359,78 @@ async fn a_storm_into_one_group_keeps_the_worker_up_and_records_every_alert_once
     assert!(worker.try_wait().unwrap().is_none(), "the worker is still up");
     sigterm(&worker);
     worker.wait().unwrap();
+}
+
+/// Records of a new writer schema while the schema registry hangs (SIGSTOP) for 30 s: the worker
+/// once dead-lettered them as undecodable; it must wait for the registry and lose nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_a_new_schema_wait_for_a_paused_registry_and_none_is_dead_lettered() {
+    let port = 18_500 + (std::process::id() % 400) as u16;
+    let server = PrivateServer::new(
+        "registry-pause",
+        "registry",
+        &[("REGISTRY_PORT", port), ("REGISTRY_MANAGEMENT_PORT", port + 400)],
+    );
+    server.stack("up");
+    let mut run = Run::new("registry-pause");
+    run.set("QUENCH_REGISTRY__URL", &format!("http://127.0.0.1:{port}/apis/ccompat/v7"));
+    run.set("QUENCH_REGISTRY__TIMEOUT_MS", "2000");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let registry = run.registry();
+    let encoder = Encoder::<Alert>::register(&registry, &run.config.topics.alerts).await.unwrap();
+    // An upgraded producer's schema: one more field, with a default, so BACKWARD compatible.
+    let mut evolved: serde_json::Value = serde_json::from_str(Alert::SCHEMA_JSON).unwrap();
+    let field = serde_json::json!({"name": "region", "type": "string", "default": "eu-west-1"});
+    evolved["fields"].as_array_mut().unwrap().push(field);
+    let subject = Registry::value_subject(&run.config.topics.alerts);
+    let evolved_id = registry.register_schema(&subject, &evolved.to_string()).await.unwrap();
+
+    let now = now_ms();
+    let before: Vec<_> =
+        (0..100).map(|i| ("Before".to_string(), encoder.encode(&alert("Before", i, now)).unwrap())).collect();
+    produce(&run, before).await;
+    let mut worker = run.start("run");
+    let incidents = run.consumer(&run.config.topics.incidents);
+    let decoder = Decoder::<Incident>::new(registry.clone());
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    let mut wait_for = |title: &str, limit: Duration| {
+        let started = Instant::now();
+        while counts.get(title) != Some(&100) {
+            assert!(started.elapsed() < limit, "no incident {title} of 100 alerts: {counts:?}");
+            if let Some(message) = incidents.poll(Duration::from_millis(200)) {
+                let incident =
+                    futures::executor::block_on(decoder.decode(message.unwrap().payload().unwrap())).unwrap();
+                counts.insert(incident.title.clone(), incident.alert_count);
+            }
+        }
+    };
+    wait_for("Before", Duration::from_secs(60));
+
+    let pid = server.pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    // Encoded as the new schema: the old fields, then the new one (Avro writes fields in order).
+    let during: Vec<_> = (0..100)
+        .map(|i| {
+            let framed = encoder.encode(&alert("During", i, now_ms())).unwrap();
+            let mut datum = framed[5..].to_vec();
+            datum.extend_from_slice(&[4, b'u', b's']);
+            ("During".to_string(), frame(evolved_id, &datum))
+        })
+        .collect();
+    produce(&run, during).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let running = worker.try_wait().unwrap().is_none();
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert!(running, "the worker waits for the registry");
+    wait_for("During", Duration::from_secs(120));
+
+    let dlq = run.consumer(&run.config.topics.dlq);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        if let Some(message) = dlq.poll(Duration::from_millis(200)) {
+            panic!("dead-lettered: {:?}", message.unwrap().headers().map(|h| h.count()));
+        }
+    }
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
 }

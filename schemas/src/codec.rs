@@ -62,6 +62,11 @@ enum Prepared {
     Resolving(GenericDatumReader<'static>),
 }
 
+/// How long a decoder waits for an unavailable registry before giving up on a record (which is
+/// then retried by its process, never dead-lettered): below Kafka's default
+/// `max.poll.interval.ms` of 5 minutes, so that the consumer keeps its partitions meanwhile.
+const REGISTRY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Decodes Confluent-framed records into `T`, fetching unknown writer schemas from the registry once.
 pub struct Decoder<T: Record> {
     registry: Registry,
@@ -75,15 +80,36 @@ impl<T: Record> Decoder<T> {
     }
 
     /// Decodes a record, fetching its writer schema from the registry the first time its id is seen.
+    /// A registry that does not answer is asked again, with backoff, for up to `REGISTRY_PATIENCE`;
+    /// then the error is [`DecodeError::RegistryUnavailable`], which callers retry, never
+    /// dead-letter.
     pub async fn decode(&self, bytes: &[u8]) -> Result<T, DecodeError> {
         if let Some(decoded) = self.try_decode(bytes) {
             return decoded;
         }
         let (id, _) = unframe(bytes)?;
-        let json =
-            self.registry.schema_by_id(id).await.map_err(|e| DecodeError::UnknownSchema { id, reason: e.message })?;
+        let started = std::time::Instant::now();
+        let mut backoff = std::time::Duration::from_millis(200);
+        let json = loop {
+            match self.registry.schema_by_id(id).await {
+                Ok(json) => break json,
+                Err(e) if e.transient && started.elapsed() + backoff < REGISTRY_PATIENCE => {
+                    tracing::warn!(id, error = %e, "schema registry unavailable; asking again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) if e.transient => return Err(DecodeError::RegistryUnavailable { id, reason: e.message }),
+                Err(e) => return Err(DecodeError::UnknownSchema { id, reason: e.message }),
+            }
+        };
         self.insert_writer_schema(id, &json)?;
         self.try_decode(bytes).expect("the writer schema was just prepared")
+    }
+
+    /// Whether decoding `bytes` needs no registry call (its writer schema is prepared, or it is
+    /// not framed at all).
+    pub fn knows(&self, bytes: &[u8]) -> bool {
+        unframe(bytes).map_or(true, |(id, _)| self.prepared.read().expect("decoder cache lock").contains_key(&id))
     }
 
     /// Decodes without any I/O; `None` when the record's writer schema is not prepared yet. The

@@ -41,10 +41,11 @@ impl Registry {
             .set_timeout(timeout)
             .build()
             .map_err(|e| error(&url, "invalid registry settings", e))?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| RegistryError { url: url.clone(), message: e.to_string() })?;
+        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| RegistryError {
+            url: url.clone(),
+            message: e.to_string(),
+            transient: false,
+        })?;
         Ok(Self { url, settings, http })
     }
 
@@ -98,7 +99,7 @@ impl Registry {
                 .json(&Body { compatibility: level })
                 .send()
                 .await
-                .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string() })?;
+                .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string(), transient: true })?;
             if response.status() != reqwest::StatusCode::CONFLICT || conflicts == 3 {
                 break response;
             }
@@ -111,6 +112,7 @@ impl Registry {
         let body = response.text().await.unwrap_or_default();
         Err(RegistryError {
             url: self.url.clone(),
+            transient: status.is_server_error(),
             message: format!("setting compatibility of subject {subject} failed: HTTP {status}: {body}"),
         })
     }
@@ -129,6 +131,9 @@ fn avro(schema_json: &str) -> SuppliedSchema {
 }
 
 fn error(url: &str, what: &str, e: SRCError) -> RegistryError {
+    // The client marks connection failures, timeouts, 502 and 503 retriable; 500 and 504 are
+    // the registry's failures too, not the request's.
+    let transient = e.retriable || ["status 500", "status 504"].iter().any(|s| e.error.contains(s));
     let cause = e.cause.map(|c| format!(" ({c})")).unwrap_or_default();
-    RegistryError { url: url.to_string(), message: format!("{what}: {}{cause}", e.error) }
+    RegistryError { url: url.to_string(), message: format!("{what}: {}{cause}", e.error), transient }
 }

@@ -237,7 +237,12 @@ impl Notifier<'_> {
             let (partition, routing_offset) = (message.partition(), message.offset());
             offsets.insert(partition, routing_offset + 1);
             let event = match message.payload() {
-                Some(bytes) => self.decoder.decode(bytes).await.map_err(|e| e.to_string()),
+                Some(bytes) => match self.decoder.decode(bytes).await {
+                    // The registry stayed unavailable: stop before committing, read it again
+                    // after the restart; a page must not be lost to a dependency's failure.
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    decoded => decoded.map_err(|e| e.to_string()),
+                },
                 None => Err("record has no value".into()),
             };
             let event = match event {

@@ -21,7 +21,7 @@ use std::{
 
 use anyhow::Context;
 use clickhouse::{Client, Row};
-use quench_schemas::{Alert, Decoder, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent};
+use quench_schemas::{Alert, DecodeError, Decoder, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
@@ -69,7 +69,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     while !shutdown.load(Ordering::SeqCst) {
         let wait = batch.started.map_or(interval, |s| interval.saturating_sub(s.elapsed()));
         if let Ok(message) = tokio::time::timeout(wait.max(Duration::from_millis(1)), consumer.recv()).await {
-            add(&config.topics, &decoders, &mut batch, &message?.detach()).await;
+            add(&config.topics, &decoders, &mut batch, &message?.detach()).await?;
         }
         let full = batch.rows() >= config.sink.batch_rows;
         let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
@@ -84,21 +84,27 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     Ok(())
 }
 
-async fn add(topics: &TopicsConfig, decoders: &Decoders, batch: &mut Batch, message: &OwnedMessage) {
+/// Adds a record's row to the batch; a record that does not decode is skipped and counted. An
+/// error means the schema registry stayed unavailable: the sink stops before committing the
+/// record, which is read again after a restart rather than skipped.
+async fn add(
+    topics: &TopicsConfig,
+    decoders: &Decoders,
+    batch: &mut Batch,
+    message: &OwnedMessage,
+) -> anyhow::Result<()> {
     let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-    batch.track(topic, partition, offset);
     let bytes = message.payload().unwrap_or_default();
+    let avro = |decoded: Result<(), DecodeError>| match decoded {
+        Err(e) if e.is_transient() => Err(anyhow::Error::from(e)),
+        decoded => Ok(decoded.map_err(|e| e.to_string())),
+    };
     let result = if topic == topics.alerts {
-        decoders
-            .alerts
-            .decode(bytes)
-            .await
-            .map(|alert| batch.add_alert(alert, partition, offset))
-            .map_err(|e| e.to_string())
+        avro(decoders.alerts.decode(bytes).await.map(|alert| batch.add_alert(alert, partition, offset)))?
     } else if topic == topics.incidents {
-        decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)).map_err(|e| e.to_string())
+        avro(decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)))?
     } else if topic == topics.routing {
-        decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)).map_err(|e| e.to_string())
+        avro(decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)))?
     } else if topic == topics.incident_alerts {
         serde_json::from_slice::<IncidentAlerts>(bytes)
             .map(|joined| batch.add_incident_alerts(joined))
@@ -108,10 +114,12 @@ async fn add(topics: &TopicsConfig, decoders: &Decoders, batch: &mut Batch, mess
             .map(|attempt| batch.notifications.push(attempt))
             .map_err(|e| e.to_string())
     };
+    batch.track(topic, partition, offset);
     // Undecodable alerts are the worker's to dead-letter; the sink only skips and counts them.
     if let Err(error) = result {
         SinkSkipped { topic, partition, offset, error: &error }.emit();
     }
+    Ok(())
 }
 
 /// Writes the batch until ClickHouse accepts it, then commits its offsets. Records that arrive
@@ -145,7 +153,7 @@ async fn flush(
                 // Keep serving the consumer (group membership, already fetched records) while waiting.
                 let deadline = tokio::time::Instant::now() + backoff;
                 while let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    add(&config.topics, decoders, &mut next, &message?.detach()).await;
+                    add(&config.topics, decoders, &mut next, &message?.detach()).await?;
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.sink.max_backoff_ms));
             }

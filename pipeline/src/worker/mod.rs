@@ -268,13 +268,17 @@ impl Worker {
 
     fn process(&mut self, message: &OwnedMessage) -> anyhow::Result<()> {
         if message.topic() == self.config.topics.actions {
-            self.apply_action(message);
-            return Ok(());
+            return self.apply_action(message);
         }
-        let partition = message.partition();
-        let state = self.partitions.get_mut(&partition).expect("checked by the caller");
+        if !self.decoder.knows(message.payload().unwrap_or_default()) {
+            // A new writer schema costs a registry call, which may wait for a registry that is
+            // down: commit what came before, so that no transaction is open meanwhile.
+            self.commit()?;
+        }
+        let decoded = decode(&self.decoder, &self.handle, message)?;
+        let state = self.partitions.get_mut(&message.partition()).expect("checked by the caller");
         state.next_offset = Some(message.offset() + 1);
-        let alert = match decode(&self.decoder, &self.handle, message) {
+        let alert = match decoded {
             Ok(alert) => alert,
             Err(reason) => {
                 self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::Undecodable, reason));
@@ -294,18 +298,20 @@ impl Worker {
     /// Applies an acknowledgement or resolution to the incident it names, which this partition
     /// holds: the API wrote it to the partition number its incident was made in (see
     /// [`headers::PARTITION`]).
-    fn apply_action(&mut self, message: &OwnedMessage) {
+    fn apply_action(&mut self, message: &OwnedMessage) -> anyhow::Result<()> {
+        let decoded = decode(&self.actions, &self.handle, message)?;
         let state = self.partitions.get_mut(&message.partition()).expect("checked by the caller");
         state.next_action_offset = Some(message.offset() + 1);
-        let action = match decode(&self.actions, &self.handle, message) {
+        let action = match decoded {
             Ok(action) => action,
             Err(reason) => {
                 self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::Undecodable, reason));
-                return;
+                return Ok(());
             }
         };
         let applied = state.operator.action(&action, Instant::now());
         ActionApplied { action: &action, applied }.emit();
+        Ok(())
     }
 
     /// Flushes every partition's operator and commits one transaction with everything produced.
@@ -432,15 +438,23 @@ fn load_classifier(
     Classifier::with_local(classify, local)
 }
 
-/// Decodes a record; only a schema id seen for the first time costs a registry call.
-fn decode<T: Record>(decoder: &Decoder<T>, handle: &Handle, message: &OwnedMessage) -> Result<T, String> {
-    match message.payload() {
-        Some(bytes) => match decoder.try_decode(bytes) {
-            Some(decoded) => decoded,
-            None => handle.block_on(decoder.decode(bytes)),
-        }
-        .map_err(|e| e.to_string()),
-        None => Err("record has no value".to_string()),
+/// Decodes a record; only a schema id seen for the first time costs a registry call. `Ok(Err)`
+/// is the reason to dead-letter the record; `Err` means the schema registry stayed unavailable:
+/// the process stops before committing the record, which is read again after a restart, since
+/// a dependency's failure must never turn a good record into a dead letter.
+fn decode<T: Record>(
+    decoder: &Decoder<T>,
+    handle: &Handle,
+    message: &OwnedMessage,
+) -> anyhow::Result<Result<T, String>> {
+    let Some(bytes) = message.payload() else { return Ok(Err("record has no value".to_string())) };
+    let decoded = match decoder.try_decode(bytes) {
+        Some(decoded) => decoded,
+        None => handle.block_on(decoder.decode(bytes)),
+    };
+    match decoded {
+        Err(e) if e.is_transient() => Err(e.into()),
+        decoded => Ok(decoded.map_err(|e| e.to_string())),
     }
 }
 

@@ -82,7 +82,7 @@ fn rekey(
     handle: &Handle,
     message: &OwnedMessage,
 ) -> anyhow::Result<()> {
-    let alert = match decode(decoder, handle, message) {
+    let alert = match decode(decoder, handle, message)? {
         Ok(alert) => alert,
         Err(reason) => {
             let letter = DeadLetter::new(message, DeadLetterReason::Undecodable, reason);

@@ -201,6 +201,17 @@ impl PrivateServer {
     }
 }
 
+impl PrivateServer {
+    /// The server's process id, to pause it (SIGSTOP) as a hung peer would be.
+    pub fn pid(&self) -> u32 {
+        let stack = std::env::var("QUENCH_STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.stack"));
+        let file = stack.join("instances").join(&self.instance).join("run").join(format!("{}.pid", self.service));
+        std::fs::read_to_string(&file).unwrap().trim().parse().unwrap()
+    }
+}
+
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         self.stack("down");
