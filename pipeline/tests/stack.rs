@@ -1,0 +1,39 @@
+//! The local stack's own guarantees that Quench relies on.
+
+mod support;
+
+use quench_schemas::{Alert, Decoder, Encoder, Record, Registry};
+use support::{alert, PrivateServer};
+
+/// Kafka keeps records that carry schema ids; the registry once kept its schemas in memory, so
+/// after a restart `/subjects` answered `[]` and ids handed out again could name other schemas.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_keeps_its_schemas_and_ids_across_a_restart() {
+    let port = 18_900 + (std::process::id() % 50) as u16;
+    let server = PrivateServer::new(
+        "registry-restart",
+        "registry",
+        &[("REGISTRY_PORT", port), ("REGISTRY_MANAGEMENT_PORT", port + 50)],
+    );
+    server.stack("up");
+    let url = format!("http://127.0.0.1:{port}/apis/ccompat/v7");
+    let registry = Registry::new(&url, std::time::Duration::from_secs(10)).unwrap();
+    let encoder = Encoder::<Alert>::register(&registry, "restart-alerts").await.unwrap();
+    let written = encoder.encode(&alert("BeforeRestart", 1, 1_764_000_000_000)).unwrap();
+
+    server.stack("down");
+    server.stack("up");
+    let decoded = Decoder::<Alert>::new(registry.clone()).decode(&written).await.unwrap();
+    assert_eq!(decoded.labels["alertname"], "BeforeRestart", "a record written before the restart decodes");
+    let mut evolved: serde_json::Value = serde_json::from_str(Alert::SCHEMA_JSON).unwrap();
+    evolved["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "zone", "type": "string", "default": "a"}));
+    let subject = Registry::value_subject("restart-alerts");
+    let new_id = registry.register_schema(&subject, &evolved.to_string()).await.unwrap();
+    let old_id = u32::from_be_bytes(written[1..5].try_into().unwrap());
+    assert_ne!(new_id, old_id, "a new registration gets a new id");
+    let old = registry.schema_by_id(old_id).await.unwrap();
+    assert!(!old.contains("\"zone\""), "the old id still names the schema it was given to: {old}");
+}
