@@ -58,6 +58,12 @@ pub struct Limits {
     pub max_label_value_bytes: usize,
     /// Annotations are free text (descriptions, runbooks), so they get a larger budget per alert.
     pub max_annotation_bytes: usize,
+    /// A sender's `startsAt` older than this before the request (a wrong clock, a default of
+    /// 1970) is moved to that bound, the original kept in the annotation `quench_sender_starts_at`:
+    /// incidents and ClickHouse partitions take their time from it.
+    pub max_starts_at_age_ms: i64,
+    /// Likewise for a `startsAt` (or `endsAt`) further in the future than this.
+    pub max_future_ms: i64,
 }
 
 impl Default for Limits {
@@ -68,6 +74,8 @@ impl Default for Limits {
             max_label_name_bytes: 256,
             max_label_value_bytes: 4_096,
             max_annotation_bytes: 64 << 10,
+            max_starts_at_age_ms: 30 * 24 * 3_600_000,
+            max_future_ms: 3_600_000,
         }
     }
 }
@@ -154,7 +162,31 @@ fn build(fields: Fields, path: &str, context: &Context) -> Result<Alert, Payload
         tenant: context.tenant.to_string(),
     };
     check_alert(&alert, path, context.limits)?;
-    Ok(alert)
+    Ok(clamp_times(alert, context.limits))
+}
+
+/// Keeps the sender's times within the window around `received_at` that `limits` allow, noting
+/// the originals of those moved: one sender's clock must not scatter incidents over centuries
+/// (or ClickHouse inserts over more partitions than one insert may touch).
+fn clamp_times(mut alert: Alert, limits: &Limits) -> Alert {
+    let earliest = alert.received_at.saturating_sub(limits.max_starts_at_age_ms);
+    let latest = alert.received_at.saturating_add(limits.max_future_ms);
+    let starts_at = alert.starts_at.clamp(earliest, latest);
+    if starts_at != alert.starts_at {
+        alert.annotations.insert("quench_sender_starts_at".into(), alert.starts_at.to_string());
+        alert.starts_at = starts_at;
+    }
+    if let Some(ends_at) = alert.ends_at {
+        // Alertmanager sends endsAt a resolve timeout ahead for firing alerts: far ahead is fine,
+        // centuries are not; before the start is no end at all.
+        let clamped =
+            ends_at.clamp(starts_at, latest.max(alert.received_at.saturating_add(limits.max_starts_at_age_ms)));
+        if clamped != ends_at {
+            alert.annotations.insert("quench_sender_ends_at".into(), ends_at.to_string());
+            alert.ends_at = Some(clamped);
+        }
+    }
+    alert
 }
 
 /// The fuzz targets' body (`connectors/ingest/fuzz`): parses `body` and checks, when it is
@@ -280,6 +312,22 @@ pub(crate) mod tests {
 
     pub fn parse_err(format: Format, body: &str) -> PayloadError {
         parse(format, body.as_bytes(), &context(&Limits::default())).unwrap_err()
+    }
+
+    #[test]
+    fn sender_times_far_from_the_request_are_moved_into_its_window_and_kept_as_annotations() {
+        let body = |starts: &str, ends: &str| {
+            format!(r#"[{{"labels": {{"alertname": "Skewed"}}, "startsAt": "{starts}", "endsAt": "{ends}"}}]"#)
+        };
+        let received = 1_700_000_000_000;
+        let limits = Limits::default();
+        let alert = &parse_ok(Format::Prometheus, &body("1971-01-01T00:00:00Z", "2999-01-01T00:00:00Z")).alerts[0];
+        assert_eq!(alert.starts_at, received - limits.max_starts_at_age_ms);
+        assert_eq!(alert.annotations["quench_sender_starts_at"], "31536000000");
+        assert_eq!(alert.ends_at, Some(received + limits.max_starts_at_age_ms));
+        assert!(alert.annotations.contains_key("quench_sender_ends_at"));
+        let ok = &parse_ok(Format::Prometheus, &body("2023-11-14T20:00:00Z", "2023-11-14T23:00:00Z")).alerts[0];
+        assert!(ok.annotations.is_empty(), "times within the window are left alone: {ok:?}");
     }
 
     #[test]
