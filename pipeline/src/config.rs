@@ -151,6 +151,8 @@ pub struct TopicsConfig {
     pub actions: String,
     /// Every alert of every incident, once (JSON), for the `incident_alerts` table.
     pub incident_alerts: String,
+    /// Rows ClickHouse refused for good, with its answer (JSON), written by the sink.
+    pub sink_dlq: String,
     /// Internal repartition topic of the re-keying stage.
     pub rekey: String,
     /// Every delivery attempt of the notifiers (JSON), for the `notifications` table.
@@ -175,6 +177,7 @@ impl Default for TopicsConfig {
             dlq: "alerts-dlq".into(),
             actions: "incident-actions".into(),
             incident_alerts: "incident-alerts".into(),
+            sink_dlq: "clickhouse-dlq".into(),
             rekey: "quench-rekey".into(),
             notifications: "notifications".into(),
             notifications_dlq: "notifications-dlq".into(),
@@ -383,6 +386,7 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
         ("TOPICS__DLQ", "dlq"),
         ("TOPICS__ACTIONS", "actions"),
         ("TOPICS__INCIDENT_ALERTS", "incident-alerts"),
+        ("TOPICS__SINK_DLQ", "clickhouse-dlq"),
         ("TOPICS__REKEY", "rekey"),
         ("TOPICS__NOTIFICATIONS", "notifications"),
         ("TOPICS__NOTIFICATIONS_DLQ", "notifications-dlq"),

@@ -25,6 +25,7 @@ pub const METRICS: &[&str] = &[
     "quench_sink_rows_total",
     "quench_sink_insert_failures_total",
     "quench_sink_skipped_records_total",
+    "quench_sink_refused_rows_total",
     "quench_notifications_total",
     "quench_notify_event_to_delivery_seconds",
     "quench_notify_duplicates_skipped_total",
@@ -201,6 +202,23 @@ impl SinkInsertFailed<'_> {
             retry_in_ms = self.retry_in.as_millis() as u64,
             rows = self.rows,
             "ClickHouse insert failed; pausing consumption and retrying"
+        );
+    }
+}
+
+/// ClickHouse refused a row for good; it went to the sink's dead-letter topic.
+pub struct SinkRefusedRow<'a> {
+    pub table: &'a str,
+    pub error: &'a str,
+}
+
+impl SinkRefusedRow<'_> {
+    pub fn emit(self) {
+        metrics::counter!("quench_sink_refused_rows_total", "table" => self.table.to_string()).increment(1);
+        tracing::error!(
+            table = self.table,
+            error = self.error,
+            "ClickHouse refused a row for good; sent to the dead-letter topic"
         );
     }
 }

@@ -14,7 +14,7 @@ use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::{now_ms, Alert, Encoder};
+use quench_schemas::{now_ms, Alert, Encoder, RefusedRow};
 use serde::Deserialize;
 use support::{alert, produce, sigterm, PrivateServer, Run};
 
@@ -129,6 +129,79 @@ async fn a_clickhouse_outage_pauses_the_sink_and_loses_or_duplicates_nothing() {
         assert!(started.elapsed() < Duration::from_secs(60), "incident_alerts {joined}, distinct_alerts {distinct}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    for child in [&mut worker, &mut sink] {
+        sigterm(child);
+        assert!(child.wait().unwrap().success(), "graceful shutdown");
+    }
+}
+
+/// A batch whose incidents span 1970, 2999 and 200 months (more partitions than one insert may
+/// touch), and an alert the table refuses: one such batch once stopped the sink for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_clickhouse_refuses_go_to_the_dead_letter_topic_and_the_rest_is_written() {
+    let port = 17_000 + (std::process::id() % 1_000) as u16;
+    let clickhouse = PrivateServer::new("sink-refuse", "clickhouse", &[("CLICKHOUSE_PORT", port)]);
+    clickhouse.stack("up");
+    let mut run = Run::new("sink-refuse");
+    run.set("QUENCH_CLICKHOUSE__URL", &format!("http://127.0.0.1:{port}"));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", "quench_sink_refuse");
+    run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "2000");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let clickhouse_client = client(&run.config.clickhouse);
+    clickhouse_client
+        .query("ALTER TABLE alerts ADD CONSTRAINT refuse CHECK alertname != 'Refused'")
+        .execute()
+        .await
+        .unwrap();
+
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    const MONTH: i64 = 31 * 24 * 3_600_000;
+    let mut alerts: Vec<Alert> =
+        (0..200).map(|i| alert(&format!("Month{i}"), 0, 631_152_000_000 + i * MONTH)).collect();
+    alerts.push(alert("Epoch", 0, 0));
+    alerts.push(alert("Far", 0, 32_503_680_000_000));
+    alerts.push(alert("Refused", 0, now));
+    let records: Vec<(String, Vec<u8>)> = alerts
+        .iter_mut()
+        .map(|a| {
+            a.received_at = now;
+            (a.labels["alertname"].clone(), encoder.encode(a).unwrap())
+        })
+        .collect();
+    produce(&run, records).await;
+    let mut worker = run.start("run");
+    let mut sink = run.start("sink");
+
+    let refused = support::read_until(&run.consumer(&run.config.topics.sink_dlq), |seen| {
+        seen.iter().any(|(_, value, _)| String::from_utf8_lossy(value).contains("Refused"))
+    });
+    let letters: Vec<RefusedRow> = refused.iter().map(|(_, value, _)| serde_json::from_slice(value).unwrap()).collect();
+    let letter = letters.iter().find(|l| l.table == "alerts").expect("the refused alert's row");
+    assert_eq!(letter.row["alertname"], "Refused");
+    assert!(letter.error.contains("refuse"), "ClickHouse's reason: {}", letter.error);
+
+    // Everything else is written: all other alerts, and every incident (or, should ClickHouse
+    // refuse a year-2999 row, in the dead-letter topic with its reason).
+    let started = Instant::now();
+    loop {
+        let (alerts_written, incidents_written): (u64, u64) = clickhouse_client
+            .query("SELECT assumeNotNull((SELECT count() FROM alerts FINAL)), assumeNotNull((SELECT count() FROM incidents FINAL))")
+            .fetch_one()
+            .await
+            .unwrap();
+        let incidents_refused = letters.iter().filter(|l| l.table == "incidents").count() as u64;
+        if alerts_written == 202 && incidents_written + incidents_refused == 203 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "alerts {alerts_written} of 202, incidents {incidents_written} (+{incidents_refused} refused) of 203"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(sink.try_wait().unwrap().is_none(), "the sink keeps running");
     for child in [&mut worker, &mut sink] {
         sigterm(child);
         assert!(child.wait().unwrap().success(), "graceful shutdown");

@@ -25,6 +25,7 @@ pub mod headers;
 mod incident;
 mod notification;
 mod record;
+mod refused_row;
 #[cfg(feature = "registry")]
 mod registry;
 mod routing;
@@ -40,6 +41,7 @@ pub use framing::{frame, unframe, MAGIC_BYTE};
 pub use incident::{Incident, IncidentAlerts, IncidentStatus};
 pub use notification::{Channel, Delivered, NotificationAttempt, NotificationDeadLetter};
 pub use record::Record;
+pub use refused_row::RefusedRow;
 #[cfg(feature = "registry")]
 pub use registry::{Compatibility, Registry};
 pub use routing::{RoutingEvent, RoutingReason, RoutingTarget};

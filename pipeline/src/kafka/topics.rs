@@ -30,7 +30,7 @@ const DELIVERY_LOG: Settings =
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(t: &TopicsConfig) -> [(&str, Settings); 12] {
+fn specs(t: &TopicsConfig) -> [(&str, Settings); 13] {
     [
         (&t.alerts, TWO_WEEKS),
         (&t.incidents, COMPACTED),
@@ -39,6 +39,7 @@ fn specs(t: &TopicsConfig) -> [(&str, Settings); 12] {
         (&t.dlq, TWO_WEEKS),
         (&t.actions, TWO_WEEKS),
         (&t.incident_alerts, TWO_WEEKS),
+        (&t.sink_dlq, TWO_WEEKS),
         (&t.rekey, ONE_DAY),
         (&t.notifications, TWO_WEEKS),
         (&t.notifications_dlq, TWO_WEEKS),

@@ -10,6 +10,7 @@
 //! backoff; records keep waiting in Kafka, so nothing is lost however long the outage lasts.
 
 mod batch;
+mod insert;
 
 use std::{
     sync::{
@@ -19,24 +20,29 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context;
-use clickhouse::{Client, Row};
+use clickhouse::Client;
 use quench_schemas::{Alert, DecodeError, Decoder, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
+    producer::{FutureProducer, FutureRecord},
     Message, Offset, TopicPartitionList,
 };
-use serde::Serialize;
 
 use crate::{
     config::{Config, TopicsConfig},
-    events::{SinkInsertFailed, SinkSkipped, SinkWrote},
+    events::{SinkInsertFailed, SinkRefusedRow, SinkSkipped, SinkWrote},
     http::Readiness,
-    kafka::reader_config,
+    kafka::{client_config, reader_config},
     preflight::registry_client,
 };
 use batch::Batch;
+
+/// Where a batch goes: its rows to ClickHouse, the rows ClickHouse refuses for good to Kafka.
+struct Writers {
+    client: Client,
+    producer: FutureProducer,
+}
 
 struct Decoders {
     alerts: Decoder<Alert>,
@@ -60,7 +66,10 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         config.topics.notifications.as_str(),
     ];
     consumer.subscribe(&topics)?;
-    let client = crate::clickhouse::client(&config.clickhouse);
+    let writers = Writers {
+        client: crate::clickhouse::client(&config.clickhouse),
+        producer: client_config(&config.kafka, "sink").set("enable.idempotence", "true").create()?,
+    };
     let interval = Duration::from_millis(config.sink.flush_interval_ms);
     tracing::info!(group = %config.sink.group_id, ?topics, "sink started");
     readiness.ready();
@@ -74,11 +83,11 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         let full = batch.rows() >= config.sink.batch_rows;
         let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
         if !batch.is_empty() && (full || old) {
-            batch = flush(config, &client, &consumer, &decoders, batch, &shutdown, &readiness).await?;
+            batch = flush(config, &writers, &consumer, &decoders, batch, &shutdown, &readiness).await?;
         }
     }
     if !batch.is_empty() {
-        flush(config, &client, &consumer, &decoders, batch, &shutdown, &readiness).await?;
+        flush(config, &writers, &consumer, &decoders, batch, &shutdown, &readiness).await?;
     }
     tracing::info!("sink stopped after writing its last batch");
     Ok(())
@@ -126,7 +135,7 @@ async fn add(
 /// while ClickHouse is down start the next batch, which is returned.
 async fn flush(
     config: &Config,
-    client: &Client,
+    Writers { client, producer }: &Writers,
     consumer: &StreamConsumer,
     decoders: &Decoders,
     batch: Batch,
@@ -136,9 +145,9 @@ async fn flush(
     let mut next = Batch::default();
     let mut backoff = Duration::from_millis(200);
     let mut paused: Option<TopicPartitionList> = None;
-    loop {
-        match insert(client, &batch).await {
-            Ok(()) => break,
+    let refused = loop {
+        match insert::insert(client, &batch).await {
+            Ok(refused) => break refused,
             Err(e) => {
                 SinkInsertFailed { error: &format!("{e:#}"), retry_in: backoff, rows: batch.rows() }.emit();
                 readiness.not_ready(format!("ClickHouse unavailable: {e:#}"));
@@ -158,11 +167,18 @@ async fn flush(
                 backoff = (backoff * 2).min(Duration::from_millis(config.sink.max_backoff_ms));
             }
         }
-    }
+    };
     if let Some(assignment) = paused {
         readiness.ready();
         consumer.resume(&assignment)?;
         tracing::info!("ClickHouse accepted the batch again; consumption resumed");
+    }
+    // Refused rows are on their dead-letter topic before the offsets that cover them commit.
+    for row in &refused {
+        let value = serde_json::to_vec(row)?;
+        let record = FutureRecord::<str, [u8]>::to(&config.topics.sink_dlq).key(&row.table).payload(&value);
+        producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e)?;
+        SinkRefusedRow { table: &row.table, error: &row.error }.emit();
     }
     let mut offsets = TopicPartitionList::new();
     for ((topic, partition), (_, last)) in &batch.offsets {
@@ -175,26 +191,4 @@ async fn flush(
     }
     SinkWrote { rows: batch.rows() }.emit();
     Ok(next)
-}
-
-async fn insert(client: &Client, batch: &Batch) -> anyhow::Result<()> {
-    insert_table(client, "alerts", &batch.alerts, batch).await?;
-    insert_table(client, "incidents", &batch.incidents, batch).await?;
-    insert_table(client, "incident_alerts", &batch.incident_alerts, batch).await?;
-    insert_table(client, "routing_events", &batch.routing, batch).await?;
-    insert_table(client, "notifications", &batch.notifications, batch).await
-}
-
-async fn insert_table<T>(client: &Client, table: &str, rows: &[T], batch: &Batch) -> anyhow::Result<()>
-where
-    T: Serialize + for<'a> Row<Value<'a> = T>,
-{
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = client.insert::<T>(table).await?.with_setting("insert_deduplication_token", batch.token(table));
-    for row in rows {
-        insert.write(row).await?;
-    }
-    insert.end().await.with_context(|| format!("inserting {} rows into {table}", rows.len()))
 }

@@ -59,7 +59,7 @@ pub struct Limits {
     /// Annotations are free text (descriptions, runbooks), so they get a larger budget per alert.
     pub max_annotation_bytes: usize,
     /// A sender's `startsAt` older than this before the request (a wrong clock, a default of
-    /// 1970) is moved to that bound, the original kept in the annotation `quench_sender_starts_at`:
+    /// 1970) is moved to that bound, the original kept in the annotation `sender_starts_at`:
     /// incidents and ClickHouse partitions take their time from it.
     pub max_starts_at_age_ms: i64,
     /// Likewise for a `startsAt` (or `endsAt`) further in the future than this.
@@ -173,7 +173,7 @@ fn clamp_times(mut alert: Alert, limits: &Limits) -> Alert {
     let latest = alert.received_at.saturating_add(limits.max_future_ms);
     let starts_at = alert.starts_at.clamp(earliest, latest);
     if starts_at != alert.starts_at {
-        alert.annotations.insert("quench_sender_starts_at".into(), alert.starts_at.to_string());
+        alert.annotations.insert("sender_starts_at".into(), alert.starts_at.to_string());
         alert.starts_at = starts_at;
     }
     if let Some(ends_at) = alert.ends_at {
@@ -182,7 +182,7 @@ fn clamp_times(mut alert: Alert, limits: &Limits) -> Alert {
         let clamped =
             ends_at.clamp(starts_at, latest.max(alert.received_at.saturating_add(limits.max_starts_at_age_ms)));
         if clamped != ends_at {
-            alert.annotations.insert("quench_sender_ends_at".into(), ends_at.to_string());
+            alert.annotations.insert("sender_ends_at".into(), ends_at.to_string());
             alert.ends_at = Some(clamped);
         }
     }
@@ -323,9 +323,9 @@ pub(crate) mod tests {
         let limits = Limits::default();
         let alert = &parse_ok(Format::Prometheus, &body("1971-01-01T00:00:00Z", "2999-01-01T00:00:00Z")).alerts[0];
         assert_eq!(alert.starts_at, received - limits.max_starts_at_age_ms);
-        assert_eq!(alert.annotations["quench_sender_starts_at"], "31536000000");
+        assert_eq!(alert.annotations["sender_starts_at"], "31536000000");
         assert_eq!(alert.ends_at, Some(received + limits.max_starts_at_age_ms));
-        assert!(alert.annotations.contains_key("quench_sender_ends_at"));
+        assert!(alert.annotations.contains_key("sender_ends_at"));
         let ok = &parse_ok(Format::Prometheus, &body("2023-11-14T20:00:00Z", "2023-11-14T23:00:00Z")).alerts[0];
         assert!(ok.annotations.is_empty(), "times within the window are left alone: {ok:?}");
     }
