@@ -21,6 +21,7 @@ pub const METRICS: &[&str] = &[
     "quench_watermark_delay_seconds",
     "quench_classify_seconds",
     "quench_consumer_lag",
+    "quench_consumer_errors_total",
     "quench_rules_reloads_total",
     "quench_sink_rows_total",
     "quench_sink_insert_failures_total",
@@ -135,6 +136,26 @@ pub struct Classified {
 impl Classified {
     pub fn emit(self) {
         metrics::histogram!("quench_classify_seconds").record(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A consumer's poll returned an error.
+pub struct ConsumerError<'a> {
+    pub role: &'a str,
+    pub error: &'a rdkafka::error::KafkaError,
+    /// It will not pass: the process stops.
+    pub lasting: bool,
+}
+
+impl ConsumerError<'_> {
+    pub fn emit(self) {
+        let kind = if self.lasting { "lasting" } else { "transient" };
+        metrics::counter!("quench_consumer_errors_total", "role" => self.role.to_string(), "kind" => kind).increment(1);
+        if self.lasting {
+            tracing::error!(role = self.role, error = %self.error, "consumer error that will not pass; stopping");
+        } else {
+            tracing::warn!(role = self.role, error = %self.error, "consumer error; librdkafka recovers, consumption goes on");
+        }
     }
 }
 

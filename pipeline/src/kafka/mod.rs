@@ -14,10 +14,12 @@ use std::{
 use anyhow::{bail, Context};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
+    error::{KafkaError, KafkaResult},
+    types::RDKafkaErrorCode,
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 
-use crate::config::KafkaConfig;
+use crate::{config::KafkaConfig, events::ConsumerError};
 
 /// A librdkafka configuration for one role (`producer`, `worker`, `sink`...) with the user's extra
 /// properties applied last, so that they can override anything Quench sets.
@@ -108,4 +110,48 @@ pub fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> anyhow:
         Some(Offset::Offset(offset)) => offset,
         _ => 0,
     })
+}
+
+/// What a consumer's poll gave, sorted: `Ok(Some)` a record; `Ok(None)` an error that librdkafka
+/// recovers from by itself (a broker restarting, a leader moving, a blip in the network), logged
+/// and counted while consumption goes on; `Err` an error that will not pass (fatal, or not
+/// authorised), for the process to stop on.
+pub fn consumed<T>(polled: KafkaResult<T>, role: &str) -> anyhow::Result<Option<T>> {
+    let error = match polled {
+        Ok(record) => return Ok(Some(record)),
+        Err(error) => error,
+    };
+    let lasting = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    ) || matches!(error, KafkaError::ClientCreation(_) | KafkaError::Subscription(_));
+    ConsumerError { role, error: &error, lasting }.emit();
+    if lasting {
+        return Err(error).context("consuming");
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broker_blip_is_logged_and_passed_over_and_a_fatal_error_stops() {
+        let blip = KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure);
+        assert!(consumed::<()>(Err(blip), "test").unwrap().is_none());
+        let down = KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown);
+        assert!(consumed::<()>(Err(down), "test").unwrap().is_none());
+        let fatal = KafkaError::MessageConsumption(RDKafkaErrorCode::Fatal);
+        assert!(consumed::<()>(Err(fatal), "test").is_err());
+        let denied = KafkaError::MessageConsumption(RDKafkaErrorCode::GroupAuthorizationFailed);
+        assert!(consumed::<()>(Err(denied), "test").is_err());
+        assert_eq!(consumed(Ok(7), "test").unwrap(), Some(7));
+    }
 }

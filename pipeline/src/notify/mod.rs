@@ -41,7 +41,7 @@ use crate::{
     config::Config,
     events::{DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
-    kafka::{client_config, reader_config, Rebalanced, Rebalances},
+    kafka::{client_config, consumed, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
 };
 use directory::Directory;
@@ -168,9 +168,13 @@ impl Notifier<'_> {
             let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await.map(|r| r.map(|m| m.detach()));
             self.apply_rebalances(&mut batch)?;
             match received {
-                Ok(Ok(message)) if self.partitions.contains_key(&message.partition()) => batch.push(message),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "consuming routing events"),
+                Ok(polled) => {
+                    if let Some(message) = consumed(polled, "notify")? {
+                        if self.partitions.contains_key(&message.partition()) {
+                            batch.push(message);
+                        }
+                    }
+                }
                 Err(_) => break,
             }
         }

@@ -33,7 +33,7 @@ use crate::{
     config::{Config, TopicsConfig},
     events::{SinkInsertFailed, SinkRefusedRow, SinkSkipped, SinkWrote},
     http::Readiness,
-    kafka::{client_config, reader_config},
+    kafka::{client_config, consumed, reader_config},
     preflight::registry_client,
 };
 use batch::Batch;
@@ -78,7 +78,9 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     while !shutdown.load(Ordering::SeqCst) {
         let wait = batch.started.map_or(interval, |s| interval.saturating_sub(s.elapsed()));
         if let Ok(message) = tokio::time::timeout(wait.max(Duration::from_millis(1)), consumer.recv()).await {
-            add(&config.topics, &decoders, &mut batch, &message?.detach()).await?;
+            if let Some(message) = consumed(message, "sink")? {
+                add(&config.topics, &decoders, &mut batch, &message.detach()).await?;
+            }
         }
         let full = batch.rows() >= config.sink.batch_rows;
         let old = batch.started.is_some_and(|s| s.elapsed() >= interval);
@@ -162,7 +164,9 @@ async fn flush(
                 // Keep serving the consumer (group membership, already fetched records) while waiting.
                 let deadline = tokio::time::Instant::now() + backoff;
                 while let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    add(&config.topics, decoders, &mut next, &message?.detach()).await?;
+                    if let Some(message) = consumed(message, "sink")? {
+                        add(&config.topics, decoders, &mut next, &message.detach()).await?;
+                    }
                 }
                 backoff = (backoff * 2).min(Duration::from_millis(config.sink.max_backoff_ms));
             }

@@ -46,7 +46,7 @@ use crate::{
     config::{ClickHouseConfig, Config, WorkerConfig},
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason},
     http::Readiness,
-    kafka::Rebalanced,
+    kafka::{consumed, Rebalanced},
     preflight::registry_client,
     reload::{FileSource, RulesSource},
 };
@@ -187,10 +187,11 @@ impl Worker {
             let polled = self.session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
             self.apply_rebalances()?;
             match polled {
-                Some(message) => {
-                    let message = message?;
-                    if self.partitions.contains_key(&message.partition()) {
-                        self.process(&message)?;
+                Some(polled) => {
+                    if let Some(message) = consumed(polled, "worker")? {
+                        if self.partitions.contains_key(&message.partition()) {
+                            self.process(&message)?;
+                        }
                     }
                 }
                 None => self.partitions.values_mut().for_each(|p| p.operator.caught_up()),

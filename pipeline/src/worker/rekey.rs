@@ -23,7 +23,7 @@ use super::{decode, dlq::DeadLetter, transaction::Session};
 use crate::{
     config::{Config, TopicsConfig},
     events::DeadLetterReason,
-    kafka::Rebalanced,
+    kafka::{consumed, Rebalanced},
     reload::RulesSource,
 };
 use quench_core::rules::RouteTree;
@@ -57,8 +57,7 @@ pub fn run(
         if session.rebalances().iter().any(|r| matches!(r, Rebalanced::Revoked)) {
             offsets.clear();
         }
-        if let Some(message) = polled {
-            let message = message?;
+        if let Some(message) = polled.map(|polled| consumed(polled, "rekey")).transpose()?.flatten() {
             if !session.in_transaction() {
                 session.begin()?;
             }
