@@ -146,24 +146,24 @@ async fn flush(
 ) -> anyhow::Result<Batch> {
     let mut next = Batch::default();
     let mut backoff = Duration::from_millis(200);
-    let mut paused: Option<TopicPartitionList> = None;
+    let mut paused = false;
     let refused = loop {
         match insert::insert(client, &batch).await {
             Ok(refused) => break refused,
             Err(e) => {
                 SinkInsertFailed { error: &format!("{e:#}"), retry_in: backoff, rows: batch.rows() }.emit();
                 readiness.not_ready(format!("ClickHouse unavailable: {e:#}"));
-                if paused.is_none() {
-                    let assignment = consumer.assignment()?;
-                    consumer.pause(&assignment)?;
-                    paused = Some(assignment);
-                }
+                paused = true;
                 if shutdown.load(Ordering::SeqCst) {
                     anyhow::bail!("shutdown while ClickHouse is unavailable; the batch stays in Kafka: {e:#}");
                 }
-                // Keep serving the consumer (group membership, already fetched records) while waiting.
+                // Keep serving the consumer (group membership, already fetched records) while waiting,
+                // with every partition paused, those a rebalance assigns meanwhile too: the next
+                // batch holds at most what was fetched before the pause.
                 let deadline = tokio::time::Instant::now() + backoff;
-                while let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await {
+                loop {
+                    consumer.pause(&consumer.assignment()?)?;
+                    let Ok(message) = tokio::time::timeout_at(deadline, consumer.recv()).await else { break };
                     if let Some(message) = consumed(message, "sink")? {
                         add(&config.topics, decoders, &mut next, &message.detach()).await?;
                     }
@@ -172,9 +172,9 @@ async fn flush(
             }
         }
     };
-    if let Some(assignment) = paused {
+    if paused {
         readiness.ready();
-        consumer.resume(&assignment)?;
+        consumer.resume(&consumer.assignment()?)?;
         tracing::info!("ClickHouse accepted the batch again; consumption resumed");
     }
     // Refused rows are on their dead-letter topic before the offsets that cover them commit.
