@@ -15,6 +15,10 @@ pub struct ClassifyConfig {
     pub max_batch: usize,
     /// Longest an incident waits for its batch to fill.
     pub max_wait_ms: u64,
+    /// Incidents waiting for the LLM (queued, in flight or parked through an outage) at most.
+    /// Beyond it, new incidents keep the local classifier's answer as final: a storm of distinct
+    /// incidents or a long outage cannot grow the worker's memory without bound.
+    pub max_backlog: usize,
     pub taxonomy: Taxonomy,
     pub local: LocalConfig,
     pub llm: LlmConfig,
@@ -100,6 +104,7 @@ impl Default for ClassifyConfig {
             provider: ProviderKind::Local,
             max_batch: 20,
             max_wait_ms: 250,
+            max_backlog: 10_000,
             taxonomy: Taxonomy::default(),
             local: LocalConfig::default(),
             llm: LlmConfig::default(),

@@ -15,6 +15,7 @@ pub const METRICS: &[&str] = &[
     "quench_llm_short_circuited_total",
     "quench_llm_queued",
     "quench_llm_parked",
+    "quench_llm_backlog_full_total",
     "quench_embeddings_computed_total",
     "quench_embedding_cache_hits_total",
 ];
@@ -60,6 +61,23 @@ impl LlmQueue {
         if let Some(parked) = self.parked {
             metrics::gauge!("quench_llm_parked").set(parked as f64);
         }
+    }
+}
+
+/// The LLM backlog was full: an incident kept the local answer instead of waiting for the LLM.
+pub struct LlmBacklogFull {
+    pub incidents: usize,
+    pub bound: usize,
+}
+
+impl LlmBacklogFull {
+    pub fn emit(self) {
+        metrics::counter!("quench_llm_backlog_full_total").increment(self.incidents as u64);
+        tracing::warn!(
+            incidents = self.incidents,
+            bound = self.bound,
+            "LLM backlog full; the local classifier's answers stand"
+        );
     }
 }
 

@@ -31,7 +31,7 @@ use crate::{
     breaker::Breaker,
     cache::Lru,
     config::{ClassifyConfig, ProviderKind},
-    events::{AnsweredBy, Classified, LlmQueue, LlmShortCircuited},
+    events::{AnsweredBy, Classified, LlmBacklogFull, LlmQueue, LlmShortCircuited},
     llm::{prompt::Item, Llm},
     redact::Redactor,
     subject::{self, Classification, Subject},
@@ -46,6 +46,7 @@ pub struct Classifier {
     breaker: Mutex<Breaker>,
     cache: Mutex<Lru<String, Classification>>,
     max_batch: usize,
+    max_backlog: usize,
     max_wait: Duration,
     cool_down: Duration,
     signature_labels: Vec<String>,
@@ -89,6 +90,7 @@ impl Classifier {
             breaker: Mutex::new(Breaker::new(config.breaker.failures, Duration::from_millis(config.breaker.open_ms))),
             cache: Mutex::new(Lru::new(capacity, Some(Duration::from_secs(config.cache.ttl_s.max(1))))),
             max_batch: config.max_batch.max(1),
+            max_backlog: config.max_backlog.max(1),
             max_wait: Duration::from_millis(config.max_wait_ms),
             cool_down: Duration::from_millis(config.breaker.open_ms.max(1)),
             signature_labels: config.cache.labels.clone(),
@@ -129,17 +131,26 @@ impl Classifier {
         Classified { by: AnsweredBy::Local, count: unique.len() }.emit();
         if self.llm.is_some() {
             let mut queue = self.queue.lock().expect("classification queue");
+            let mut kept_local = 0;
             for (subject, c) in unique.iter().zip(&mut fresh) {
-                c.classified_by = FALLBACK.into();
                 let signature = self.signature(subject);
-                let parked = queue.parked.contains_key(&signature);
-                if !parked && queue.queued.insert(signature) {
+                let waiting = queue.parked.contains_key(&signature) || queue.queued.contains(&signature);
+                if !waiting && queue.queued.len() + queue.parked.len() >= self.max_backlog {
+                    // The local answer is final: nothing would ever replace a fallback.
+                    kept_local += 1;
+                    continue;
+                }
+                c.classified_by = FALLBACK.into();
+                if !waiting && queue.queued.insert(signature) {
                     if let Some(sender) = &queue.sender {
                         let _ = sender.send(subject.clone());
                     }
                 }
             }
             LlmQueue { queued: queue.queued.len(), parked: None }.emit();
+            if kept_local > 0 {
+                LlmBacklogFull { incidents: kept_local, bound: self.max_backlog }.emit();
+            }
         }
         Ok(self.complete(subjects, answers, &unique, fresh))
     }

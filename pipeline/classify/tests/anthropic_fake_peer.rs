@@ -294,3 +294,26 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A storm of distinct incidents during an LLM outage: the backlog waiting for the LLM stops at
+/// `max_backlog`; incidents beyond it keep the local answer as final (nothing would replace a
+/// fallback), so neither the queue nor the parked map grows without bound.
+#[tokio::test]
+async fn anthropic_fake_peer_outage_with_a_storm_keeps_the_backlog_bounded() {
+    let (url, _peer) = start(Peer { then: Some(Reply::ServerError), ..Default::default() }).await;
+    let mut config = config(&url);
+    config.llm.max_retries = 0;
+    config.breaker.open_ms = 600_000;
+    config.max_backlog = 30;
+    let classifier = Arc::new(Classifier::new(&config).unwrap());
+    classifier.spawn_refiner(&tokio::runtime::Handle::current());
+    let subjects: Vec<Subject> = (0..100).map(subject).collect();
+    let answers = classifier.classify_now(&subjects).unwrap();
+    let waiting = answers.iter().filter(|a| a.classified_by == FALLBACK).count();
+    assert_eq!(waiting, 30, "as many wait for the LLM as the backlog holds");
+    assert!(answers[30..].iter().all(|a| a.classified_by == "local"), "the rest are final local answers");
+    wait_for("the failed batches to park their incidents", || classifier.parked() == 30).await;
+    let again = classifier.classify_now(&subjects).unwrap();
+    assert_eq!(again.iter().filter(|a| a.classified_by == FALLBACK).count(), 30, "still no more than the bound");
+    assert_eq!(classifier.parked(), 30);
+}

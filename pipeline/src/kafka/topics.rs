@@ -27,13 +27,19 @@ const TWO_WEEKS: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "12
 /// covers any restart, and compaction keeps one record per idempotency key meanwhile.
 const DELIVERY_LOG: Settings =
     &[("cleanup.policy", "compact,delete"), ("retention.ms", "604800000"), ("min.compaction.lag.ms", "0")];
+/// The latest state of every incident, but not forever: a resolved incident's record goes after
+/// 30 days, so readers of the whole topic (the notifiers' incident directory at start) hold a
+/// bounded set. An open incident is written again at least every `repeat_interval` (4 hours by
+/// default, far below 30 days), so its latest state stays.
+const INCIDENT_STATES: Settings =
+    &[("cleanup.policy", "compact,delete"), ("retention.ms", "2592000000"), ("min.compaction.lag.ms", "0")];
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
 fn specs(t: &TopicsConfig) -> [(&str, Settings); 13] {
     [
         (&t.alerts, TWO_WEEKS),
-        (&t.incidents, COMPACTED),
+        (&t.incidents, INCIDENT_STATES),
         (&t.routing, TWO_WEEKS),
         (&t.state, COMPACTED),
         (&t.dlq, TWO_WEEKS),
