@@ -52,6 +52,10 @@ pub struct WorkerConfig {
     pub input_keyed_by_group: bool,
     /// How long the group waits for a silent worker before moving its partitions.
     pub session_timeout_ms: u64,
+    /// Open groups one input partition may hold; alerts that would open more are dead-lettered
+    /// (`quench_dlq_records_total{reason="group_limit"}`), so that a storm of distinct group keys
+    /// cannot exhaust a worker's memory.
+    pub max_open_groups: usize,
     /// Routes and windows (TOML); the built-in default groups by alertname with Alertmanager's timings.
     pub rules: Option<std::path::PathBuf>,
     /// Routing rules (YAML): team, targets and escalation policy of each routing event. Without
@@ -69,6 +73,7 @@ impl Default for WorkerConfig {
             idle_timeout_ms: 2_000,
             input_keyed_by_group: true,
             session_timeout_ms: 15_000,
+            max_open_groups: 200_000,
             rules: None,
             routing: None,
         }

@@ -55,6 +55,8 @@ pub enum DeadLetterReason {
     Undecodable,
     /// An alert lacking a label its route groups by.
     MissingLabel,
+    /// An alert that would open a group beyond `worker.max_open_groups`.
+    GroupLimit,
 }
 
 /// A record of `topic` went to the dead-letter topic.
@@ -69,6 +71,7 @@ impl DeadLettered<'_> {
         let reason = match self.reason {
             DeadLetterReason::Undecodable => "undecodable",
             DeadLetterReason::MissingLabel => "missing_label",
+            DeadLetterReason::GroupLimit => "group_limit",
         };
         metrics::counter!("quench_dlq_records_total", "reason" => reason).increment(1);
         tracing::debug!(topic = self.topic, reason, detail = self.detail, "record dead-lettered");

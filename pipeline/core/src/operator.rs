@@ -71,8 +71,32 @@ impl Outputs {
     }
 }
 
+/// Why an alert goes into no group: it goes to the dead-letter topic with this reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    MissingLabel(MissingLabel),
+    /// The partition holds as many open groups as it may; a storm of distinct group keys must
+    /// not grow a worker's memory without bound.
+    TooManyGroups {
+        limit: usize,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MissingLabel(missing) => missing.fmt(f),
+            Self::TooManyGroups { limit } => {
+                write!(f, "the partition already holds {limit} open groups (worker.max_open_groups)")
+            }
+        }
+    }
+}
+
 pub struct Operator {
     windows: Windows,
+    /// Open groups this partition may hold.
+    max_groups: usize,
     clock: Clock,
     /// What the windows flushed since the last [`Operator::flush`].
     flushed: Vec<Flush>,
@@ -98,10 +122,17 @@ impl Operator {
         }
         Self {
             windows,
+            max_groups: usize::MAX,
             clock: Clock::new(newest, lateness, idle_timeout, wall),
             flushed: Vec::new(),
             awaiting_llm: HashMap::new(),
         }
+    }
+
+    /// At most `limit` open groups on this partition; alerts that would open more are refused.
+    pub fn with_max_groups(mut self, limit: usize) -> Self {
+        self.max_groups = limit;
+        self
     }
 
     /// Takes one alert, read at wall time `wall`; `route` is the route a re-keyed record names.
@@ -112,12 +143,16 @@ impl Operator {
         route: Option<&str>,
         rules: &RouteTree,
         wall: Instant,
-    ) -> Result<bool, MissingLabel> {
+    ) -> Result<bool, Refused> {
         let late = self.clock.observe(alert.received_at, wall);
         // Timers fire as event time passes them, before the alert is added: when a backlog is
         // replayed, each group is evaluated at its due time, not at the end of the backlog.
         self.tick(wall);
-        let placements = rules.place(alert, route)?;
+        let placements = rules.place(alert, route).map_err(Refused::MissingLabel)?;
+        let opening = placements.iter().filter(|p| !self.windows.is_open(&p.key)).count();
+        if opening > 0 && self.windows.open_groups() + opening > self.max_groups {
+            return Err(Refused::TooManyGroups { limit: self.max_groups });
+        }
         let fingerprint = alert_fingerprint(alert);
         for placement in placements {
             self.windows.ingest(alert, fingerprint, placement, alert.received_at);

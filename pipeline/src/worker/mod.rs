@@ -29,7 +29,7 @@ use std::{
 
 use quench_classify::{Classification, Classifier, LocalClassifier, Subject};
 use quench_core::{
-    operator::{Classify, Operator},
+    operator::{Classify, Operator, Refused},
     routing::RoutingRules,
     rules::RouteTree,
 };
@@ -235,7 +235,8 @@ impl Worker {
                             Duration::from_millis(worker.allowed_lateness_ms),
                             Duration::from_millis(worker.idle_timeout_ms),
                             Instant::now(),
-                        );
+                        )
+                        .with_max_groups(worker.max_open_groups);
                         tracing::info!(
                             partition,
                             groups = operator.open_groups(),
@@ -288,9 +289,13 @@ impl Worker {
         };
         match state.operator.alert(&alert, rekey::route_of(message).as_deref(), &self.rules, Instant::now()) {
             Ok(late) => AlertConsumed { late }.emit(),
-            Err(missing) => {
+            Err(refused) => {
                 AlertConsumed { late: false }.emit();
-                self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::MissingLabel, missing.to_string()));
+                let reason = match refused {
+                    Refused::MissingLabel(_) => DeadLetterReason::MissingLabel,
+                    Refused::TooManyGroups { .. } => DeadLetterReason::GroupLimit,
+                };
+                self.dead_letters.push(DeadLetter::new(message, reason, refused.to_string()));
             }
         }
         Ok(())

@@ -92,7 +92,7 @@ impl Harness {
         self.start + Duration::from_millis((at - T0) as u64)
     }
 
-    fn send(&mut self, alert: &Alert) -> Result<bool, MissingLabel> {
+    fn send(&mut self, alert: &Alert) -> Result<bool, Refused> {
         let wall = self.wall(alert.received_at);
         self.operator.alert(alert, None, &self.rules, wall)
     }
@@ -141,11 +141,26 @@ fn a_flushed_incident_is_classified_before_its_routing_event_is_derived_and_rout
 fn an_alert_that_cannot_be_placed_is_refused_and_changes_nothing() {
     let mut h = Harness::new();
     h.rules = RouteTree::parse("[route]\ngroup_by = [\"cluster\"]\n").unwrap();
-    let refused = h.send(&alert("PgDown", "db-1", T0)).unwrap_err();
-    assert_eq!(refused.label, "cluster");
+    let Refused::MissingLabel(missing) = h.send(&alert("PgDown", "db-1", T0)).unwrap_err() else { panic!() };
+    assert_eq!(missing.label, "cluster");
     let out = h.flush_at(T0 + 3_600 * S, &Fake::new("local"));
     assert!(out.is_empty(), "{out:?}");
     assert_eq!(h.operator.open_groups(), 0);
+}
+
+#[test]
+fn alerts_that_would_open_more_groups_than_the_partition_may_hold_are_refused() {
+    let mut h = Harness::new();
+    h.operator = std::mem::replace(
+        &mut h.operator,
+        Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, h.start),
+    )
+    .with_max_groups(2);
+    h.send(&alert("A", "h1", T0)).unwrap();
+    h.send(&alert("B", "h1", T0)).unwrap();
+    assert_eq!(h.send(&alert("C", "h1", T0)).unwrap_err(), Refused::TooManyGroups { limit: 2 });
+    h.send(&alert("A", "h2", T0)).expect("an open group still takes alerts");
+    assert_eq!(h.operator.open_groups(), 2);
 }
 
 #[test]

@@ -156,6 +156,10 @@ impl Windows {
         Ok(out)
     }
 
+    pub fn is_open(&self, key: &GroupKey) -> bool {
+        self.groups.contains_key(key)
+    }
+
     pub fn open_groups(&self) -> usize {
         self.groups.len()
     }
