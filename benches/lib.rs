@@ -19,3 +19,13 @@ pub fn default_quench() -> PathBuf {
 pub fn spawn(quench: &Path, command: &str, env: &[(String, String)]) -> std::io::Result<Child> {
     quench_pipeline::config::quench_command(quench, command, env).spawn()
 }
+
+/// Resident memory of process `pid` in KiB (0 when it is gone), from `/proc`.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -20,7 +20,7 @@ use std::{
 };
 
 use clap::Parser;
-use quench_benches::{default_quench, now_ms};
+use quench_benches::{default_quench, now_ms, rss_kib};
 use quench_core::rules::RouteTree;
 use quench_pipeline::{
     config::{isolated_env, Config},
@@ -225,15 +225,6 @@ fn stop(workers: &mut [Child]) {
     for w in workers.iter_mut() {
         let _ = w.wait();
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn bare_consume(config: &Config, n: usize) -> anyhow::Result<Duration> {
