@@ -9,7 +9,7 @@ use std::{
     sync::Arc,
 };
 
-use quench_schemas::{Delivered, NotificationAttempt, NotificationDeadLetter, RoutingEvent};
+use quench_schemas::{Delivered, NotificationAttempt, NotificationDeadLetter, RoutingEvent, RoutingReason};
 
 use crate::{
     channel::Receipt,
@@ -195,16 +195,26 @@ impl PartitionState {
     }
 
     /// A delivery finished (delivered, or failed for good): its key is in the log from now on.
-    /// Returns the thread record to write when the receiver started a new thread.
-    pub fn finished(&mut self, job: &Job, receipt: Option<&Receipt>) -> Option<(String, String)> {
+    /// Returns the thread record to write: the thread the receiver started, or a tombstone once
+    /// the incident's resolution is delivered (nothing is filed under its thread after that).
+    pub fn finished(&mut self, job: &Job, receipt: Option<&Receipt>) -> Option<(String, Option<String>)> {
         self.delivered.insert(job.key.clone());
-        let ts = receipt?.thread.as_ref()?;
         let key = thread_key(&job.event.incident_id, &job.target);
+        if job.kind == JobKind::Event && job.event.reason == RoutingReason::Resolved {
+            return self.threads.remove(&key).map(|_| (format!("{THREAD_PREFIX}{key}"), None));
+        }
+        let ts = receipt?.thread.as_ref()?;
         if self.threads.get(&key) == Some(ts) {
             return None;
         }
         self.threads.insert(key.clone(), ts.clone());
-        Some((format!("{THREAD_PREFIX}{key}"), ts.clone()))
+        Some((format!("{THREAD_PREFIX}{key}"), Some(ts.clone())))
+    }
+
+    /// The batch's offsets are committed: its events are not read again (a restart reads from
+    /// the committed offset, and keeps only later keys too), so their keys need not be kept.
+    pub fn committed(&mut self) {
+        self.delivered.clear();
     }
 
     /// Escalations changed since the last call, as state records: key, and JSON or `None` for a
@@ -223,7 +233,7 @@ impl PartitionState {
 
 #[cfg(test)]
 mod tests {
-    use quench_schemas::{IncidentStatus, RoutingReason, RoutingTarget};
+    use quench_schemas::{IncidentStatus, RoutingTarget};
 
     use super::*;
     use crate::{escalation::tests::config, template::tests::event};
@@ -302,12 +312,31 @@ mod tests {
         let receipt = Receipt { status: 200, thread: Some("1700000000.000100".into()) };
         assert_eq!(
             state.finished(job, Some(&receipt)),
-            Some(("thread|inc-1|slack:dba".to_string(), "1700000000.000100".to_string()))
+            Some(("thread|inc-1|slack:dba".to_string(), Some("1700000000.000100".to_string())))
         );
         assert!(state.delivered.contains(&job.key));
         assert_eq!(state.finished(job, Some(&receipt)), None, "a known thread is not written again");
         assert_eq!(state.threads(&plan.jobs["inc-1"]).get("slack:dba").map(String::as_str), Some("1700000000.000100"));
         assert_eq!(state.finished(&plan.jobs["inc-1"][1], None), None, "failed for good: logged, no thread");
         assert_eq!(state.delivered.len(), 2);
+    }
+
+    #[test]
+    fn state_is_let_go_once_no_longer_needed() {
+        let (config, mut state, mut plan) = (config(), PartitionState::default(), Plan::default());
+        state.plan_event(&config, 0, routed(RoutingReason::Opened, None), 1, NOW, &mut plan);
+        let receipt = Receipt { status: 200, thread: Some("1700000000.000100".into()) };
+        state.finished(&plan.jobs["inc-1"][0], Some(&receipt));
+        let mut resolved = Plan::default();
+        state.plan_event(&config, 0, routed(RoutingReason::Resolved, None), 2, NOW, &mut resolved);
+        let job = &resolved.jobs["inc-1"][0];
+        assert_eq!(
+            state.finished(job, Some(&receipt)),
+            Some(("thread|inc-1|slack:dba".to_string(), None)),
+            "the resolution delivered: a tombstone for the incident's thread"
+        );
+        assert!(state.threads.is_empty());
+        state.committed();
+        assert!(state.delivered.is_empty(), "committed events are not read again");
     }
 }

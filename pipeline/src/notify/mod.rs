@@ -300,6 +300,7 @@ impl Notifier<'_> {
                 list.add_partition_offset(&self.config.topics.routing, partition, Offset::Offset(offset))?;
             }
             self.consumer.commit(&list, CommitMode::Sync)?;
+            self.partitions.values_mut().for_each(PartitionState::committed);
         }
         Ok(())
     }
@@ -371,7 +372,7 @@ impl Notifier<'_> {
                     &topics.notify_state,
                     &key,
                     Some(job.partition),
-                    Some(ts.into_bytes()),
+                    ts.map(String::into_bytes),
                 ));
             }
         }
