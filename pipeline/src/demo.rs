@@ -241,7 +241,7 @@ struct TopIncident {
 }
 
 const TOP_INCIDENTS_SQL: &str = "SELECT title, severity, ifNull(priority, '') AS priority, \
-ifNull(category, '') AS category, summary, toString(status) AS status, alert_count, length(fingerprints) AS hosts
+ifNull(category, '') AS category, summary, toString(status) AS status, alert_count, distinct_alerts AS hosts
 FROM incidents FINAL
 WHERE tenant = ?
 ORDER BY alert_count DESC, title
