@@ -131,7 +131,7 @@ impl RoutingRules {
                     );
                 }
                 for (j, text) in matchers.iter().enumerate() {
-                    all.push(Matcher::parse(text).map_err(|e| format!("routes[{i}].match.matchers[{j}]: {e}"))?);
+                    all.extend(Matcher::parse_list(text).map_err(|e| format!("routes[{i}].match.matchers[{j}]: {e}"))?);
                 }
                 let labels = all;
                 Ok(Route { category, severity, priority, tenant, labels, destination: route.destination })

@@ -236,6 +236,10 @@ struct RulesFile {
 #[serde(deny_unknown_fields, default)]
 struct RouteSpec {
     matchers: Vec<String>,
+    /// Alertmanager's legacy forms: equality and (anchored) regex per label.
+    #[serde(rename = "match")]
+    match_equal: BTreeMap<String, String>,
+    match_re: BTreeMap<String, String>,
     group_by: Option<Vec<String>>,
     #[serde(deserialize_with = "duration::optional")]
     group_wait: Option<Duration>,
@@ -267,7 +271,15 @@ impl Default for Inherited {
 }
 
 fn parse_matchers(spec: &RouteSpec, position: &str) -> Result<Vec<Matcher>, String> {
-    spec.matchers.iter().map(|m| Matcher::parse(m).map_err(|e| format!("route {position}: {e}"))).collect()
+    let mut all = Vec::new();
+    for text in &spec.matchers {
+        all.extend(Matcher::parse_list(text).map_err(|e| format!("route {position}: {e}"))?);
+    }
+    all.extend(spec.match_equal.iter().map(|(name, value)| Matcher::equal(name, value)));
+    for (name, pattern) in &spec.match_re {
+        all.push(Matcher::regex(name, pattern).map_err(|e| format!("route {position}: match_re.{name}: {e}"))?);
+    }
+    Ok(all)
 }
 
 /// A route's matchers as one canonical string, `{a="1",b=~"x"}`, sorted so that the order they
@@ -458,6 +470,26 @@ mod tests {
         assert_eq!(group_labels, labels(&[("alertname", "PgDown"), ("cluster", "eu")]));
         let missing = route.group_key("acme", &labels(&[("team", "dba"), ("alertname", "PgDown")])).unwrap_err();
         assert_eq!(missing.label, "cluster");
+    }
+
+    #[test]
+    fn matchers_in_every_form_alertmanager_accepts() {
+        let tree = RouteTree::parse(
+            r#"
+            [route]
+            [[route.routes]]
+            matchers = ['{team="dba", env=~"prod|staging"}']
+            [[route.routes]]
+            match = { team = "web" }
+            match_re = { env = "prod.*" }
+            "#,
+        )
+        .unwrap();
+        let dba = labels(&[("team", "dba"), ("env", "staging")]);
+        let web = labels(&[("team", "web"), ("env", "production")]);
+        assert_eq!(tree.routes_for(&dba)[0].id, r#"{}/{env=~"prod|staging",team="dba"}"#);
+        assert_eq!(tree.routes_for(&web)[0].id, r#"{}/{env=~"prod.*",team="web"}"#);
+        assert_eq!(ids(&tree, &labels(&[("team", "web"), ("env", "dev")])), ["{}"], "match_re is anchored");
     }
 
     #[test]
