@@ -152,7 +152,9 @@ fn build(fields: Fields, path: &str, context: &Context) -> Result<Alert, Payload
     let alert = Alert {
         source: context.source.to_string(),
         status,
-        labels: fields.labels,
+        // An empty value is no label, as Alertmanager's API has it: fingerprints and group keys
+        // then agree with Alertmanager's.
+        labels: fields.labels.into_iter().filter(|(_, value)| !value.is_empty()).collect(),
         annotations: fields.annotations,
         starts_at: fields.starts_at.unwrap_or(received_at),
         ends_at,
@@ -328,6 +330,14 @@ pub(crate) mod tests {
         assert!(alert.annotations.contains_key("sender_ends_at"));
         let ok = &parse_ok(Format::Prometheus, &body("2023-11-14T20:00:00Z", "2023-11-14T23:00:00Z")).alerts[0];
         assert!(ok.annotations.is_empty(), "times within the window are left alone: {ok:?}");
+    }
+
+    #[test]
+    fn labels_with_empty_values_are_dropped_as_alertmanager_does() {
+        let alert = &parse_ok(Format::Prometheus, r#"[{"labels": {"alertname": "X", "env": ""}}]"#).alerts[0];
+        assert_eq!(alert.labels.keys().collect::<Vec<_>>(), ["alertname"]);
+        let e = parse_err(Format::Prometheus, r#"[{"labels": {"alertname": ""}}]"#);
+        assert!(e.problem.contains("at least one label"), "{e}");
     }
 
     #[test]

@@ -320,6 +320,9 @@ fn build(
     if timing.group_interval.is_zero() {
         return Err(format!("route {position}: group_interval must be greater than 0"));
     }
+    if timing.repeat_interval.is_zero() {
+        return Err(format!("route {position}: repeat_interval must be greater than 0"));
+    }
     if timing.max_incident_age < timing.group_interval {
         return Err(format!("route {position}: max_incident_age must be at least group_interval"));
     }
@@ -499,5 +502,6 @@ mod tests {
             .unwrap_err()
             .contains("route 0.0"));
         assert!(RouteTree::parse("[route]\ngroup_intervl = \"1m\"\n").unwrap_err().contains("group_intervl"));
+        assert!(RouteTree::parse("[route]\nrepeat_interval = \"0s\"\n").unwrap_err().contains("repeat_interval"));
     }
 }

@@ -305,7 +305,10 @@ impl Group {
                     Some(RoutingReason::AlertsAdded)
                 } else if severity > open.notified_severity {
                     Some(RoutingReason::SeverityChanged)
-                } else if now.saturating_sub(open.last_notified_at) >= ms(self.timing.repeat_interval) {
+                } else if now.saturating_sub(open.last_notified_at) > ms(self.timing.repeat_interval) {
+                    // Strictly later, as Alertmanager's dedup stage compares with the time it
+                    // logged the last notification (after delivering it): on group_interval
+                    // ticks, the repeat comes at the first tick past repeat_interval.
                     Some(RoutingReason::Repeat)
                 } else {
                     None
