@@ -56,7 +56,7 @@ fn decoder() -> Decoder<Alert> {
 }
 
 fn place(tree: &RouteTree, alert: &Alert) -> Placement {
-    tree.place(alert, None).unwrap().remove(0)
+    tree.place(alert, None).remove(0)
 }
 
 /// One open group holding `n` alerts.

@@ -53,8 +53,6 @@ impl AlertConsumed {
 pub enum DeadLetterReason {
     /// Not a decodable record of the topic's schema.
     Undecodable,
-    /// An alert lacking a label its route groups by.
-    MissingLabel,
     /// An alert that would open a group beyond `worker.max_open_groups`.
     GroupLimit,
 }
@@ -70,7 +68,6 @@ impl DeadLettered<'_> {
     pub fn emit(self) {
         let reason = match self.reason {
             DeadLetterReason::Undecodable => "undecodable",
-            DeadLetterReason::MissingLabel => "missing_label",
             DeadLetterReason::GroupLimit => "group_limit",
         };
         metrics::counter!("quench_dlq_records_total", "reason" => reason).increment(1);

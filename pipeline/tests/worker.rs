@@ -40,6 +40,8 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
         }
     }
     records.push(("junk".into(), b"not avro at all".to_vec()));
+    // Without the label its route groups by, an alert groups by the labels it has (Alertmanager's
+    // way; it was once dead-lettered).
     let mut nameless = alert("x", 0, now);
     nameless.labels.remove("alertname");
     records.push(("nameless".into(), encoder.encode(&nameless).unwrap()));
@@ -47,7 +49,7 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
 
     let ops = format!("127.0.0.1:{}", 19_000 + std::process::id() % 1_000);
     let mut worker = run.start_with("run", &[("QUENCH_HTTP__LISTEN", &ops)]);
-    let routing = read_until(&run.consumer(&run.config.topics.routing), |seen| seen.len() >= 3);
+    let routing = read_until(&run.consumer(&run.config.topics.routing), |seen| seen.len() >= 4);
     let get = |path: &str| {
         let url = format!("http://{ops}{path}");
         async move {
@@ -60,19 +62,23 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
     let metrics = get("/metrics").await.1;
     assert!(metrics.contains("quench_alerts_consumed_total 61"), "{metrics}");
     assert!(metrics.contains("quench_dlq_records_total"), "{metrics}");
-    assert!(metrics.contains("quench_open_fingerprints 60"), "{metrics}");
+    assert!(metrics.contains("quench_open_fingerprints 61"), "{metrics}");
     assert!(metrics.contains("quench_watermark_delay_seconds"), "{metrics}");
-    let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| seen.len() >= 2);
-    let incidents = read_until(&run.consumer(&run.config.topics.incidents), |seen| seen.len() >= 3);
+    let dlq = read_until(&run.consumer(&run.config.topics.dlq), |seen| !seen.is_empty());
+    let incidents = read_until(&run.consumer(&run.config.topics.incidents), |seen| seen.len() >= 4);
     sigterm(&worker);
     assert!(worker.wait().unwrap().success(), "SIGTERM ends the worker cleanly");
 
     let events: Vec<RoutingEvent> = decode_all(&registry, &routing).await;
-    assert_eq!(events.len(), 3, "one routing event per incident, not per alert: {events:?}");
+    assert_eq!(events.len(), 4, "one routing event per incident, not per alert: {events:?}");
     assert!(events.iter().all(|e| e.reason == RoutingReason::Opened));
     let incidents: Vec<Incident> = decode_all(&registry, &incidents).await;
     let counts: HashMap<String, i64> = incidents.iter().map(|i| (i.title.clone(), i.alert_count)).collect();
-    assert_eq!(counts, HashMap::from([("PgDown".into(), 20), ("DiskFull".into(), 20), ("HighLatency".into(), 20)]));
+    assert_eq!(counts.len(), 4, "{counts:?}");
+    for name in ["PgDown", "DiskFull", "HighLatency"] {
+        assert_eq!(counts[name], 20, "{counts:?}");
+    }
+    assert!(incidents.iter().any(|i| i.alert_count == 1 && !i.common_labels.contains_key("alertname")));
     for incident in &incidents {
         assert_eq!(incident.classified_by.as_deref(), Some("local"), "classified by default: {incident:?}");
         assert!(incident.category.is_some() && incident.priority.is_some() && incident.confidence.is_some());
@@ -93,7 +99,6 @@ async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
         .flat_map(|(_, _, h)| h.iter().filter(|(k, _)| k == quench_schemas::headers::REASON).map(|(_, v)| v.as_str()))
         .collect();
     assert!(reasons.iter().any(|r| r.contains("magic byte")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("`alertname`")), "{reasons:?}");
     assert!(dlq.iter().any(|(_, v, _)| v == b"not avro at all"), "original bytes are kept");
 }
 

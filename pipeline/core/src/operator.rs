@@ -31,7 +31,7 @@ use quench_schemas::{
 use crate::{
     clock::Clock,
     routing::RoutingRules,
-    rules::{GroupKey, MissingLabel, RouteTree},
+    rules::{GroupKey, RouteTree},
     window::{changelog, routing_event, Flush, Group, Windows},
 };
 
@@ -71,25 +71,17 @@ impl Outputs {
     }
 }
 
-/// Why an alert goes into no group: it goes to the dead-letter topic with this reason.
+/// Why an alert goes into no group: the partition holds as many open groups as it may (a storm
+/// of distinct group keys must not grow a worker's memory without bound). It goes to the
+/// dead-letter topic with this reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    MissingLabel(MissingLabel),
-    /// The partition holds as many open groups as it may; a storm of distinct group keys must
-    /// not grow a worker's memory without bound.
-    TooManyGroups {
-        limit: usize,
-    },
+pub struct TooManyGroups {
+    pub limit: usize,
 }
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for TooManyGroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::MissingLabel(missing) => missing.fmt(f),
-            Self::TooManyGroups { limit } => {
-                write!(f, "the partition already holds {limit} open groups (worker.max_open_groups)")
-            }
-        }
+        write!(f, "the partition already holds {} open groups (worker.max_open_groups)", self.limit)
     }
 }
 
@@ -143,15 +135,15 @@ impl Operator {
         route: Option<&str>,
         rules: &RouteTree,
         wall: Instant,
-    ) -> Result<bool, Refused> {
+    ) -> Result<bool, TooManyGroups> {
         let late = self.clock.observe(alert.received_at, wall);
         // Timers fire as event time passes them, before the alert is added: when a backlog is
         // replayed, each group is evaluated at its due time, not at the end of the backlog.
         self.tick(wall);
-        let placements = rules.place(alert, route).map_err(Refused::MissingLabel)?;
+        let placements = rules.place(alert, route);
         let opening = placements.iter().filter(|p| !self.windows.is_open(&p.key)).count();
         if opening > 0 && self.windows.open_groups() + opening > self.max_groups {
-            return Err(Refused::TooManyGroups { limit: self.max_groups });
+            return Err(TooManyGroups { limit: self.max_groups });
         }
         let fingerprint = alert_fingerprint(alert);
         for placement in placements {

@@ -29,7 +29,7 @@ use std::{
 
 use quench_classify::{Classification, Classifier, LocalClassifier, Subject};
 use quench_core::{
-    operator::{Classify, Operator, Refused},
+    operator::{Classify, Operator},
     routing::RoutingRules,
     rules::RouteTree,
 };
@@ -291,11 +291,7 @@ impl Worker {
             Ok(late) => AlertConsumed { late }.emit(),
             Err(refused) => {
                 AlertConsumed { late: false }.emit();
-                let reason = match refused {
-                    Refused::MissingLabel(_) => DeadLetterReason::MissingLabel,
-                    Refused::TooManyGroups { .. } => DeadLetterReason::GroupLimit,
-                };
-                self.dead_letters.push(DeadLetter::new(message, reason, refused.to_string()));
+                self.dead_letters.push(DeadLetter::new(message, DeadLetterReason::GroupLimit, refused.to_string()));
             }
         }
         Ok(())

@@ -88,13 +88,7 @@ fn rekey(
             return session.send(letter.record(&config.topics.dlq));
         }
     };
-    let placements = match tree.place(&alert, None) {
-        Ok(placements) => placements,
-        Err(missing) => {
-            let letter = DeadLetter::new(message, DeadLetterReason::MissingLabel, missing.to_string());
-            return session.send(letter.record(&config.topics.dlq));
-        }
-    };
+    let placements = tree.place(&alert, None);
     let payload = message.payload().unwrap_or_default();
     for placement in &placements {
         let headers =

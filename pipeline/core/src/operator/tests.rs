@@ -92,7 +92,7 @@ impl Harness {
         self.start + Duration::from_millis((at - T0) as u64)
     }
 
-    fn send(&mut self, alert: &Alert) -> Result<bool, Refused> {
+    fn send(&mut self, alert: &Alert) -> Result<bool, TooManyGroups> {
         let wall = self.wall(alert.received_at);
         self.operator.alert(alert, None, &self.rules, wall)
     }
@@ -138,14 +138,14 @@ fn a_flushed_incident_is_classified_before_its_routing_event_is_derived_and_rout
 }
 
 #[test]
-fn an_alert_that_cannot_be_placed_is_refused_and_changes_nothing() {
+fn an_alert_lacking_a_group_by_label_groups_by_the_labels_it_has() {
     let mut h = Harness::new();
-    h.rules = RouteTree::parse("[route]\ngroup_by = [\"cluster\"]\n").unwrap();
-    let Refused::MissingLabel(missing) = h.send(&alert("PgDown", "db-1", T0)).unwrap_err() else { panic!() };
-    assert_eq!(missing.label, "cluster");
-    let out = h.flush_at(T0 + 3_600 * S, &Fake::new("local"));
-    assert!(out.is_empty(), "{out:?}");
-    assert_eq!(h.operator.open_groups(), 0);
+    h.rules = RouteTree::parse("[route]\ngroup_by = [\"cluster\"]\ngroup_wait = \"30s\"\n").unwrap();
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    h.send(&alert("DiskFull", "db-2", T0)).unwrap();
+    let out = h.flush_at(T0 + 31 * S, &Fake::new("local"));
+    let [incident] = &out.incidents[..] else { panic!("one group, as in Alertmanager: {:?}", out.incidents) };
+    assert_eq!(incident.alert_count, 2);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn alerts_that_would_open_more_groups_than_the_partition_may_hold_are_refused() 
     .with_max_groups(2);
     h.send(&alert("A", "h1", T0)).unwrap();
     h.send(&alert("B", "h1", T0)).unwrap();
-    assert_eq!(h.send(&alert("C", "h1", T0)).unwrap_err(), Refused::TooManyGroups { limit: 2 });
+    assert_eq!(h.send(&alert("C", "h1", T0)).unwrap_err(), TooManyGroups { limit: 2 });
     h.send(&alert("A", "h2", T0)).expect("an open group still takes alerts");
     assert_eq!(h.operator.open_groups(), 2);
 }

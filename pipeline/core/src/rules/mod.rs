@@ -7,4 +7,4 @@ mod matcher;
 mod route;
 
 pub use matcher::Matcher;
-pub use route::{GroupBy, GroupKey, MissingLabel, Placement, Route, RouteTree, Timing};
+pub use route::{GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

@@ -1,6 +1,6 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use quench_schemas::{fingerprint::fingerprint_hex, Alert};
+use quench_schemas::Alert;
 use serde::{Deserialize, Serialize};
 
 use super::{duration, matcher::Matcher};
@@ -77,19 +77,6 @@ pub struct Placement {
     pub timing: Timing,
 }
 
-/// The alert lacks a label its route groups by; such alerts go to the DLQ with this reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissingLabel {
-    pub route: String,
-    pub label: String,
-}
-
-impl std::fmt::Display for MissingLabel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "alert has no `{}` label, which route {} groups by", self.label, self.route)
-    }
-}
-
 impl Route {
     /// The routes an alert lands on: Alertmanager's depth-first match where the first matching
     /// child wins unless it has `continue`, and a route with no matching child takes the alert.
@@ -109,21 +96,15 @@ impl Route {
         true
     }
 
-    /// The group key of an alert on this route, and the labels that define the group.
-    pub fn group_key(
-        &self,
-        tenant: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<(GroupKey, BTreeMap<String, String>), MissingLabel> {
+    /// The group key of an alert on this route, and the labels that define the group. A
+    /// `group_by` label the alert lacks is left out, as in Alertmanager: such alerts group
+    /// together by the labels they have.
+    pub fn group_key(&self, tenant: &str, labels: &BTreeMap<String, String>) -> (GroupKey, BTreeMap<String, String>) {
         let group_labels: BTreeMap<String, String> = match &self.group_by {
             GroupBy::All => labels.clone(),
-            GroupBy::Labels(names) => names
-                .iter()
-                .map(|name| match labels.get(name) {
-                    Some(value) => Ok((name.clone(), value.clone())),
-                    None => Err(MissingLabel { route: self.id.clone(), label: name.clone() }),
-                })
-                .collect::<Result<_, _>>()?,
+            GroupBy::Labels(names) => {
+                names.iter().filter_map(|name| Some((name.clone(), labels.get(name)?.clone()))).collect()
+            }
         };
         let mut key = format!("{}|{tenant}|", self.id);
         for (i, (name, value)) in group_labels.iter().enumerate() {
@@ -132,7 +113,7 @@ impl Route {
             }
             key.push_str(&format!("{name}={value:?}"));
         }
-        Ok((GroupKey(key), group_labels))
+        (GroupKey(key), group_labels)
     }
 }
 
@@ -170,7 +151,7 @@ impl RouteTree {
     /// Where an alert goes: its group on every route it lands on. The one placement function,
     /// used by the worker, the re-keying stage and the producers' keys, so that all agree.
     /// `route` is the route a re-keyed record names; one that a reload removed is matched again.
-    pub fn place(&self, alert: &Alert, route: Option<&str>) -> Result<Vec<Placement>, MissingLabel> {
+    pub fn place(&self, alert: &Alert, route: Option<&str>) -> Vec<Placement> {
         let routes = match route.and_then(|id| self.route(id)) {
             Some(route) => vec![route],
             None => self.routes_for(&alert.labels),
@@ -178,8 +159,8 @@ impl RouteTree {
         routes
             .into_iter()
             .map(|route| {
-                let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels)?;
-                Ok(Placement { route: route.id.clone(), key, group_labels, timing: route.timing })
+                let (key, group_labels) = route.group_key(&alert.tenant, &alert.labels);
+                Placement { route: route.id.clone(), key, group_labels, timing: route.timing }
             })
             .collect()
     }
@@ -195,13 +176,9 @@ impl RouteTree {
     }
 
     /// The Kafka key producers give an alert: its group key on its first route, so that one
-    /// group's alerts share a partition and the worker needs no re-keying stage. An alert missing
-    /// a group label is dead-lettered by the worker whatever its key, so its fingerprint will do.
+    /// group's alerts share a partition and the worker needs no re-keying stage.
     pub fn partition_key(&self, alert: &Alert) -> String {
-        match self.place(alert, None) {
-            Ok(placements) => placements.into_iter().next().expect("at least the root").key.0,
-            Err(_) => fingerprint_hex(&alert.labels),
-        }
+        self.place(alert, None).into_iter().next().expect("at least the root").key.0
     }
 
     /// Every route the alert lands on (at least the root, whose matchers are ignored as in
@@ -431,7 +408,7 @@ mod tests {
         "#;
         let (before, after) = (RouteTree::parse(RULES).unwrap(), RouteTree::parse(REORDERED).unwrap());
         let alert = labels(&[("alertname", "PgDown"), ("severity", "critical"), ("service", "postgres")]);
-        let key = |tree: &RouteTree| tree.routes_for(&alert)[0].group_key("acme", &alert).unwrap().0;
+        let key = |tree: &RouteTree| tree.routes_for(&alert)[0].group_key("acme", &alert).0;
         assert_eq!(key(&before), key(&after));
         assert_eq!(after.route(PG).unwrap().timing.group_wait, Duration::ZERO);
 
@@ -467,12 +444,14 @@ mod tests {
         let a = labels(&[("team", "dba"), ("alertname", "PgDown"), ("cluster", "eu"), ("instance", "db-1")]);
         let b = labels(&[("team", "dba"), ("alertname", "PgDown"), ("cluster", "eu"), ("instance", "db-2")]);
         let route = tree.routes_for(&a)[0];
-        let (key_a, group_labels) = route.group_key("acme", &a).unwrap();
-        assert_eq!(key_a, route.group_key("acme", &b).unwrap().0);
-        assert_ne!(key_a, route.group_key("other", &b).unwrap().0);
+        let (key_a, group_labels) = route.group_key("acme", &a);
+        assert_eq!(key_a, route.group_key("acme", &b).0);
+        assert_ne!(key_a, route.group_key("other", &b).0);
         assert_eq!(group_labels, labels(&[("alertname", "PgDown"), ("cluster", "eu")]));
-        let missing = route.group_key("acme", &labels(&[("team", "dba"), ("alertname", "PgDown")])).unwrap_err();
-        assert_eq!(missing.label, "cluster");
+        // Alertmanager groups an alert lacking a group_by label by the labels it has.
+        let (key_c, group_labels) = route.group_key("acme", &labels(&[("team", "dba"), ("alertname", "PgDown")]));
+        assert_eq!(group_labels, labels(&[("alertname", "PgDown")]));
+        assert_ne!(key_c, key_a);
     }
 
     #[test]

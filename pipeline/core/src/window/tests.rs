@@ -57,7 +57,7 @@ impl Harness {
     }
 
     fn send(&mut self, alert: &Alert, now: i64) {
-        let placement = Placement { timing: timing(), ..self.tree.place(alert, None).unwrap().remove(0) };
+        let placement = Placement { timing: timing(), ..self.tree.place(alert, None).remove(0) };
         self.windows.ingest(alert, fingerprint(&alert.labels), placement, now);
     }
 
@@ -415,7 +415,7 @@ fn an_incident_that_never_resolves_is_closed_at_max_incident_age_and_a_new_one_o
         let alert = alert("DiskFull", "h1", "warning", T0);
         let placement = Placement {
             timing: Timing { max_incident_age: Duration::from_secs(3_600), ..timing() },
-            ..h.tree.place(&alert, None).unwrap().remove(0)
+            ..h.tree.place(&alert, None).remove(0)
         };
         h.windows.ingest(&alert, fingerprint(&alert.labels), placement, at);
     };
