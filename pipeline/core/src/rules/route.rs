@@ -132,6 +132,14 @@ impl RouteTree {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        // Alertmanager refuses both: the root takes every alert, and nothing comes after it.
+        let root = &file.route;
+        if !root.matchers.is_empty() || !root.match_equal.is_empty() || !root.match_re.is_empty() {
+            return Err("the root route must not have matchers: it takes every alert".into());
+        }
+        if root.continue_matching {
+            return Err("the root route cannot have continue".into());
+        }
         let root = build(file.route, "0", None, &Inherited::default())?;
         Ok(Self { root })
     }
@@ -283,8 +291,26 @@ fn build(
         }
     };
     let group_by = match spec.group_by {
-        Some(labels) if labels.iter().any(|l| l == "...") => GroupBy::All,
-        Some(labels) => GroupBy::Labels(labels),
+        Some(labels) if labels.iter().any(|l| l == "...") => {
+            if labels.len() > 1 {
+                return Err(format!("route {position}: group_by \"...\" groups by every label; list nothing else"));
+            }
+            GroupBy::All
+        }
+        Some(labels) => {
+            let mut seen = std::collections::BTreeSet::new();
+            for label in &labels {
+                let valid = label.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(format!("route {position}: group_by `{label}` is not a label name"));
+                }
+                if !seen.insert(label) {
+                    return Err(format!("route {position}: group_by lists `{label}` twice"));
+                }
+            }
+            GroupBy::Labels(labels)
+        }
         None => parent.group_by.clone(),
     };
     let timing = Timing {
@@ -482,5 +508,11 @@ mod tests {
             .contains("route 0.0"));
         assert!(RouteTree::parse("[route]\ngroup_intervl = \"1m\"\n").unwrap_err().contains("group_intervl"));
         assert!(RouteTree::parse("[route]\nrepeat_interval = \"0s\"\n").unwrap_err().contains("repeat_interval"));
+        // Alertmanager's refusals, which were accepted silently.
+        assert!(RouteTree::parse("[route]\nmatchers = ['team=\"x\"']\n").unwrap_err().contains("root"));
+        assert!(RouteTree::parse("[route]\ncontinue = true\n").unwrap_err().contains("continue"));
+        assert!(RouteTree::parse("[route]\ngroup_by = [\"...\", \"env\"]\n").unwrap_err().contains("every label"));
+        assert!(RouteTree::parse("[route]\ngroup_by = [\"env\", \"env\"]\n").unwrap_err().contains("twice"));
+        assert!(RouteTree::parse("[route]\ngroup_by = [\"1env\"]\n").unwrap_err().contains("not a label name"));
     }
 }
