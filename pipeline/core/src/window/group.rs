@@ -232,6 +232,9 @@ impl Group {
                 if entry.firing != firing {
                     entry.flips = entry.flips.saturating_add(1);
                     entry.firing = firing;
+                    // Firing again after a resolution is news, as in Alertmanager's dedup stage
+                    // (a firing set that is not a subset of the last notified one).
+                    entry.notified &= firing;
                     // A resolution may have made room for alerts that were not tracked.
                     self.full &= firing;
                 }
@@ -438,6 +441,7 @@ impl Group {
             };
             if ended {
                 entry.firing = false;
+                entry.notified = false;
                 entry.flips = entry.flips.saturating_add(1);
                 entry.ends_at.get_or_insert(entry.last_seen.saturating_add(timeout));
                 self.dirty = true;

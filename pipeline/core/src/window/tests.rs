@@ -439,3 +439,22 @@ fn an_incident_that_never_resolves_is_closed_at_max_incident_age_and_a_new_one_o
     let last = incidents.iter().rev().find(|i| i.incident_id == opened[1]).unwrap();
     assert_eq!((last.status, last.distinct_alerts), (IncidentStatus::Open, 1), "what still fires moved to it");
 }
+
+#[test]
+fn an_alert_firing_again_inside_its_incident_is_announced_again() {
+    let mut h = Harness::new();
+    let a = alert("PgDown", "db-1", "critical", T0);
+    let b = alert("PgDown", "db-2", "critical", T0);
+    h.send(&a, T0);
+    h.send(&b, T0);
+    let (_, events) = h.tick(T0 + 30 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Opened]);
+    h.send(&resolved(a.clone(), T0 + 40 * S), T0 + 40 * S);
+    h.send(&b, T0 + 40 * S);
+    let (_, events) = h.tick(T0 + 330 * S);
+    assert!(events.is_empty(), "a resolution alone is no news while others fire: {events:?}");
+    h.send(&a, T0 + 400 * S);
+    h.send(&b, T0 + 400 * S);
+    let (_, events) = h.tick(T0 + 630 * S);
+    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded], "the firing set grew again, as Alertmanager notifies");
+}
