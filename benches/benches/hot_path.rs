@@ -44,6 +44,7 @@ fn alert(instance: usize) -> Alert {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     }
 }
 

@@ -219,5 +219,6 @@ fn live_alert(name: &str, now: i64) -> Alert {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     }
 }

@@ -27,6 +27,7 @@ fn main() {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     };
     let mut windows = Windows::default();
     let before = rss_bytes();

@@ -20,6 +20,10 @@ pub struct Alert {
     pub generator_url: Option<String>,
     pub fingerprint: Option<String>,
     pub tenant: String,
+    /// The sender reports resolutions itself (an Alertmanager webhook, PagerDuty events) and
+    /// re-sends a firing alert only now and then: it resolves when the sender says so, never
+    /// on `resolve_timeout`.
+    pub stateful: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

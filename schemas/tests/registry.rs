@@ -55,6 +55,7 @@ fn sample_alert() -> Alert {
         generator_url: Some("http://prometheus:9090/graph?g0.expr=pg_up".into()),
         fingerprint: Some("3c4b6a7f2a1d9e01".into()),
         tenant: "acme".into(),
+        stateful: false,
     }
 }
 

@@ -168,6 +168,7 @@ fn alert(rule: &CorpusAlert, service: &str, host: usize, starts_at: i64, at: i64
         generator_url: None,
         fingerprint: None,
         tenant: String::new(),
+        stateful: false,
     }
 }
 

@@ -101,6 +101,7 @@ pub fn alert(name: &str, instance: usize, now: i64) -> Alert {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     }
 }
 

@@ -113,7 +113,7 @@ impl PayloadError {
 }
 
 pub fn parse(format: Format, body: &[u8], context: &Context) -> Result<Parsed, PayloadError> {
-    let parsed = match format {
+    let mut parsed = match format {
         Format::Alertmanager => alertmanager::parse(body, context),
         Format::Grafana => grafana::parse(body, context),
         Format::Pagerduty => pagerduty::parse(body, context),
@@ -123,6 +123,11 @@ pub fn parse(format: Format, body: &[u8], context: &Context) -> Result<Parsed, P
     if parsed.alerts.is_empty() {
         return Err(PayloadError::new("alerts", "must hold at least one alert"));
     }
+    // Alertmanager's webhook and PagerDuty's events say when an alert resolves, and re-send a
+    // firing one only on a change or at repeat_interval (Alertmanager's endsAt of a firing alert
+    // is Go's zero time): such alerts must not time out between two sends.
+    let stateful = matches!(format, Format::Alertmanager | Format::Pagerduty);
+    parsed.alerts.iter_mut().for_each(|alert| alert.stateful = stateful);
     Ok(parsed)
 }
 
@@ -162,6 +167,7 @@ fn build(fields: Fields, path: &str, context: &Context) -> Result<Alert, Payload
         generator_url: fields.generator_url.filter(|url| !url.is_empty()),
         fingerprint: fields.fingerprint,
         tenant: context.tenant.to_string(),
+        stateful: false,
     };
     check_alert(&alert, path, context.limits)?;
     Ok(clamp_times(alert, context.limits))
@@ -330,6 +336,15 @@ pub(crate) mod tests {
         assert!(alert.annotations.contains_key("sender_ends_at"));
         let ok = &parse_ok(Format::Prometheus, &body("2023-11-14T20:00:00Z", "2023-11-14T23:00:00Z")).alerts[0];
         assert!(ok.annotations.is_empty(), "times within the window are left alone: {ok:?}");
+    }
+
+    #[test]
+    fn alerts_from_senders_that_report_resolutions_are_marked_stateful() {
+        let webhook = r#"{"version": "4", "status": "firing", "alerts": [{"status": "firing", "labels": {"alertname": "X"},
+            "startsAt": "2023-11-14T22:00:00Z", "endsAt": "0001-01-01T00:00:00Z"}]}"#;
+        let alert = &parse_ok(Format::Alertmanager, webhook).alerts[0];
+        assert!(alert.stateful && alert.ends_at.is_none(), "{alert:?}");
+        assert!(!parse_ok(Format::Prometheus, r#"[{"labels": {"alertname": "X"}}]"#).alerts[0].stateful);
     }
 
     #[test]

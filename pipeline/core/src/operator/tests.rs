@@ -64,6 +64,7 @@ fn alert(name: &str, instance: &str, at: i64) -> Alert {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     }
 }
 

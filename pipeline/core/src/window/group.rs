@@ -52,6 +52,9 @@ pub(super) struct Entry {
     /// Written to `incident-alerts` as part of the group's incident.
     #[serde(default)]
     recorded: bool,
+    /// Its sender reports the resolution: no `resolve_timeout` (see `Alert::stateful`).
+    #[serde(default)]
+    stateful: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,6 +244,7 @@ impl Group {
                 entry.ends_at = alert.ends_at;
                 entry.last_seen = entry.last_seen.max(now);
                 entry.severity = severity;
+                entry.stateful = alert.stateful;
             }
             None => {
                 self.common_labels.retain(|name, value| alert.labels.get(name) == Some(value));
@@ -261,6 +265,7 @@ impl Group {
                         flips: 0,
                         severity,
                         recorded: false,
+                        stateful: alert.stateful,
                     };
                     self.alerts.insert(fingerprint, entry);
                     self.changed_buckets |= 1 << bucket(fingerprint);
@@ -437,7 +442,7 @@ impl Group {
         for entry in self.alerts.values_mut().filter(|e| e.firing) {
             let ended = match entry.ends_at {
                 Some(end) => end <= now,
-                None => entry.last_seen.saturating_add(timeout) <= now,
+                None => !entry.stateful && entry.last_seen.saturating_add(timeout) <= now,
             };
             if ended {
                 entry.firing = false;

@@ -36,6 +36,7 @@ fn alert(name: &str, instance: &str, severity: &str, starts_at: i64) -> Alert {
         generator_url: None,
         fingerprint: None,
         tenant: "default".into(),
+        stateful: false,
     }
 }
 
@@ -457,4 +458,23 @@ fn an_alert_firing_again_inside_its_incident_is_announced_again() {
     h.send(&b, T0 + 400 * S);
     let (_, events) = h.tick(T0 + 630 * S);
     assert_eq!(reasons(&events), [RoutingReason::AlertsAdded], "the firing set grew again, as Alertmanager notifies");
+}
+
+#[test]
+fn an_alert_whose_sender_reports_resolutions_does_not_time_out() {
+    // Alertmanager's webhook re-sends a firing alert only at repeat_interval (4 h by default),
+    // with endsAt Go's zero time: it once resolved after resolve_timeout and every repeat
+    // opened a new incident.
+    let mut h = Harness::new();
+    let mut a = alert("PgDown", "db-1", "critical", T0);
+    a.stateful = true;
+    h.send(&a, T0);
+    let (incidents, _) = h.tick(T0 + 30 * S);
+    let id = incidents[0].incident_id.clone();
+    let (incidents, events) = h.tick(T0 + 2 * 3_600 * S);
+    assert!(incidents.iter().all(|i| i.status == IncidentStatus::Open), "still open after 2 h of silence");
+    assert!(events.iter().all(|e| e.reason == RoutingReason::Repeat));
+    h.send(&resolved(a, T0 + 3 * 3_600 * S), T0 + 3 * 3_600 * S);
+    let (incidents, _) = h.tick(T0 + 3 * 3_600 * S + 300 * S);
+    assert_eq!((incidents[0].incident_id.as_str(), incidents[0].status), (id.as_str(), IncidentStatus::Resolved));
 }
