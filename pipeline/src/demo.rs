@@ -40,7 +40,9 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), args: &DemoAr
     let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     // Each run has topics and consumer groups of its own (deleted at the end) and is a tenant of
     // its own in ClickHouse: the storm's compressed event time must not meet an earlier run's.
-    let run_id = format!("demo-{:x}", now_ms());
+    // The process id keeps two demos started in the same millisecond apart (they once shared
+    // topics and fenced each other's transactions).
+    let run_id = format!("demo-{:x}-{}", now_ms(), std::process::id());
     let config = &config.isolated(&run_id)?;
     step("init", init(config).await?.lines().join("\n             "));
 

@@ -23,6 +23,7 @@ pub struct Alert {
     /// The sender reports resolutions itself (an Alertmanager webhook, PagerDuty events) and
     /// re-sends a firing alert only now and then: it resolves when the sender says so, never
     /// on `resolve_timeout`.
+    #[serde(default)]
     pub stateful: bool,
 }
 

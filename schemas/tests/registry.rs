@@ -232,9 +232,12 @@ async fn records_round_trip_through_kafka_in_confluent_wire_format() {
 async fn records_from_an_older_writer_schema_decode_with_defaults() {
     let registry = registry_or_fail_loudly().await;
     let subject = format!("quench-test-{}-old-alert-value", nonce());
-    // Version 0 of Alert: no tenant, no fingerprint.
+    // Version 0 of Alert: no tenant, no fingerprint, no stateful.
     let mut old: serde_json::Value = serde_json::from_str(Alert::SCHEMA_JSON).unwrap();
-    old["fields"].as_array_mut().unwrap().retain(|f| f["name"] != "tenant" && f["name"] != "fingerprint");
+    old["fields"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| !["tenant", "fingerprint", "stateful"].contains(&f["name"].as_str().unwrap()));
     let old_id = registry.register_schema(&subject, &old.to_string()).await.unwrap();
     let old_schema = Schema::parse_str(&old.to_string()).unwrap();
 
@@ -256,6 +259,7 @@ async fn records_from_an_older_writer_schema_decode_with_defaults() {
     let alert = Decoder::<Alert>::new(registry).decode(&frame(old_id, &datum)).await.unwrap();
     assert_eq!(alert.tenant, "default", "field added later takes its default");
     assert_eq!(alert.fingerprint, None);
+    assert!(!alert.stateful, "nor did its senders report resolutions");
     assert_eq!(alert.status, AlertStatus::Resolved);
     assert_eq!(alert.ends_at, Some(2_000));
     assert_eq!(alert.labels["alertname"], "HostDown");
