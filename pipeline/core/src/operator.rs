@@ -19,7 +19,7 @@
 //! 6. **destinations**: the routing rules stamp team, targets and escalation policy.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -92,8 +92,9 @@ pub struct Operator {
     clock: Clock,
     /// What the windows flushed since the last [`Operator::flush`].
     flushed: Vec<Flush>,
-    /// By signature, the groups whose open incident has an answer that stands in for the LLM's.
-    awaiting_llm: HashMap<String, HashSet<GroupKey>>,
+    /// By signature, the groups whose open incident (by id) has an answer that stands in for
+    /// the LLM's.
+    awaiting_llm: HashMap<String, HashMap<GroupKey, String>>,
 }
 
 impl Operator {
@@ -217,18 +218,17 @@ impl Operator {
     }
 
     /// The LLM answered these signatures: the incidents that waited for them are emitted again at
-    /// the next flush, classified by it (an update, not a new announcement). Returns how many.
-    pub fn refined(&mut self, signatures: &[String], wall: Instant) -> usize {
-        let mut touched = 0;
+    /// their group's next flush (group_interval, as any other update), classified by it: an
+    /// update, not a new announcement. A group that ended and opened again under the same key
+    /// is another incident, left alone. Returns how many will be.
+    pub fn refined(&mut self, signatures: &[String]) -> usize {
+        let mut refined = 0;
         for signature in signatures {
-            let groups = self.awaiting_llm.remove(signature).unwrap_or_default();
-            let Some(now) = self.clock.watermark(wall) else { continue };
-            for key in groups {
-                self.windows.touch(&key, now);
-                touched += 1;
+            for (key, incident_id) in self.awaiting_llm.remove(signature).unwrap_or_default() {
+                refined += usize::from(self.windows.refine(&key, &incident_id));
             }
         }
-        touched
+        refined
     }
 
     /// The event time up to which this partition's windows flush; `None` before any event.
@@ -267,7 +267,7 @@ impl Operator {
         let signature = classifier.signature(subject);
         let key = GroupKey(incident.group_key.clone());
         if waiting {
-            self.awaiting_llm.entry(signature).or_default().insert(key);
+            self.awaiting_llm.entry(signature).or_default().insert(key, incident.incident_id.clone());
         } else if let Some(groups) = self.awaiting_llm.get_mut(&signature) {
             groups.remove(&key);
             if groups.is_empty() {

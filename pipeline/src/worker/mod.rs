@@ -396,8 +396,7 @@ impl Worker {
         if signatures.is_empty() {
             return;
         }
-        let now = Instant::now();
-        let touched: usize = self.partitions.values_mut().map(|p| p.operator.refined(&signatures, now)).sum();
+        let touched: usize = self.partitions.values_mut().map(|p| p.operator.refined(&signatures)).sum();
         if touched > 0 {
             tracing::debug!(incidents = touched, "LLM answers arrived; incidents will be emitted again");
         }

@@ -177,20 +177,43 @@ fn alerts_behind_the_watermark_are_reported_late_and_still_counted() {
 #[test]
 fn incidents_answered_in_place_of_the_llm_are_emitted_again_once_it_answers_without_a_new_announcement() {
     let mut h = Harness::new();
+    // The alert stays firing without re-sends: only the LLM's answer changes the incident.
+    h.rules = RouteTree::parse(&format!("{RULES}resolve_timeout = \"1h\"\n")).unwrap();
     let classifier = Fake::new(FALLBACK);
     h.send(&alert("PgDown", "db-1", T0)).unwrap();
     let first = h.flush_at(T0 + 31 * S, &classifier);
     assert_eq!(first.incidents[0].classified_by.as_deref(), Some(FALLBACK));
-    assert_eq!(h.operator.refined(&["OtherAlert".to_string()], h.wall(T0 + 32 * S)), 0, "not waiting for that one");
+    assert_eq!(h.operator.refined(&["OtherAlert".to_string()]), 0, "not waiting for that one");
 
     *classifier.by.borrow_mut() = "anthropic/claude".into();
-    assert_eq!(h.operator.refined(&["PgDown".to_string()], h.wall(T0 + 40 * S)), 1);
-    let again = h.flush_at(T0 + 40 * S, &classifier);
+    assert_eq!(h.operator.refined(&["PgDown".to_string()]), 1);
+    let early = h.flush_at(T0 + 40 * S, &classifier);
+    assert!(early.incidents.is_empty(), "the update waits for group_interval, as any other: {early:?}");
+    let again = h.flush_at(T0 + 331 * S, &classifier);
     let [incident] = &again.incidents[..] else { panic!("{again:?}") };
     assert_eq!(incident.classified_by.as_deref(), Some("anthropic/claude"));
     assert_eq!(incident.version, first.incidents[0].version + 1);
     assert!(again.routing.is_empty(), "a better classification is an update, not a new notification");
-    assert_eq!(h.operator.refined(&["PgDown".to_string()], h.wall(T0 + 41 * S)), 0, "no longer waiting");
+    assert_eq!(h.operator.refined(&["PgDown".to_string()]), 0, "no longer waiting");
+}
+
+#[test]
+fn an_llm_answer_for_an_ended_incident_does_not_hurry_the_next_group_of_its_key() {
+    let mut h = Harness::new();
+    let classifier = Fake::new(FALLBACK);
+    let mut a = alert("PgDown", "db-1", T0);
+    h.send(&a).unwrap();
+    h.flush_at(T0 + 31 * S, &classifier);
+    a.status = AlertStatus::Resolved;
+    a.ends_at = Some(T0 + 40 * S);
+    a.received_at = T0 + 40 * S;
+    h.send(&a).unwrap();
+    let ended = h.flush_at(T0 + 331 * S, &Fake::new("local"));
+    assert_eq!(ended.incidents[0].status, IncidentStatus::Resolved);
+    // The same key opens a new group, which must wait out its group_wait (30 s).
+    h.send(&alert("PgDown", "db-2", T0 + 400 * S)).unwrap();
+    assert_eq!(h.operator.refined(&["PgDown".to_string()]), 0, "the incident it waited for has ended");
+    assert!(h.flush_at(T0 + 401 * S, &classifier).incidents.is_empty(), "no early flush of the new group");
 }
 
 #[test]

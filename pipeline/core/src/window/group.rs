@@ -398,7 +398,12 @@ impl Group {
         self.next_flush = now;
     }
 
-    /// Makes the next flush, due now, emit the incident again (to have it classified anew).
+    /// Makes the next flush, when due, emit the incident again.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Makes the next flush, due now, emit the incident again (a person's action).
     pub fn touch(&mut self, now: i64) {
         self.dirty = true;
         self.next_flush = self.next_flush.min(now);

@@ -114,6 +114,18 @@ impl Windows {
         self.timers.insert((group.next_flush(), key.clone()));
     }
 
+    /// Has the open incident `incident_id` of group `key` emitted again at the group's next flush
+    /// (to carry its new classification); false when the group holds another incident or none.
+    pub fn refine(&mut self, key: &GroupKey, incident_id: &str) -> bool {
+        let Some(group) = self.groups.get_mut(key) else { return false };
+        if group.incident_id() != Some(incident_id) {
+            return false;
+        }
+        group.mark_dirty();
+        self.changed.insert(key.clone());
+        true
+    }
+
     /// Applies a person's action to the open incident `incident_id`, announced at the next tick.
     /// Returns false when no open group of this partition has that incident (or nothing changed).
     pub fn act(&mut self, incident_id: &str, kind: ActionKind, at: i64, now: i64) -> bool {
