@@ -9,14 +9,7 @@ use support::{alert, PrivateServer};
 /// after a restart `/subjects` answered `[]` and ids handed out again could name other schemas.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_registry_keeps_its_schemas_and_ids_across_a_restart() {
-    let port = 18_900 + (std::process::id() % 50) as u16;
-    let server = PrivateServer::new(
-        "registry-restart",
-        "registry",
-        &[("REGISTRY_PORT", port), ("REGISTRY_MANAGEMENT_PORT", port + 50)],
-    );
-    server.stack("up");
-    let url = format!("http://127.0.0.1:{port}/apis/ccompat/v7");
+    let (server, url) = PrivateServer::registry("registry-restart", 18_900 + (std::process::id() % 50) as u16);
     let registry = Registry::new(&url, std::time::Duration::from_secs(10)).unwrap();
     let encoder = Encoder::<Alert>::register(&registry, "restart-alerts").await.unwrap();
     let written = encoder.encode(&alert("BeforeRestart", 1, 1_764_000_000_000)).unwrap();

@@ -370,15 +370,9 @@ async fn a_storm_into_one_group_keeps_the_worker_up_and_records_every_alert_once
 /// once dead-lettered them as undecodable; it must wait for the registry and lose nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn records_of_a_new_schema_wait_for_a_paused_registry_and_none_is_dead_lettered() {
-    let port = 18_500 + (std::process::id() % 400) as u16;
-    let server = PrivateServer::new(
-        "registry-pause",
-        "registry",
-        &[("REGISTRY_PORT", port), ("REGISTRY_MANAGEMENT_PORT", port + 400)],
-    );
-    server.stack("up");
+    let (server, url) = PrivateServer::registry("registry-pause", 18_500 + (std::process::id() % 400) as u16);
     let mut run = Run::new("registry-pause");
-    run.set("QUENCH_REGISTRY__URL", &format!("http://127.0.0.1:{port}/apis/ccompat/v7"));
+    run.set("QUENCH_REGISTRY__URL", &url);
     run.set("QUENCH_REGISTRY__TIMEOUT_MS", "2000");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let registry = run.registry();

@@ -130,6 +130,14 @@ fn config(url: &str) -> ClassifyConfig {
     config
 }
 
+/// For an outage: no retries, and a breaker that stays open until the test moves tokio's clock.
+fn outage_config(url: &str) -> ClassifyConfig {
+    let mut config = config(url);
+    config.llm.max_retries = 0;
+    config.breaker.open_ms = 600_000;
+    config
+}
+
 /// Secrets and personal data seeded into alert texts and labels.
 const SEEDED: &[&str] = &[
     "hunter2-pass",
@@ -214,9 +222,7 @@ async fn anthropic_fake_peer_gets_one_request_per_batch_and_none_for_cached_inci
 #[tokio::test]
 async fn anthropic_fake_peer_outage_opens_the_breaker_and_the_llm_answers_again_after_it() {
     let (url, peer) = start(Peer { then: Some(Reply::ServerError), ..Default::default() }).await;
-    let mut config = config(&url);
-    config.llm.max_retries = 0;
-    config.breaker.open_ms = 600_000;
+    let config = outage_config(&url);
     let classifier = Classifier::new(&config).unwrap();
     for i in 0..2 {
         let answers = classifier.classify(&[subject(i)]).await.unwrap();
@@ -253,9 +259,7 @@ async fn anthropic_fake_peer_rejecting_the_key_is_not_retried() {
 #[tokio::test]
 async fn anthropic_fake_peer_answers_queued_incidents_in_batches_while_callers_never_wait() {
     let (url, peer) = start(Peer { then: Some(Reply::ServerError), ..Default::default() }).await;
-    let mut config = config(&url);
-    config.llm.max_retries = 0;
-    config.breaker.open_ms = 600_000;
+    let config = outage_config(&url);
     let classifier = Arc::new(Classifier::new(&config).unwrap());
     classifier.spawn_refiner(&tokio::runtime::Handle::current());
     // 40 kinds of incident (two full batches: no batch waits for max_wait), each seen ten times:
@@ -301,9 +305,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test]
 async fn anthropic_fake_peer_outage_with_a_storm_keeps_the_backlog_bounded() {
     let (url, _peer) = start(Peer { then: Some(Reply::ServerError), ..Default::default() }).await;
-    let mut config = config(&url);
-    config.llm.max_retries = 0;
-    config.breaker.open_ms = 600_000;
+    let mut config = outage_config(&url);
     config.max_backlog = 30;
     let classifier = Arc::new(Classifier::new(&config).unwrap());
     classifier.spawn_refiner(&tokio::runtime::Handle::current());

@@ -203,6 +203,15 @@ impl PrivateServer {
 }
 
 impl PrivateServer {
+    /// A schema registry of its own on `port` (management on `port + 1000`), started, and its
+    /// Confluent-compatible URL.
+    pub fn registry(name: &str, port: u16) -> (Self, String) {
+        let server =
+            Self::new(name, "registry", &[("REGISTRY_PORT", port), ("REGISTRY_MANAGEMENT_PORT", port + 1_000)]);
+        server.stack("up");
+        (server, format!("http://127.0.0.1:{port}/apis/ccompat/v7"))
+    }
+
     /// The server's process id, to pause it (SIGSTOP) as a hung peer would be.
     pub fn pid(&self) -> u32 {
         let stack = std::env::var("QUENCH_STACK_DIR")
