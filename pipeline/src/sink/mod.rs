@@ -1,5 +1,6 @@
-//! `quench sink`: writes `alerts`, `incidents`, `incident-routing` and the notifiers'
-//! `notifications` (every delivery attempt) to ClickHouse.
+//! `quench sink`: writes `alerts`, `incidents`, `incident-routing`, `incident-alerts` and the
+//! notifiers' `notifications` (every delivery attempt) to ClickHouse; rows it refuses for good
+//! go to `clickhouse-dlq` (see `insert`).
 //!
 //! Its own consumer group reads with read_committed, so it only sees what the worker committed.
 //! Rows are batched by size or age and inserted with the official crate; offsets are committed
