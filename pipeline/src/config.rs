@@ -123,7 +123,7 @@ pub struct KafkaConfig {
     /// How long start-up waits for the brokers before failing.
     pub connect_timeout_ms: u64,
     /// Extra librdkafka properties (for example `security.protocol`), applied to every client.
-    #[serde(serialize_with = "quench_secret::serialize_properties")]
+    #[serde(serialize_with = "quench_secret::serialize_properties", deserialize_with = "properties")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -439,6 +439,22 @@ pub fn quench_command(quench: &Path, command: &str, env: &[(String, String)]) ->
     child
 }
 
+/// librdkafka takes every property as a string; numbers and booleans, as TOML and environment
+/// variables (`QUENCH_KAFKA__PROPERTIES__linger.ms=5`) give them, are taken as written.
+fn properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    BTreeMap::<String, toml::Value>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(s) => Ok((key, s)),
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => Ok((key, value.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "property `{key}` must be a string, number or boolean, not {}",
+                other.type_str()
+            ))),
+        })
+        .collect()
+}
+
 /// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
 fn parse_scalar(raw: &str) -> toml::Value {
     format!("v = {raw}")
@@ -568,6 +584,20 @@ mod tests {
         }
         assert!(printed.contains("https://ch:<redacted>@clickhouse:8443"), "{printed}");
         assert_eq!(config.kafka.properties["sasl.password"], "kafka-pass", "librdkafka still gets it");
+    }
+
+    #[test]
+    fn kafka_properties_take_numbers_and_booleans_as_written() {
+        let config = Config::load(
+            None,
+            env(&[
+                ("QUENCH_KAFKA__PROPERTIES__linger.ms", "5"),
+                ("QUENCH_KAFKA__PROPERTIES__enable.idempotence", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.kafka.properties["linger.ms"], "5");
+        assert_eq!(config.kafka.properties["enable.idempotence"], "true");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub const METRICS: &[&str] = &[
     "quench_notifications_total",
     "quench_notify_event_to_delivery_seconds",
     "quench_notify_duplicates_skipped_total",
+    "quench_notify_queued",
+    "quench_notify_paused_total",
     "quench_notify_dead_letters_total",
 ];
 
@@ -301,7 +303,34 @@ impl RoutingEventUndecodable<'_> {
     }
 }
 
-/// Deliveries of a batch that the delivery log says were made already.
+/// The notifier's delivery queues: their length, and whether they just filled (reading paused)
+/// or drained (reading resumed).
+pub struct DeliveriesQueued {
+    pub queued: usize,
+    /// `Some(true)` when the bound was reached, `Some(false)` when reading resumed.
+    pub paused: Option<bool>,
+    pub bound: usize,
+}
+
+impl DeliveriesQueued {
+    pub fn emit(self) {
+        metrics::gauge!("quench_notify_queued").set(self.queued as f64);
+        match self.paused {
+            Some(true) => {
+                metrics::counter!("quench_notify_paused_total").increment(1);
+                tracing::warn!(
+                    queued = self.queued,
+                    bound = self.bound,
+                    "delivery queues full (notify.max_queued): reading of routing events paused"
+                );
+            }
+            Some(false) => tracing::info!(queued = self.queued, "delivery queues drained: reading resumed"),
+            None => {}
+        }
+    }
+}
+
+/// Deliveries that the delivery log says were made already.
 pub struct DuplicatesSkipped {
     pub count: u64,
 }

@@ -40,7 +40,7 @@ fn port(offset: u32) -> u16 {
 /// a schedule and a two-step policy with short waits.
 fn write_config(dir: &Path, peers: &str, smtp_port: u16, api: &str, wait_minutes: f64) -> String {
     let path = dir.join("quench.toml");
-    let webhooks: Vec<String> = ["ops", "alice", "manager", "sink", "rejects"]
+    let webhooks: Vec<String> = ["ops", "alice", "manager", "sink", "rejects", "dead"]
         .iter()
         .map(|name| format!("{name} = {{ url = \"{peers}/webhook/{name}\", secret = \"{WEBHOOK_SECRET}\" }}"))
         .collect();
@@ -269,7 +269,31 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-fn event(i: usize, target: &str) -> RoutingEvent {
+/// Creates the run's topics and produces `events` to `incident-routing`, keyed by incident, to
+/// `partition` if given.
+async fn publish(run: &Run, events: &[RoutingEvent], partition: Option<i32>) {
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let encoder = Encoder::<RoutingEvent>::register(&run.registry(), &run.config.topics.routing).await.unwrap();
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &run.config.kafka.brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    let mut pending = Vec::new();
+    for event in events {
+        let value = encoder.encode(event).unwrap();
+        let mut record = FutureRecord::to(&run.config.topics.routing).key(&event.incident_id).payload(&value);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+fn event(i: usize, channel: &str, target: &str) -> RoutingEvent {
     RoutingEvent {
         event_id: format!("inc-{i:05}/1/opened"),
         incident_id: format!("inc-{i:05}"),
@@ -284,7 +308,7 @@ fn event(i: usize, target: &str) -> RoutingEvent {
         alert_count: 1,
         common_labels: Default::default(),
         team: Some("ops".into()),
-        targets: vec![RoutingTarget { channel: "webhook".into(), target: target.into() }],
+        targets: vec![RoutingTarget { channel: channel.into(), target: target.into() }],
         escalation_policy: None,
         incident_version: 1,
         emitted_at: now_ms(),
@@ -301,26 +325,12 @@ async fn a_notifier_killed_mid_delivery_loses_nothing_and_repeats_only_what_was_
     let base = fake_peers::serve(peers.clone()).await;
     let api = format!("127.0.0.1:{}", port(2));
     run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, 1.0));
-    run.set("QUENCH_NOTIFY__BATCH_EVENTS", "200");
+    run.set("QUENCH_NOTIFY__MAX_QUEUED", "200");
     run.set("QUENCH_NOTIFY__CONCURRENCY", "32");
-    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
-    let encoder = Encoder::<RoutingEvent>::register(&run.registry(), &run.config.topics.routing).await.unwrap();
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &run.config.kafka.brokers)
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    let mut pending = Vec::new();
-    for i in 0..EVENTS + 3 {
-        // Three events for a receiver that refuses everything: they end in the DLQ.
-        let event = event(i, if i < EVENTS { "sink" } else { "rejects" });
-        let value = encoder.encode(&event).unwrap();
-        let record = FutureRecord::to(&run.config.topics.routing).key(&event.incident_id).payload(&value);
-        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    for delivery in pending {
-        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+    // Three events for a receiver that refuses everything: they end in the DLQ.
+    let events: Vec<RoutingEvent> =
+        (0..EVENTS + 3).map(|i| event(i, "webhook", if i < EVENTS { "sink" } else { "rejects" })).collect();
+    publish(&run, &events, None).await;
 
     let mut notifier = run.start("notify");
     wait_for("a third of the deliveries", || peers.of("webhook/sink").len() >= EVENTS / 3).await;
@@ -344,8 +354,9 @@ async fn a_notifier_killed_mid_delivery_loses_nothing_and_repeats_only_what_was_
     let repeated = sink.len() - counts.len();
     assert_eq!(counts.len(), EVENTS, "no notification lost");
     assert!(counts.values().all(|n| *n <= 2), "nothing sent more than twice");
-    // Only the batch in flight at the kill (at most one batch of 200) may be sent again.
-    assert!(repeated <= 200, "{repeated} repeats after a kill at {at_kill} deliveries");
+    // Only events read and not committed at the kill may be sent again: at most `max_queued`
+    // waiting or in flight, and those that ended since the last commit (every 100 ms).
+    assert!(repeated <= 2 * 200, "{repeated} repeats after a kill at {at_kill} deliveries");
     assert!(sink.iter().all(|r| r.key.ends_with("|webhook:sink")), "every repeat carries its idempotency key");
     let dlq = read_until(&run.consumer(&run.config.topics.notifications_dlq), |seen| seen.len() >= 3);
     let reasons: Vec<serde_json::Value> = dlq.iter().map(|(_, v, _)| serde_json::from_slice(v).unwrap()).collect();
@@ -353,4 +364,81 @@ async fn a_notifier_killed_mid_delivery_loses_nothing_and_repeats_only_what_was_
     support::sigterm(&notifier);
     assert!(notifier.wait().unwrap().success());
     eprintln!("killed after {at_kill} deliveries; {repeated} sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_target_and_a_throttled_slack_hold_up_only_their_own_deliveries_across_a_restart() {
+    let mut run = Run::new("notify-lanes");
+    let dir = tempdir("notify-lanes");
+    let peers = Arc::new(Peers::default());
+    peers.throttle.lock().unwrap().insert("slack".into(), 3);
+    let base = fake_peers::serve(peers.clone()).await;
+    let api = format!("127.0.0.1:{}", port(3));
+    run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, 1.0));
+    run.set("QUENCH_NOTIFY__TIMEOUT_MS", "1000");
+    // One attempt at a time per target: the dead webhook's five incidents take 15 timeouts.
+    run.set("QUENCH_NOTIFY__CONCURRENCY", "1");
+    // Shortened, so that a notifier that stopped polling while deliveries wait would be evicted.
+    run.set("QUENCH_KAFKA__PROPERTIES__max.poll.interval.ms", "6000");
+    run.set("QUENCH_KAFKA__PROPERTIES__session.timeout.ms", "6000");
+    // Assignments are logged at info.
+    run.set("QUENCH_LOG__LEVEL", "info");
+    // One partition, in this order: five incidents for the dead webhook, three for Slack (whose
+    // first three requests get 429 + Retry-After), then one for PagerDuty.
+    let mut events: Vec<RoutingEvent> = (0..5).map(|i| event(i, "webhook", "dead")).collect();
+    events.extend((5..8).map(|i| event(i, "slack", "ops")));
+    events.push(event(8, "pagerduty", "db"));
+    publish(&run, &events, Some(0)).await;
+
+    let log = dir.join("notify.log");
+    let mut notifier = run.start_logged("notify", &log);
+    wait_for("the PagerDuty event and the Slack messages", || {
+        !peers.of("pagerduty").is_empty() && peers.of("slack").len() == 3
+    })
+    .await;
+    let order: Vec<String> = peers.received.lock().unwrap().iter().map(|r| r.peer.clone()).collect();
+    let paged = order.iter().position(|p| p == "pagerduty").unwrap();
+    let dead_before = order[..paged].iter().filter(|p| *p == "webhook/dead").count();
+    assert!(dead_before < 15, "PagerDuty came while the dead webhook still had attempts to go: {order:?}");
+
+    wait_for("the dead webhook half way", || peers.of("webhook/dead").len() >= 7).await;
+    support::sigterm(&notifier);
+    assert!(notifier.wait().unwrap().success());
+    let at_restart = peers.of("webhook/dead").len();
+    assert!(at_restart < 15, "restarted mid-run: {at_restart} of 15 attempts made");
+    let mut notifier = run.start_logged("notify", &log);
+    let dlq = read_until(&run.consumer(&run.config.topics.notifications_dlq), |seen| seen.len() >= 5);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    support::sigterm(&notifier);
+    assert!(notifier.wait().unwrap().success());
+
+    let mut attempts: HashMap<String, usize> = HashMap::new();
+    for r in peers.of("webhook/dead") {
+        *attempts.entry(r.key).or_default() += 1;
+    }
+    assert_eq!(attempts.len(), 5);
+    assert!(
+        attempts.values().all(|n| *n == 3),
+        "each dead delivery tried max_attempts times across the restart: {attempts:?}"
+    );
+    let reasons: Vec<String> = dlq
+        .iter()
+        .map(|(_, v, _)| {
+            serde_json::from_slice::<serde_json::Value>(v).unwrap()["reason"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(dlq.len(), 5, "{reasons:?}");
+    assert!(reasons.iter().all(|r| r.contains("timed out") && r.contains("attempt 3 of 3")), "{reasons:?}");
+    let mut slack: Vec<String> = peers.of("slack").into_iter().map(|r| r.key).collect();
+    slack.sort();
+    slack.dedup();
+    assert_eq!((slack.len(), peers.of("slack").len()), (3, 3), "each Slack message once, after its 429");
+    assert_eq!(peers.of("pagerduty").len(), 1, "the page once");
+    let log = std::fs::read_to_string(&log).unwrap();
+    // librdkafka's words when the application stops polling: "Application maximum poll interval
+    // (6000ms) exceeded by …: leaving group".
+    assert!(!log.contains("maximum poll interval"), "the consumer was evicted:\n{log}");
+    let assigned = log.matches("partition assigned").count();
+    assert_eq!(assigned, 2 * run.config.topics.partitions as usize, "one assignment per start, no rebalance:\n{log}");
+    eprintln!("dead webhook: {at_restart} attempts before the restart; PagerDuty after {dead_before}");
 }

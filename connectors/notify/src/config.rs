@@ -36,10 +36,12 @@ macro_rules! notify_config {
             pub max_backoff_ms: u64,
             /// Deadline of one HTTP request or SMTP transaction.
             pub timeout_ms: u64,
-            /// Deliveries in flight at once (across incidents; one incident's are delivered in order).
+            /// Attempts in flight at once per target (one incident's deliveries to a target go in
+            /// order; a slow target holds up only its own).
             pub concurrency: usize,
-            /// Routing events read before their deliveries start, and whose offsets commit together.
-            pub batch_events: usize,
+            /// Deliveries queued or in flight, across targets, beyond which the notifier stops
+            /// reading routing events (pauses its partitions, still polling) until they drain.
+            pub max_queued: usize,
             /// How often escalation timers are checked.
             pub tick_ms: u64,
             /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
@@ -61,8 +63,8 @@ macro_rules! notify_config {
                     initial_backoff_ms: 500,
                     max_backoff_ms: 60_000,
                     timeout_ms: 10_000,
-                    concurrency: 256,
-                    batch_events: 2_000,
+                    concurrency: 32,
+                    max_queued: 10_000,
                     tick_ms: 1_000,
                     incident_url: String::new(),
                     templates: Templates::default(),
@@ -146,7 +148,7 @@ impl NotifyConfig {
             ("max_attempts", u64::from(self.max_attempts)),
             ("timeout_ms", self.timeout_ms),
             ("concurrency", self.concurrency as u64),
-            ("batch_events", self.batch_events as u64),
+            ("max_queued", self.max_queued as u64),
             ("tick_ms", self.tick_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {

@@ -59,6 +59,12 @@ pub struct Escalations {
     changed: BTreeSet<String>,
 }
 
+/// How long a finished escalation is kept after its last wait ran out. It is kept so that later
+/// updates of its incident do not start the policy over; by then the worker has closed an
+/// incident that nobody acknowledged or resolved (`max_incident_age`, 7 days by default), and its
+/// record would otherwise stay in the state topic for good.
+pub const FINISHED_KEPT_MS: i64 = 8 * 24 * 3_600_000;
+
 fn wait_ms(policy: &Policy, step: usize) -> i64 {
     (policy.steps[step].wait_minutes * 60_000.0).round() as i64
 }
@@ -103,8 +109,19 @@ impl Escalations {
         self.changed.insert(id.clone());
     }
 
-    /// Fires every step due at `now`, in due order, and schedules the next ones.
+    /// Fires every step due at `now`, in due order, and schedules the next ones; escalations
+    /// finished longer than [`FINISHED_KEPT_MS`] ago are let go (a tombstone).
     pub fn fire_due(&mut self, policies: &BTreeMap<String, Policy>, now: i64) -> Vec<Page> {
+        let expired: Vec<String> = self
+            .by_incident
+            .iter()
+            .filter(|(_, e)| e.finished && e.due_at + FINISHED_KEPT_MS <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.by_incident.remove(&id);
+            self.changed.insert(id);
+        }
         let mut pages = Vec::new();
         for (id, escalation) in &mut self.by_incident {
             if escalation.finished || escalation.due_at > now {
@@ -226,6 +243,12 @@ pub(crate) mod tests {
             121 * MINUTE,
         );
         assert!(run(&mut escalations, &config.policies, 121, 200).is_empty());
+        escalations.take_changes();
+        // The last wait ran out at minute 30; a week and a day later it is let go.
+        escalations.fire_due(&config.policies, 30 * MINUTE + FINISHED_KEPT_MS - 1);
+        assert!(escalations.take_changes().is_empty());
+        escalations.fire_due(&config.policies, 30 * MINUTE + FINISHED_KEPT_MS);
+        assert_eq!(escalations.take_changes(), vec![("inc-1".to_string(), None)], "a tombstone");
     }
 
     #[test]

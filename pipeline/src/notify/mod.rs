@@ -1,20 +1,25 @@
 //! `quench notify`: a consumer group on `incident-routing` (read_committed) that delivers each
 //! routing event to its targets and runs escalation policies, beside the acknowledgement API.
 //!
-//! Delivery is at-least-once with deduplication. Events are read in batches; every (event,
-//! target) has an idempotency key; keys already in the delivery log are skipped; after a batch's
-//! deliveries, the log records, attempt records, dead letters and escalation state are produced
-//! and flushed, and only then are the batch's offsets committed. A notifier killed mid-batch
-//! therefore re-sends only what it delivered but had not logged, with the same key (PagerDuty
-//! dedup_key, webhook Idempotency-Key, Slack client_msg_id and thread), so receivers can drop it.
-//! The log, threads and escalation timers of a partition are read back from Kafka when it is
-//! assigned.
+//! Delivery is at-least-once with deduplication, and never waits in line: every (event, target)
+//! becomes a job with an idempotency key, queued in its target's lane (`quench_notify::lanes`:
+//! its own rate budget, retry schedule and slots), so a dead webhook or a throttled Slack holds up
+//! only its own deliveries while the consumer keeps polling. A job's log, attempt, dead-letter and
+//! state records are produced when it ends; a routing event's offset is committed once every job
+//! of it and of every event before it has ended and its records are acknowledged. A retry waiting
+//! for its time, and an escalation page not delivered yet, are pending records in the state
+//! topic, so a restarted notifier goes on with the same attempt number at the same time. A
+//! notifier killed re-sends only what it delivered but had not logged, with the same key
+//! (PagerDuty dedup_key, webhook Idempotency-Key, Slack client_msg_id and thread), so receivers
+//! can drop it. The log, threads, timers and pending jobs of a partition are read back from Kafka
+//! when it is assigned. When `max_queued` jobs wait, reading pauses (still polling, so the group
+//! keeps the consumer) until they drain.
 
 mod directory;
 mod state;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -22,12 +27,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{stream, StreamExt};
+use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
 use quench_notify::{
     api::{self, Rejection, Submit},
-    channel::{Notice, Receipt},
-    deliver::{Attempt, Deliverer},
-    planner::{Job, JobKind, PartitionState, Plan},
+    channel::Notice,
+    deliver::{Attempt, Deliverer, Outcome},
+    lanes::{Lanes, Queued},
+    planner::{JobKind, PartitionState, Plan, StateRecord},
 };
 use quench_schemas::{now_ms, Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
 use rdkafka::{
@@ -36,23 +42,45 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
     Message, Offset, TopicPartitionList,
 };
+use tokio::sync::mpsc;
 
 use crate::{
     config::Config,
-    events::{DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
+    events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
     kafka::{client_config, consumed, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
 };
 use directory::Directory;
 
-/// A job the deliverer finished: its attempts, and how it ended.
-struct Done {
-    job: Job,
-    attempts: Vec<Attempt>,
-    result: Result<Receipt, String>,
+/// An attempt that ended, reported by its task.
+struct Finished {
+    /// The assignment it was started under; a revocation makes it stale.
+    generation: u64,
+    queued: Queued,
+    attempt: Attempt,
+    outcome: Outcome,
     at: i64,
 }
+
+/// A job's records are acknowledged by Kafka: the routing event's offset it ends, if any.
+struct Acked {
+    generation: u64,
+    partition: i32,
+    offset: Option<i64>,
+}
+
+/// What woke the notifier's loop.
+enum Wake {
+    Message(Option<OwnedMessage>),
+    Finished(Finished),
+    Acked(Acked),
+    Tick,
+    Timer,
+}
+
+/// How often the finished prefix of the routing partitions is committed.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let notify = &config.notify;
@@ -83,13 +111,23 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let consumer: StreamConsumer<Rebalances> =
         reader_config(&config.kafka, "notify", &notify.group_id).create_with_context(Rebalances::new(|| {}))?;
     consumer.subscribe(&[&config.topics.routing])?;
+    let deliverer = Deliverer::new(notify)?;
+    let (finished, mut finishes) = mpsc::unbounded_channel();
     let mut notifier = Notifier {
         config,
-        deliverer: Deliverer::new(notify)?,
+        lanes: Lanes::new(notify.concurrency, deliverer.budgets()),
+        deliverer: Arc::new(deliverer),
         decoder: Decoder::new(registry),
         producer,
         consumer,
         partitions: HashMap::new(),
+        committed: HashMap::new(),
+        generation: 0,
+        finished,
+        in_flight: 0,
+        acks: FuturesUnordered::new(),
+        paused: false,
+        last_commit: Instant::now(),
     };
     tracing::info!(
         group = %notify.group_id, topic = %config.topics.routing, api = %notify.listen,
@@ -101,18 +139,32 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         tracing::warn!("notify.api_tokens is empty: the acknowledgement API refuses every request");
     }
     readiness.ready();
-    let mut last_tick = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(notify.tick_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !shutdown.load(Ordering::SeqCst) {
-        let batch = notifier.poll_batch().await?;
-        let tick_due = last_tick.elapsed() >= Duration::from_millis(notify.tick_ms);
-        if !batch.is_empty() || tick_due {
-            notifier.process(batch, tick_due).await?;
-            if tick_due {
-                last_tick = Instant::now();
-            }
+        let now = now_ms();
+        let timer = notifier.lanes.wake_at(now).map_or(1_000, |at| (at - now).clamp(0, 1_000)) as u64;
+        let wake = tokio::select! {
+            received = notifier.consumer.recv() => Wake::Message(consumed(received.map(|m| m.detach()), "notify")?),
+            Some(finished) = finishes.recv() => Wake::Finished(finished),
+            Some(acked) = notifier.acks.next(), if !notifier.acks.is_empty() => Wake::Acked(acked?),
+            _ = tick.tick() => Wake::Tick,
+            _ = tokio::time::sleep(Duration::from_millis(timer)) => Wake::Timer,
+        };
+        notifier.apply_rebalances()?;
+        match wake {
+            Wake::Message(Some(message)) => notifier.read(message).await?,
+            Wake::Finished(finished) => notifier.finish(finished),
+            Wake::Acked(acked) => notifier.acked(acked),
+            Wake::Tick => notifier.fire_pages().await?,
+            Wake::Message(None) | Wake::Timer => {}
         }
+        notifier.start_ready();
+        notifier.commit(false).await?;
+        notifier.pause_when_full()?;
     }
-    tracing::info!("notifier stopped after logging its last batch");
+    notifier.drain(&mut finishes).await?;
+    tracing::info!("notifier stopped after logging its last deliveries");
     Ok(())
 }
 
@@ -151,63 +203,62 @@ fn submitter(
 
 struct Notifier<'a> {
     config: &'a Config,
-    deliverer: Deliverer,
+    deliverer: Arc<Deliverer>,
+    lanes: Lanes,
     decoder: Decoder<RoutingEvent>,
     producer: FutureProducer,
     consumer: StreamConsumer<Rebalances>,
     partitions: HashMap<i32, PartitionState>,
+    /// The offset last committed per partition.
+    committed: HashMap<i32, i64>,
+    /// Bumped when partitions are revoked: what was started before is not this notifier's any more.
+    generation: u64,
+    finished: mpsc::UnboundedSender<Finished>,
+    /// Attempts running.
+    in_flight: usize,
+    /// Records of ended jobs, until Kafka acknowledges them.
+    acks: FuturesUnordered<BoxFuture<'static, anyhow::Result<Acked>>>,
+    paused: bool,
+    last_commit: Instant,
 }
 
 impl Notifier<'_> {
-    /// Up to `batch_events` records, or what arrives within 50 ms. Records read before a
-    /// revocation are dropped: their partitions' next owner reads them again.
-    async fn poll_batch(&mut self) -> anyhow::Result<Vec<OwnedMessage>> {
-        let mut batch = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(50);
-        while batch.len() < self.config.notify.batch_events {
-            let received = tokio::time::timeout_at(deadline, self.consumer.recv()).await.map(|r| r.map(|m| m.detach()));
-            self.apply_rebalances(&mut batch)?;
-            match received {
-                Ok(polled) => {
-                    if let Some(message) = consumed(polled, "notify")? {
-                        if self.partitions.contains_key(&message.partition()) {
-                            batch.push(message);
-                        }
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        Ok(batch)
-    }
-
-    fn apply_rebalances(&mut self, batch: &mut Vec<OwnedMessage>) -> anyhow::Result<()> {
+    /// Takes in the rebalances the consumer reported. A revocation drops every job (their
+    /// partitions' next owner reads the events again and skips what the log has); an assignment
+    /// restores the partition's state and queues its pending pages.
+    fn apply_rebalances(&mut self) -> anyhow::Result<()> {
         for event in self.consumer.context().take() {
             match event {
                 Rebalanced::Revoked => {
-                    batch.clear();
+                    self.generation += 1;
+                    self.lanes.clear();
                     self.partitions.clear();
+                    self.committed.clear();
+                    self.acks.clear();
+                    // A fresh assignment starts unpaused.
+                    self.paused = false;
                 }
                 Rebalanced::Assigned(partitions) => {
-                    let committed = self.committed(&partitions)?;
+                    let committed = self.committed_offsets(&partitions)?;
+                    let notify = &self.config.notify;
                     for partition in partitions {
                         let from = committed.get(&partition).copied().unwrap_or(0);
-                        let state = tokio::task::block_in_place(|| {
-                            state::load(
-                                &self.config.kafka,
-                                &self.config.topics,
-                                &self.config.notify.group_id,
-                                partition,
-                                from,
-                            )
+                        let (mut state, stale) = tokio::task::block_in_place(|| {
+                            state::load(&self.config.kafka, &self.config.topics, &notify.group_id, partition, from)
                         })?;
+                        let pages = state.restored_pages(notify, partition);
                         tracing::info!(
                             partition,
                             logged = state.delivered.len(),
                             escalations = state.escalations.running(),
-                            "partition assigned, delivery log and timers restored"
+                            pending = state.pending.len() + pages.len(),
+                            "partition assigned, delivery log, timers and pending deliveries restored"
                         );
+                        let now = now_ms();
+                        pages.into_iter().for_each(|page| self.lanes.push(page, now));
+                        self.send_state(partition, stale, None);
                         self.partitions.insert(partition, state);
+                        self.committed.insert(partition, from);
                     }
                 }
             }
@@ -215,7 +266,7 @@ impl Notifier<'_> {
         Ok(())
     }
 
-    fn committed(&self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
+    fn committed_offsets(&self, partitions: &[i32]) -> anyhow::Result<HashMap<i32, i64>> {
         let mut list = TopicPartitionList::new();
         for p in partitions {
             list.add_partition(&self.config.topics.routing, *p);
@@ -231,151 +282,244 @@ impl Notifier<'_> {
             .collect())
     }
 
-    async fn process(&mut self, batch: Vec<OwnedMessage>, tick: bool) -> anyhow::Result<()> {
-        let notify = &self.config.notify;
-        let now = now_ms();
+    /// Plans a routing event's deliveries into the lanes, or dead-letters an undecodable one.
+    async fn read(&mut self, message: OwnedMessage) -> anyhow::Result<()> {
+        let (partition, offset) = (message.partition(), message.offset());
+        if !self.partitions.contains_key(&partition) {
+            return Ok(());
+        }
+        let event = match message.payload() {
+            Some(bytes) => match self.decoder.decode(bytes).await {
+                // The registry stayed unavailable: stop before committing, read it again after
+                // the restart; a page must not be lost to a dependency's failure.
+                Err(e) if e.is_transient() => return Err(e.into()),
+                decoded => decoded.map_err(|e| e.to_string()),
+            },
+            None => Err("record has no value".into()),
+        };
+        let state = self.partitions.get_mut(&partition).expect("checked above");
+        let event = match event {
+            Ok(event) => event,
+            Err(reason) => {
+                let at = format!("{}/{partition}@{offset}", message.topic());
+                RoutingEventUndecodable { record: &at, error: &reason }.emit();
+                let letter =
+                    serde_json::json!({"reason": format!("undecodable routing event: {reason}"), "record": at});
+                state.read(offset, 1);
+                let sent = send_json(&self.producer, &self.config.topics.notifications_dlq, &at, None, &letter);
+                self.expect_acks(partition, Some(offset), vec![sent]);
+                return Ok(());
+            }
+        };
         let mut plan = Plan::default();
-        let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        let mut pending = Vec::new();
-        for message in &batch {
-            let (partition, routing_offset) = (message.partition(), message.offset());
-            offsets.insert(partition, routing_offset + 1);
-            let event = match message.payload() {
-                Some(bytes) => match self.decoder.decode(bytes).await {
-                    // The registry stayed unavailable: stop before committing, read it again
-                    // after the restart; a page must not be lost to a dependency's failure.
-                    Err(e) if e.is_transient() => return Err(e.into()),
-                    decoded => decoded.map_err(|e| e.to_string()),
-                },
-                None => Err("record has no value".into()),
-            };
-            let event = match event {
-                Ok(event) => event,
-                Err(reason) => {
-                    let at = format!("{}/{partition}@{}", message.topic(), message.offset());
-                    RoutingEventUndecodable { record: &at, error: &reason }.emit();
-                    pending.push(send_json(
-                        &self.producer,
-                        &self.config.topics.notifications_dlq,
-                        &at,
-                        None,
-                        &serde_json::json!({
-                            "reason": format!("undecodable routing event: {reason}"), "record": at,
-                        }),
-                    ));
-                    continue;
-                }
-            };
-            let state = self.partitions.get_mut(&partition).expect("only assigned partitions are batched");
-            state.plan_event(notify, partition, event, routing_offset, now, &mut plan);
-        }
-        if tick || !batch.is_empty() {
-            for (partition, state) in &mut self.partitions {
-                state.plan_pages(notify, *partition, now, &mut plan);
-            }
-        }
+        let now = now_ms();
+        state.plan_event(&self.config.notify, partition, event, offset, now, &mut plan);
         DuplicatesSkipped { count: plan.skipped }.emit();
-        for (incident, step) in &plan.unstaffed {
-            tracing::warn!(incident, step, "escalation step has nobody to page");
-        }
-        let done = self.deliver(plan.jobs).await;
-        self.record(done, &mut pending);
+        plan.jobs.into_iter().for_each(|job| self.lanes.push(job, now));
+        Ok(())
+    }
+
+    /// Fires the escalation steps that are due: their pages are pending records before the
+    /// timers that moved past them are written, then queued.
+    async fn fire_pages(&mut self) -> anyhow::Result<()> {
+        let now = now_ms();
+        let mut sent = Vec::new();
+        let mut jobs = Vec::new();
         for (partition, state) in &mut self.partitions {
-            for (key, value) in state.escalation_records() {
-                pending.push(send_bytes(
-                    &self.producer,
-                    &self.config.topics.notify_state,
-                    &key,
-                    Some(*partition),
-                    value,
-                ));
+            let mut plan = Plan::default();
+            state.plan_pages(&self.config.notify, *partition, now, &mut plan);
+            for (incident, step) in &plan.unstaffed {
+                tracing::warn!(incident, step, "escalation step has nobody to page");
             }
+            let records = plan.records.into_iter().chain(state.escalation_records());
+            sent.extend(records.map(|(key, value)| {
+                send_bytes(&self.producer, &self.config.topics.notify_state, &key, Some(*partition), value)
+            }));
+            jobs.extend(plan.jobs);
         }
-        for result in futures::future::join_all(pending).await {
+        for result in futures::future::join_all(sent).await {
             result?;
         }
-        if !offsets.is_empty() {
-            let mut list = TopicPartitionList::new();
-            for (partition, offset) in offsets {
-                list.add_partition_offset(&self.config.topics.routing, partition, Offset::Offset(offset))?;
+        jobs.into_iter().for_each(|job| self.lanes.push(job, now));
+        Ok(())
+    }
+
+    /// Starts every attempt its lane lets start now, each in a task of its own.
+    fn start_ready(&mut self) {
+        let (started, throttled) = self.lanes.start(now_ms());
+        for target in &throttled {
+            quench_notify::events::RateLimited { channel: target.split(':').next().unwrap_or_default() }.emit();
+        }
+        for queued in started {
+            let thread =
+                self.partitions.get(&queued.job.partition).and_then(|s| s.thread(&queued.job)).map(str::to_string);
+            let (deliverer, finished, generation) = (self.deliverer.clone(), self.finished.clone(), self.generation);
+            self.in_flight += 1;
+            tokio::spawn(async move {
+                let job = &queued.job;
+                let notice =
+                    Notice { key: &job.key, event: &job.event, message: &job.message, thread: thread.as_deref() };
+                let (attempt, outcome) = deliverer.attempt(&job.target, &notice, queued.attempt).await;
+                // The receiver is gone only when the notifier stopped: nothing to report to.
+                let _ = finished.send(Finished { generation, queued, attempt, outcome, at: now_ms() });
+            });
+        }
+    }
+
+    /// An attempt ended: the job is retried later (its pending record keeps the schedule), or it
+    /// ended and its log, dead-letter and state records are produced.
+    fn finish(&mut self, finished: Finished) {
+        self.in_flight -= 1;
+        let Finished { generation, mut queued, attempt, outcome, at } = finished;
+        if generation != self.generation {
+            return;
+        }
+        let topics = &self.config.topics;
+        let partition = queued.job.partition;
+        let state = self.partitions.get_mut(&partition).expect("jobs come from assigned partitions");
+        let mut sent = vec![send_json(
+            &self.producer,
+            &topics.notifications,
+            &queued.job.key,
+            None,
+            &queued.job.attempt_record(&attempt, at),
+        )];
+        let (receipt, failed) = match outcome {
+            Outcome::Retry(after) => {
+                queued.attempt += 1;
+                queued.not_before = at + after.as_millis() as i64;
+                let record = state.pending_record(&queued);
+                self.lanes.retry(queued);
+                self.send_state(partition, vec![record], None);
+                self.expect_acks(partition, None, sent);
+                return;
             }
-            self.consumer.commit(&list, CommitMode::Sync)?;
-            self.partitions.values_mut().for_each(PartitionState::committed);
+            Outcome::Delivered(receipt) => (Some(receipt), None),
+            Outcome::Failed(reason) => (None, Some(reason)),
+        };
+        let job = &queued.job;
+        if let Some(reason) = &failed {
+            let letter = job.dead_letter(reason, at);
+            sent.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
+        }
+        let since_emitted =
+            (job.kind == JobKind::Event).then(|| Duration::from_millis((at - job.event.emitted_at).max(0) as u64));
+        NotificationFinished { key: &job.key, kind: job.kind.as_str(), failed: failed.as_deref(), since_emitted }
+            .emit();
+        let delivered = job.logged(if failed.is_some() { "failed" } else { "delivered" }, at);
+        sent.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(partition), &delivered));
+        let records = state.finished(job, receipt.as_ref());
+        self.lanes.finished(job);
+        let offset = (job.kind == JobKind::Event).then_some(job.routing_offset);
+        self.send_state(partition, records, None);
+        self.expect_acks(partition, offset, sent);
+    }
+
+    /// Produces state records to the partition's state topic; their acknowledgement is awaited
+    /// with the job's other records, or on their own.
+    fn send_state(&mut self, partition: i32, records: Vec<StateRecord>, offset: Option<i64>) {
+        let topic = &self.config.topics.notify_state;
+        let sent = records
+            .into_iter()
+            .map(|(key, value)| send_bytes(&self.producer, topic, &key, Some(partition), value))
+            .collect();
+        self.expect_acks(partition, offset, sent);
+    }
+
+    /// Waits for `sent` in the background; then, if `offset` is given, one of that routing
+    /// event's jobs is done.
+    fn expect_acks(&mut self, partition: i32, offset: Option<i64>, sent: Vec<BoxFuture<'static, anyhow::Result<()>>>) {
+        if sent.is_empty() && offset.is_none() {
+            return;
+        }
+        let generation = self.generation;
+        self.acks.push(Box::pin(async move {
+            for result in futures::future::join_all(sent).await {
+                result?;
+            }
+            Ok(Acked { generation, partition, offset })
+        }));
+    }
+
+    fn acked(&mut self, acked: Acked) {
+        if acked.generation != self.generation {
+            return;
+        }
+        if let (Some(state), Some(offset)) = (self.partitions.get_mut(&acked.partition), acked.offset) {
+            state.done(offset);
+        }
+    }
+
+    /// Commits, per partition, the offset before which every routing event is done, after the
+    /// escalation timers those events started or stopped are written.
+    async fn commit(&mut self, now: bool) -> anyhow::Result<()> {
+        if !now && self.last_commit.elapsed() < COMMIT_INTERVAL {
+            return Ok(());
+        }
+        self.last_commit = Instant::now();
+        let mut list = TopicPartitionList::new();
+        let mut sent = Vec::new();
+        for (partition, state) in &mut self.partitions {
+            let Some(offset) = state.committable().filter(|o| Some(o) != self.committed.get(partition)) else {
+                continue;
+            };
+            list.add_partition_offset(&self.config.topics.routing, *partition, Offset::Offset(offset))?;
+            sent.extend(state.escalation_records().into_iter().map(|(key, value)| {
+                send_bytes(&self.producer, &self.config.topics.notify_state, &key, Some(*partition), value)
+            }));
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        for result in futures::future::join_all(sent).await {
+            result?;
+        }
+        self.consumer.commit(&list, CommitMode::Sync)?;
+        for element in list.elements() {
+            if let (Offset::Offset(offset), Some(state)) =
+                (element.offset(), self.partitions.get_mut(&element.partition()))
+            {
+                state.committed(offset);
+                self.committed.insert(element.partition(), offset);
+            }
         }
         Ok(())
     }
 
-    /// Runs the jobs, one incident's in order (so a Slack thread exists before its replies and
-    /// PagerDuty sees trigger before resolve), different incidents concurrently.
-    async fn deliver(&self, jobs: BTreeMap<String, Vec<Job>>) -> Vec<Done> {
-        let threads: Vec<(Vec<Job>, HashMap<String, String>)> = jobs
-            .into_values()
-            .map(|jobs| {
-                let threads = self.partitions[&jobs[0].partition].threads(&jobs);
-                (jobs, threads)
-            })
-            .collect();
-        let deliverer = &self.deliverer;
-        stream::iter(threads)
-            .map(|(jobs, mut threads)| async move {
-                let mut done = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let notice = Notice {
-                        key: &job.key,
-                        event: &job.event,
-                        message: &job.message,
-                        thread: threads.get(&job.target).map(String::as_str),
-                    };
-                    let mut attempts = Vec::new();
-                    let result = deliverer.deliver(&job.target, &notice, &mut attempts).await;
-                    if let Ok(Receipt { thread: Some(ts), .. }) = &result {
-                        threads.insert(job.target.clone(), ts.clone());
-                    }
-                    done.push(Done { job, attempts, result, at: now_ms() });
-                }
-                done
-            })
-            .buffer_unordered(self.config.notify.concurrency)
-            .flat_map(stream::iter)
-            .collect()
-            .await
+    /// Pauses reading while `max_queued` jobs wait, and resumes once half of them are gone; the
+    /// loop keeps polling meanwhile, so the group does not evict the consumer.
+    fn pause_when_full(&mut self) -> anyhow::Result<()> {
+        let bound = self.config.notify.max_queued;
+        let queued = self.lanes.len();
+        let pause = if self.paused { queued > bound / 2 } else { queued >= bound };
+        let changed = pause != self.paused;
+        if changed {
+            let assignment = self.consumer.assignment()?;
+            if pause {
+                self.consumer.pause(&assignment)?;
+            } else {
+                self.consumer.resume(&assignment)?;
+            }
+            self.paused = pause;
+        }
+        DeliveriesQueued { queued, paused: changed.then_some(pause), bound }.emit();
+        Ok(())
     }
 
-    /// Queues the delivery log, attempt, dead-letter and thread records of finished jobs.
-    fn record(&mut self, done: Vec<Done>, pending: &mut Vec<futures::future::BoxFuture<'static, anyhow::Result<()>>>) {
-        let topics = &self.config.topics;
-        for Done { job, attempts, result, at } in done {
-            for attempt in &attempts {
-                let record = job.attempt_record(attempt, at);
-                pending.push(send_json(&self.producer, &topics.notifications, &job.key, None, &record));
-            }
-            let failed = result.as_ref().err();
-            if let Some(reason) = failed {
-                let letter = job.dead_letter(reason, at);
-                pending.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
-            }
-            let since_emitted =
-                (job.kind == JobKind::Event).then(|| Duration::from_millis((at - job.event.emitted_at).max(0) as u64));
-            NotificationFinished {
-                key: &job.key,
-                kind: job.kind.as_str(),
-                failed: failed.map(String::as_str),
-                since_emitted,
-            }
-            .emit();
-            let delivered = job.logged(if failed.is_some() { "failed" } else { "delivered" }, at);
-            pending.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(job.partition), &delivered));
-            let state = self.partitions.get_mut(&job.partition).expect("jobs come from assigned partitions");
-            if let Some((key, ts)) = state.finished(&job, result.as_ref().ok()) {
-                pending.push(send_bytes(
-                    &self.producer,
-                    &topics.notify_state,
-                    &key,
-                    Some(job.partition),
-                    ts.map(String::into_bytes),
-                ));
+    /// At shutdown: starts nothing new, lets the attempts in flight end (each within the request
+    /// timeout) and records them, then commits what is done.
+    async fn drain(&mut self, finishes: &mut mpsc::UnboundedReceiver<Finished>) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + self.config.notify.timeout() + Duration::from_secs(1);
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline, finishes.recv()).await {
+                Ok(Some(finished)) => self.finish(finished),
+                _ => break,
             }
         }
+        while let Some(acked) = self.acks.next().await {
+            self.acked(acked?);
+        }
+        self.commit(true).await
     }
 }
 
@@ -385,32 +529,57 @@ fn send_json(
     key: &str,
     partition: Option<i32>,
     value: &impl serde::Serialize,
-) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
+) -> BoxFuture<'static, anyhow::Result<()>> {
     let value = serde_json::to_vec(value).expect("records serialise");
     send_bytes(producer, topic, key, partition, Some(value))
 }
 
-/// Produces a record (a tombstone when `value` is `None`) and returns its acknowledgement.
+/// Produces a record (a tombstone when `value` is `None`) and returns its acknowledgement. The
+/// record is handed to the producer now, not when the future is first polled, so that records of
+/// one key (a pending record, then its tombstone) reach Kafka in the order they were made.
 fn send_bytes(
     producer: &FutureProducer,
     topic: &str,
     key: &str,
     partition: Option<i32>,
     value: Option<Vec<u8>>,
-) -> futures::future::BoxFuture<'static, anyhow::Result<()>> {
-    let (producer, topic, key) = (producer.clone(), topic.to_string(), key.to_string());
-    Box::pin(async move {
-        let mut record = FutureRecord::<str, [u8]>::to(&topic).key(&key);
-        if let Some(partition) = partition {
-            record = record.partition(partition);
+) -> BoxFuture<'static, anyhow::Result<()>> {
+    let failed = |topic: &str, e: &dyn std::fmt::Display| anyhow::anyhow!("producing to {topic}: {e}");
+    match producer.send_result(record(topic, key, partition, &value)) {
+        Ok(delivery) => {
+            let topic = topic.to_string();
+            Box::pin(async move {
+                match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(failed(&topic, &e)),
+                    Err(e) => Err(failed(&topic, &e)),
+                }
+            })
         }
-        if let Some(value) = &value {
-            record = record.payload(value);
+        // The producer's queue is full: wait for room (the order may suffer, nothing is lost).
+        Err((e, _)) => {
+            tracing::warn!(error = %e, topic, "producer queue full; waiting for room");
+            let (producer, topic, key) = (producer.clone(), topic.to_string(), key.to_string());
+            Box::pin(async move {
+                let sent = producer.send(record(&topic, &key, partition, &value), Duration::from_secs(30)).await;
+                sent.map(|_| ()).map_err(|(e, _)| failed(&topic, &e))
+            })
         }
-        producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map(|_| ())
-            .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))
-    })
+    }
+}
+
+fn record<'a>(
+    topic: &'a str,
+    key: &'a str,
+    partition: Option<i32>,
+    value: &'a Option<Vec<u8>>,
+) -> FutureRecord<'a, str, [u8]> {
+    let mut record = FutureRecord::to(topic).key(key);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
+    if let Some(value) = value {
+        record = record.payload(value.as_slice());
+    }
+    record
 }

@@ -1,6 +1,7 @@
 //! The planner's state of a partition of `incident-routing` ([`PartitionState`]), rebuilt from
 //! Kafka when the partition is assigned: the delivery log (idempotency keys already delivered), the Slack
-//! threads of incidents, and the escalation timers. Both topics are written to the partition
+//! threads of incidents, the escalation timers, and the deliveries waiting for a retry or not
+//! made yet (pending records). Both topics are written to the partition
 //! with the routing partition's number, so one partition's state is read from one partition each.
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use quench_notify::{
     escalation::Escalation,
-    planner::{PartitionState, ESCALATION_PREFIX, THREAD_PREFIX},
+    planner::{PartitionState, Pending, StateRecord, ESCALATION_PREFIX, PENDING_PREFIX, THREAD_PREFIX},
 };
 use quench_schemas::Delivered;
 
@@ -19,15 +20,15 @@ use crate::{
 
 /// Reads partition `partition` of the delivery log and of the state topic. Deliveries of routing
 /// events before `committed` (the group's committed offset) cannot be read again, so they are not
-/// kept.
+/// kept, nor are their pending records: those come back as tombstones to write.
 pub fn load(
     kafka: &KafkaConfig,
     topics: &TopicsConfig,
     group_id: &str,
     partition: i32,
     committed: i64,
-) -> anyhow::Result<PartitionState> {
-    let mut state = PartitionState::default();
+) -> anyhow::Result<(PartitionState, Vec<StateRecord>)> {
+    let (mut state, mut stale) = (PartitionState::default(), Vec::new());
     let deadline = Duration::from_secs(120);
     let group = format!("{group_id}-restore");
     let topic = &topics.deliveries;
@@ -35,7 +36,7 @@ pub fn load(
         let delivered: Delivered =
             serde_json::from_slice(&value).with_context(|| format!("delivery record {topic}/{partition}@{offset}"))?;
         if delivered.routing_offset >= committed {
-            state.delivered.insert(key);
+            state.delivered.insert(key, delivered.routing_offset);
         }
     }
     let topic = &topics.notify_state;
@@ -46,7 +47,17 @@ pub fn load(
             state.escalations.restore(escalation);
         } else if let Some(thread) = key.strip_prefix(THREAD_PREFIX) {
             state.threads.insert(thread.to_string(), String::from_utf8_lossy(&value).into_owned());
+        } else if let Some(job) = key.strip_prefix(PENDING_PREFIX) {
+            let pending: Pending = serde_json::from_slice(&value)
+                .with_context(|| format!("pending record {topic}/{partition}@{offset}"))?;
+            // An event's job whose event is committed ended before the crash that kept its
+            // tombstone from being written.
+            if pending.routing_offset >= 0 && pending.routing_offset < committed {
+                stale.push((key.clone(), None));
+            } else {
+                state.pending.insert(job.to_string(), pending);
+            }
         }
     }
-    Ok(state)
+    Ok((state, stale))
 }

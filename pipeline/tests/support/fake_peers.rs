@@ -89,6 +89,9 @@ fn json_body(body: &Bytes) -> Result<Value, String> {
 
 /// Slack Web API `chat.postMessage`: bearer token, channel, text; replies name an existing thread.
 async fn slack(State(peers): State<Arc<Peers>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = peers.throttled("slack") {
+        return response;
+    }
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {SLACK_TOKEN}")) {
         return Json(json!({"ok": false, "error": "not_authed"})).into_response();
     }
@@ -179,10 +182,16 @@ async fn webhook(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if name == "rejects" {
-        return (StatusCode::BAD_REQUEST, "this receiver refuses everything").into_response();
-    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    match name.as_str() {
+        "rejects" => return (StatusCode::BAD_REQUEST, "this receiver refuses everything").into_response(),
+        // Takes the request and never answers: recorded on arrival, in order with the rest.
+        "dead" => {
+            peers.accept("webhook/dead", &header("idempotency-key"), "", Value::Null);
+            std::future::pending::<()>().await;
+        }
+        _ => {}
+    }
     let (key, timestamp, signature) =
         (header("idempotency-key"), header("x-quench-timestamp"), header("x-quench-signature"));
     let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();

@@ -71,6 +71,12 @@ impl Run {
             .unwrap()
     }
 
+    /// Starts `quench <command>` with its log (stderr) appended to `log`, for tests that read it.
+    pub fn start_logged(&self, command: &str, log: &Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), command, &self.env).stderr(log).spawn().unwrap()
+    }
+
     pub fn registry(&self) -> Registry {
         Registry::new(&self.config.registry.url, Duration::from_secs(10)).unwrap()
     }
