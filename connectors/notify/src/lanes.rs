@@ -22,7 +22,9 @@ pub struct Queued {
 /// The lanes of every target a notifier delivers to.
 pub struct Lanes {
     lanes: HashMap<String, Lane>,
-    per_minute: HashMap<String, u64>,
+    /// Budgets by target, kept while lanes come and go (one per configured target), so that an
+    /// emptied lane does not start again with a full budget.
+    budgets: HashMap<String, Budget>,
     slots: usize,
     /// Jobs queued or in flight, across lanes.
     len: usize,
@@ -30,7 +32,6 @@ pub struct Lanes {
 
 #[derive(Default)]
 struct Lane {
-    budget: Option<Budget>,
     /// One FIFO per incident, so that its deliveries to this target go in order.
     incidents: BTreeMap<String, VecDeque<Queued>>,
     /// Incidents with an attempt in flight.
@@ -42,8 +43,13 @@ struct Lane {
 impl Lanes {
     /// Lanes with `slots` attempts in flight at once per target, and the targets' per-minute
     /// budgets (targets not listed, or 0, are unlimited).
-    pub fn new(slots: usize, per_minute: HashMap<String, u64>) -> Self {
-        Self { lanes: HashMap::new(), per_minute, slots: slots.max(1), len: 0 }
+    pub fn new(slots: usize, per_minute: HashMap<String, u64>, now: i64) -> Self {
+        let budgets = per_minute
+            .into_iter()
+            .filter(|(_, tokens)| *tokens > 0)
+            .map(|(target, tokens)| (target, Budget::per_minute(tokens, now)))
+            .collect();
+        Self { lanes: HashMap::new(), budgets, slots: slots.max(1), len: 0 }
     }
 
     /// Jobs queued or in flight.
@@ -56,9 +62,9 @@ impl Lanes {
     }
 
     /// Queues a job at the back of its incident's queue on its target.
-    pub fn push(&mut self, queued: Queued, now: i64) {
+    pub fn push(&mut self, queued: Queued) {
         self.len += 1;
-        let lane = self.lane(&queued.job.target, now);
+        let lane = self.lanes.entry(queued.job.target.clone()).or_default();
         lane.incidents.entry(queued.job.event.incident_id.clone()).or_default().push_back(queued);
     }
 
@@ -90,6 +96,7 @@ impl Lanes {
     pub fn start(&mut self, now: i64) -> (Vec<Queued>, Vec<String>) {
         let (mut started, mut throttled) = (Vec::new(), Vec::new());
         for (target, lane) in &mut self.lanes {
+            let mut budget = self.budgets.get_mut(target);
             let due: Vec<String> = lane
                 .incidents
                 .iter()
@@ -98,7 +105,7 @@ impl Lanes {
                 .take(self.slots.saturating_sub(lane.busy.len()))
                 .collect();
             for incident in due {
-                if lane.budget.as_mut().is_some_and(|b| !b.take(now)) {
+                if budget.as_mut().is_some_and(|b| !b.take(now)) {
                     if lane.held.insert(incident) {
                         throttled.push(target.clone());
                     }
@@ -121,16 +128,16 @@ impl Lanes {
     /// whenever a job finishes.
     pub fn wake_at(&self, now: i64) -> Option<i64> {
         self.lanes
-            .values()
-            .filter(|lane| lane.busy.len() < self.slots)
-            .filter_map(|lane| {
+            .iter()
+            .filter(|(_, lane)| lane.busy.len() < self.slots)
+            .filter_map(|(target, lane)| {
                 let due = lane
                     .incidents
                     .iter()
                     .filter(|(incident, _)| !lane.busy.contains(*incident))
                     .map(|(_, queue)| queue[0].not_before)
                     .min()?;
-                Some(lane.budget.as_ref().map_or(due, |b| due.max(b.ready_at(now))))
+                Some(self.budgets.get(target).map_or(due, |b| due.max(b.ready_at(now))))
             })
             .min()
     }
@@ -139,14 +146,6 @@ impl Lanes {
     pub fn clear(&mut self) {
         self.lanes.clear();
         self.len = 0;
-    }
-
-    fn lane(&mut self, target: &str, now: i64) -> &mut Lane {
-        let per_minute = self.per_minute.get(target).copied().unwrap_or(0);
-        self.lanes.entry(target.to_string()).or_insert_with(|| Lane {
-            budget: (per_minute > 0).then(|| Budget::per_minute(per_minute, now)),
-            ..Lane::default()
-        })
     }
 }
 
@@ -225,12 +224,12 @@ mod tests {
 
     #[test]
     fn a_blocked_target_holds_up_only_its_own_lane() {
-        let mut lanes = Lanes::new(1, HashMap::new());
-        lanes.push(job("a", "webhook:dead", 1), 0);
-        lanes.push(job("b", "webhook:dead", 2), 0);
+        let mut lanes = Lanes::new(1, HashMap::new(), 0);
+        lanes.push(job("a", "webhook:dead", 1));
+        lanes.push(job("b", "webhook:dead", 2));
         let (started, _) = lanes.start(0);
         assert_eq!(keys(&started), ["a/1|webhook:dead"]);
-        lanes.push(job("c", "pagerduty:db", 3), 0);
+        lanes.push(job("c", "pagerduty:db", 3));
         let (started, _) = lanes.start(0);
         assert_eq!(keys(&started), ["c/3|pagerduty:db"], "the dead target's slot is taken; PagerDuty's is not");
         assert_eq!(lanes.len(), 3);
@@ -238,9 +237,9 @@ mod tests {
 
     #[test]
     fn one_incidents_jobs_go_in_order_and_a_retry_keeps_its_place() {
-        let mut lanes = Lanes::new(8, HashMap::new());
-        lanes.push(job("a", "slack:ops", 1), 0);
-        lanes.push(job("a", "slack:ops", 2), 0);
+        let mut lanes = Lanes::new(8, HashMap::new(), 0);
+        lanes.push(job("a", "slack:ops", 1));
+        lanes.push(job("a", "slack:ops", 2));
         let (mut started, _) = lanes.start(0);
         assert_eq!(keys(&started), ["a/1|slack:ops"], "the reply waits for the thread");
         let mut first = started.pop().unwrap();
@@ -256,22 +255,28 @@ mod tests {
 
     #[test]
     fn a_spent_budget_holds_jobs_until_it_refills() {
-        let mut lanes = Lanes::new(8, HashMap::from([("slack:ops".to_string(), 2)]));
+        let mut lanes = Lanes::new(8, HashMap::from([("slack:ops".to_string(), 2)]), 0);
         for incident in ["a", "b", "c"] {
-            lanes.push(job(incident, "slack:ops", 1), 0);
+            lanes.push(job(incident, "slack:ops", 1));
         }
         let (started, throttled) = lanes.start(0);
         assert_eq!((started.len(), throttled), (2, vec!["slack:ops".to_string()]));
         assert_eq!(lanes.wake_at(0), Some(30_000), "two a minute: one every 30 s");
         let (started, held) = lanes.start(29_999);
         assert!(started.is_empty() && held.is_empty(), "held back, and counted, once");
-        assert_eq!(keys(&lanes.start(30_000).0), ["c/1|slack:ops"]);
+        let (started, _) = lanes.start(30_000);
+        assert_eq!(keys(&started), ["c/1|slack:ops"]);
+        for queued in started {
+            lanes.finished(&queued.job);
+        }
+        lanes.push(job("d", "slack:ops", 1));
+        assert!(lanes.start(30_001).0.is_empty(), "an emptied lane keeps its spent budget");
     }
 
     #[test]
     fn finished_jobs_free_their_lane() {
-        let mut lanes = Lanes::new(2, HashMap::new());
-        lanes.push(job("a", "webhook:ops", 1), 0);
+        let mut lanes = Lanes::new(2, HashMap::new(), 0);
+        lanes.push(job("a", "webhook:ops", 1));
         let (started, _) = lanes.start(0);
         lanes.finished(&started[0].job);
         assert!(lanes.is_empty() && lanes.lanes.is_empty() && lanes.wake_at(0).is_none());

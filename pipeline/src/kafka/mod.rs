@@ -75,16 +75,27 @@ pub fn read_compacted(
 ) -> anyhow::Result<HashMap<String, (i64, Vec<u8>)>> {
     let mut latest = HashMap::new();
     let consumer: BaseConsumer = reader_config(kafka, "restore", group).create()?;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, deadline)
-        .with_context(|| format!("watermarks of {topic}/{partition}"))?;
+    let started = Instant::now();
+    // A leader moving (a broker of the cluster restarting) answers NotLeaderForPartition for a
+    // moment: asked again until the deadline.
+    let (low, high) = loop {
+        let watermarks = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10));
+        if let Some(watermarks) =
+            consumed(watermarks, "restore").with_context(|| format!("watermarks of {topic}/{partition}"))?
+        {
+            break watermarks;
+        }
+        if started.elapsed() > deadline {
+            bail!("watermarks of {topic}/{partition} not available within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     if high <= low {
         return Ok(latest);
     }
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
     consumer.assign(&assignment)?;
-    let started = Instant::now();
     // Control records of transactions and compacted gaps advance the position without a
     // message, so the end is reached by position, not by counting messages.
     while position(&consumer, topic, partition)? < high {
@@ -92,7 +103,7 @@ pub fn read_compacted(
             bail!("reading {topic}/{partition} did not reach offset {high} within {deadline:?}");
         }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
-        let message = message?;
+        let Some(message) = consumed(message, "restore")? else { continue };
         let Some(key) = message.key() else { continue };
         let key = String::from_utf8_lossy(key).into_owned();
         match message.payload() {

@@ -38,6 +38,7 @@ use quench_notify::{
 use quench_schemas::{now_ms, Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
+    error::{KafkaError, RDKafkaErrorCode},
     message::OwnedMessage,
     producer::{FutureProducer, FutureRecord},
     Message, Offset, TopicPartitionList,
@@ -108,14 +109,16 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         }
     });
 
-    let consumer: StreamConsumer<Rebalances> =
-        reader_config(&config.kafka, "notify", &notify.group_id).create_with_context(Rebalances::new(|| {}))?;
+    // Eager rebalancing: a revocation takes every partition, which is what the loop assumes.
+    let consumer: StreamConsumer<Rebalances> = reader_config(&config.kafka, "notify", &notify.group_id)
+        .set("partition.assignment.strategy", "range")
+        .create_with_context(Rebalances::new(|| {}))?;
     consumer.subscribe(&[&config.topics.routing])?;
     let deliverer = Deliverer::new(notify)?;
     let (finished, mut finishes) = mpsc::unbounded_channel();
     let mut notifier = Notifier {
         config,
-        lanes: Lanes::new(notify.concurrency, deliverer.budgets()),
+        lanes: Lanes::new(notify.concurrency, deliverer.budgets(), now_ms()),
         deliverer: Arc::new(deliverer),
         decoder: Decoder::new(registry),
         producer,
@@ -124,6 +127,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         committed: HashMap::new(),
         generation: 0,
         finished,
+        tasks: tokio::task::JoinSet::new(),
         in_flight: 0,
         acks: FuturesUnordered::new(),
         paused: false,
@@ -160,6 +164,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
             Wake::Message(None) | Wake::Timer => {}
         }
         notifier.start_ready();
+        while let Some(ended) = notifier.tasks.try_join_next() {
+            // Only an aborted attempt ends without reporting; a panic is a bug to surface.
+            if let Err(e) = ended {
+                anyhow::ensure!(e.is_cancelled(), "a delivery attempt panicked: {e}");
+            }
+        }
         notifier.commit(false).await?;
         notifier.pause_when_full()?;
     }
@@ -214,7 +224,9 @@ struct Notifier<'a> {
     /// Bumped when partitions are revoked: what was started before is not this notifier's any more.
     generation: u64,
     finished: mpsc::UnboundedSender<Finished>,
-    /// Attempts running.
+    /// Attempts running, aborted on revocation: the partitions' next owner (maybe this
+    /// notifier again) starts them over, and a stale attempt must not overtake a newer one.
+    tasks: tokio::task::JoinSet<()>,
     in_flight: usize,
     /// Records of ended jobs, until Kafka acknowledges them.
     acks: FuturesUnordered<BoxFuture<'static, anyhow::Result<Acked>>>,
@@ -231,12 +243,12 @@ impl Notifier<'_> {
             match event {
                 Rebalanced::Revoked => {
                     self.generation += 1;
+                    self.tasks.abort_all();
+                    self.in_flight = 0;
                     self.lanes.clear();
                     self.partitions.clear();
                     self.committed.clear();
                     self.acks.clear();
-                    // A fresh assignment starts unpaused.
-                    self.paused = false;
                 }
                 Rebalanced::Assigned(partitions) => {
                     let committed = self.committed_offsets(&partitions)?;
@@ -254,12 +266,16 @@ impl Notifier<'_> {
                             pending = state.pending.len() + pages.len(),
                             "partition assigned, delivery log, timers and pending deliveries restored"
                         );
-                        let now = now_ms();
-                        pages.into_iter().for_each(|page| self.lanes.push(page, now));
-                        self.send_state(partition, stale, None);
+                        pages.into_iter().for_each(|page| self.lanes.push(page));
+                        let tombstones = self.send_state(partition, stale);
+                        self.expect_acks(partition, None, tombstones);
                         self.partitions.insert(partition, state);
                         self.committed.insert(partition, from);
                     }
+                    // librdkafka keeps a pause across a reassignment: start reading again, and
+                    // let the loop pause anew if the queues are still full.
+                    self.consumer.resume(&self.consumer.assignment()?)?;
+                    self.paused = false;
                 }
             }
         }
@@ -315,7 +331,7 @@ impl Notifier<'_> {
         let now = now_ms();
         state.plan_event(&self.config.notify, partition, event, offset, now, &mut plan);
         DuplicatesSkipped { count: plan.skipped }.emit();
-        plan.jobs.into_iter().for_each(|job| self.lanes.push(job, now));
+        plan.jobs.into_iter().for_each(|job| self.lanes.push(job));
         Ok(())
     }
 
@@ -340,7 +356,7 @@ impl Notifier<'_> {
         for result in futures::future::join_all(sent).await {
             result?;
         }
-        jobs.into_iter().for_each(|job| self.lanes.push(job, now));
+        jobs.into_iter().for_each(|job| self.lanes.push(job));
         Ok(())
     }
 
@@ -355,7 +371,7 @@ impl Notifier<'_> {
                 self.partitions.get(&queued.job.partition).and_then(|s| s.thread(&queued.job)).map(str::to_string);
             let (deliverer, finished, generation) = (self.deliverer.clone(), self.finished.clone(), self.generation);
             self.in_flight += 1;
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let job = &queued.job;
                 let notice =
                     Notice { key: &job.key, event: &job.event, message: &job.message, thread: thread.as_deref() };
@@ -369,11 +385,11 @@ impl Notifier<'_> {
     /// An attempt ended: the job is retried later (its pending record keeps the schedule), or it
     /// ended and its log, dead-letter and state records are produced.
     fn finish(&mut self, finished: Finished) {
-        self.in_flight -= 1;
         let Finished { generation, mut queued, attempt, outcome, at } = finished;
         if generation != self.generation {
             return;
         }
+        self.in_flight -= 1;
         let topics = &self.config.topics;
         let partition = queued.job.partition;
         let state = self.partitions.get_mut(&partition).expect("jobs come from assigned partitions");
@@ -390,7 +406,7 @@ impl Notifier<'_> {
                 queued.not_before = at + after.as_millis() as i64;
                 let record = state.pending_record(&queued);
                 self.lanes.retry(queued);
-                self.send_state(partition, vec![record], None);
+                sent.extend(self.send_state(partition, vec![record]));
                 self.expect_acks(partition, None, sent);
                 return;
             }
@@ -411,19 +427,18 @@ impl Notifier<'_> {
         let records = state.finished(job, receipt.as_ref());
         self.lanes.finished(job);
         let offset = (job.kind == JobKind::Event).then_some(job.routing_offset);
-        self.send_state(partition, records, None);
+        // The thread and pending records too: the event's offset is done only once they are in.
+        sent.extend(self.send_state(partition, records));
         self.expect_acks(partition, offset, sent);
     }
 
-    /// Produces state records to the partition's state topic; their acknowledgement is awaited
-    /// with the job's other records, or on their own.
-    fn send_state(&mut self, partition: i32, records: Vec<StateRecord>, offset: Option<i64>) {
+    /// Produces state records to the partition's state topic.
+    fn send_state(&self, partition: i32, records: Vec<StateRecord>) -> Vec<BoxFuture<'static, anyhow::Result<()>>> {
         let topic = &self.config.topics.notify_state;
-        let sent = records
+        records
             .into_iter()
             .map(|(key, value)| send_bytes(&self.producer, topic, &key, Some(partition), value))
-            .collect();
-        self.expect_acks(partition, offset, sent);
+            .collect()
     }
 
     /// Waits for `sent` in the background; then, if `offset` is given, one of that routing
@@ -474,7 +489,12 @@ impl Notifier<'_> {
         for result in futures::future::join_all(sent).await {
             result?;
         }
-        self.consumer.commit(&list, CommitMode::Sync)?;
+        // A commit refused during a rebalance is not fatal: what is done is committed at the next
+        // interval, or read again by the partition's next owner and skipped by the delivery log.
+        if let Err(e) = self.consumer.commit(&list, CommitMode::Sync) {
+            tracing::warn!(error = %e, "commit failed; retried at the next interval");
+            return Ok(());
+        }
         for element in list.elements() {
             if let (Offset::Offset(offset), Some(state)) =
                 (element.offset(), self.partitions.get_mut(&element.partition()))
@@ -511,9 +531,16 @@ impl Notifier<'_> {
     async fn drain(&mut self, finishes: &mut mpsc::UnboundedReceiver<Finished>) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + self.config.notify.timeout() + Duration::from_secs(1);
         while self.in_flight > 0 {
-            match tokio::time::timeout_at(deadline, finishes.recv()).await {
-                Ok(Some(finished)) => self.finish(finished),
-                _ => break,
+            // Still polling (records are dropped, read again after the restart), so that the
+            // group keeps this member until its last commit.
+            let finished = tokio::select! {
+                finished = finishes.recv() => finished,
+                _ = self.consumer.recv() => continue,
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            match finished {
+                Some(finished) => self.finish(finished),
+                None => break,
             }
         }
         while let Some(acked) = self.acks.next().await {
@@ -545,27 +572,28 @@ fn send_bytes(
     value: Option<Vec<u8>>,
 ) -> BoxFuture<'static, anyhow::Result<()>> {
     let failed = |topic: &str, e: &dyn std::fmt::Display| anyhow::anyhow!("producing to {topic}: {e}");
-    match producer.send_result(record(topic, key, partition, &value)) {
-        Ok(delivery) => {
-            let topic = topic.to_string();
-            Box::pin(async move {
-                match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(failed(&topic, &e)),
-                    Err(e) => Err(failed(&topic, &e)),
-                }
-            })
+    let delivery = loop {
+        match producer.send_result(record(topic, key, partition, &value)) {
+            Ok(delivery) => break delivery,
+            // The producer's queue is full: wait here for room rather than hand the record over
+            // later, out of order. Rare (100,000 records in flight), and short.
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err((e, _)) => {
+                let e = failed(topic, &e);
+                return Box::pin(async move { Err(e) });
+            }
         }
-        // The producer's queue is full: wait for room (the order may suffer, nothing is lost).
-        Err((e, _)) => {
-            tracing::warn!(error = %e, topic, "producer queue full; waiting for room");
-            let (producer, topic, key) = (producer.clone(), topic.to_string(), key.to_string());
-            Box::pin(async move {
-                let sent = producer.send(record(&topic, &key, partition, &value), Duration::from_secs(30)).await;
-                sent.map(|_| ()).map_err(|(e, _)| failed(&topic, &e))
-            })
+    };
+    let topic = topic.to_string();
+    Box::pin(async move {
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(failed(&topic, &e)),
+            Err(e) => Err(failed(&topic, &e)),
         }
-    }
+    })
 }
 
 fn record<'a>(

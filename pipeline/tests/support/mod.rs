@@ -11,6 +11,7 @@ use std::{
 };
 
 pub mod fake_peers;
+pub mod ingest;
 
 use quench_pipeline::config::{isolated_env, quench_command, Config};
 use quench_schemas::{Alert, AlertStatus, Decoder, Registry};
@@ -196,15 +197,20 @@ impl PrivateServer {
 
     /// `up` or `down`.
     pub fn stack(&self, action: &str) {
+        self.stack_on(action, self.service);
+    }
+
+    /// `up`, `down` or `kill` one of the instance's services (`kafka2`: one node of a cluster).
+    pub fn stack_on(&self, action: &str, service: &str) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
         let status = Command::new(script)
-            .args([action, self.service])
+            .args([action, service])
             .env("QUENCH_STACK_INSTANCE", &self.instance)
             .envs(self.ports.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .envs(self.env.iter().cloned())
             .status()
             .unwrap();
-        assert!(status.success(), "stack {action} {} failed", self.service);
+        assert!(status.success(), "stack {action} {service} failed");
     }
 }
 
