@@ -22,6 +22,7 @@ pub mod logging;
 pub mod notify;
 pub mod preflight;
 pub mod reload;
+pub mod rules;
 pub mod signals;
 pub mod sink;
 pub mod worker;

@@ -13,7 +13,7 @@ use quench_pipeline::{
     http, ingest, init, logging,
     preflight::{self, Needs},
     reload::RulesSource,
-    signals, sink, worker,
+    rules, signals, sink, worker,
 };
 
 /// Quench turns a firehose of alerts into a few classified, routed incidents, on Kafka and ClickHouse.
@@ -60,6 +60,17 @@ enum Command {
     /// Measure Quench's parts on labelled data
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Check a rules file, or show where a label set goes, offline (no Kafka, registry or ClickHouse)
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Check a rules file (Alertmanager YAML or Quench TOML); exit non-zero naming the line or key
+    Check(rules::CheckArgs),
+    /// Print the receivers an alert with these labels is routed to, as `amtool config routes test` does
+    Test(rules::TestArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +161,12 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             );
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
+        Command::Rules(RulesCommand::Check(args)) => rules::check(&args)?,
+        Command::Rules(RulesCommand::Test(args)) => {
+            if !rules::test(&args, config.worker.rules.as_ref())? {
+                std::process::exit(1);
+            }
+        }
         Command::Demo(args) => {
             preflight::check(config, Needs::ALL).await?;
             demo::run(config, load_rules(&config.worker)?, &args).await?;
@@ -159,6 +176,10 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
 }
 
 fn load_rules(worker: &WorkerConfig) -> anyhow::Result<(RulesSource, RouteTree)> {
-    RulesSource::load(worker.rules.clone())
-        .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))
+    let loaded = RulesSource::load(worker.rules.clone())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))?;
+    for note in &loaded.1.notes {
+        tracing::warn!(rules = ?worker.rules, "{note}");
+    }
+    Ok(loaded)
 }

@@ -26,7 +26,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "w" => 604_800_000,
-            unit => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s, m, h, d or w)")),
+            "y" => 31_536_000_000,
+            unit => return Err(format!("`{text}`: unknown unit `{unit}` (use ms, s, m, h, d, w or y)")),
         };
         total += Duration::from_millis(number.saturating_mul(millis));
         rest = &rest[unit_len..];

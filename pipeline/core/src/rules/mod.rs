@@ -1,7 +1,9 @@
 //! Windowing rules: the route tree that SREs tune, as in Alertmanager. Each alert goes down the
 //! tree of label matchers; the routes it lands on decide its group (and so its incident) and the
-//! timings of that group. The rules file is TOML (the shell reloads it without a restart).
+//! timings of that group. The rules file is an Alertmanager configuration (`.yml`) or Quench's
+//! TOML, one route model for both (the shell reloads it without a restart).
 
+mod alertmanager;
 pub mod duration;
 mod matcher;
 mod route;

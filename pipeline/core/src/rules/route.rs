@@ -58,6 +58,9 @@ pub struct Route {
     matchers: Vec<Matcher>,
     pub group_by: GroupBy,
     pub timing: Timing,
+    /// The receiver notified for this route's groups (inherited; Alertmanager files name one on
+    /// every route, Quench's TOML may name none).
+    pub receiver: Option<String>,
     continue_matching: bool,
     children: Vec<Route>,
 }
@@ -96,6 +99,19 @@ impl Route {
         true
     }
 
+    /// The routes below this one, in order.
+    pub fn children(&self) -> &[Route] {
+        &self.children
+    }
+
+    /// The alert's group key as Alertmanager writes it: the route's key, then the group labels
+    /// (`{}/{env="prod"}:{alertname="X", cluster="c"}`).
+    pub fn alertmanager_group_key(&self, labels: &BTreeMap<String, String>) -> String {
+        let (_, group_labels) = self.group_key("", labels);
+        let pairs: Vec<String> = group_labels.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+        format!("{}:{{{}}}", self.id, pairs.join(", "))
+    }
+
     /// The group key of an alert on this route, and the labels that define the group. A
     /// `group_by` label the alert lacks is left out, as in Alertmanager: such alerts group
     /// together by the labels they have.
@@ -121,27 +137,44 @@ impl Route {
 #[derive(Debug, Clone)]
 pub struct RouteTree {
     pub root: Route,
+    /// What the file holds that the pipeline reads but does not apply yet, to say at start-up
+    /// and in `quench rules check`.
+    pub notes: Vec<String>,
 }
 
 impl RouteTree {
+    /// Loads a rules file: an Alertmanager configuration (`.yml`, `.yaml`) as it is, or
+    /// Quench's TOML route tree (the same route model, in TOML).
     pub fn load(path: &Path) -> Result<Self, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
+        let parsed = if yaml { super::alertmanager::parse(&text) } else { Self::parse(&text) };
+        parsed.map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Parses Quench's TOML route tree.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        Self::from_spec(file.route, &Inherited::default(), &|_| true)
+    }
+
+    /// Builds the tree from its root's spec, with the root's defaults; `known` says whether a
+    /// receiver name is defined.
+    pub(super) fn from_spec(
+        root: RouteSpec,
+        defaults: &Inherited,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, String> {
         // Alertmanager refuses both: the root takes every alert, and nothing comes after it.
-        let root = &file.route;
         if !root.matchers.is_empty() || !root.match_equal.is_empty() || !root.match_re.is_empty() {
             return Err("the root route must not have matchers: it takes every alert".into());
         }
         if root.continue_matching {
             return Err("the root route cannot have continue".into());
         }
-        let root = build(file.route, "0", None, &Inherited::default())?;
-        Ok(Self { root })
+        let root = build(root, "0", None, defaults, known)?;
+        Ok(Self { root, notes: Vec::new() })
     }
 
     /// The route with this id, if the tree has it.
@@ -219,7 +252,8 @@ struct RulesFile {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RouteSpec {
+pub(super) struct RouteSpec {
+    pub(super) receiver: Option<String>,
     matchers: Vec<String>,
     /// Alertmanager's legacy forms: equality and (anchored) regex per label.
     #[serde(rename = "match")]
@@ -238,20 +272,25 @@ struct RouteSpec {
     max_incident_age: Option<Duration>,
     #[serde(rename = "continue")]
     continue_matching: bool,
-    routes: Vec<RouteSpec>,
+    /// Names of time intervals (Alertmanager's): read and checked against the file's intervals.
+    pub(super) mute_time_intervals: Vec<String>,
+    pub(super) active_time_intervals: Vec<String>,
+    pub(super) routes: Vec<RouteSpec>,
 }
 
 /// What a child takes from its parent unless it says otherwise.
-struct Inherited {
-    group_by: GroupBy,
-    timing: Timing,
+pub(super) struct Inherited {
+    pub(super) group_by: GroupBy,
+    pub(super) timing: Timing,
+    pub(super) receiver: Option<String>,
 }
 
 impl Default for Inherited {
     fn default() -> Self {
         // Alertmanager's default (no group_by) puts every alert of a route into one group; for
-        // incidents, one per alert name is the useful starting point.
-        Self { group_by: GroupBy::Labels(vec!["alertname".into()]), timing: Timing::default() }
+        // incidents in Quench's own TOML, one per alert name is the useful starting point.
+        // Alertmanager files keep Alertmanager's default.
+        Self { group_by: GroupBy::Labels(vec!["alertname".into()]), timing: Timing::default(), receiver: None }
     }
 }
 
@@ -282,6 +321,7 @@ fn build(
     position: &str,
     child: Option<(String, Vec<Matcher>)>,
     parent: &Inherited,
+    known: &dyn Fn(&str) -> bool,
 ) -> Result<Route, String> {
     let (id, matchers) = match child {
         Some(child) => child,
@@ -329,7 +369,11 @@ fn build(
     if timing.max_incident_age < timing.group_interval {
         return Err(format!("route {position}: max_incident_age must be at least group_interval"));
     }
-    let inherited = Inherited { group_by: group_by.clone(), timing };
+    let receiver = spec.receiver.or_else(|| parent.receiver.clone());
+    if let Some(name) = receiver.as_deref().filter(|name| !known(name)) {
+        return Err(format!("route {position}: receiver `{name}` is not defined under receivers"));
+    }
+    let inherited = Inherited { group_by: group_by.clone(), timing, receiver: receiver.clone() };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut children = Vec::with_capacity(spec.routes.len());
     for (i, child) in spec.routes.into_iter().enumerate() {
@@ -341,9 +385,9 @@ fn build(
         if *twins > 1 {
             child_id.push_str(&format!("~{twins}"));
         }
-        children.push(build(child, &position, Some((child_id, matchers)), &inherited)?);
+        children.push(build(child, &position, Some((child_id, matchers)), &inherited, known)?);
     }
-    Ok(Route { id, matchers, group_by, timing, continue_matching: spec.continue_matching, children })
+    Ok(Route { id, matchers, group_by, timing, receiver, continue_matching: spec.continue_matching, children })
 }
 
 #[cfg(test)]

@@ -1,0 +1,193 @@
+//! Alertmanager's configuration file (`alertmanager.yml`), read as it is into Quench's one route
+//! model: the route tree with its receivers, `global.resolve_timeout`, and Alertmanager's
+//! defaults (a route without `group_by` puts all its alerts in one group). Receivers, inhibition
+//! rules, time intervals and templates are read and checked (names defined once, routes naming
+//! only defined receivers and intervals); what of them the pipeline does not apply yet is listed
+//! in [`RouteTree::notes`](super::RouteTree) so that `quench rules check` and start-up say so.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use serde::Deserialize;
+
+use super::{
+    duration,
+    route::{GroupBy, Inherited, RouteSpec, RouteTree},
+    Timing,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    global: Global,
+    route: RouteSpec,
+    #[serde(default)]
+    receivers: Vec<Named>,
+    #[serde(default)]
+    inhibit_rules: Vec<serde_yaml::Value>,
+    #[serde(default)]
+    time_intervals: Vec<Named>,
+    #[serde(default)]
+    mute_time_intervals: Vec<Named>,
+    #[serde(default)]
+    templates: Vec<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct Global {
+    #[serde(default, deserialize_with = "duration::optional")]
+    resolve_timeout: Option<Duration>,
+    /// `smtp_*`, `slack_api_url`, `pagerduty_url`, …: defaults of the receivers' settings.
+    #[serde(flatten)]
+    _receiver_defaults: serde_yaml::Mapping,
+}
+
+/// A receiver or a time interval: its name, and its settings.
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+    #[serde(flatten)]
+    _settings: serde_yaml::Mapping,
+}
+
+/// Parses an Alertmanager configuration into the route tree.
+pub fn parse(text: &str) -> Result<RouteTree, String> {
+    let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let receivers = unique("receivers", &file.receivers)?;
+    let intervals = unique("time_intervals", file.time_intervals.iter().chain(&file.mute_time_intervals))?;
+    if file.route.receiver.is_none() {
+        return Err("route: the root route must name a receiver".into());
+    }
+    check_intervals(&file.route, "0", &intervals)?;
+    let defaults = Inherited {
+        group_by: GroupBy::Labels(Vec::new()),
+        timing: Timing {
+            resolve_timeout: file.global.resolve_timeout.unwrap_or(Duration::from_secs(300)),
+            ..Timing::default()
+        },
+        receiver: None,
+    };
+    let mut tree = RouteTree::from_spec(file.route, &defaults, &|name| receivers.contains(name))?;
+    if !file.inhibit_rules.is_empty() {
+        tree.notes.push(format!("{} inhibit_rules read; inhibition is not applied yet", file.inhibit_rules.len()));
+    }
+    if !intervals.is_empty() {
+        tree.notes.push("time intervals read; mute and active intervals are not applied yet".into());
+    }
+    if !file.templates.is_empty() {
+        tree.notes.push("templates are Go templates, which Quench does not execute: its own messages are sent".into());
+    }
+    Ok(tree)
+}
+
+fn unique<'a>(key: &str, named: impl IntoIterator<Item = &'a Named>) -> Result<BTreeSet<String>, String> {
+    let mut names = BTreeSet::new();
+    for item in named {
+        if !names.insert(item.name.clone()) {
+            return Err(format!("{key}: `{}` is defined twice", item.name));
+        }
+    }
+    Ok(names)
+}
+
+fn check_intervals(route: &RouteSpec, position: &str, intervals: &BTreeSet<String>) -> Result<(), String> {
+    for name in route.mute_time_intervals.iter().chain(&route.active_time_intervals) {
+        if !intervals.contains(name) {
+            return Err(format!("route {position}: time interval `{name}` is not defined"));
+        }
+    }
+    for (i, child) in route.routes.iter().enumerate() {
+        check_intervals(child, &format!("{position}.{i}"), intervals)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const FILE: &str = r#"
+global:
+  resolve_timeout: 2m
+  smtp_smarthost: mail.example.org:587
+route:
+  receiver: default
+  group_by: [alertname, cluster]
+  routes:
+    - matchers: ['team="dba"', 'env=~"prod|staging"']
+      receiver: dba
+      group_wait: 10s
+      continue: true
+    - match: {service: api}
+      match_re: {severity: "critical|page"}
+      receiver: api-pager
+      mute_time_intervals: [weekends]
+      group_by: ['...']
+receivers:
+  - name: default
+  - name: dba
+    email_configs: [{to: dba@example.org}]
+  - name: api-pager
+    pagerduty_configs: [{routing_key: x}]
+time_intervals:
+  - name: weekends
+    time_intervals: [{weekdays: [saturday, sunday]}]
+inhibit_rules:
+  - source_matchers: [severity="critical"]
+    target_matchers: [severity="warning"]
+    equal: [cluster]
+"#;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn receivers(tree: &RouteTree, pairs: &[(&str, &str)]) -> Vec<String> {
+        tree.routes_for(&labels(pairs)).iter().map(|r| r.receiver.clone().unwrap()).collect()
+    }
+
+    #[test]
+    fn an_alertmanager_file_routes_to_its_receivers_with_its_defaults() {
+        let tree = parse(FILE).unwrap();
+        assert_eq!(
+            receivers(&tree, &[("team", "dba"), ("env", "prod"), ("service", "api"), ("severity", "page")]),
+            ["dba", "api-pager"]
+        );
+        assert_eq!(receivers(&tree, &[("team", "dba"), ("env", "dev")]), ["default"]);
+        let dba = &tree.routes_for(&labels(&[("team", "dba"), ("env", "prod")]))[0];
+        assert_eq!(dba.timing.group_wait, Duration::from_secs(10));
+        assert_eq!(dba.timing.resolve_timeout, Duration::from_secs(120), "global.resolve_timeout");
+        assert_eq!(dba.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]), "inherited");
+        assert_eq!(tree.notes.len(), 2, "{:?}", tree.notes);
+    }
+
+    #[test]
+    fn without_group_by_a_route_is_one_group_as_in_alertmanager() {
+        let tree = parse("route: {receiver: r}\nreceivers: [{name: r}]\n").unwrap();
+        assert_eq!(tree.root.group_by, GroupBy::Labels(vec![]));
+        assert_eq!(tree.root.timing, Timing::default());
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_where_they_are() {
+        let cases = [
+            ("route: {receiver: nobody}\nreceivers: [{name: r}]\n", "receiver `nobody` is not defined"),
+            ("route: {}\nreceivers: [{name: r}]\n", "the root route must name a receiver"),
+            ("route: {receiver: r}\nreceivers: [{name: r}, {name: r}]\n", "`r` is defined twice"),
+            (
+                "route: {receiver: r, routes: [{mute_time_intervals: [never]}]}\nreceivers: [{name: r}]\n",
+                "route 0.0: time interval `never` is not defined",
+            ),
+            ("route: {receiver: r, group_wiat: 1m}\nreceivers: [{name: r}]\n", "unknown field `group_wiat`"),
+            ("route:\n  receiver: r\n  routes:\n    - matchers: ['a=\"b']\nreceivers: [{name: r}]\n", "route 0.0"),
+            ("route: {receiver: r}\nreceivers: [{name: r}]\nsilences: []\n", "unknown field `silences`"),
+            ("route: {receiver: r, group_wait: soon}\nreceivers: [{name: r}]\n", "line 1"),
+        ];
+        for (file, expected) in cases {
+            let e = parse(file).unwrap_err();
+            assert!(e.contains(expected), "{file}: {e}");
+        }
+    }
+}
