@@ -376,18 +376,20 @@ async fn a_dead_target_and_a_throttled_slack_hold_up_only_their_own_deliveries_a
     let api = format!("127.0.0.1:{}", port(3));
     run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, 1.0));
     run.set("QUENCH_NOTIFY__TIMEOUT_MS", "1000");
-    // One attempt at a time per target: the dead webhook's five incidents take 15 timeouts.
+    // One attempt at a time per target: the dead webhook's five incidents take 15 timeouts; two
+    // more find its queue full and are dead-lettered at once.
     run.set("QUENCH_NOTIFY__CONCURRENCY", "1");
+    run.set("QUENCH_NOTIFY__MAX_QUEUED_PER_TARGET", "5");
     // Shortened, so that a notifier that stopped polling while deliveries wait would be evicted.
     run.set("QUENCH_KAFKA__PROPERTIES__max.poll.interval.ms", "6000");
     run.set("QUENCH_KAFKA__PROPERTIES__session.timeout.ms", "6000");
     // Assignments are logged at info.
     run.set("QUENCH_LOG__LEVEL", "info");
-    // One partition, in this order: five incidents for the dead webhook, three for Slack (whose
+    // One partition, in this order: seven incidents for the dead webhook, three for Slack (whose
     // first three requests get 429 + Retry-After), then one for PagerDuty.
-    let mut events: Vec<RoutingEvent> = (0..5).map(|i| event(i, "webhook", "dead")).collect();
-    events.extend((5..8).map(|i| event(i, "slack", "ops")));
-    events.push(event(8, "pagerduty", "db"));
+    let mut events: Vec<RoutingEvent> = (0..7).map(|i| event(i, "webhook", "dead")).collect();
+    events.extend((7..10).map(|i| event(i, "slack", "ops")));
+    events.push(event(10, "pagerduty", "db"));
     publish(&run, &events, Some(0)).await;
 
     let log = dir.join("notify.log");
@@ -407,7 +409,7 @@ async fn a_dead_target_and_a_throttled_slack_hold_up_only_their_own_deliveries_a
     let at_restart = peers.of("webhook/dead").len();
     assert!(at_restart < 15, "restarted mid-run: {at_restart} of 15 attempts made");
     let mut notifier = run.start_logged("notify", &log);
-    let dlq = read_until(&run.consumer(&run.config.topics.notifications_dlq), |seen| seen.len() >= 5);
+    let dlq = read_until(&run.consumer(&run.config.topics.notifications_dlq), |seen| seen.len() >= 7);
     tokio::time::sleep(Duration::from_secs(2)).await;
     support::sigterm(&notifier);
     assert!(notifier.wait().unwrap().success());
@@ -427,8 +429,10 @@ async fn a_dead_target_and_a_throttled_slack_hold_up_only_their_own_deliveries_a
             serde_json::from_slice::<serde_json::Value>(v).unwrap()["reason"].as_str().unwrap().to_string()
         })
         .collect();
-    assert_eq!(dlq.len(), 5, "{reasons:?}");
-    assert!(reasons.iter().all(|r| r.contains("timed out") && r.contains("attempt 3 of 3")), "{reasons:?}");
+    assert_eq!(dlq.len(), 7, "{reasons:?}");
+    let timed_out = reasons.iter().filter(|r| r.contains("timed out") && r.contains("attempt 3 of 3")).count();
+    let refused = reasons.iter().filter(|r| r.contains("max_queued_per_target")).count();
+    assert_eq!((timed_out, refused), (5, 2), "{reasons:?}");
     let mut slack: Vec<String> = peers.of("slack").into_iter().map(|r| r.key).collect();
     slack.sort();
     slack.dedup();

@@ -42,6 +42,10 @@ macro_rules! notify_config {
             /// Deliveries queued or in flight, across targets, beyond which the notifier stops
             /// reading routing events (pauses its partitions, still polling) until they drain.
             pub max_queued: usize,
+            /// Deliveries queued or in flight for one target beyond which its new deliveries fail
+            /// at once (dead letter with the reason), so that one dead receiver cannot fill the
+            /// queues and pause reading for all.
+            pub max_queued_per_target: usize,
             /// How often escalation timers are checked.
             pub tick_ms: u64,
             /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
@@ -65,6 +69,7 @@ macro_rules! notify_config {
                     timeout_ms: 10_000,
                     concurrency: 32,
                     max_queued: 10_000,
+                    max_queued_per_target: 2_000,
                     tick_ms: 1_000,
                     incident_url: String::new(),
                     templates: Templates::default(),
@@ -149,6 +154,7 @@ impl NotifyConfig {
             ("timeout_ms", self.timeout_ms),
             ("concurrency", self.concurrency as u64),
             ("max_queued", self.max_queued as u64),
+            ("max_queued_per_target", self.max_queued_per_target as u64),
             ("tick_ms", self.tick_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {

@@ -61,6 +61,13 @@ impl Lanes {
         self.len == 0
     }
 
+    /// Jobs queued or in flight on `target`.
+    pub fn queued_on(&self, target: &str) -> usize {
+        self.lanes
+            .get(target)
+            .map_or(0, |lane| lane.busy.len() + lane.incidents.values().map(VecDeque::len).sum::<usize>())
+    }
+
     /// Queues a job at the back of its incident's queue on its target.
     pub fn push(&mut self, queued: Queued) {
         self.len += 1;
@@ -233,6 +240,7 @@ mod tests {
         let (started, _) = lanes.start(0);
         assert_eq!(keys(&started), ["c/3|pagerduty:db"], "the dead target's slot is taken; PagerDuty's is not");
         assert_eq!(lanes.len(), 3);
+        assert_eq!((lanes.queued_on("webhook:dead"), lanes.queued_on("pagerduty:db"), lanes.queued_on("x")), (2, 1, 0));
     }
 
     #[test]

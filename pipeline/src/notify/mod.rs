@@ -266,11 +266,11 @@ impl Notifier<'_> {
                             pending = state.pending.len() + pages.len(),
                             "partition assigned, delivery log, timers and pending deliveries restored"
                         );
-                        pages.into_iter().for_each(|page| self.lanes.push(page));
                         let tombstones = self.send_state(partition, stale);
                         self.expect_acks(partition, None, tombstones);
                         self.partitions.insert(partition, state);
                         self.committed.insert(partition, from);
+                        self.queue(pages);
                     }
                     // librdkafka keeps a pause across a reassignment: start reading again, and
                     // let the loop pause anew if the queues are still full.
@@ -331,7 +331,7 @@ impl Notifier<'_> {
         let now = now_ms();
         state.plan_event(&self.config.notify, partition, event, offset, now, &mut plan);
         DuplicatesSkipped { count: plan.skipped }.emit();
-        plan.jobs.into_iter().for_each(|job| self.lanes.push(job));
+        self.queue(plan.jobs);
         Ok(())
     }
 
@@ -356,7 +356,7 @@ impl Notifier<'_> {
         for result in futures::future::join_all(sent).await {
             result?;
         }
-        jobs.into_iter().for_each(|job| self.lanes.push(job));
+        self.queue(jobs);
         Ok(())
     }
 
@@ -392,8 +392,7 @@ impl Notifier<'_> {
         self.in_flight -= 1;
         let topics = &self.config.topics;
         let partition = queued.job.partition;
-        let state = self.partitions.get_mut(&partition).expect("jobs come from assigned partitions");
-        let mut sent = vec![send_json(
+        let sent = vec![send_json(
             &self.producer,
             &topics.notifications,
             &queued.job.key,
@@ -404,8 +403,10 @@ impl Notifier<'_> {
             Outcome::Retry(after) => {
                 queued.attempt += 1;
                 queued.not_before = at + after.as_millis() as i64;
+                let state = self.partitions.get_mut(&partition).expect("jobs come from assigned partitions");
                 let record = state.pending_record(&queued);
                 self.lanes.retry(queued);
+                let mut sent = sent;
                 sent.extend(self.send_state(partition, vec![record]));
                 self.expect_acks(partition, None, sent);
                 return;
@@ -413,7 +414,22 @@ impl Notifier<'_> {
             Outcome::Delivered(receipt) => (Some(receipt), None),
             Outcome::Failed(reason) => (None, Some(reason)),
         };
-        let job = &queued.job;
+        self.lanes.finished(&queued.job);
+        self.end(&queued.job, receipt, failed, at, sent);
+    }
+
+    /// A job ended, delivered or failed for good: its dead letter, log and state records are
+    /// produced, and once they are in, its routing event's offset may be done.
+    fn end(
+        &mut self,
+        job: &quench_notify::planner::Job,
+        receipt: Option<quench_notify::channel::Receipt>,
+        failed: Option<String>,
+        at: i64,
+        mut sent: Vec<BoxFuture<'static, anyhow::Result<()>>>,
+    ) {
+        let topics = &self.config.topics;
+        let partition = job.partition;
         if let Some(reason) = &failed {
             let letter = job.dead_letter(reason, at);
             sent.push(send_json(&self.producer, &topics.notifications_dlq, &job.key, None, &letter));
@@ -424,12 +440,31 @@ impl Notifier<'_> {
             .emit();
         let delivered = job.logged(if failed.is_some() { "failed" } else { "delivered" }, at);
         sent.push(send_json(&self.producer, &topics.deliveries, &job.key, Some(partition), &delivered));
+        let state = self.partitions.get_mut(&partition).expect("jobs come from assigned partitions");
         let records = state.finished(job, receipt.as_ref());
-        self.lanes.finished(job);
         let offset = (job.kind == JobKind::Event).then_some(job.routing_offset);
         // The thread and pending records too: the event's offset is done only once they are in.
         sent.extend(self.send_state(partition, records));
         self.expect_acks(partition, offset, sent);
+    }
+
+    /// Queues jobs in their lanes; a job whose target already has `max_queued_per_target`
+    /// waiting fails at once (dead letter with the reason), so that one dead receiver cannot
+    /// fill the queues and pause reading for every other target.
+    fn queue(&mut self, jobs: Vec<Queued>) {
+        let cap = self.config.notify.max_queued_per_target;
+        for queued in jobs {
+            let waiting = self.lanes.queued_on(&queued.job.target);
+            if waiting < cap {
+                self.lanes.push(queued);
+                continue;
+            }
+            let reason = format!(
+                "{}: {waiting} deliveries already wait for this target (notify.max_queued_per_target); not queued",
+                queued.job.target
+            );
+            self.end(&queued.job, None, Some(reason), now_ms(), Vec::new());
+        }
     }
 
     /// Produces state records to the partition's state topic.
