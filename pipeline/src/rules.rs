@@ -97,6 +97,11 @@ fn print_route(route: &Route, labels: &BTreeMap<String, String>) {
     println!("  {}", route.id);
     println!("    receiver: {}", route.receiver.as_deref().unwrap_or("(none)"));
     println!("    group_by: {group_by}");
+    for (kind, names) in [("mute", &route.mute_time_intervals), ("active", &route.active_time_intervals)] {
+        if !names.is_empty() {
+            println!("    {kind}_time_intervals: [{}]", names.join(", "));
+        }
+    }
     println!(
         "    group_wait: {}  group_interval: {}  repeat_interval: {}  resolve_timeout: {}",
         human(t.group_wait),

@@ -140,7 +140,7 @@ impl Operator {
         let late = self.clock.observe(alert.received_at, wall);
         // Timers fire as event time passes them, before the alert is added: when a backlog is
         // replayed, each group is evaluated at its due time, not at the end of the backlog.
-        self.tick(wall);
+        self.tick(wall, rules);
         let placements = rules.place(alert, route);
         let opening = placements.iter().filter(|p| !self.windows.is_open(&p.key)).count();
         if opening > 0 && self.windows.open_groups() + opening > self.max_groups {
@@ -173,10 +173,11 @@ impl Operator {
     pub fn flush(
         &mut self,
         wall: Instant,
+        rules: &RouteTree,
         classifier: &dyn Classify,
         routing: &RoutingRules,
     ) -> anyhow::Result<Outputs> {
-        self.tick(wall);
+        self.tick(wall, rules);
         let flushed = std::mem::take(&mut self.flushed);
         let mut out = Outputs::default();
         if !flushed.is_empty() {
@@ -245,9 +246,9 @@ impl Operator {
         self.windows.open_fingerprints()
     }
 
-    fn tick(&mut self, wall: Instant) {
+    fn tick(&mut self, wall: Instant, rules: &RouteTree) {
         if let Some(watermark) = self.clock.watermark(wall) {
-            self.windows.tick(watermark, &mut self.flushed);
+            self.windows.tick(watermark, &mut self.flushed, &|route, at| rules.muted(route, at));
         }
     }
 

@@ -323,7 +323,7 @@ impl Worker {
         let mut outputs = Vec::new();
         let mut offsets = TopicPartitionList::new();
         for (partition, state) in &mut self.partitions {
-            outputs.push((*partition, state.operator.flush(started, &classifier, &self.routing_rules)?));
+            outputs.push((*partition, state.operator.flush(started, &self.rules, &classifier, &self.routing_rules)?));
             if let Some(offset) = state.next_offset.take() {
                 offsets.add_partition_offset(&self.input, *partition, Offset::Offset(offset))?;
             }

@@ -101,7 +101,7 @@ impl Harness {
     /// The consumer ran dry, then the wall clock reached event time `at`: flush.
     fn flush_at(&mut self, at: i64, classifier: &Fake) -> Outputs {
         self.operator.caught_up();
-        self.operator.flush(self.wall(at), classifier, &self.routing).unwrap()
+        self.operator.flush(self.wall(at), &self.rules, classifier, &self.routing).unwrap()
     }
 }
 
@@ -261,4 +261,26 @@ fn a_restored_operator_continues_the_groups_of_the_changelog() {
     let out = restored.flush_at(T0 + 31 * S, &classifier);
     assert_eq!(out.incidents[0].alert_count, 2, "the restored group kept its first alert");
     assert_eq!(out.routing.len(), 1, "and opens its incident once");
+}
+
+#[test]
+fn a_route_muted_by_a_time_interval_announces_nothing_until_the_interval_ends() {
+    let mut h = Harness::new();
+    // T0 is 16:00 UTC: the route is muted until 16:10.
+    h.rules = RouteTree::parse_alertmanager(
+        "global: {resolve_timeout: 1h}\nroute:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    \
+         - matchers: [alertname=\"PgDown\"]\n      mute_time_intervals: [maintenance]\nreceivers: [{name: r}]\n\
+         time_intervals:\n  - name: maintenance\n    time_intervals: [{times: [{start_time: '16:00', end_time: '16:10'}]}]\n",
+    )
+    .unwrap();
+    let classifier = Fake::new("local");
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    h.send(&alert("DiskFull", "db-1", T0)).unwrap();
+    let out = h.flush_at(T0 + 31 * S, &classifier);
+    let reasons = |out: &Outputs| out.routing.iter().map(|e| (e.title.clone(), e.reason)).collect::<Vec<_>>();
+    assert_eq!(reasons(&out), [("DiskFull".to_string(), RoutingReason::Opened)], "the other route is not muted");
+    let out = h.flush_at(T0 + 331 * S, &classifier);
+    assert!(out.routing.is_empty(), "16:05: still muted: {:?}", reasons(&out));
+    let out = h.flush_at(T0 + 631 * S, &classifier);
+    assert_eq!(reasons(&out), [("PgDown".to_string(), RoutingReason::Opened)], "announced once the mute ended");
 }

@@ -1,16 +1,21 @@
 //! Alertmanager's configuration file (`alertmanager.yml`), read as it is into Quench's one route
-//! model: the route tree with its receivers, `global.resolve_timeout`, and Alertmanager's
-//! defaults (a route without `group_by` puts all its alerts in one group). Receivers, inhibition
-//! rules, time intervals and templates are read and checked (names defined once, routes naming
-//! only defined receivers and intervals); what of them the pipeline does not apply yet is listed
-//! in [`RouteTree::notes`](super::RouteTree) so that `quench rules check` and start-up say so.
+//! model: the route tree with its receivers, `global.resolve_timeout`, Alertmanager's defaults
+//! (a route without `group_by` puts all its alerts in one group), and the time intervals that
+//! mute routes. Receivers, inhibition rules and templates are read and checked (names defined
+//! once, routes naming only defined receivers and intervals); what of them the pipeline does not
+//! apply yet is listed in [`RouteTree::notes`](super::RouteTree) so that `quench rules check`
+//! and start-up say so.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use serde::Deserialize;
 
 use super::{
     duration,
+    interval::{PartSpec, TimeInterval},
     route::{GroupBy, Inherited, RouteSpec, RouteTree},
     Timing,
 };
@@ -26,9 +31,10 @@ struct File {
     #[serde(default)]
     inhibit_rules: Vec<serde_yaml::Value>,
     #[serde(default)]
-    time_intervals: Vec<Named>,
+    time_intervals: Vec<Interval>,
+    /// The older name of `time_intervals`.
     #[serde(default)]
-    mute_time_intervals: Vec<Named>,
+    mute_time_intervals: Vec<Interval>,
     #[serde(default)]
     templates: Vec<String>,
 }
@@ -42,7 +48,7 @@ struct Global {
     _receiver_defaults: serde_yaml::Mapping,
 }
 
-/// A receiver or a time interval: its name, and its settings.
+/// A receiver: its name, and its settings.
 #[derive(Deserialize)]
 struct Named {
     name: String,
@@ -50,15 +56,28 @@ struct Named {
     _settings: serde_yaml::Mapping,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Interval {
+    name: String,
+    time_intervals: Vec<PartSpec>,
+}
+
 /// Parses an Alertmanager configuration into the route tree.
 pub fn parse(text: &str) -> Result<RouteTree, String> {
     let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
-    let receivers = unique("receivers", &file.receivers)?;
-    let intervals = unique("time_intervals", file.time_intervals.iter().chain(&file.mute_time_intervals))?;
+    let receivers = unique("receivers", file.receivers.iter().map(|r| &r.name))?;
+    let named = file.time_intervals.into_iter().chain(file.mute_time_intervals);
+    let mut intervals = BTreeMap::new();
+    for Interval { name, time_intervals } in named {
+        let interval = TimeInterval::parse(time_intervals).map_err(|e| format!("time interval `{name}`: {e}"))?;
+        if intervals.insert(name.clone(), interval).is_some() {
+            return Err(format!("time_intervals: `{name}` is defined twice"));
+        }
+    }
     if file.route.receiver.is_none() {
         return Err("route: the root route must name a receiver".into());
     }
-    check_intervals(&file.route, "0", &intervals)?;
     let defaults = Inherited {
         group_by: GroupBy::Labels(Vec::new()),
         timing: Timing {
@@ -67,12 +86,9 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
         },
         receiver: None,
     };
-    let mut tree = RouteTree::from_spec(file.route, &defaults, &|name| receivers.contains(name))?;
+    let mut tree = RouteTree::from_spec(file.route, &defaults, &|name| receivers.contains(name), intervals)?;
     if !file.inhibit_rules.is_empty() {
         tree.notes.push(format!("{} inhibit_rules read; inhibition is not applied yet", file.inhibit_rules.len()));
-    }
-    if !intervals.is_empty() {
-        tree.notes.push("time intervals read; mute and active intervals are not applied yet".into());
     }
     if !file.templates.is_empty() {
         tree.notes.push("templates are Go templates, which Quench does not execute: its own messages are sent".into());
@@ -80,26 +96,14 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
     Ok(tree)
 }
 
-fn unique<'a>(key: &str, named: impl IntoIterator<Item = &'a Named>) -> Result<BTreeSet<String>, String> {
-    let mut names = BTreeSet::new();
-    for item in named {
-        if !names.insert(item.name.clone()) {
-            return Err(format!("{key}: `{}` is defined twice", item.name));
+fn unique<'a>(key: &str, names: impl IntoIterator<Item = &'a String>) -> Result<BTreeSet<String>, String> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name.clone()) {
+            return Err(format!("{key}: `{name}` is defined twice"));
         }
     }
-    Ok(names)
-}
-
-fn check_intervals(route: &RouteSpec, position: &str, intervals: &BTreeSet<String>) -> Result<(), String> {
-    for name in route.mute_time_intervals.iter().chain(&route.active_time_intervals) {
-        if !intervals.contains(name) {
-            return Err(format!("route {position}: time interval `{name}` is not defined"));
-        }
-    }
-    for (i, child) in route.routes.iter().enumerate() {
-        check_intervals(child, &format!("{position}.{i}"), intervals)?;
-    }
-    Ok(())
+    Ok(seen)
 }
 
 #[cfg(test)]
@@ -160,7 +164,12 @@ inhibit_rules:
         assert_eq!(dba.timing.group_wait, Duration::from_secs(10));
         assert_eq!(dba.timing.resolve_timeout, Duration::from_secs(120), "global.resolve_timeout");
         assert_eq!(dba.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]), "inherited");
-        assert_eq!(tree.notes.len(), 2, "{:?}", tree.notes);
+        assert_eq!(tree.notes.len(), 1, "inhibition is not applied yet: {:?}", tree.notes);
+        let api = &tree.routes_for(&labels(&[("service", "api"), ("severity", "page")]))[0];
+        assert_eq!(api.mute_time_intervals, ["weekends"]);
+        assert!(tree.muted(&api.id, 1_795_910_400_000), "Sunday 2026-11-29 is a weekend");
+        assert!(!tree.muted(&api.id, 1_795_996_800_000), "Monday 2026-11-30 is not");
+        assert!(!tree.muted(&tree.root.id, 1_795_910_400_000), "the root has no intervals");
     }
 
     #[test]

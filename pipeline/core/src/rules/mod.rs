@@ -5,8 +5,10 @@
 
 mod alertmanager;
 pub mod duration;
+mod interval;
 mod matcher;
 mod route;
 
+pub use interval::TimeInterval;
 pub use matcher::Matcher;
 pub use route::{GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

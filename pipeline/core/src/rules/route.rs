@@ -3,7 +3,7 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use quench_schemas::Alert;
 use serde::{Deserialize, Serialize};
 
-use super::{duration, matcher::Matcher};
+use super::{duration, interval::TimeInterval, matcher::Matcher};
 
 /// The timings of a route, with Alertmanager's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +61,10 @@ pub struct Route {
     /// The receiver notified for this route's groups (inherited; Alertmanager files name one on
     /// every route, Quench's TOML may name none).
     pub receiver: Option<String>,
+    /// Time intervals (by name) that mute this route, and outside of which it is muted; not
+    /// inherited, as in Alertmanager.
+    pub mute_time_intervals: Vec<String>,
+    pub active_time_intervals: Vec<String>,
     continue_matching: bool,
     children: Vec<Route>,
 }
@@ -137,6 +141,8 @@ impl Route {
 #[derive(Debug, Clone)]
 pub struct RouteTree {
     pub root: Route,
+    /// Named time intervals that routes mute or activate by.
+    pub intervals: BTreeMap<String, TimeInterval>,
     /// What the file holds that the pipeline reads but does not apply yet, to say at start-up
     /// and in `quench rules check`.
     pub notes: Vec<String>,
@@ -149,22 +155,28 @@ impl RouteTree {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
         let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
-        let parsed = if yaml { super::alertmanager::parse(&text) } else { Self::parse(&text) };
+        let parsed = if yaml { Self::parse_alertmanager(&text) } else { Self::parse(&text) };
         parsed.map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses an Alertmanager configuration file's text.
+    pub fn parse_alertmanager(text: &str) -> Result<Self, String> {
+        super::alertmanager::parse(text)
     }
 
     /// Parses Quench's TOML route tree.
     pub fn parse(text: &str) -> Result<Self, String> {
         let file: RulesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        Self::from_spec(file.route, &Inherited::default(), &|_| true)
+        Self::from_spec(file.route, &Inherited::default(), &|_| true, BTreeMap::new())
     }
 
     /// Builds the tree from its root's spec, with the root's defaults; `known` says whether a
-    /// receiver name is defined.
+    /// receiver name is defined; `intervals` are the time intervals routes may name.
     pub(super) fn from_spec(
         root: RouteSpec,
         defaults: &Inherited,
         known: &dyn Fn(&str) -> bool,
+        intervals: BTreeMap<String, TimeInterval>,
     ) -> Result<Self, String> {
         // Alertmanager refuses both: the root takes every alert, and nothing comes after it.
         if !root.matchers.is_empty() || !root.match_equal.is_empty() || !root.match_re.is_empty() {
@@ -173,8 +185,21 @@ impl RouteTree {
         if root.continue_matching {
             return Err("the root route cannot have continue".into());
         }
-        let root = build(root, "0", None, defaults, known)?;
-        Ok(Self { root, notes: Vec::new() })
+        if !root.mute_time_intervals.is_empty() || !root.active_time_intervals.is_empty() {
+            return Err("the root route cannot have mute or active time intervals".into());
+        }
+        let known_interval = |name: &str| intervals.contains_key(name);
+        let root = build(root, "0", None, defaults, &Known { receiver: known, interval: &known_interval })?;
+        Ok(Self { root, intervals, notes: Vec::new() })
+    }
+
+    /// Whether the route with this id is muted at `at` (epoch ms): inside one of its mute
+    /// intervals, or outside all of its active ones. A route a reload removed is not.
+    pub fn muted(&self, route: &str, at: i64) -> bool {
+        let Some(route) = self.route(route) else { return false };
+        let inside = |names: &[String]| names.iter().any(|n| self.intervals.get(n).is_some_and(|i| i.contains(at)));
+        inside(&route.mute_time_intervals)
+            || (!route.active_time_intervals.is_empty() && !inside(&route.active_time_intervals))
     }
 
     /// The route with this id, if the tree has it.
@@ -316,12 +341,18 @@ fn matcher_set(matchers: &[Matcher]) -> String {
 
 /// Builds the route at `position` (`0.2.1`, which errors name because a user finds a route by
 /// its place in the file); `child` is its parent's id and its own matchers, `None` for the root.
+/// Which names a file defines: receivers and time intervals.
+struct Known<'a> {
+    receiver: &'a dyn Fn(&str) -> bool,
+    interval: &'a dyn Fn(&str) -> bool,
+}
+
 fn build(
     spec: RouteSpec,
     position: &str,
     child: Option<(String, Vec<Matcher>)>,
     parent: &Inherited,
-    known: &dyn Fn(&str) -> bool,
+    known: &Known,
 ) -> Result<Route, String> {
     let (id, matchers) = match child {
         Some(child) => child,
@@ -370,8 +401,12 @@ fn build(
         return Err(format!("route {position}: max_incident_age must be at least group_interval"));
     }
     let receiver = spec.receiver.or_else(|| parent.receiver.clone());
-    if let Some(name) = receiver.as_deref().filter(|name| !known(name)) {
+    if let Some(name) = receiver.as_deref().filter(|name| !(known.receiver)(name)) {
         return Err(format!("route {position}: receiver `{name}` is not defined under receivers"));
+    }
+    let (mute_time_intervals, active_time_intervals) = (spec.mute_time_intervals, spec.active_time_intervals);
+    if let Some(name) = mute_time_intervals.iter().chain(&active_time_intervals).find(|n| !(known.interval)(n)) {
+        return Err(format!("route {position}: time interval `{name}` is not defined"));
     }
     let inherited = Inherited { group_by: group_by.clone(), timing, receiver: receiver.clone() };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -387,7 +422,17 @@ fn build(
         }
         children.push(build(child, &position, Some((child_id, matchers)), &inherited, known)?);
     }
-    Ok(Route { id, matchers, group_by, timing, receiver, continue_matching: spec.continue_matching, children })
+    Ok(Route {
+        id,
+        matchers,
+        group_by,
+        timing,
+        receiver,
+        mute_time_intervals,
+        active_time_intervals,
+        continue_matching: spec.continue_matching,
+        children,
+    })
 }
 
 #[cfg(test)]

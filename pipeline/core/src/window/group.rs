@@ -71,6 +71,9 @@ struct OpenIncident {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     key: GroupKey,
+    /// The route's id, to ask whether its time intervals mute it (older changelogs: none).
+    #[serde(default)]
+    route: String,
     tenant: String,
     group_labels: BTreeMap<String, String>,
     timing: Timing,
@@ -143,13 +146,21 @@ fn ms(duration: std::time::Duration) -> i64 {
 }
 
 impl Group {
-    pub fn new(key: GroupKey, first: &Alert, group_labels: BTreeMap<String, String>, timing: Timing, now: i64) -> Self {
+    pub fn new(
+        key: GroupKey,
+        route: String,
+        first: &Alert,
+        group_labels: BTreeMap<String, String>,
+        timing: Timing,
+        now: i64,
+    ) -> Self {
         // Alertmanager flushes at once when the first alert is older than group_wait: waiting
         // longer would only delay an alert that has already been firing for a while.
         let wait = ms(timing.group_wait);
         let next_flush = if first.starts_at.saturating_add(wait) <= now { now } else { now.saturating_add(wait) };
         Self {
             key,
+            route,
             tenant: first.tenant.clone(),
             group_labels,
             timing,
@@ -289,9 +300,15 @@ impl Group {
         &self.tenant
     }
 
-    /// Evaluates the group at event time `now`. Returns false when the group is finished (its
-    /// incident resolved, or it never became one) and can be dropped.
-    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale) -> bool {
+    /// The route the group is on.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Evaluates the group at event time `now`, its route muted or not (time intervals).
+    /// Returns false when the group is finished (its incident resolved, or it never became one)
+    /// and can be dropped.
+    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale, muted: bool) -> bool {
         self.expire(now);
         if self.incident.is_some()
             && self.resolved_by_person_at.is_none()
@@ -324,6 +341,14 @@ impl Group {
             }
         };
         self.next_flush = now.saturating_add(ms(self.timing.group_interval));
+        // Alertmanager's time intervals: while the route is muted nothing is announced and
+        // nothing counts as notified, so the first flush after the mute announces what is due
+        // then; an incident opens only then.
+        let reason = match reason {
+            Some(_) if muted && self.incident.is_none() => return true,
+            _ if muted => None,
+            reason => reason,
+        };
         if reason.is_none() && !self.dirty {
             return true;
         }

@@ -61,11 +61,11 @@ impl Windows {
 
     /// Adds an alert observed at event time `now` to its group, creating the group if needed.
     pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, placement: Placement, now: i64) {
-        let Placement { key, group_labels, timing, .. } = placement;
+        let Placement { key, route, group_labels, timing } = placement;
         let group = match self.groups.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let group = Group::new(key.clone(), alert, group_labels, timing, now);
+                let group = Group::new(key.clone(), route, alert, group_labels, timing, now);
                 self.timers.insert((group.next_flush(), key.clone()));
                 entry.insert(group)
             }
@@ -85,8 +85,9 @@ impl Windows {
         self.changed.insert(key);
     }
 
-    /// Flushes every group whose timer is due at event time `now`, in timer order.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>) {
+    /// Flushes every group whose timer is due at event time `now`, in timer order; `muted` says
+    /// whether a route's time intervals mute it at a time.
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>, muted: &dyn Fn(&str, i64) -> bool) {
         while let Some((due, _)) = self.timers.first() {
             if *due > now {
                 break;
@@ -94,7 +95,8 @@ impl Windows {
             let (_, key) = self.timers.pop_first().expect("first exists");
             let Some(group) = self.groups.get_mut(&key) else { continue };
             let produced = out.len();
-            if group.flush(now, out, &self.scale) {
+            let muted = muted(group.route(), now);
+            if group.flush(now, out, &self.scale, muted) {
                 self.timers.insert((group.next_flush(), key.clone()));
             } else if let Some(group) = self.groups.remove(&key) {
                 self.ended.push((key.clone(), group.written_buckets));
