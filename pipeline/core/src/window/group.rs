@@ -43,7 +43,10 @@ pub fn bucket(fingerprint: u64) -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Entry {
     firing: bool,
-    /// Included in the last routing event (so a new one is due when this is false and firing).
+    /// Firing in the last announcement: Alertmanager's notification log keeps the firing set of
+    /// the last notification, and a new one is due when a firing alert is not in it. A
+    /// resolution changes nothing until the next announcement, so an alert that resolves and
+    /// fires again in between is no news.
     notified: bool,
     ends_at: Option<i64>,
     last_seen: i64,
@@ -246,9 +249,6 @@ impl Group {
                 if entry.firing != firing {
                     entry.flips = entry.flips.saturating_add(1);
                     entry.firing = firing;
-                    // Firing again after a resolution is news, as in Alertmanager's dedup stage
-                    // (a firing set that is not a subset of the last notified one).
-                    entry.notified &= firing;
                     // A resolution may have made room for alerts that were not tracked.
                     self.full &= firing;
                 }
@@ -378,8 +378,8 @@ impl Group {
             let open = self.incident.as_mut().expect("just set");
             open.last_notified_at = now;
             open.notified_severity = severity;
-            for entry in self.alerts.values_mut().filter(|e| e.firing) {
-                entry.notified = true;
+            for entry in self.alerts.values_mut() {
+                entry.notified = entry.firing;
             }
         }
         let resolved = incident.status == IncidentStatus::Resolved;

@@ -457,7 +457,16 @@ fn an_alert_firing_again_inside_its_incident_is_announced_again() {
     h.send(&a, T0 + 400 * S);
     h.send(&b, T0 + 400 * S);
     let (_, events) = h.tick(T0 + 630 * S);
-    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded], "the firing set grew again, as Alertmanager notifies");
+    assert!(events.is_empty(), "a was firing in the last notification: no news, as in Alertmanager: {events:?}");
+
+    // Resolved at a notification (c joined), a firing again is news: it was not in that one.
+    h.send(&resolved(a.clone(), T0 + 700 * S), T0 + 700 * S);
+    h.send(&alert("PgDown", "db-3", "critical", T0 + 700 * S), T0 + 700 * S);
+    let (_, events) = h.tick(T0 + 930 * S);
+    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded]);
+    h.send(&a, T0 + 1_000 * S);
+    let (_, events) = h.tick(T0 + 1_230 * S);
+    assert_eq!(reasons(&events), [RoutingReason::AlertsAdded], "the firing set is not within the last notified one");
 }
 
 #[test]
