@@ -131,8 +131,9 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             init::init(config).await?.lines().iter().for_each(|line| println!("{line}"));
         }
         Command::Run => {
-            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
+            // Rules first: a broken file is named before any server is needed.
             let rules = load_rules(&config.worker)?;
+            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
             signals::on_hangup(rules.0.reload_flag());
             let readiness = http::serve(&config.http).await?;
             worker::run(config.clone(), rules, signals::shutdown_flag(), readiness).await?;
@@ -143,8 +144,9 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             sink::run(config, signals::shutdown_flag(), readiness).await?;
         }
         Command::Ingest => {
+            let rules = load_rules(&config.worker)?;
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
-            ingest::run(config, load_rules(&config.worker)?, signals::shutdown_flag()).await?;
+            ingest::run(config, rules, signals::shutdown_flag()).await?;
         }
         Command::Notify => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;

@@ -83,6 +83,23 @@ fn check_reports_the_running_stack() {
 }
 
 #[test]
+fn a_broken_alertmanager_file_fails_at_start_naming_the_key_and_line_before_any_server_is_needed() {
+    let path = std::env::temp_dir().join(format!("quench-bad-am-{}.yml", std::process::id()));
+    std::fs::write(&path, "route:\n  receiver: r\n  group_wiat: 30s\nreceivers: [{name: r}]\n").unwrap();
+    // No broker listens there: the rules are read first.
+    let env = [("QUENCH_WORKER__RULES", path.to_str().unwrap()), ("QUENCH_KAFKA__BROKERS", "127.0.0.1:1")];
+    for command in ["run", "ingest"] {
+        let output = quench(&[command], &env);
+        assert!(!output.status.success());
+        let err = stderr(&output);
+        assert!(
+            err.contains("worker.rules") && err.contains("group_wiat") && err.contains("line 3"),
+            "{command}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_broken_routing_file_fails_at_start_naming_the_key() {
     let path = std::env::temp_dir().join(format!("quench-bad-routing-{}.yaml", std::process::id()));
     std::fs::write(&path, "routes:\n  - match: { colour: red }\n").unwrap();
