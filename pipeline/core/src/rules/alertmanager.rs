@@ -90,6 +90,12 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
     if !file.inhibit_rules.is_empty() {
         tree.notes.push(format!("{} inhibit_rules read; inhibition is not applied yet", file.inhibit_rules.len()));
     }
+    if !file.receivers.is_empty() {
+        tree.notes.push(
+            "receivers' send_resolved is not read yet: a partial resolution is never announced (as with send_resolved: false)"
+                .into(),
+        );
+    }
     if !file.templates.is_empty() {
         tree.notes.push("templates are Go templates, which Quench does not execute: its own messages are sent".into());
     }
@@ -164,7 +170,7 @@ inhibit_rules:
         assert_eq!(dba.timing.group_wait, Duration::from_secs(10));
         assert_eq!(dba.timing.resolve_timeout, Duration::from_secs(120), "global.resolve_timeout");
         assert_eq!(dba.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]), "inherited");
-        assert_eq!(tree.notes.len(), 1, "inhibition is not applied yet: {:?}", tree.notes);
+        assert_eq!(tree.notes.len(), 2, "inhibition and send_resolved are not applied yet: {:?}", tree.notes);
         let api = &tree.routes_for(&labels(&[("service", "api"), ("severity", "page")]))[0];
         assert_eq!(api.mute_time_intervals, ["weekends"]);
         assert!(tree.muted(&api.id, 1_795_910_400_000), "Sunday 2026-11-29 is a weekend");

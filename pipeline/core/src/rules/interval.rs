@@ -18,7 +18,8 @@ pub struct TimeInterval {
 struct Part {
     /// Minutes of the day, start inclusive, end exclusive.
     times: Vec<(u32, u32)>,
-    /// Inclusive ranges, Monday = 1 … Sunday = 7.
+    /// Inclusive ranges, Sunday = 0 … Saturday = 6, as Alertmanager numbers them (so that
+    /// `sunday:saturday` is the whole week and `monday:sunday` is refused, as there).
     weekdays: Vec<(i8, i8)>,
     /// Inclusive ranges; negative counts from the month's end (-1 is its last day).
     days_of_month: Vec<(i32, i32)>,
@@ -46,7 +47,7 @@ struct TimesSpec {
     end_time: String,
 }
 
-const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
 const MONTHS: [&str; 12] = [
     "january",
     "february",
@@ -88,7 +89,7 @@ impl Part {
                 Ok((start, end))
             })
             .collect::<Result<_, String>>()?;
-        let weekdays = ranges(&spec.weekdays, "weekdays", |s| named(s, &WEEKDAYS, false))?;
+        let weekdays = ranges(&spec.weekdays, "weekdays", |s| named(s, &WEEKDAYS, false).map(|d| d - 1))?;
         let days_of_month = ranges(&spec.days_of_month, "days_of_month", |s| {
             let day: i32 = s.parse().map_err(|_| format!("`{s}` is not a day of the month"))?;
             if day == 0 || !(-31..=31).contains(&day) {
@@ -99,7 +100,7 @@ impl Part {
         let months = ranges(&spec.months, "months", |s| named(s, &MONTHS, true))?;
         let years = ranges(&spec.years, "years", |s| s.parse::<i16>().map_err(|_| format!("`{s}` is not a year")))?;
         let zone = match spec.location.as_deref() {
-            None | Some("UTC") => TimeZone::UTC,
+            None | Some("" | "UTC") => TimeZone::UTC,
             Some("Local") => TimeZone::system(),
             Some(name) => TimeZone::get(name).map_err(|e| format!("location `{name}`: {e}"))?,
         };
@@ -109,7 +110,7 @@ impl Part {
     fn contains(&self, at: Timestamp) -> bool {
         let local = at.to_zoned(self.zone.clone());
         let minute = u32::from(local.hour() as u8) * 60 + u32::from(local.minute() as u8);
-        let weekday = local.weekday().to_monday_one_offset();
+        let weekday = local.weekday().to_sunday_zero_offset();
         let day = i32::from(local.day());
         let last = i32::from(local.days_in_month());
         let within = |ranges: &[(i32, i32)], value: i32| {
@@ -132,10 +133,13 @@ fn widen<T: Copy + Into<i32>>(ranges: &[(T, T)]) -> Vec<(i32, i32)> {
     ranges.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
 }
 
-/// `HH:MM`, 00:00 to 24:00.
+/// `HH:MM` (two digits each), 00:00 to 24:00.
 fn minutes(text: &str) -> Result<u32, String> {
     let bad = || format!("`{text}` is not a time of day HH:MM");
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
     if m > 59 || h > 24 || (h == 24 && m > 0) {
         return Err(bad());
@@ -168,8 +172,16 @@ fn ranges<T: PartialOrd + Copy + Into<i32>>(
                 Some((a, b)) => (one(a.trim())?, one(b.trim())?),
                 None => (one(item.trim())?, one(item.trim())?),
             };
-            // Negative days count from the end: -3:-1 is in order, 1:-1 (whole month) too.
-            let ordered = a <= b || (a.into() > 0 && b.into() < 0);
+            // Negative days count from the end: -3:-1 is in order, 1:-1 (whole month) too, as
+            // long as it is in order in the shortest month (28 days); -3:5 is refused, as in
+            // Alertmanager.
+            let (from, to) = (a.into(), b.into());
+            let in_short_month = |d: i32| if d < 0 { 29 + d } else { d };
+            let ordered = match (from < 0, to < 0) {
+                (true, false) => false,
+                (false, true) => in_short_month(from) <= in_short_month(to),
+                _ => from <= to,
+            };
             if !ordered {
                 return Err(format!("{field}: `{item}` ends before it starts"));
             }
@@ -221,6 +233,11 @@ mod tests {
         assert!(either.contains(at("2026-11-29T10:00:00Z")), "a Sunday");
         assert!(!either.contains(at("2026-11-30T10:00:00Z")), "a Monday");
         assert!(interval("[{}]").contains(at("2026-11-30T10:00:00Z")));
+        let week = interval("[{weekdays: ['sunday:saturday'], location: ''}]");
+        assert!(
+            week.contains(at("2026-11-29T10:00:00Z")) && week.contains(at("2026-11-28T10:00:00Z")),
+            "the whole week"
+        );
     }
 
     #[test]
@@ -232,6 +249,10 @@ mod tests {
             ("[{months: ['13']}]", "months"),
             ("[{location: Mars/Olympus}]", "location `Mars/Olympus`"),
             ("[{weekdays: ['friday:monday']}]", "ends before it starts"),
+            ("[{weekdays: ['monday:sunday']}]", "ends before it starts"),
+            ("[{days_of_month: ['-3:5']}]", "ends before it starts"),
+            ("[{days_of_month: ['28:-3']}]", "ends before it starts"),
+            ("[{times: [{start_time: '9:00', end_time: '17:00'}]}]", "HH:MM"),
         ] {
             let e = TimeInterval::parse(serde_yaml::from_str(yaml).unwrap()).unwrap_err();
             assert!(e.contains(expected), "{yaml}: {e}");

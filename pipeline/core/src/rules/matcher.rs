@@ -16,7 +16,8 @@ pub struct Matcher {
     regex: Option<Regex>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// In Alertmanager's order of match types, which sorts matchers of equal name and value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Op {
     Equal,
     NotEqual,
@@ -235,6 +236,13 @@ fn go_classes(pattern: &str) -> String {
         }
     }
     out
+}
+
+impl Matcher {
+    /// Alertmanager's order of matchers: by name, then value, then match type.
+    pub fn cmp_alertmanager(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.name, &self.value, self.op).cmp(&(&other.name, &other.value, other.op))
+    }
 }
 
 impl fmt::Display for Matcher {

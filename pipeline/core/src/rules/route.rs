@@ -331,11 +331,12 @@ fn parse_matchers(spec: &RouteSpec, position: &str) -> Result<Vec<Matcher>, Stri
     Ok(all)
 }
 
-/// A route's matchers as one canonical string, `{a="1",b=~"x"}`, sorted so that the order they
-/// are written in does not matter.
+/// A route's matchers as one canonical string, `{a="1",b=~"x"}`, sorted as Alertmanager sorts
+/// them (name, value, match type), so that the order they are written in does not matter.
 fn matcher_set(matchers: &[Matcher]) -> String {
-    let mut matchers: Vec<String> = matchers.iter().map(Matcher::to_string).collect();
-    matchers.sort();
+    let mut sorted: Vec<&Matcher> = matchers.iter().collect();
+    sorted.sort_by(|a, b| a.cmp_alertmanager(b));
+    let matchers: Vec<String> = sorted.iter().map(|m| m.to_string()).collect();
     format!("{{{}}}", matchers.join(","))
 }
 

@@ -475,8 +475,9 @@ impl Group {
                 None => !entry.stateful && entry.last_seen.saturating_add(timeout) <= now,
             };
             if ended {
+                // `notified` stays: it is the last announcement's firing set, which only the
+                // next announcement changes.
                 entry.firing = false;
-                entry.notified = false;
                 entry.flips = entry.flips.saturating_add(1);
                 entry.ends_at.get_or_insert(entry.last_seen.saturating_add(timeout));
                 self.dirty = true;
