@@ -281,8 +281,9 @@ pub(super) struct RouteSpec {
     pub(super) receiver: Option<String>,
     matchers: Vec<String>,
     /// Alertmanager's legacy forms: equality and (anchored) regex per label.
-    #[serde(rename = "match")]
+    #[serde(rename = "match", deserialize_with = "values_required")]
     match_equal: BTreeMap<String, String>,
+    #[serde(deserialize_with = "values_required")]
     match_re: BTreeMap<String, String>,
     group_by: Option<Vec<String>>,
     #[serde(deserialize_with = "duration::optional")]
@@ -301,6 +302,19 @@ pub(super) struct RouteSpec {
     pub(super) mute_time_intervals: Vec<String>,
     pub(super) active_time_intervals: Vec<String>,
     pub(super) routes: Vec<RouteSpec>,
+}
+
+/// A label-to-value map whose values must be given: YAML's `service:` with nothing after it is
+/// null, which Alertmanager refuses rather than reading as "".
+fn values_required<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+    BTreeMap::<String, Option<String>>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(label, value)| {
+            value
+                .map(|v| (label.clone(), v))
+                .ok_or_else(|| serde::de::Error::custom(format!("match/match_re: label `{label}` needs a value")))
+        })
+        .collect()
 }
 
 /// What a child takes from its parent unless it says otherwise.
