@@ -137,6 +137,9 @@ fn play(scenario: &Scenario) -> Vec<(i64, RoutingEvent)> {
 fn check(path: &Path) -> Result<(), String> {
     let scenario: Scenario =
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).map_err(|e| format!("unreadable: {e}"))?;
+    if !scenario.alerts.windows(2).all(|pair| ms(&pair[0].at) <= ms(&pair[1].at)) {
+        return Err("alerts must be listed in time order".into());
+    }
     let announced = play(&scenario);
     let shown: Vec<String> = announced
         .iter()

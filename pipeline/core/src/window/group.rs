@@ -343,9 +343,11 @@ impl Group {
         self.next_flush = now.saturating_add(ms(self.timing.group_interval));
         // Alertmanager's time intervals: while the route is muted nothing is announced and
         // nothing counts as notified, so the first flush after the mute announces what is due
-        // then; an incident opens only then.
+        // then; an incident opens only then, and a resolution waits too (with the group, which
+        // remembers what was last notified: an alert firing again before the mute ends is no news).
         let reason = match reason {
             Some(_) if muted && self.incident.is_none() => return true,
+            Some(RoutingReason::Resolved) if muted => return true,
             _ if muted => None,
             reason => reason,
         };
