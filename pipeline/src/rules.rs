@@ -7,7 +7,7 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
-use quench_core::rules::{GroupBy, Route, RouteTree};
+use quench_core::rules::{is_label_name, GroupBy, Route, RouteTree};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -83,9 +83,7 @@ fn parse_labels(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
                 bail!("label `{arg}` is not name=value");
             };
             let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
-            let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if !is_label_name(name) {
                 bail!("label `{arg}`: `{name}` is not a label name");
             }
             Ok((name.to_string(), value.to_string()))

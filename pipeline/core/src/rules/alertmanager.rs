@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::{
     duration,
     interval::{PartSpec, TimeInterval},
+    matcher::{is_label_name, Matcher},
     route::{GroupBy, Inherited, RouteSpec, RouteTree},
     Timing,
 };
@@ -29,7 +30,7 @@ struct File {
     #[serde(default)]
     receivers: Vec<Named>,
     #[serde(default)]
-    inhibit_rules: Vec<serde_yaml::Value>,
+    inhibit_rules: Vec<InhibitSpec>,
     #[serde(default)]
     time_intervals: Vec<Interval>,
     /// The older name of `time_intervals`.
@@ -56,6 +57,42 @@ struct Named {
     _settings: serde_yaml::Mapping,
 }
 
+/// An inhibition rule, new and legacy forms; read and checked as Alertmanager checks it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InhibitSpec {
+    #[serde(default)]
+    source_matchers: Vec<String>,
+    #[serde(default)]
+    target_matchers: Vec<String>,
+    #[serde(default)]
+    source_match: BTreeMap<String, String>,
+    #[serde(default)]
+    source_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match: BTreeMap<String, String>,
+    #[serde(default)]
+    target_match_re: BTreeMap<String, String>,
+    #[serde(default)]
+    equal: Vec<String>,
+}
+
+impl InhibitSpec {
+    fn check(&self) -> Result<(), String> {
+        for text in self.source_matchers.iter().chain(&self.target_matchers) {
+            Matcher::parse_list(text)?;
+        }
+        for (label, pattern) in self.source_match_re.iter().chain(&self.target_match_re) {
+            Matcher::regex(label, pattern).map_err(|e| format!("match_re.{label}: {e}"))?;
+        }
+        let names = self.source_match.keys().chain(self.target_match.keys()).chain(&self.equal);
+        match names.into_iter().find(|name| !is_label_name(name)) {
+            Some(name) => Err(format!("`{name}` is not a label name")),
+            None => Ok(()),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Interval {
@@ -77,6 +114,9 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
     }
     if file.route.receiver.is_none() {
         return Err("route: the root route must name a receiver".into());
+    }
+    for (i, rule) in file.inhibit_rules.iter().enumerate() {
+        rule.check().map_err(|e| format!("inhibit_rules[{i}]: {e}"))?;
     }
     let defaults = Inherited {
         group_by: GroupBy::Labels(Vec::new()),
@@ -199,6 +239,16 @@ inhibit_rules:
             ("route:\n  receiver: r\n  routes:\n    - matchers: ['a=\"b']\nreceivers: [{name: r}]\n", "route 0.0"),
             ("route: {receiver: r}\nreceivers: [{name: r}]\nsilences: []\n", "unknown field `silences`"),
             ("route: {receiver: r, group_wait: soon}\nreceivers: [{name: r}]\n", "line 1"),
+            (
+                "route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{source_matchers: ['a=\"b'], equal: [x]}]\n",
+                "inhibit_rules[0]",
+            ),
+            (
+                "route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{target_match_re: {a: '('}}]\n",
+                "inhibit_rules[0]: match_re.a",
+            ),
+            ("route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{equal: ['not-a-label']}]\n", "not a label name"),
+            ("route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{sauce_matchers: []}]\n", "sauce_matchers"),
         ];
         for (file, expected) in cases {
             let e = parse(file).unwrap_err();

@@ -117,6 +117,13 @@ impl Matcher {
     }
 }
 
+/// Whether `name` is a Prometheus label name, `[a-zA-Z_][a-zA-Z0-9_]*`, as `group_by`, `equal`
+/// and the labels of `quench rules test` must be.
+pub fn is_label_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
 
 fn skip_space(chars: &mut Chars) {

@@ -10,5 +10,5 @@ mod matcher;
 mod route;
 
 pub use interval::TimeInterval;
-pub use matcher::Matcher;
+pub use matcher::{is_label_name, Matcher};
 pub use route::{GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

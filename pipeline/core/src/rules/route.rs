@@ -3,7 +3,11 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use quench_schemas::Alert;
 use serde::{Deserialize, Serialize};
 
-use super::{duration, interval::TimeInterval, matcher::Matcher};
+use super::{
+    duration,
+    interval::TimeInterval,
+    matcher::{is_label_name, Matcher},
+};
 
 /// The timings of a route, with Alertmanager's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,9 +390,7 @@ fn build(
         Some(labels) => {
             let mut seen = std::collections::BTreeSet::new();
             for label in &labels {
-                let valid = label.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
+                if !is_label_name(label) {
                     return Err(format!("route {position}: group_by `{label}` is not a label name"));
                 }
                 if !seen.insert(label) {
