@@ -348,9 +348,7 @@ impl Notifier<'_> {
                 tracing::warn!(incident, step, "escalation step has nobody to page");
             }
             let records = plan.records.into_iter().chain(state.escalation_records());
-            sent.extend(records.map(|(key, value)| {
-                send_bytes(&self.producer, &self.config.topics.notify_state, &key, Some(*partition), value)
-            }));
+            sent.extend(send_records(&self.producer, &self.config.topics.notify_state, *partition, records));
             jobs.extend(plan.jobs);
         }
         for result in futures::future::join_all(sent).await {
@@ -469,11 +467,7 @@ impl Notifier<'_> {
 
     /// Produces state records to the partition's state topic.
     fn send_state(&self, partition: i32, records: Vec<StateRecord>) -> Vec<BoxFuture<'static, anyhow::Result<()>>> {
-        let topic = &self.config.topics.notify_state;
-        records
-            .into_iter()
-            .map(|(key, value)| send_bytes(&self.producer, topic, &key, Some(partition), value))
-            .collect()
+        send_records(&self.producer, &self.config.topics.notify_state, partition, records)
     }
 
     /// Waits for `sent` in the background; then, if `offset` is given, one of that routing
@@ -514,9 +508,8 @@ impl Notifier<'_> {
                 continue;
             };
             list.add_partition_offset(&self.config.topics.routing, *partition, Offset::Offset(offset))?;
-            sent.extend(state.escalation_records().into_iter().map(|(key, value)| {
-                send_bytes(&self.producer, &self.config.topics.notify_state, &key, Some(*partition), value)
-            }));
+            let records = state.escalation_records();
+            sent.extend(send_records(&self.producer, &self.config.topics.notify_state, *partition, records));
         }
         if list.count() == 0 {
             return Ok(());
@@ -583,6 +576,16 @@ impl Notifier<'_> {
         }
         self.commit(true).await
     }
+}
+
+/// Produces state records (key, value or tombstone) to one partition of `topic`.
+fn send_records(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    records: impl IntoIterator<Item = StateRecord>,
+) -> Vec<BoxFuture<'static, anyhow::Result<()>>> {
+    records.into_iter().map(|(key, value)| send_bytes(producer, topic, &key, Some(partition), value)).collect()
 }
 
 fn send_json(
