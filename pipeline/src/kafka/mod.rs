@@ -74,16 +74,17 @@ pub fn read_compacted(
     deadline: Duration,
 ) -> anyhow::Result<HashMap<String, (i64, Vec<u8>)>> {
     let mut latest = HashMap::new();
-    let consumer: BaseConsumer = reader_config(kafka, "restore", group).create()?;
     let started = Instant::now();
     // A leader moving (a broker of the cluster restarting) answers NotLeaderForPartition for a
-    // moment: asked again until the deadline.
-    let (low, high) = loop {
+    // moment, and a client can keep answering UnknownPartition from metadata it read meanwhile:
+    // asked again, by a new client, until the deadline.
+    let (consumer, (low, high)) = loop {
+        let consumer: BaseConsumer = reader_config(kafka, "restore", group).create()?;
         let watermarks = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10));
         if let Some(watermarks) =
             consumed(watermarks, "restore").with_context(|| format!("watermarks of {topic}/{partition}"))?
         {
-            break watermarks;
+            break (consumer, watermarks);
         }
         if started.elapsed() > deadline {
             bail!("watermarks of {topic}/{partition} not available within {deadline:?}");
