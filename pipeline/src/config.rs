@@ -168,6 +168,10 @@ pub struct TopicsConfig {
     pub deliveries: String,
     /// The notifiers' escalation timers and Slack threads (compacted).
     pub notify_state: String,
+    /// Silences by id (JSON, compacted), written by the Alertmanager API, read by every worker.
+    pub silences: String,
+    /// Source alerts of inhibition rules (JSON, compacted), written and read by every worker.
+    pub inhibit_sources: String,
     pub partitions: i32,
     pub replication_factor: i32,
 }
@@ -188,6 +192,8 @@ impl Default for TopicsConfig {
             notifications_dlq: "notifications-dlq".into(),
             deliveries: "quench-notify-deliveries".into(),
             notify_state: "quench-notify-state".into(),
+            silences: "quench-silences".into(),
+            inhibit_sources: "quench-inhibit-sources".into(),
             partitions: 4,
             replication_factor: 1,
         }
@@ -397,6 +403,8 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
         ("TOPICS__NOTIFICATIONS_DLQ", "notifications-dlq"),
         ("TOPICS__DELIVERIES", "deliveries"),
         ("TOPICS__NOTIFY_STATE", "notify-state"),
+        ("TOPICS__SILENCES", "silences"),
+        ("TOPICS__INHIBIT_SOURCES", "inhibit-sources"),
         ("WORKER__GROUP_ID", "worker"),
         ("SINK__GROUP_ID", "sink"),
         ("NOTIFY__GROUP_ID", "notify"),

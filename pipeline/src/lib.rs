@@ -19,6 +19,7 @@ pub mod init;
 pub mod kafka;
 pub mod loadgen;
 pub mod logging;
+pub mod mutes;
 pub mod notify;
 pub mod preflight;
 pub mod reload;

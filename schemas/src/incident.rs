@@ -28,6 +28,12 @@ pub struct Incident {
     pub flapping: bool,
     pub version: i64,
     pub distinct_alerts: i64,
+    /// Firing alerts not announced at this version because silences or inhibition mute them.
+    pub muted_alerts: i64,
+    /// Ids of the silences that mute them.
+    pub silenced_by: Vec<String>,
+    /// Incidents whose alerts inhibit them.
+    pub inhibited_by: Vec<String>,
 }
 
 /// Alerts that joined an incident, on the JSON topic `incident-alerts`, each alert once, in

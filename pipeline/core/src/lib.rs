@@ -4,6 +4,7 @@
 //!
 //! - [`rules`]: the route tree SREs tune (Alertmanager's), which places an alert in its groups;
 //! - [`window`]: aggregation groups with Alertmanager's timings, the incidents they make;
+//! - [`mute`]: silences and inhibition, which keep muted alerts out of what is announced;
 //! - [`routing`]: routing rules, which stamp team, targets and escalation policy on events;
 //! - [`clock`]: per-partition event time with allowed lateness and idle advance;
 //! - [`operator`]: one partition's worker, stage by stage, with classification as an input.
@@ -13,6 +14,7 @@
 //! clickhouse nor tokio, and the compiler keeps it that way.
 
 pub mod clock;
+pub mod mute;
 pub mod operator;
 pub mod routing;
 pub mod rules;

@@ -7,16 +7,20 @@
 //!
 //! An alert goes through these stages, in order:
 //! 1. **place**: the route tree puts it in its group on every route it lands on;
-//! 2. *(silences, time intervals, inhibition, flap and transient hold go here: each a module of
-//!    its own, deciding with event time, keeping its state in the changelog)*;
-//! 3. **window**: Alertmanager's group_wait / group_interval / repeat_interval / resolve_timeout.
+//! 2. **inhibition sources**: an alert that an inhibition rule's source matchers match is
+//!    recorded in the shared [`Sources`], and published for other workers;
+//! 3. *(flap and transient hold go here: each a module of its own, deciding with event time,
+//!    keeping its state in the changelog)*;
+//! 4. **window**: Alertmanager's group_wait / group_interval / repeat_interval / resolve_timeout,
+//!    with the mute stage ([`crate::mute`]: time intervals, inhibition, silences) asked at
+//!    each flush which alerts may be announced.
 //!
 //! What the windows flush then goes through:
-//! 4. **classify**, through [`Classify`], which the shell implements (cache, local classifier,
+//! 5. **classify**, through [`Classify`], which the shell implements (cache, local classifier,
 //!    the LLM in the background); answers that stand in for the LLM's are tracked, and their
 //!    incidents emitted again when it answers ([`Operator::refined`]);
-//! 5. **announce**: routing events derived from the classified incident;
-//! 6. **destinations**: the routing rules stamp team, targets and escalation policy.
+//! 6. **announce**: routing events derived from the classified incident;
+//! 7. **destinations**: the routing rules stamp team, targets and escalation policy.
 
 use std::{
     collections::HashMap,
@@ -30,6 +34,7 @@ use quench_schemas::{
 
 use crate::{
     clock::Clock,
+    mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
     rules::{GroupKey, RouteTree},
     window::{changelog, routing_event, Flush, Group, Windows},
@@ -60,6 +65,8 @@ pub struct Outputs {
     /// Records for the `quench-state` changelog (see [`crate::window::changelog`]): key, and
     /// value or `None` for a tombstone.
     pub changes: Vec<changelog::Record>,
+    /// Inhibition sources that changed, for the inhibition sources topic.
+    pub sources: Vec<Source>,
 }
 
 impl Outputs {
@@ -68,6 +75,7 @@ impl Outputs {
             && self.routing.is_empty()
             && self.changes.is_empty()
             && self.incident_alerts.is_empty()
+            && self.sources.is_empty()
     }
 }
 
@@ -95,6 +103,8 @@ pub struct Operator {
     /// By signature, the groups whose open incident (by id) has an answer that stands in for
     /// the LLM's.
     awaiting_llm: HashMap<String, HashMap<GroupKey, String>>,
+    /// Inhibition sources changed since the last [`Operator::flush`].
+    sources: Vec<Source>,
 }
 
 impl Operator {
@@ -119,6 +129,7 @@ impl Operator {
             clock: Clock::new(newest, lateness, idle_timeout, wall),
             flushed: Vec::new(),
             awaiting_llm: HashMap::new(),
+            sources: Vec::new(),
         }
     }
 
@@ -129,26 +140,47 @@ impl Operator {
     }
 
     /// Takes one alert, read at wall time `wall`; `route` is the route a re-keyed record names.
-    /// Returns whether the alert was late (behind the watermark), or why it cannot be placed.
+    /// A source of an inhibition rule is recorded in `mutes`. Returns whether the alert was late
+    /// (behind the watermark), or why it cannot be placed.
     pub fn alert(
         &mut self,
         alert: &Alert,
         route: Option<&str>,
         rules: &RouteTree,
+        mutes: &mut Mutes,
         wall: Instant,
     ) -> Result<bool, TooManyGroups> {
         let late = self.clock.observe(alert.received_at, wall);
         // Timers fire as event time passes them, before the alert is added: when a backlog is
         // replayed, each group is evaluated at its due time, not at the end of the backlog.
-        self.tick(wall, rules);
+        self.tick(wall, Check { rules, mutes });
         let placements = rules.place(alert, route);
         let opening = placements.iter().filter(|p| !self.windows.is_open(&p.key)).count();
         if opening > 0 && self.windows.open_groups() + opening > self.max_groups {
             return Err(TooManyGroups { limit: self.max_groups });
         }
         let fingerprint = alert_fingerprint(alert);
+        // Its incident is named on the alerts it inhibits: the group on its first route.
+        let source_of = InhibitRule::any_source(&rules.inhibit_rules, &alert.labels)
+            .then(|| (placements[0].key.clone(), placements[0].timing));
         for placement in placements {
             self.windows.ingest(alert, fingerprint, placement, alert.received_at);
+        }
+        if let Some((key, timing)) = source_of {
+            let source = Source {
+                tenant: alert.tenant.clone(),
+                fingerprint: format!("{fingerprint:016x}"),
+                labels: alert.labels.clone(),
+                incident_id: self.windows.incident_of(&key).expect("just placed"),
+                starts_at: alert.starts_at,
+                until: alert.ends_at.or_else(|| {
+                    let timeout = i64::try_from(timing.resolve_timeout.as_millis()).unwrap_or(i64::MAX);
+                    (!alert.stateful).then(|| alert.received_at.saturating_add(timeout))
+                }),
+            };
+            if mutes.sources.update(source.clone()) {
+                self.sources.push(source);
+            }
         }
         Ok(late)
     }
@@ -173,13 +205,13 @@ impl Operator {
     pub fn flush(
         &mut self,
         wall: Instant,
-        rules: &RouteTree,
+        check: Check,
         classifier: &dyn Classify,
         routing: &RoutingRules,
     ) -> anyhow::Result<Outputs> {
-        self.tick(wall, rules);
+        self.tick(wall, check);
         let flushed = std::mem::take(&mut self.flushed);
-        let mut out = Outputs::default();
+        let mut out = Outputs { sources: std::mem::take(&mut self.sources), ..Outputs::default() };
         if !flushed.is_empty() {
             let subjects: Vec<Subject> = flushed.iter().map(|f| f.subject.clone()).collect();
             let answers = classifier.classify_now(&subjects)?;
@@ -246,9 +278,9 @@ impl Operator {
         self.windows.open_fingerprints()
     }
 
-    fn tick(&mut self, wall: Instant, rules: &RouteTree) {
+    fn tick(&mut self, wall: Instant, check: Check) {
         if let Some(watermark) = self.clock.watermark(wall) {
-            self.windows.tick(watermark, &mut self.flushed, &|route, at| rules.muted(route, at));
+            self.windows.tick(watermark, &mut self.flushed, &check);
         }
     }
 

@@ -10,9 +10,10 @@ use std::{
 };
 
 use quench_core::{
+    mute::{Check, Mutes, Silence, SilenceMatcher},
     operator::{Classify, Operator},
     routing::RoutingRules,
-    rules::{duration, RouteTree},
+    rules::{duration, Matcher, RouteTree},
 };
 use quench_schemas::{severity::Scale, Alert, AlertStatus, Classification, RoutingEvent, Subject};
 use serde::Deserialize;
@@ -27,7 +28,47 @@ struct Scenario {
     config: String,
     until: String,
     alerts: Vec<Sent>,
+    #[serde(default)]
+    silences: Vec<SentSilence>,
     notifications: Vec<Expected>,
+}
+
+/// A silence made at `at`, muting from `starts` (default: `at`) to `ends`, expired early at
+/// `expired` if given.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SentSilence {
+    at: String,
+    matchers: String,
+    #[serde(default)]
+    starts: Option<String>,
+    ends: String,
+    #[serde(default)]
+    expired: Option<String>,
+}
+
+impl SentSilence {
+    fn silence(&self, id: usize) -> Silence {
+        let matchers = Matcher::parse_list(&self.matchers).unwrap_or_else(|e| panic!("silence matchers: {e}"));
+        Silence {
+            id: format!("silence-{id}"),
+            matchers: matchers
+                .iter()
+                .map(|m| SilenceMatcher {
+                    name: m.name().into(),
+                    value: m.value().into(),
+                    is_regex: m.is_regex(),
+                    is_equal: m.is_equal(),
+                })
+                .collect(),
+            starts_at: T0 + ms(self.starts.as_deref().unwrap_or(&self.at)),
+            ends_at: T0 + ms(&self.ends),
+            created_at: T0 + ms(&self.at),
+            updated_at: T0 + ms(&self.at),
+            created_by: "conformance".into(),
+            comment: String::new(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -105,10 +146,23 @@ fn play(scenario: &Scenario) -> Vec<(i64, RoutingEvent)> {
     let start = Instant::now();
     let wall = |at: i64| start + Duration::from_millis(at as u64);
     let mut operator = Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, start);
+    let mut mutes = Mutes::default();
     let mut sent = scenario.alerts.iter().peekable();
     let mut announced = Vec::new();
     for second in 0..=ms(&scenario.until) / 1_000 {
         let now = second * 1_000;
+        for (id, sent) in scenario.silences.iter().enumerate() {
+            let mut silence = sent.silence(id);
+            match sent.expired.as_deref().map(ms) {
+                Some(expired) if expired == now => {
+                    silence.ends_at = T0 + expired;
+                    silence.updated_at = T0 + expired;
+                }
+                _ if ms(&sent.at) == now => {}
+                _ => continue,
+            }
+            mutes.silences.upsert(silence).unwrap_or_else(|e| panic!("silence: {e}"));
+        }
         while let Some(alert) = sent.next_if(|a| ms(&a.at) <= now) {
             let at = ms(&alert.at);
             let received = T0 + at;
@@ -125,10 +179,11 @@ fn play(scenario: &Scenario) -> Vec<(i64, RoutingEvent)> {
                 tenant: "default".into(),
                 stateful: alert.stateful,
             };
-            operator.alert(&alert, None, &rules, wall(at)).expect("room for every group");
+            operator.alert(&alert, None, &rules, &mut mutes, wall(at)).expect("room for every group");
         }
         operator.caught_up();
-        let out = operator.flush(wall(now), &rules, &Constant, &routing).expect("flush");
+        let out =
+            operator.flush(wall(now), Check { rules: &rules, mutes: &mutes }, &Constant, &routing).expect("flush");
         announced.extend(out.routing.into_iter().map(|event| (now, event)));
     }
     announced

@@ -82,6 +82,9 @@ pub struct IncidentRow {
     pub common_labels: BTreeMap<String, String>,
     pub flapping: bool,
     pub version: u64,
+    pub muted_alerts: u64,
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
 }
 
 /// `Enum8('open' = 1, 'acknowledged' = 2, 'resolved' = 3)`.
@@ -127,6 +130,9 @@ impl From<Incident> for IncidentRow {
             common_labels: i.common_labels,
             flapping: i.flapping,
             version: u64::try_from(i.version).unwrap_or_default(),
+            muted_alerts: u64::try_from(i.muted_alerts).unwrap_or_default(),
+            silenced_by: i.silenced_by,
+            inhibited_by: i.inhibited_by,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Kafka clients built from configuration, the start-up check and topic creation.
 
+mod follow;
 mod rebalance;
 mod topics;
 
+pub use follow::{FollowedRecord, Follower};
 pub use rebalance::{Rebalanced, Rebalances};
 pub use topics::{create_topics, delete_topics, TopicOutcome};
 

@@ -1,6 +1,7 @@
 //! Quench's topics and their settings. Compacted topics hold latest state per key (incidents, the
-//! worker's window changelog, the notifier's escalation state; the notifier's delivery log is
-//! compacted and also deleted after 7 days); the others are plain logs.
+//! worker's window changelog, silences and inhibition sources, the notifier's escalation state;
+//! the notifier's delivery log is compacted and also deleted after 7 days); the others are plain
+//! logs.
 
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
@@ -36,7 +37,7 @@ const INCIDENT_STATES: Settings =
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(t: &TopicsConfig) -> [(&str, Settings); 13] {
+fn specs(t: &TopicsConfig) -> [(&str, Settings); 15] {
     [
         (&t.alerts, TWO_WEEKS),
         (&t.incidents, INCIDENT_STATES),
@@ -51,6 +52,8 @@ fn specs(t: &TopicsConfig) -> [(&str, Settings); 13] {
         (&t.notifications_dlq, TWO_WEEKS),
         (&t.deliveries, DELIVERY_LOG),
         (&t.notify_state, COMPACTED),
+        (&t.silences, COMPACTED),
+        (&t.inhibit_sources, COMPACTED),
     ]
 }
 

@@ -29,6 +29,7 @@ use std::{
 
 use quench_classify::{Classification, Classifier, LocalClassifier, Subject};
 use quench_core::{
+    mute::{Check, Mutes},
     operator::{Classify, Operator},
     routing::RoutingRules,
     rules::RouteTree,
@@ -47,6 +48,7 @@ use crate::{
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason},
     http::Readiness,
     kafka::{consumed, Rebalanced},
+    mutes::SideInputs,
     preflight::registry_client,
     reload::{FileSource, RulesSource},
 };
@@ -107,6 +109,10 @@ pub async fn run(
     worker.await?
 }
 
+/// How long after it stopped firing an inhibition source is kept: far beyond any allowed
+/// lateness, so that a replay still finds it.
+const SOURCE_RETENTION_MS: i64 = 24 * 3_600 * 1_000;
+
 struct PartitionState {
     operator: Operator,
     /// Offset after the last consumed record, to commit with the next transaction.
@@ -140,6 +146,9 @@ struct Worker {
     input: String,
     partitions: HashMap<i32, PartitionState>,
     dead_letters: Vec<DeadLetter>,
+    /// Silences and inhibition sources, shared by every partition.
+    mutes: Mutes,
+    side_inputs: SideInputs,
 }
 
 impl Worker {
@@ -156,6 +165,8 @@ impl Worker {
         let input =
             if rekeyed(&config.worker, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
         let topics = [input.as_str(), config.topics.actions.as_str()];
+        readiness.not_ready("reading silences and inhibition sources");
+        let (side_inputs, mutes) = SideInputs::start(&config, "worker-side")?;
         let session =
             Session::connect(&config.kafka, &config.worker, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
@@ -177,6 +188,8 @@ impl Worker {
             input,
             partitions: HashMap::new(),
             dead_letters: Vec::new(),
+            mutes,
+            side_inputs,
         })
     }
 
@@ -197,6 +210,7 @@ impl Worker {
                 None => self.partitions.values_mut().for_each(|p| p.operator.caught_up()),
             }
             if last_commit.elapsed() >= interval {
+                self.side_inputs.poll(&mut self.mutes, Duration::ZERO)?;
                 self.commit()?;
                 self.reload_rules();
                 last_commit = Instant::now();
@@ -287,7 +301,8 @@ impl Worker {
                 return Ok(());
             }
         };
-        match state.operator.alert(&alert, rekey::route_of(message).as_deref(), &self.rules, Instant::now()) {
+        let route = rekey::route_of(message);
+        match state.operator.alert(&alert, route.as_deref(), &self.rules, &mut self.mutes, Instant::now()) {
             Ok(late) => AlertConsumed { late }.emit(),
             Err(refused) => {
                 AlertConsumed { late: false }.emit();
@@ -323,7 +338,8 @@ impl Worker {
         let mut outputs = Vec::new();
         let mut offsets = TopicPartitionList::new();
         for (partition, state) in &mut self.partitions {
-            outputs.push((*partition, state.operator.flush(started, &self.rules, &classifier, &self.routing_rules)?));
+            let check = Check { rules: &self.rules, mutes: &self.mutes };
+            outputs.push((*partition, state.operator.flush(started, check, &classifier, &self.routing_rules)?));
             if let Some(offset) = state.next_offset.take() {
                 offsets.add_partition_offset(&self.input, *partition, Offset::Offset(offset))?;
             }
@@ -360,6 +376,11 @@ impl Worker {
                     BaseRecord::to(&self.config.topics.incident_alerts).key(&joined.incident_id).payload(&value),
                 )?;
             }
+            for source in &out.sources {
+                let value = serde_json::to_vec(source)?;
+                self.session
+                    .send(BaseRecord::to(&self.config.topics.inhibit_sources).key(&source.key()).payload(&value))?;
+            }
             for (key, value) in &out.changes {
                 let mut record = BaseRecord::<str, [u8]>::to(&self.config.topics.state).key(key).partition(*partition);
                 if let Some(value) = value {
@@ -370,6 +391,14 @@ impl Worker {
         }
         for letter in self.dead_letters.drain(..) {
             self.session.send(letter.record(&self.config.topics.dlq))?;
+        }
+        // Sources that stopped firing a day before every partition's event time can no longer
+        // inhibit anything: tombstones keep the topic (and every worker's memory) to what fires.
+        let oldest = self.partitions.values().filter_map(|p| p.operator.watermark(started)).min();
+        if let Some(oldest) = oldest.filter(|_| !self.mutes.sources.is_empty()) {
+            for key in self.mutes.sources.expire(oldest.saturating_sub(SOURCE_RETENTION_MS)) {
+                self.session.send(BaseRecord::<str, [u8]>::to(&self.config.topics.inhibit_sources).key(&key))?;
+            }
         }
         self.session.commit(&offsets)?;
         let operators = self.partitions.values().map(|p| &p.operator);

@@ -73,6 +73,7 @@ fn alert(name: &str, instance: &str, at: i64) -> Alert {
 struct Harness {
     operator: Operator,
     rules: RouteTree,
+    mutes: Mutes,
     routing: RoutingRules,
     start: Instant,
 }
@@ -83,6 +84,7 @@ impl Harness {
         Self {
             operator: Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, start),
             rules: RouteTree::parse(RULES).unwrap(),
+            mutes: Mutes::default(),
             routing: RoutingRules::parse(ROUTING).unwrap(),
             start,
         }
@@ -95,13 +97,14 @@ impl Harness {
 
     fn send(&mut self, alert: &Alert) -> Result<bool, TooManyGroups> {
         let wall = self.wall(alert.received_at);
-        self.operator.alert(alert, None, &self.rules, wall)
+        self.operator.alert(alert, None, &self.rules, &mut self.mutes, wall)
     }
 
     /// The consumer ran dry, then the wall clock reached event time `at`: flush.
     fn flush_at(&mut self, at: i64, classifier: &Fake) -> Outputs {
         self.operator.caught_up();
-        self.operator.flush(self.wall(at), &self.rules, classifier, &self.routing).unwrap()
+        let check = Check { rules: &self.rules, mutes: &self.mutes };
+        self.operator.flush(self.wall(at), check, classifier, &self.routing).unwrap()
     }
 }
 
@@ -169,7 +172,8 @@ fn alerts_behind_the_watermark_are_reported_late_and_still_counted() {
     let mut h = Harness::new();
     assert!(!h.send(&alert("PgDown", "db-1", T0 + 10 * S)).unwrap());
     let late = alert("PgDown", "db-2", T0);
-    assert!(h.operator.alert(&late, None, &h.rules, h.wall(T0 + 10 * S)).unwrap(), "older than the newest event");
+    let wall = h.wall(T0 + 10 * S);
+    assert!(h.operator.alert(&late, None, &h.rules, &mut h.mutes, wall).unwrap(), "older than the newest event");
     let out = h.flush_at(T0 + 41 * S, &Fake::new("local"));
     assert_eq!(out.incidents[0].alert_count, 2);
 }

@@ -1,9 +1,9 @@
 //! Alertmanager's configuration file (`alertmanager.yml`), read as it is into Quench's one route
 //! model: the route tree with its receivers, `global.resolve_timeout`, Alertmanager's defaults
 //! (a route without `group_by` puts all its alerts in one group), and the time intervals that
-//! mute routes. Receivers, inhibition rules and templates are read and checked (names defined
-//! once, routes naming only defined receivers and intervals); what of them the pipeline does not
-//! apply yet is listed in [`RouteTree::notes`](super::RouteTree) so that `quench rules check`
+//! mute routes, and the inhibition rules. Receivers and templates are read and checked (names
+//! defined once, routes naming only defined receivers and intervals); what of them the pipeline
+//! does not apply yet is listed in [`RouteTree::notes`](super::RouteTree) so that `quench rules check`
 //! and start-up say so.
 
 use std::{
@@ -12,6 +12,8 @@ use std::{
 };
 
 use serde::Deserialize;
+
+use crate::mute::InhibitRule;
 
 use super::{
     duration,
@@ -78,18 +80,28 @@ struct InhibitSpec {
 }
 
 impl InhibitSpec {
-    fn check(&self) -> Result<(), String> {
-        for text in self.source_matchers.iter().chain(&self.target_matchers) {
-            Matcher::parse_list(text)?;
-        }
-        for (label, pattern) in self.source_match_re.iter().chain(&self.target_match_re) {
-            Matcher::regex(label, pattern).map_err(|e| format!("match_re.{label}: {e}"))?;
-        }
+    /// The rule, checked as Alertmanager checks it: both forms of matchers on each side.
+    fn build(self) -> Result<InhibitRule, String> {
         let names = self.source_match.keys().chain(self.target_match.keys()).chain(&self.equal);
-        match names.into_iter().find(|name| !is_label_name(name)) {
-            Some(name) => Err(format!("`{name}` is not a label name")),
-            None => Ok(()),
+        if let Some(name) = names.into_iter().find(|name| !is_label_name(name)) {
+            return Err(format!("`{name}` is not a label name"));
         }
+        let side = |matchers: &[String], equal: &BTreeMap<String, String>, regex: &BTreeMap<String, String>| {
+            let mut out = Vec::new();
+            for text in matchers {
+                out.extend(Matcher::parse_list(text)?);
+            }
+            out.extend(equal.iter().map(|(label, value)| Matcher::equal(label, value)));
+            for (label, pattern) in regex {
+                out.push(Matcher::regex(label, pattern).map_err(|e| format!("match_re.{label}: {e}"))?);
+            }
+            Ok::<_, String>(out)
+        };
+        Ok(InhibitRule {
+            source: side(&self.source_matchers, &self.source_match, &self.source_match_re)?,
+            target: side(&self.target_matchers, &self.target_match, &self.target_match_re)?,
+            equal: self.equal,
+        })
     }
 }
 
@@ -115,8 +127,9 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
     if file.route.receiver.is_none() {
         return Err("route: the root route must name a receiver".into());
     }
-    for (i, rule) in file.inhibit_rules.iter().enumerate() {
-        rule.check().map_err(|e| format!("inhibit_rules[{i}]: {e}"))?;
+    let mut inhibit_rules = Vec::new();
+    for (i, rule) in file.inhibit_rules.into_iter().enumerate() {
+        inhibit_rules.push(rule.build().map_err(|e| format!("inhibit_rules[{i}]: {e}"))?);
     }
     let defaults = Inherited {
         group_by: GroupBy::Labels(Vec::new()),
@@ -127,9 +140,7 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
         receiver: None,
     };
     let mut tree = RouteTree::from_spec(file.route, &defaults, &|name| receivers.contains(name), intervals)?;
-    if !file.inhibit_rules.is_empty() {
-        tree.notes.push(format!("{} inhibit_rules read; inhibition is not applied yet", file.inhibit_rules.len()));
-    }
+    tree.inhibit_rules = inhibit_rules;
     if !file.receivers.is_empty() {
         tree.notes.push(
             "receivers' send_resolved is not read yet: a partial resolution is never announced (as with send_resolved: false)"
@@ -210,7 +221,8 @@ inhibit_rules:
         assert_eq!(dba.timing.group_wait, Duration::from_secs(10));
         assert_eq!(dba.timing.resolve_timeout, Duration::from_secs(120), "global.resolve_timeout");
         assert_eq!(dba.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]), "inherited");
-        assert_eq!(tree.notes.len(), 2, "inhibition and send_resolved are not applied yet: {:?}", tree.notes);
+        assert_eq!(tree.notes.len(), 1, "send_resolved is not applied yet: {:?}", tree.notes);
+        assert_eq!(tree.inhibit_rules.len(), 1);
         let api = &tree.routes_for(&labels(&[("service", "api"), ("severity", "page")]))[0];
         assert_eq!(api.mute_time_intervals, ["weekends"]);
         assert!(tree.muted(&api.id, 1_795_910_400_000), "Sunday 2026-11-29 is a weekend");

@@ -93,6 +93,36 @@ impl Matcher {
         Self::new(name, Op::Equal, value).expect("equality needs no regex")
     }
 
+    /// A matcher as Alertmanager's API writes one (a silence's): `isRegex`, and `isEqual` false
+    /// for the negated operators.
+    pub fn from_parts(name: &str, value: &str, is_regex: bool, is_equal: bool) -> Result<Self, String> {
+        let op = match (is_regex, is_equal) {
+            (false, true) => Op::Equal,
+            (false, false) => Op::NotEqual,
+            (true, true) => Op::Regex,
+            (true, false) => Op::NotRegex,
+        };
+        Self::new(name, op, value)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// `=~` or `!~`.
+    pub fn is_regex(&self) -> bool {
+        matches!(self.op, Op::Regex | Op::NotRegex)
+    }
+
+    /// `=` or `=~`.
+    pub fn is_equal(&self) -> bool {
+        matches!(self.op, Op::Equal | Op::Regex)
+    }
+
     fn new(name: &str, op: Op, value: &str) -> Result<Self, String> {
         let regex = match op {
             Op::Regex | Op::NotRegex => Some(

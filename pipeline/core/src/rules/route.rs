@@ -1,6 +1,8 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use quench_schemas::Alert;
+
+use crate::mute::InhibitRule;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -147,6 +149,8 @@ pub struct RouteTree {
     pub root: Route,
     /// Named time intervals that routes mute or activate by.
     pub intervals: BTreeMap<String, TimeInterval>,
+    /// Alertmanager's `inhibit_rules` (see [`crate::mute`]).
+    pub inhibit_rules: Vec<InhibitRule>,
     /// What the file holds that the pipeline reads but does not apply yet, to say at start-up
     /// and in `quench rules check`.
     pub notes: Vec<String>,
@@ -194,7 +198,7 @@ impl RouteTree {
         }
         let known_interval = |name: &str| intervals.contains_key(name);
         let root = build(root, "0", None, defaults, &Known { receiver: known, interval: &known_interval })?;
-        Ok(Self { root, intervals, notes: Vec::new() })
+        Ok(Self { root, intervals, inhibit_rules: Vec::new(), notes: Vec::new() })
     }
 
     /// Whether the route with this id is muted at `at` (epoch ms): inside one of its mute

@@ -1,7 +1,7 @@
 //! One aggregation group: the alerts that share a route and group labels, and the incident they
 //! form once the group first flushes with something firing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use quench_schemas::{
     fingerprint::fnv1a, ActionKind, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason, Subject,
@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use quench_schemas::severity::{Rank, Scale};
 
 use super::Flush;
-use crate::rules::{GroupKey, Timing};
+use crate::{
+    mute::{Check, Muted},
+    rules::{GroupKey, Timing},
+};
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
 const FLAPPING_FLIPS: u16 = 4;
@@ -58,6 +61,10 @@ pub(super) struct Entry {
     /// Its sender reports the resolution: no `resolve_timeout` (see `Alert::stateful`).
     #[serde(default)]
     stateful: bool,
+    /// What silences and inhibition rules match (changelogs written before them: none, and
+    /// such an alert is never muted).
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +74,15 @@ struct OpenIncident {
     first_seen: i64,
     last_notified_at: i64,
     notified_severity: Rank,
+    /// Announced at least once: an incident whose alerts were all muted is recorded but not
+    /// announced, and its first announcement, once something unmuted fires, opens it.
+    #[serde(default = "announced")]
+    announced: bool,
+}
+
+/// Incidents in changelogs written before mutes were all announced at once.
+fn announced() -> bool {
+    true
 }
 
 /// Serialisable, because open groups are mirrored to the `quench-state` changelog: the group
@@ -277,6 +293,7 @@ impl Group {
                         severity,
                         recorded: false,
                         stateful: alert.stateful,
+                        labels: alert.labels.clone(),
                     };
                     self.alerts.insert(fingerprint, entry);
                     self.changed_buckets |= 1 << bucket(fingerprint);
@@ -288,7 +305,7 @@ impl Group {
         self.last_seen = self.last_seen.max(now);
         self.dirty = true;
         // The id the group's incident has, or will have at its first flush.
-        untracked.then(|| self.incident_id().map_or_else(|| incident_id(&self.key, self.created_at), str::to_string))
+        untracked.then(|| self.pending_incident_id())
     }
 
     /// The times an `incident-alerts` record of this group's incident carries.
@@ -305,10 +322,15 @@ impl Group {
         &self.route
     }
 
-    /// Evaluates the group at event time `now`, its route muted or not (time intervals).
-    /// Returns false when the group is finished (its incident resolved, or it never became one)
-    /// and can be dropped.
-    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale, muted: bool) -> bool {
+    /// The id the group's incident has, or will have at its first flush.
+    pub fn pending_incident_id(&self) -> String {
+        self.incident_id().map_or_else(|| incident_id(&self.key, self.created_at), str::to_string)
+    }
+
+    /// Evaluates the group at event time `now`, asking `check` whether its route is muted (time
+    /// intervals) and which of its alerts are (inhibition, silences). Returns false when the
+    /// group is finished (its incident resolved, or it never became one) and can be dropped.
+    pub fn flush(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale, check: &Check) -> bool {
         self.expire(now);
         if self.incident.is_some()
             && self.resolved_by_person_at.is_none()
@@ -318,13 +340,29 @@ impl Group {
             self.close_aged(now, out, scale);
             return true;
         }
-        let firing: Vec<&Entry> = self.alerts.values().filter(|e| e.firing).collect();
+        let mutes = self.mutes(now, check);
+        let any_firing = self.alerts.values().any(|e| e.firing);
+        // Muted alerts are left out of what is announced, as Alertmanager's mute stage filters
+        // them before its dedup stage.
+        let firing: Vec<&Entry> =
+            self.alerts.iter().filter(|(fp, e)| e.firing && !mutes.contains_key(*fp)).map(|(_, e)| e).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
         let reason = match &self.incident {
-            None if firing.is_empty() => return false,
+            None if !any_firing => return false,
+            // Everything that fires is muted: the incident is recorded, not announced.
+            None if firing.is_empty() => None,
             None => Some(RoutingReason::Opened),
-            Some(_) if firing.is_empty() || self.resolved_by_person_at.is_some() => Some(RoutingReason::Resolved),
+            Some(open) if !any_firing || self.resolved_by_person_at.is_some() => {
+                open.announced.then_some(RoutingReason::Resolved)
+            }
             Some(_) if self.acknowledgement_due => Some(RoutingReason::Acknowledged),
+            Some(open) if !open.announced => (!firing.is_empty()).then_some(RoutingReason::Opened),
+            // What was announced is now all muted: as Alertmanager clears its notification
+            // log's firing set then, what fires unmuted later is news again.
+            Some(_) if firing.is_empty() => {
+                self.alerts.values_mut().for_each(|e| e.notified = false);
+                None
+            }
             Some(open) => {
                 if firing.iter().any(|e| !e.notified) {
                     Some(RoutingReason::AlertsAdded)
@@ -345,6 +383,7 @@ impl Group {
         // nothing counts as notified, so the first flush after the mute announces what is due
         // then; an incident opens only then, and a resolution waits too (with the group, which
         // remembers what was last notified: an alert firing again before the mute ends is no news).
+        let muted = check.route_muted(&self.route, now);
         let reason = match reason {
             Some(_) if muted && self.incident.is_none() => return true,
             Some(RoutingReason::Resolved) if muted => return true,
@@ -361,9 +400,11 @@ impl Group {
             first_seen: self.first_starts_at,
             last_notified_at: now,
             notified_severity: severity,
+            announced: false,
         });
         open.version += 1;
-        let incident = self.snapshot(now, severity, scale);
+        let mut incident = self.snapshot(now, scale);
+        record_mutes(&mut incident, &mutes);
         // Every alert now belongs to a written incident; those new to it go to `incident-alerts`.
         let mut new_fingerprints = Vec::new();
         for (fingerprint, entry) in self.alerts.iter_mut().filter(|(_, e)| !e.recorded) {
@@ -380,8 +421,9 @@ impl Group {
             let open = self.incident.as_mut().expect("just set");
             open.last_notified_at = now;
             open.notified_severity = severity;
-            for entry in self.alerts.values_mut() {
-                entry.notified = entry.firing;
+            open.announced = true;
+            for (fingerprint, entry) in &mut self.alerts {
+                entry.notified = entry.firing && !mutes.contains_key(fingerprint);
             }
         }
         let resolved = incident.status == IncidentStatus::Resolved;
@@ -395,8 +437,7 @@ impl Group {
     fn close_aged(&mut self, now: i64, out: &mut Vec<Flush>, scale: &Scale) {
         let open = self.incident.as_mut().expect("checked by the caller");
         open.version += 1;
-        let severity = self.alerts.values().filter(|e| e.firing).map(|e| e.severity).max().unwrap_or_default();
-        let mut incident = self.snapshot(now, severity, scale);
+        let mut incident = self.snapshot(now, scale);
         incident.status = IncidentStatus::Resolved;
         incident.resolved_at = Some(now);
         let subject = self.subject(&incident.incident_id);
@@ -487,9 +528,22 @@ impl Group {
         }
     }
 
-    fn snapshot(&self, now: i64, severity: Rank, scale: &Scale) -> Incident {
+    /// Why each firing alert is muted at `now`, by fingerprint; empty when nothing can mute.
+    fn mutes(&self, now: i64, check: &Check) -> HashMap<u64, Muted> {
+        if !check.any() {
+            return HashMap::new();
+        }
+        self.alerts
+            .iter()
+            .filter(|(_, e)| e.firing)
+            .filter_map(|(fp, e)| Some((*fp, check.alert(&self.tenant, &e.labels, now)?)))
+            .collect()
+    }
+
+    fn snapshot(&self, now: i64, scale: &Scale) -> Incident {
         let open = self.incident.as_ref().expect("snapshot of an open incident");
         let firing = self.alerts.values().filter(|e| e.firing).count();
+        let severity = self.alerts.values().filter(|e| e.firing).map(|e| e.severity).max().unwrap_or_default();
         let mut fingerprints: Vec<u64> = self.alerts.keys().copied().collect();
         fingerprints.sort_unstable();
         fingerprints.truncate(MAX_LISTED_FINGERPRINTS);
@@ -531,6 +585,9 @@ impl Group {
             common_labels: self.common_labels.clone(),
             flapping: self.alerts.values().any(|e| e.flips >= FLAPPING_FLIPS),
             version: open.version,
+            muted_alerts: 0,
+            silenced_by: Vec::new(),
+            inhibited_by: Vec::new(),
         }
     }
 
@@ -549,6 +606,21 @@ impl Group {
             (None, _) => format!("{} alerts ({})", self.alerts.len(), rest.join(", ")),
         }
     }
+}
+
+/// Puts on the incident how many of its firing alerts are muted, and by what.
+fn record_mutes(incident: &mut Incident, mutes: &HashMap<u64, Muted>) {
+    incident.muted_alerts = mutes.len() as i64;
+    let mut silenced = BTreeSet::new();
+    let mut inhibited = BTreeSet::new();
+    for muted in mutes.values() {
+        match muted {
+            Muted::Silenced(id) => silenced.insert(id.clone()),
+            Muted::Inhibited(incident_id) => inhibited.insert(incident_id.clone()),
+        };
+    }
+    incident.silenced_by = silenced.into_iter().collect();
+    incident.inhibited_by = inhibited.into_iter().collect();
 }
 
 /// The event that announces `incident` (classified, by then) for `reason` at event time `now`.

@@ -20,7 +20,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use quench_schemas::{severity::Scale, ActionKind, Alert, Incident, IncidentAlerts, RoutingReason, Subject};
 
-use crate::rules::{GroupKey, Placement};
+use crate::{
+    mute::Check,
+    rules::{GroupKey, Placement},
+};
 
 /// What one flush of a group produced: the incident's latest state (for the compacted `incidents`
 /// topic), what the classifier needs to know about it, and whether people should hear of it.
@@ -85,9 +88,9 @@ impl Windows {
         self.changed.insert(key);
     }
 
-    /// Flushes every group whose timer is due at event time `now`, in timer order; `muted` says
-    /// whether a route's time intervals mute it at a time.
-    pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>, muted: &dyn Fn(&str, i64) -> bool) {
+    /// Flushes every group whose timer is due at event time `now`, in timer order; `check` says
+    /// what is muted (time intervals, inhibition, silences).
+    pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>, check: &Check) {
         while let Some((due, _)) = self.timers.first() {
             if *due > now {
                 break;
@@ -95,8 +98,7 @@ impl Windows {
             let (_, key) = self.timers.pop_first().expect("first exists");
             let Some(group) = self.groups.get_mut(&key) else { continue };
             let produced = out.len();
-            let muted = muted(group.route(), now);
-            if group.flush(now, out, &self.scale, muted) {
+            if group.flush(now, out, &self.scale, check) {
                 self.timers.insert((group.next_flush(), key.clone()));
             } else if let Some(group) = self.groups.remove(&key) {
                 self.ended.push((key.clone(), group.written_buckets));
@@ -168,6 +170,11 @@ impl Windows {
             }
         }
         Ok(out)
+    }
+
+    /// The id of the incident that group `key` has, or will have at its first flush.
+    pub fn incident_of(&self, key: &GroupKey) -> Option<String> {
+        self.groups.get(key).map(Group::pending_incident_id)
     }
 
     pub fn is_open(&self, key: &GroupKey) -> bool {

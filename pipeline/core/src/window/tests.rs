@@ -5,7 +5,10 @@ use quench_schemas::{Alert, AlertStatus, IncidentStatus, RoutingReason};
 use super::*;
 use quench_schemas::fingerprint::fingerprint;
 
-use crate::rules::{RouteTree, Timing};
+use crate::{
+    mute::Mutes,
+    rules::{RouteTree, Timing},
+};
 
 const S: i64 = 1_000;
 const T0: i64 = 1_764_000_000_000;
@@ -49,12 +52,13 @@ fn resolved(mut alert: Alert, at: i64) -> Alert {
 /// Routes with the default tree (group by alertname) and feeds the core, as the worker does.
 struct Harness {
     tree: RouteTree,
+    mutes: Mutes,
     windows: Windows,
 }
 
 impl Harness {
     fn new() -> Self {
-        Self { tree: RouteTree::default(), windows: Windows::default() }
+        Self { tree: RouteTree::default(), mutes: Mutes::default(), windows: Windows::default() }
     }
 
     fn send(&mut self, alert: &Alert, now: i64) {
@@ -64,7 +68,7 @@ impl Harness {
 
     fn tick(&mut self, now: i64) -> (Vec<quench_schemas::Incident>, Vec<quench_schemas::RoutingEvent>) {
         let mut out = Vec::new();
-        self.windows.tick(now, &mut out, &|_, _| false);
+        self.windows.tick(now, &mut out, &Check { rules: &self.tree, mutes: &self.mutes });
         let mut incidents = Vec::new();
         let mut events = Vec::new();
         for flush in out {
@@ -250,7 +254,7 @@ fn a_touched_group_emits_its_incident_again_with_what_the_classifier_reads() {
     h.send(&first, T0);
     h.send(&alert("PgDown", "db-2", "critical", T0), T0);
     let mut out = Vec::new();
-    h.windows.tick(T0 + 30 * S, &mut out, &|_, _| false);
+    h.windows.tick(T0 + 30 * S, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
     let [Flush { incident, subject, .. }] = &out[..] else { panic!("one incident in {out:?}") };
     assert_eq!(subject.id, incident.incident_id);
     assert_eq!(subject.alertnames, ["PgDown"]);
@@ -321,7 +325,7 @@ fn a_storm_into_one_group_is_bounded_in_memory_in_its_records_and_counted_exactl
     assert_eq!(untracked.iter().map(|j| j.fingerprints.len()).sum::<usize>(), 10_000, "but recorded as they come");
 
     let mut out = Vec::new();
-    h.windows.tick(T0 + 30 * S, &mut out, &|_, _| false);
+    h.windows.tick(T0 + 30 * S, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
     let [flush] = &out[..] else { panic!("one incident: {out:?}") };
     assert_eq!(flush.incident.incident_id, untracked[0].incident_id, "the untracked joined the same incident");
     assert_eq!((flush.incident.alert_count, flush.incident.distinct_alerts), (60_000, 60_000));
@@ -353,11 +357,11 @@ fn resolved_alerts_already_recorded_make_room_and_keep_the_counts() {
     storm(&mut h, MAX_TRACKED_ALERTS - 1, T0);
     h.send(&alert("Storm", "stays", "critical", T0), T0);
     let mut out = Vec::new();
-    h.windows.tick(T0 + 30 * S, &mut out, &|_, _| false);
+    h.windows.tick(T0 + 30 * S, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
     for i in 0..MAX_TRACKED_ALERTS - 1 {
         h.send(&resolved(alert("Storm", &format!("host-{i}"), "warning", T0), T0 + 40 * S), T0 + 40 * S);
     }
-    h.windows.tick(T0 + 330 * S, &mut out, &|_, _| false);
+    h.windows.tick(T0 + 330 * S, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
     storm_named(&mut h, "later", 1_000, T0 + 400 * S);
     h.send(&alert("Storm", "stays", "critical", T0), T0 + 400 * S);
     assert_eq!(h.windows.open_fingerprints(), 1 + 1_000, "the recorded resolved alerts were forgotten");
@@ -382,7 +386,7 @@ fn every_alert_of_an_incident_is_recorded_once_across_flushes() {
         storm_named(&mut h, &format!("round{round}"), 100, at);
         h.send(&alert("Storm", "round0-0", "warning", at), at);
         let mut out = Vec::new();
-        h.windows.tick(at + 30 * S, &mut out, &|_, _| false);
+        h.windows.tick(at + 30 * S, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
         recorded.extend(out.into_iter().flat_map(|f| f.new_fingerprints));
     }
     let distinct: std::collections::HashSet<u64> = recorded.iter().copied().collect();
