@@ -1,6 +1,6 @@
 //! `quench ingest`: the webhook connectors of `quench-ingest` wired to this process's Kafka
-//! producer, schema registry and route rules, with `/metrics`, `/healthz` and `/readyz` beside
-//! them on `ingest.listen`.
+//! producer, schema registry and route rules, with Alertmanager's API v2 (silences, alerts) and
+//! `/metrics`, `/healthz` and `/readyz` beside them on `ingest.listen`.
 
 use std::{
     sync::{
@@ -13,7 +13,14 @@ use std::{
 use quench_ingest::{KeyFn, Publisher};
 use quench_schemas::{Alert, Encoder};
 
-use crate::{config::Config, http, kafka::client_config, preflight::registry_client, reload::RulesSource};
+use crate::{
+    alertmanager_api::{self, Api},
+    config::Config,
+    http,
+    kafka::client_config,
+    preflight::registry_client,
+    reload::RulesSource,
+};
 use quench_core::rules::RouteTree;
 
 pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -24,16 +31,24 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
         );
     }
     let encoder = Encoder::<Alert>::register(&registry_client(&config.registry)?, &config.topics.alerts).await?;
+    let rules = follow_rules(rules);
+    let current = rules.clone();
+    let partition_keys: KeyFn = Arc::new(move |alert: &Alert| current.read().expect("rules lock").partition_key(alert));
     let publisher = Arc::new(Publisher::new(
         client_config(&config.kafka, "ingest"),
         encoder,
         config.topics.alerts.clone(),
-        partition_keys(rules),
+        partition_keys,
         config.ingest.ack_timeout(),
     )?);
     let readiness = http::Readiness::starting();
-    let app =
-        quench_ingest::router(config.ingest.clone(), publisher.clone()).merge(http::operations(readiness.clone())?);
+    let api = Api::start(config, rules, shutdown.clone())?;
+    if config.ingest.api_tokens.is_empty() {
+        tracing::warn!("ingest.api_tokens is empty: the Alertmanager API refuses to write silences");
+    }
+    let app = quench_ingest::router(config.ingest.clone(), publisher.clone())
+        .merge(alertmanager_api::router(Arc::new(api)))
+        .merge(http::operations(readiness.clone())?);
     let listener = http::bind(&config.ingest.listen, "ingest.listen").await?;
     tracing::info!(
         address = %config.ingest.listen,
@@ -89,9 +104,10 @@ async fn watch_producer(
 /// How long a process whose producer failed for good answers 503 on `/readyz` before it exits.
 const FATAL_GRACE: Duration = Duration::from_secs(3);
 
-/// Keys by the group key of the rules in force, reloaded as the worker reloads them, so that a
-/// group's alerts keep landing on one partition after a change of `group_by`.
-fn partition_keys((mut source, tree): (RulesSource, RouteTree)) -> KeyFn {
+/// The rules in force, reloaded as the worker reloads them: alerts are keyed by their group key,
+/// so that a group's alerts keep landing on one partition after a change of `group_by`, and the
+/// Alertmanager API decides receivers and inhibition with them.
+fn follow_rules((mut source, tree): (RulesSource, RouteTree)) -> Arc<RwLock<RouteTree>> {
     let tree = Arc::new(RwLock::new(tree));
     let current = tree.clone();
     crate::signals::on_hangup(source.reload_flag());
@@ -108,5 +124,5 @@ fn partition_keys((mut source, tree): (RulesSource, RouteTree)) -> KeyFn {
             }
         }
     });
-    Arc::new(move |alert: &Alert| current.read().expect("rules lock").partition_key(alert))
+    current
 }

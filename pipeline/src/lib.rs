@@ -8,6 +8,7 @@
 
 pub use quench_classify::corpus;
 
+pub mod alertmanager_api;
 pub mod clickhouse;
 pub mod config;
 pub mod demo;

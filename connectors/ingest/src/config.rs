@@ -25,6 +25,9 @@ pub struct IngestConfig {
     /// (`alertmanager`, `grafana`, `pagerduty`, `prometheus`, `generic`); others are reached by
     /// adding their name to the path (`/v1/alertmanager/<name>`, `/<name>/api/v2/alerts`).
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Bearer tokens, by name, that may write silences through the Alertmanager API
+    /// (`/api/v2/silences`); reads need none. Without any, writes are refused.
+    pub api_tokens: BTreeMap<String, Secret>,
 }
 
 impl Default for IngestConfig {
@@ -36,6 +39,7 @@ impl Default for IngestConfig {
             ack_timeout_ms: 5_000,
             limits: Limits::default(),
             sources: BTreeMap::new(),
+            api_tokens: BTreeMap::new(),
         }
     }
 }
@@ -97,6 +101,9 @@ impl IngestConfig {
             if source.tenant.is_empty() {
                 return Err((key("tenant"), "must not be empty".into()));
             }
+        }
+        if let Some((name, _)) = self.api_tokens.iter().find(|(_, token)| token.expose().len() < 16) {
+            return Err((format!("ingest.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
         }
         Ok(())
     }

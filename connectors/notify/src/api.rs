@@ -59,7 +59,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The name of the token presented, if it is one of ours (compared in constant time).
-fn authenticate<'a>(tokens: &'a BTreeMap<String, Secret>, headers: &HeaderMap) -> Option<&'a str> {
+pub fn authenticate<'a>(tokens: &'a BTreeMap<String, Secret>, headers: &HeaderMap) -> Option<&'a str> {
     let presented = headers.get("authorization")?.to_str().ok()?;
     let presented = presented.strip_prefix("Bearer ").or_else(|| presented.strip_prefix("bearer "))?.trim();
     let mut found = None;

@@ -30,7 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_routing_events.sql"),
     migration!(5, "0005_notifications.sql"),
     migration!(6, "0006_incident_distinct_alerts.sql"),
-    migration!(7, "0007_incident_mutes.sql"),
+    migration!(7, "0007_mutes.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -24,6 +24,7 @@ pub struct AlertRow {
     pub generator_url: String,
     pub kafka_partition: u32,
     pub kafka_offset: u64,
+    pub stateful: bool,
 }
 
 /// `Enum8('firing' = 1, 'resolved' = 2)`.
@@ -54,6 +55,7 @@ impl AlertRow {
             generator_url: alert.generator_url.unwrap_or_default(),
             kafka_partition: u32::try_from(partition).unwrap_or_default(),
             kafka_offset: u64::try_from(offset).unwrap_or_default(),
+            stateful: alert.stateful,
         }
     }
 }

@@ -1,3 +1,8 @@
+-- Whether an alert's sender reports its resolution (Alertmanager, PagerDuty): without an end, it
+-- fires until the sender says otherwise, not only for resolve_timeout after it was last seen. The
+-- Alertmanager API reads it to list the alerts that fire.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS stateful Bool DEFAULT false;
+
 -- What muted an incident's alerts (silences, Alertmanager's inhibit_rules): how many of its
 -- firing alerts were not announced at this version, the silences and the inhibiting incidents.
 -- How many incidents one source inhibited: count the incidents with its id in inhibited_by.
