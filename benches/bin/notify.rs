@@ -200,10 +200,15 @@ fn backlog_event(i: usize) -> RoutingEvent {
         alert_count: 1,
         common_labels: Default::default(),
         team: Some("ops".into()),
-        targets: vec![RoutingTarget { channel: "webhook".into(), target: "sink".into() }],
+        targets: vec![RoutingTarget::new("webhook", "sink")],
         escalation_policy: None,
         incident_version: 1,
         emitted_at: now_ms(),
+        receiver: None,
+        group_key: String::new(),
+        group_labels: Default::default(),
+        alerts: Vec::new(),
+        truncated_alerts: 0,
     }
 }
 

@@ -308,10 +308,15 @@ fn event(i: usize, channel: &str, target: &str) -> RoutingEvent {
         alert_count: 1,
         common_labels: Default::default(),
         team: Some("ops".into()),
-        targets: vec![RoutingTarget { channel: channel.into(), target: target.into() }],
+        targets: vec![RoutingTarget::new(channel, target)],
         escalation_policy: None,
         incident_version: 1,
         emitted_at: now_ms(),
+        receiver: None,
+        group_key: String::new(),
+        group_labels: Default::default(),
+        alerts: Vec::new(),
+        truncated_alerts: 0,
     }
 }
 

@@ -44,7 +44,7 @@ pub use record::Record;
 pub use refused_row::RefusedRow;
 #[cfg(feature = "registry")]
 pub use registry::{Compatibility, Registry};
-pub use routing::{RoutingEvent, RoutingReason, RoutingTarget};
+pub use routing::{EventAlert, RoutingEvent, RoutingReason, RoutingTarget};
 
 /// The wall clock in the unit of every time field of Quench's records: milliseconds since the
 /// Unix epoch.

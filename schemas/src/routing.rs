@@ -24,6 +24,29 @@ pub struct RoutingEvent {
     pub escalation_policy: Option<String>,
     pub incident_version: i64,
     pub emitted_at: i64,
+    pub receiver: Option<String>,
+    /// In Alertmanager's format.
+    pub group_key: String,
+    pub group_labels: BTreeMap<String, String>,
+    pub alerts: Vec<EventAlert>,
+    pub truncated_alerts: i64,
+}
+
+/// One alert of an announced group, as Alertmanager's notifications list them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAlert {
+    pub fingerprint: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+}
+
+impl RoutingEvent {
+    /// Alerts an event lists at most (Avro records must stay far below Kafka's message limit).
+    pub const MAX_ALERTS: usize = 1_000;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,6 +66,20 @@ pub enum RoutingReason {
 pub struct RoutingTarget {
     pub channel: String,
     pub target: String,
+    /// Whether the target hears of the resolution (Alertmanager's `send_resolved`).
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RoutingTarget {
+    /// A target that also hears of resolutions.
+    pub fn new(channel: impl Into<String>, target: impl Into<String>) -> Self {
+        Self { channel: channel.into(), target: target.into(), send_resolved: true }
+    }
 }
 
 avro_record!(RoutingEvent, "quench.RoutingEvent", "routing_event.avsc");

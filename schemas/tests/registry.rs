@@ -103,10 +103,15 @@ fn sample_routing_event() -> RoutingEvent {
         alert_count: 7,
         common_labels: BTreeMap::new(),
         team: Some("dba".into()),
-        targets: vec![RoutingTarget { channel: "slack".into(), target: "#dba-oncall".into() }],
+        targets: vec![RoutingTarget::new("slack", "#dba-oncall")],
         escalation_policy: Some("dba-default".into()),
         incident_version: 3,
         emitted_at: 1_764_000_060_100,
+        receiver: None,
+        group_key: String::new(),
+        group_labels: BTreeMap::new(),
+        alerts: Vec::new(),
+        truncated_alerts: 0,
     }
 }
 

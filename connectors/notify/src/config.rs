@@ -50,6 +50,10 @@ macro_rules! notify_config {
             pub tick_ms: u64,
             /// Link to an incident in messages, `{incident_id}` replaced; empty for none.
             pub incident_url: String,
+            /// With an Alertmanager rules file (`worker.rules`), its receivers are targets too; a
+            /// kind Quench cannot deliver (`opsgenie_configs`, …) stops the notifier at start-up
+            /// unless this is set, and then is skipped with a warning.
+            pub skip_unsupported_receivers: bool,
             pub templates: Templates,
             $(pub $module: BTreeMap<String, <channel::$module::$Type as Deliver>::Target>,)*
             pub users: BTreeMap<String, User>,
@@ -72,6 +76,7 @@ macro_rules! notify_config {
                     max_queued_per_target: 2_000,
                     tick_ms: 1_000,
                     incident_url: String::new(),
+                    skip_unsupported_receivers: false,
                     templates: Templates::default(),
                     $($module: BTreeMap::new(),)*
                     users: BTreeMap::new(),

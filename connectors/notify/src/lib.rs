@@ -6,6 +6,7 @@
 //! routing events into delivery jobs, the lanes that schedule them per target, and the API's router. The `quench notify` command
 //! (in the pipeline crate) wires them to Kafka.
 
+pub mod alertmanager;
 pub mod api;
 pub mod channel;
 pub mod config;

@@ -181,7 +181,9 @@ impl PartitionState {
         let event = Arc::new(event);
         let message = Arc::new(config.templates.render(&event, &config.incident_url, None));
         let mut jobs = 0;
-        for target in &event.targets {
+        // A target without send_resolved (an Alertmanager receiver's) does not hear of resolutions.
+        let resolved = event.reason == RoutingReason::Resolved;
+        for target in event.targets.iter().filter(|t| t.send_resolved || !resolved) {
             let target = format!("{}:{}", target.channel, target.target);
             let key = format!("{}|{target}", event.event_id);
             if self.delivered.contains_key(&key) {
@@ -360,10 +362,7 @@ mod tests {
 
     fn routed(reason: RoutingReason, policy: Option<&str>) -> RoutingEvent {
         let mut event = event(reason);
-        event.targets = vec![
-            RoutingTarget { channel: "slack".into(), target: "dba".into() },
-            RoutingTarget { channel: "webhook".into(), target: "ops".into() },
-        ];
+        event.targets = vec![RoutingTarget::new("slack", "dba"), RoutingTarget::new("webhook", "ops")];
         event.escalation_policy = policy.map(str::to_string);
         event
     }

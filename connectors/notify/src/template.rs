@@ -105,6 +105,11 @@ pub(crate) mod tests {
             escalation_policy: None,
             incident_version: 1,
             emitted_at: 1_700_000_000_000,
+            receiver: None,
+            group_key: String::new(),
+            group_labels: Default::default(),
+            alerts: Vec::new(),
+            truncated_alerts: 0,
         }
     }
 

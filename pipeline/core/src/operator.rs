@@ -29,7 +29,7 @@ use std::{
 
 use quench_schemas::{
     fingerprint::alert_fingerprint, severity::Scale, Alert, Classification, Incident, IncidentAction, IncidentAlerts,
-    IncidentStatus, RoutingEvent, Subject,
+    IncidentStatus, RoutingEvent, RoutingTarget, Subject,
 };
 
 use crate::{
@@ -37,7 +37,7 @@ use crate::{
     mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
     rules::{GroupKey, RouteTree},
-    window::{changelog, routing_event, Flush, Group, Windows},
+    window::{changelog, routing_event, Flush, Group, Notice, Windows},
 };
 
 /// Classification as the operator needs it. The shell implements it over the classifier, which
@@ -221,7 +221,7 @@ impl Operator {
                 answers.len(),
                 subjects.len()
             );
-            for (Flush { mut incident, subject, announce, at, new_fingerprints }, answer) in
+            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice }, answer) in
                 flushed.into_iter().zip(answers)
             {
                 let joined = IncidentAlerts {
@@ -236,6 +236,9 @@ impl Operator {
                 classify(&mut incident, answer);
                 if let Some(reason) = announce {
                     let mut event = routing_event(&incident, reason, at);
+                    if let Some(notice) = notice {
+                        list(&mut event, notice, check.rules);
+                    }
                     routing.apply(&mut event);
                     out.routing.push(event);
                 }
@@ -325,6 +328,26 @@ fn split(mut joined: IncidentAlerts, out: &mut Vec<IncidentAlerts>) {
     if !joined.fingerprints.is_empty() {
         out.push(joined);
     }
+}
+
+/// Puts on the event what its group lists, its route's receiver, and the receiver's integrations
+/// as targets.
+fn list(event: &mut RoutingEvent, notice: Notice, rules: &RouteTree) {
+    event.receiver = rules.route(&notice.route).and_then(|route| route.receiver.clone());
+    if let Some(receiver) = event.receiver.as_ref().and_then(|name| rules.receivers.get(name)) {
+        event.targets = receiver
+            .integrations
+            .iter()
+            .map(|i| RoutingTarget {
+                send_resolved: i.send_resolved,
+                ..RoutingTarget::new(i.channel.as_str(), &i.target)
+            })
+            .collect();
+    }
+    event.group_key = notice.group_key;
+    event.group_labels = notice.group_labels;
+    event.alerts = notice.alerts;
+    event.truncated_alerts = notice.truncated_alerts;
 }
 
 /// Puts the classifier's answer on the incident, which its routing events are then derived from.

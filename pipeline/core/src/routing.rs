@@ -13,7 +13,8 @@
 //! ```
 //!
 //! A target is the name of one configured under `[notify.<channel>]` (`[notify.slack.dba]`); the
-//! notifier dead-letters deliveries to names it does not know.
+//! notifier dead-letters deliveries to names it does not know. With an Alertmanager rules file,
+//! an event's targets are first its route's receiver's integrations, then these.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -160,11 +161,13 @@ impl RoutingRules {
         let destination = self.destination(event);
         event.team.clone_from(&destination.team);
         event.escalation_policy.clone_from(&destination.escalation_policy);
-        event.targets = destination
-            .targets
-            .iter()
-            .map(|t| RoutingTarget { channel: t.channel.as_str().to_string(), target: t.target.clone() })
-            .collect();
+        // After the receiver's integrations, which an Alertmanager rules file put there.
+        for target in &destination.targets {
+            let target = RoutingTarget::new(target.channel.as_str(), target.target.clone());
+            if !event.targets.iter().any(|t| t.channel == target.channel && t.target == target.target) {
+                event.targets.push(target);
+            }
+        }
     }
 }
 
@@ -209,6 +212,11 @@ routes:
             escalation_policy: None,
             incident_version: 1,
             emitted_at: 0,
+            receiver: None,
+            group_key: String::new(),
+            group_labels: BTreeMap::new(),
+            alerts: Vec::new(),
+            truncated_alerts: 0,
         }
     }
 
@@ -219,7 +227,7 @@ routes:
         rules.apply(&mut e);
         assert_eq!(e.team.as_deref(), Some("dba"));
         assert_eq!(e.escalation_policy.as_deref(), Some("dba-critical"));
-        assert_eq!(e.targets[0], RoutingTarget { channel: "pagerduty".into(), target: "dba".into() });
+        assert_eq!(e.targets[0], RoutingTarget::new("pagerduty", "dba"));
         let mut e = event("database", "medium", &[("env", "prod")]);
         rules.apply(&mut e);
         assert_eq!(e.team.as_deref(), Some("ops"), "severity not in the list");

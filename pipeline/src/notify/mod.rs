@@ -16,6 +16,7 @@
 //! keeps the consumer) until they drain.
 
 mod directory;
+mod receivers;
 mod state;
 
 use std::{
@@ -28,6 +29,7 @@ use std::{
 };
 
 use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
+use quench_core::rules::RouteTree;
 use quench_notify::{
     api::{self, Rejection, Submit},
     channel::Notice,
@@ -84,6 +86,7 @@ enum Wake {
 const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let config = &with_receivers(config)?;
     let notify = &config.notify;
     let registry = registry_client(&config.registry)?;
     let producer: FutureProducer = client_config(&config.kafka, "notify")
@@ -648,4 +651,22 @@ fn record<'a>(
         record = record.payload(value.as_slice());
     }
     record
+}
+
+/// The configuration with the receivers of an Alertmanager rules file (`worker.rules`) among the
+/// targets, so that one file says where notifications go for the worker and the notifier.
+fn with_receivers(config: &Config) -> anyhow::Result<Config> {
+    let mut config = config.clone();
+    let Some(path) = config.worker.rules.clone() else { return Ok(config) };
+    let rules =
+        RouteTree::load(&path).map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules`: {e}"))?;
+    let added = receivers::add(&mut config.notify, &rules)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `worker.rules` ({}): {e}", path.display()))?;
+    config.notify.validate().map_err(|(key, e)| {
+        anyhow::anyhow!("invalid configuration: a receiver of `worker.rules` ({}) as `{key}`: {e}", path.display())
+    })?;
+    if added > 0 {
+        tracing::info!(targets = added, rules = %path.display(), "the rules file's receivers are targets");
+    }
+    Ok(config)
 }

@@ -26,6 +26,28 @@ pub struct WebhookTarget {
     /// 0 means unlimited.
     #[serde(default)]
     pub per_minute: u64,
+    /// `quench` (the routing event and the message) or `alertmanager` (Alertmanager's webhook
+    /// payload, version 4, for the services that consume it).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// Alerts an `alertmanager` payload lists at most; 0 for all.
+    #[serde(default)]
+    pub max_alerts: usize,
+    /// Whether an `alertmanager` payload lists resolved alerts.
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Quench,
+    Alertmanager,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub struct Webhook {
@@ -56,14 +78,19 @@ impl Deliver for Webhook {
     }
 
     async fn send(&self, notice: &Notice<'_>) -> Result<Receipt, SendError> {
-        let body = serde_json::to_vec(&json!({
-            "idempotency_key": notice.key,
-            "title": notice.message.title,
-            "text": notice.message.body,
-            "url": notice.message.url,
-            "event": notice.event,
-        }))
-        .expect("JSON of owned values");
+        let body = match self.target.format {
+            WebhookFormat::Quench => json!({
+                "idempotency_key": notice.key,
+                "title": notice.message.title,
+                "text": notice.message.body,
+                "url": notice.message.url,
+                "event": notice.event,
+            }),
+            WebhookFormat::Alertmanager => {
+                crate::alertmanager::payload(notice.event, "", self.target.max_alerts, self.target.send_resolved)
+            }
+        };
+        let body = serde_json::to_vec(&body).expect("JSON of owned values");
         let timestamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or_default());

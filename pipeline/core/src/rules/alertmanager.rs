@@ -19,6 +19,7 @@ use super::{
     duration,
     interval::{PartSpec, TimeInterval},
     matcher::{is_label_name, Matcher},
+    receiver::Receiver,
     route::{GroupBy, Inherited, RouteSpec, RouteTree},
     Timing,
 };
@@ -48,7 +49,7 @@ struct Global {
     resolve_timeout: Option<Duration>,
     /// `smtp_*`, `slack_api_url`, `pagerduty_url`, …: defaults of the receivers' settings.
     #[serde(flatten)]
-    _receiver_defaults: serde_yaml::Mapping,
+    receiver_defaults: serde_yaml::Mapping,
 }
 
 /// A receiver: its name, and its settings.
@@ -56,7 +57,7 @@ struct Global {
 struct Named {
     name: String,
     #[serde(flatten)]
-    _settings: serde_yaml::Mapping,
+    settings: serde_yaml::Mapping,
 }
 
 /// An inhibition rule, new and legacy forms; read and checked as Alertmanager checks it.
@@ -141,14 +142,25 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
     };
     let mut tree = RouteTree::from_spec(file.route, &defaults, &|name| receivers.contains(name), intervals)?;
     tree.inhibit_rules = inhibit_rules;
-    if !file.receivers.is_empty() {
+    tree.receiver_defaults = file.global.receiver_defaults;
+    let mut templated = Vec::new();
+    for Named { name, settings } in file.receivers {
+        let receiver = Receiver::parse(&name, &settings)?;
+        if receiver.integrations.iter().any(|i| serde_yaml::to_string(&i.settings).is_ok_and(|s| s.contains("{{"))) {
+            templated.push(name.clone());
+        }
+        tree.receivers.insert(name, receiver);
+    }
+    if tree.receivers.values().any(|r| r.integrations.iter().any(|i| i.send_resolved)) {
         tree.notes.push(
-            "receivers' send_resolved is not read yet: a partial resolution is never announced (as with send_resolved: false)"
-                .into(),
+            "receivers with send_resolved hear of a group's resolution, not of some of its alerts resolving".into(),
         );
     }
-    if !file.templates.is_empty() {
-        tree.notes.push("templates are Go templates, which Quench does not execute: its own messages are sent".into());
+    if !file.templates.is_empty() || !templated.is_empty() {
+        tree.notes.push(format!(
+            "Go templates are not executed (receivers using them: {}); Quench's own messages are sent",
+            if templated.is_empty() { "none".to_string() } else { templated.join(", ") }
+        ));
     }
     Ok(tree)
 }

@@ -7,8 +7,10 @@ mod alertmanager;
 pub mod duration;
 mod interval;
 mod matcher;
+mod receiver;
 mod route;
 
 pub use interval::TimeInterval;
 pub use matcher::{is_label_name, Matcher};
-pub use route::{GroupBy, GroupKey, Placement, Route, RouteTree, Timing};
+pub use receiver::{Integration, Receiver};
+pub use route::{alertmanager_group_key, GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

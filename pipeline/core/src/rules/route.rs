@@ -3,6 +3,8 @@ use std::{collections::BTreeMap, path::Path, time::Duration};
 use quench_schemas::Alert;
 
 use crate::mute::InhibitRule;
+
+use super::receiver::Receiver;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -118,8 +120,7 @@ impl Route {
     /// (`{}/{env="prod"}:{alertname="X", cluster="c"}`).
     pub fn alertmanager_group_key(&self, labels: &BTreeMap<String, String>) -> String {
         let (_, group_labels) = self.group_key("", labels);
-        let pairs: Vec<String> = group_labels.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
-        format!("{}:{{{}}}", self.id, pairs.join(", "))
+        alertmanager_group_key(&self.id, &group_labels)
     }
 
     /// The group key of an alert on this route, and the labels that define the group. A
@@ -143,6 +144,12 @@ impl Route {
     }
 }
 
+/// A group's key as Alertmanager writes it, from its route's id and its group labels.
+pub fn alertmanager_group_key(route: &str, group_labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = group_labels.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
+    format!("{route}:{{{}}}", pairs.join(", "))
+}
+
 /// The whole tree, loaded from a rules file.
 #[derive(Debug, Clone)]
 pub struct RouteTree {
@@ -151,6 +158,10 @@ pub struct RouteTree {
     pub intervals: BTreeMap<String, TimeInterval>,
     /// Alertmanager's `inhibit_rules` (see [`crate::mute`]).
     pub inhibit_rules: Vec<InhibitRule>,
+    /// An Alertmanager file's receivers, by name.
+    pub receivers: BTreeMap<String, Receiver>,
+    /// An Alertmanager file's `global` receiver settings (`slack_api_url`, `smtp_from`, …).
+    pub receiver_defaults: serde_yaml::Mapping,
     /// What the file holds that the pipeline reads but does not apply yet, to say at start-up
     /// and in `quench rules check`.
     pub notes: Vec<String>,
@@ -198,7 +209,14 @@ impl RouteTree {
         }
         let known_interval = |name: &str| intervals.contains_key(name);
         let root = build(root, "0", None, defaults, &Known { receiver: known, interval: &known_interval })?;
-        Ok(Self { root, intervals, inhibit_rules: Vec::new(), notes: Vec::new() })
+        Ok(Self {
+            root,
+            intervals,
+            inhibit_rules: Vec::new(),
+            receivers: BTreeMap::new(),
+            receiver_defaults: serde_yaml::Mapping::new(),
+            notes: Vec::new(),
+        })
     }
 
     /// Whether the route with this id is muted at `at` (epoch ms): inside one of its mute

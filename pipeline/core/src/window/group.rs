@@ -4,16 +4,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use quench_schemas::{
-    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, Incident, IncidentStatus, RoutingEvent, RoutingReason, Subject,
+    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, EventAlert, Incident, IncidentStatus, RoutingEvent,
+    RoutingReason, Subject,
 };
 use serde::{Deserialize, Serialize};
 
 use quench_schemas::severity::{Rank, Scale};
 
-use super::Flush;
+use super::{Flush, Notice};
 use crate::{
     mute::{Check, Muted},
-    rules::{GroupKey, Timing},
+    rules::{alertmanager_group_key, GroupKey, Timing},
 };
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
@@ -61,10 +62,37 @@ pub(super) struct Entry {
     /// Its sender reports the resolution: no `resolve_timeout` (see `Alert::stateful`).
     #[serde(default)]
     stateful: bool,
-    /// What silences and inhibition rules match (changelogs written before them: none, and
-    /// such an alert is never muted).
+    /// What silences and inhibition rules match, and notifications list (changelogs written
+    /// before them: none, and such an alert is never muted).
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// Up to [`MAX_ANNOTATION_BYTES`] of its annotations, for notifications.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    starts_at: i64,
+    /// Listed as resolved in an announcement: as Alertmanager drops a resolved alert from its
+    /// group once a notification carried it, it is listed once.
+    #[serde(default)]
+    reported: bool,
+}
+
+/// Annotations an alert keeps for notifications (a group holds up to [`MAX_TRACKED_ALERTS`]).
+const MAX_ANNOTATION_BYTES: usize = 2_048;
+
+/// The annotations that fit in [`MAX_ANNOTATION_BYTES`], whole, in name order.
+fn bounded_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut budget = MAX_ANNOTATION_BYTES;
+    annotations
+        .iter()
+        .filter(|(name, value)| {
+            let size = name.len() + value.len();
+            let fits = size <= budget;
+            budget -= if fits { size } else { 0 };
+            fits
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +293,11 @@ impl Group {
                 if entry.firing != firing {
                     entry.flips = entry.flips.saturating_add(1);
                     entry.firing = firing;
+                    if firing {
+                        // Firing again: a new start, and a resolution to report later.
+                        entry.starts_at = alert.starts_at;
+                        entry.reported = false;
+                    }
                     // A resolution may have made room for alerts that were not tracked.
                     self.full &= firing;
                 }
@@ -294,6 +327,9 @@ impl Group {
                         recorded: false,
                         stateful: alert.stateful,
                         labels: alert.labels.clone(),
+                        annotations: bounded_annotations(&alert.annotations),
+                        starts_at: alert.starts_at,
+                        reported: false,
                     };
                     self.alerts.insert(fingerprint, entry);
                     self.changed_buckets |= 1 << bucket(fingerprint);
@@ -428,8 +464,44 @@ impl Group {
         }
         let resolved = incident.status == IncidentStatus::Resolved;
         let subject = self.subject(&incident.incident_id);
-        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints });
+        let notice = reason.map(|_| self.notice(&mutes));
+        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice });
         !resolved
+    }
+
+    /// What an announcement lists: the group's key in Alertmanager's format, its labels, and
+    /// its alerts that are not muted, firing, or resolved and not listed before (at most
+    /// [`RoutingEvent::MAX_ALERTS`], by fingerprint).
+    fn notice(&mut self, mutes: &HashMap<u64, Muted>) -> Notice {
+        let mut listed: Vec<(&u64, &mut Entry)> = self
+            .alerts
+            .iter_mut()
+            .filter(|(fp, e)| if e.firing { !mutes.contains_key(*fp) } else { !e.reported })
+            .collect();
+        listed.sort_unstable_by_key(|(fp, _)| **fp);
+        let truncated = listed.len().saturating_sub(RoutingEvent::MAX_ALERTS);
+        let alerts = listed
+            .into_iter()
+            .take(RoutingEvent::MAX_ALERTS)
+            .map(|(fingerprint, entry)| {
+                entry.reported |= !entry.firing;
+                EventAlert {
+                    fingerprint: format!("{fingerprint:016x}"),
+                    status: if entry.firing { "firing" } else { "resolved" }.into(),
+                    labels: entry.labels.clone(),
+                    annotations: entry.annotations.clone(),
+                    starts_at: entry.starts_at,
+                    ends_at: (!entry.firing).then_some(entry.ends_at).flatten(),
+                }
+            })
+            .collect();
+        Notice {
+            route: self.route.clone(),
+            group_key: alertmanager_group_key(&self.route, &self.group_labels),
+            group_labels: self.group_labels.clone(),
+            alerts,
+            truncated_alerts: truncated as i64,
+        }
     }
 
     /// Closes an incident older than `max_incident_age` whose alerts still fire, and starts the
@@ -444,7 +516,15 @@ impl Group {
         let mut new_fingerprints: Vec<u64> =
             self.alerts.iter().filter(|(_, e)| !e.recorded).map(|(fingerprint, _)| *fingerprint).collect();
         new_fingerprints.sort_unstable();
-        out.push(Flush { incident, subject, announce: Some(RoutingReason::Resolved), at: now, new_fingerprints });
+        let notice = Some(self.notice(&HashMap::new()));
+        out.push(Flush {
+            incident,
+            subject,
+            announce: Some(RoutingReason::Resolved),
+            at: now,
+            new_fingerprints,
+            notice,
+        });
 
         // What still fires makes the new incident; what resolved stays with the old one.
         self.alerts.retain(|_, e| e.firing);
@@ -639,12 +719,18 @@ pub fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> Ro
         category: incident.category.clone(),
         alert_count: incident.alert_count,
         common_labels: incident.common_labels.clone(),
-        // Empty here: the operator stamps team, targets and policy from the routing rules
-        // (`crate::routing`), which may use what the classifier decided.
+        // Empty here: the operator puts on what the group lists and stamps team, targets and
+        // policy from the receiver and the routing rules (`crate::routing`), which may use what
+        // the classifier decided.
         team: None,
         targets: Vec::new(),
         escalation_policy: None,
         incident_version: incident.version,
         emitted_at: now,
+        receiver: None,
+        group_key: String::new(),
+        group_labels: BTreeMap::new(),
+        alerts: Vec::new(),
+        truncated_alerts: 0,
     }
 }

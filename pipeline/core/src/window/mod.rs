@@ -18,7 +18,9 @@ pub use group::{incident_id, routing_event, Group, MAX_LISTED_FINGERPRINTS, MAX_
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use quench_schemas::{severity::Scale, ActionKind, Alert, Incident, IncidentAlerts, RoutingReason, Subject};
+use quench_schemas::{
+    severity::Scale, ActionKind, Alert, EventAlert, Incident, IncidentAlerts, RoutingReason, Subject,
+};
 
 use crate::{
     mute::Check,
@@ -38,6 +40,20 @@ pub struct Flush {
     /// Alerts (fingerprints) that became part of the incident with this flush, for
     /// `incident-alerts`: every alert of an incident is listed there once, however many it has.
     pub new_fingerprints: Vec<u64>,
+    /// With an announcement, what it lists.
+    pub notice: Option<Notice>,
+}
+
+/// The group and alerts an announcement lists, as Alertmanager's notifications do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The group's route, whose receiver hears of it.
+    pub route: String,
+    /// In Alertmanager's format: `{}/{team="dba"}:{alertname="X"}`.
+    pub group_key: String,
+    pub group_labels: BTreeMap<String, String>,
+    pub alerts: Vec<EventAlert>,
+    pub truncated_alerts: i64,
 }
 
 /// All open groups of one partition, with their flush timers and the keys changed since the

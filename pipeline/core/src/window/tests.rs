@@ -491,3 +491,35 @@ fn an_alert_whose_sender_reports_resolutions_does_not_time_out() {
     let (incidents, _) = h.tick(T0 + 3 * 3_600 * S + 300 * S);
     assert_eq!((incidents[0].incident_id.as_str(), incidents[0].status), (id.as_str(), IncidentStatus::Resolved));
 }
+
+#[test]
+fn an_announcement_lists_its_firing_alerts_and_each_resolved_one_once() {
+    let mut h = Harness::new();
+    let notice = |h: &mut Harness, now: i64| {
+        let mut out = Vec::new();
+        h.windows.tick(now, &mut out, &Check { rules: &h.tree, mutes: &h.mutes });
+        let notice = out.into_iter().find_map(|f| f.notice).expect("an announcement");
+        let mut listed: Vec<(String, String)> =
+            notice.alerts.iter().map(|a| (a.labels["instance"].clone(), a.status.clone())).collect();
+        listed.sort();
+        (notice.group_key, listed)
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter().map(|(i, s)| (i.to_string(), s.to_string())).collect()
+    };
+    let b = alert("Down", "b", "warning", T0);
+    h.send(&alert("Down", "a", "warning", T0), T0);
+    h.send(&b, T0);
+    let (key, listed) = notice(&mut h, T0 + 30 * S);
+    assert_eq!(key, "{}:{alertname=\"Down\"}", "Alertmanager's group key");
+    assert_eq!(listed, pairs(&[("a", "firing"), ("b", "firing")]));
+    h.send(&resolved(b, T0 + 60 * S), T0 + 60 * S);
+    h.send(&alert("Down", "c", "warning", T0 + 61 * S), T0 + 61 * S);
+    let (_, listed) = notice(&mut h, T0 + 330 * S);
+    assert_eq!(listed, pairs(&[("a", "firing"), ("b", "resolved"), ("c", "firing")]));
+    h.send(&alert("Down", "d", "warning", T0 + 400 * S), T0 + 400 * S);
+    h.send(&alert("Down", "a", "warning", T0), T0 + 400 * S);
+    h.send(&alert("Down", "c", "warning", T0 + 61 * S), T0 + 400 * S);
+    let (_, listed) = notice(&mut h, T0 + 630 * S);
+    assert_eq!(listed, pairs(&[("a", "firing"), ("c", "firing"), ("d", "firing")]), "b was listed resolved once");
+}
