@@ -58,6 +58,9 @@ pub enum RoutingReason {
     Repeat,
     Acknowledged,
     Resolved,
+    /// Some alerts of a group resolved while others fire: news for receivers with
+    /// `send_resolved` only, as in Alertmanager.
+    AlertsResolved,
     /// A symbol added by a newer writer that this reader does not know (the schema's enum default).
     Unknown,
 }

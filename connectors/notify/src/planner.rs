@@ -182,7 +182,7 @@ impl PartitionState {
         let message = Arc::new(config.templates.render(&event, &config.incident_url, None));
         let mut jobs = 0;
         // A target without send_resolved (an Alertmanager receiver's) does not hear of resolutions.
-        let resolved = event.reason == RoutingReason::Resolved;
+        let resolved = matches!(event.reason, RoutingReason::Resolved | RoutingReason::AlertsResolved);
         for target in event.targets.iter().filter(|t| t.send_resolved || !resolved) {
             let target = format!("{}:{}", target.channel, target.target);
             let key = format!("{}|{target}", event.event_id);

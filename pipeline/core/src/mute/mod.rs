@@ -48,6 +48,15 @@ impl Check<'_> {
         self.rules.muted(route, at)
     }
 
+    /// Whether the route's receiver has an integration with `send_resolved`, which hears of
+    /// alerts of a group resolving while others fire.
+    pub fn sends_resolved(&self, route: &str) -> bool {
+        let receiver = self.rules.route(route).and_then(|r| r.receiver.as_ref());
+        receiver
+            .and_then(|name| self.rules.receivers.get(name))
+            .is_some_and(|r| r.integrations.iter().any(|i| i.send_resolved))
+    }
+
     /// Whether anything can mute an alert: without inhibition rules and silences, flushes skip
     /// the per-alert question.
     pub fn any(&self) -> bool {

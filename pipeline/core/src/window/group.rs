@@ -404,6 +404,8 @@ impl Group {
                     Some(RoutingReason::AlertsAdded)
                 } else if severity > open.notified_severity {
                     Some(RoutingReason::SeverityChanged)
+                } else if check.sends_resolved(&self.route) && self.alerts.values().any(|e| !e.firing && !e.reported) {
+                    Some(RoutingReason::AlertsResolved)
                 } else if now.saturating_sub(open.last_notified_at) > ms(self.timing.repeat_interval) {
                     // Strictly later, as Alertmanager's dedup stage compares with the time it
                     // logged the last notification (after delivering it): on group_interval
