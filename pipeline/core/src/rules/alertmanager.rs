@@ -1,10 +1,9 @@
 //! Alertmanager's configuration file (`alertmanager.yml`), read as it is into Quench's one route
-//! model: the route tree with its receivers, `global.resolve_timeout`, Alertmanager's defaults
-//! (a route without `group_by` puts all its alerts in one group), and the time intervals that
-//! mute routes, and the inhibition rules. Receivers and templates are read and checked (names
-//! defined once, routes naming only defined receivers and intervals); what of them the pipeline
-//! does not apply yet is listed in [`RouteTree::notes`](super::RouteTree) so that `quench rules check`
-//! and start-up say so.
+//! model: the route tree with its receivers (names defined once, routes naming only defined
+//! receivers and intervals), `global.resolve_timeout` and the receivers' global defaults,
+//! Alertmanager's defaults (a route without `group_by` puts all its alerts in one group), the
+//! time intervals that mute routes, and the inhibition rules. Go templates are not executed:
+//! [`RouteTree::notes`](super::RouteTree) says so, for `quench rules check` and start-up.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -151,11 +150,6 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
         }
         tree.receivers.insert(name, receiver);
     }
-    if tree.receivers.values().any(|r| r.integrations.iter().any(|i| i.send_resolved)) {
-        tree.notes.push(
-            "receivers with send_resolved hear of a group's resolution, not of some of its alerts resolving".into(),
-        );
-    }
     if !file.templates.is_empty() || !templated.is_empty() {
         tree.notes.push(format!(
             "Go templates are not executed (receivers using them: {}); Quench's own messages are sent",
@@ -233,7 +227,7 @@ inhibit_rules:
         assert_eq!(dba.timing.group_wait, Duration::from_secs(10));
         assert_eq!(dba.timing.resolve_timeout, Duration::from_secs(120), "global.resolve_timeout");
         assert_eq!(dba.group_by, GroupBy::Labels(vec!["alertname".into(), "cluster".into()]), "inherited");
-        assert_eq!(tree.notes.len(), 1, "send_resolved is not applied yet: {:?}", tree.notes);
+        assert!(tree.notes.is_empty(), "everything is applied: {:?}", tree.notes);
         assert_eq!(tree.inhibit_rules.len(), 1);
         let api = &tree.routes_for(&labels(&[("service", "api"), ("severity", "page")]))[0];
         assert_eq!(api.mute_time_intervals, ["weekends"]);
