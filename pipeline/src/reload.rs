@@ -1,7 +1,7 @@
 //! Where rules files come from, and hot reload: a new file is picked up when its modification time
 //! changes or on SIGHUP, without a restart. A file that does not parse is reported and the rules in
 //! force stay, so a typo never takes the pipeline down. Reload swaps the whole set at once between
-//! two records; groups already open keep the timings they were created with. The windowing rules
+//! two records; open groups take their routes' new timings, as Alertmanager's do. The windowing rules
 //! (TOML) and the routing rules (YAML) both reload this way.
 
 use std::{
@@ -76,14 +76,24 @@ impl<T> FileSource<T> {
     }
 
     /// Like [`FileSource::reload`], and new rules that `check` refuses are reported and not used.
-    pub fn reload_checked(&mut self, current: &mut T, what: &'static str, check: impl Fn(&T) -> Result<(), String>) {
+    /// Returns whether new rules are in force.
+    pub fn reload_checked(
+        &mut self,
+        current: &mut T,
+        what: &'static str,
+        check: impl Fn(&T) -> Result<(), String>,
+    ) -> bool {
         match self.poll().map(|rules| rules.and_then(|r| check(&r).map(|()| r))) {
-            None => {}
+            None => false,
             Some(Ok(rules)) => {
                 *current = rules;
                 RulesReloaded { rules: what, rejected: None }.emit();
+                true
             }
-            Some(Err(e)) => RulesReloaded { rules: what, rejected: Some(&e) }.emit(),
+            Some(Err(e)) => {
+                RulesReloaded { rules: what, rejected: Some(&e) }.emit();
+                false
+            }
         }
     }
 }

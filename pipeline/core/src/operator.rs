@@ -193,6 +193,13 @@ impl Operator {
         self.windows.act(&action.incident_id, action.kind, action.at, now)
     }
 
+    /// New rules are in force from wall time `wall`: open groups take their routes' new timings.
+    pub fn retime(&mut self, rules: &RouteTree, wall: Instant) {
+        if let Some(now) = self.clock.watermark(wall) {
+            self.windows.retime(rules, now);
+        }
+    }
+
     /// The consumer had nothing more to give: an idle partition's event time may now follow the
     /// wall clock.
     pub fn caught_up(&mut self) {

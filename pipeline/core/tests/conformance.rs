@@ -30,7 +30,17 @@ struct Scenario {
     alerts: Vec<Sent>,
     #[serde(default)]
     silences: Vec<SentSilence>,
+    /// The configuration reloaded at a time.
+    #[serde(default)]
+    reloads: Vec<Reload>,
     notifications: Vec<Expected>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reload {
+    at: String,
+    config: String,
 }
 
 /// A silence made at `at`, muting from `starts` (default: `at`) to `ends`, expired early at
@@ -140,7 +150,7 @@ fn reason_name(event: &RoutingEvent) -> String {
 
 /// Plays a scenario; the announcements made, with the second they were made at.
 fn play(scenario: &Scenario) -> Vec<(i64, RoutingEvent)> {
-    let rules = RouteTree::parse_alertmanager(&scenario.config).unwrap_or_else(|e| panic!("config: {e}"));
+    let mut rules = RouteTree::parse_alertmanager(&scenario.config).unwrap_or_else(|e| panic!("config: {e}"));
     let routing = RoutingRules::parse("default: { team: conformance, targets: [{ channel: webhook, target: r }] }")
         .expect("routing rules parse");
     let start = Instant::now();
@@ -162,6 +172,10 @@ fn play(scenario: &Scenario) -> Vec<(i64, RoutingEvent)> {
                 _ => continue,
             }
             mutes.silences.upsert(silence).unwrap_or_else(|e| panic!("silence: {e}"));
+        }
+        for reload in scenario.reloads.iter().filter(|r| ms(&r.at) == now) {
+            rules = RouteTree::parse_alertmanager(&reload.config).unwrap_or_else(|e| panic!("reload: {e}"));
+            operator.retime(&rules, wall(now));
         }
         while let Some(alert) = sent.next_if(|a| ms(&a.at) <= now) {
             let at = ms(&alert.at);

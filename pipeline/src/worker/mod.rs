@@ -273,12 +273,20 @@ impl Worker {
     fn reload_rules(&mut self) {
         // The re-keying stage starts with the worker: rules that need it wait for a restart.
         let rekeyed = self.input == self.config.topics.rekey;
-        self.rules_source.reload_checked(&mut self.rules, "windowing", |tree| match tree.places_on_several_routes() {
-            true if !rekeyed => Err("routes with `continue` need the re-keying stage, which starts with the worker: \
-                                     restart the worker to use these rules"
-                .into()),
-            _ => Ok(()),
+        let reloaded = self.rules_source.reload_checked(&mut self.rules, "windowing", |tree| {
+            match tree.places_on_several_routes() {
+                true if !rekeyed => {
+                    Err("routes with `continue` need the re-keying stage, which starts with the worker: \
+                                         restart the worker to use these rules"
+                        .into())
+                }
+                _ => Ok(()),
+            }
         });
+        if reloaded {
+            let now = Instant::now();
+            self.partitions.values_mut().for_each(|p| p.operator.retime(&self.rules, now));
+        }
         self.routing_source.reload(&mut self.routing_rules, "routing");
     }
 

@@ -548,6 +548,16 @@ impl Group {
         self.next_flush = now;
     }
 
+    /// Takes its route's timings from reloaded rules, as Alertmanager does: a reload rebuilds
+    /// its aggregation groups, which flush at once when their alerts are older than group_wait
+    /// (the notification log, here the notified flags, keeps that from repeating anything) and
+    /// then tick at the new group_interval.
+    pub fn retime(&mut self, timing: Timing, now: i64) {
+        let wait = ms(timing.group_wait);
+        self.timing = timing;
+        self.next_flush = if self.first_starts_at.saturating_add(wait) <= now { now } else { now.saturating_add(wait) };
+    }
+
     /// Makes the next flush, when due, emit the incident again.
     pub fn mark_dirty(&mut self) {
         self.dirty = true;

@@ -24,7 +24,7 @@ use quench_schemas::{
 
 use crate::{
     mute::Check,
-    rules::{GroupKey, Placement},
+    rules::{GroupKey, Placement, RouteTree},
 };
 
 /// What one flush of a group produced: the incident's latest state (for the compacted `incidents`
@@ -123,6 +123,18 @@ impl Windows {
             if out.len() > produced || !self.groups.contains_key(&key) {
                 self.changed.insert(key);
             }
+        }
+    }
+
+    /// Rules were reloaded at event time `now`: every open group whose route is still there takes
+    /// its new timings (see [`Group::retime`]); a group whose route went keeps its own.
+    pub fn retime(&mut self, rules: &RouteTree, now: i64) {
+        for (key, group) in &mut self.groups {
+            let Some(route) = rules.route(group.route()) else { continue };
+            self.timers.remove(&(group.next_flush(), key.clone()));
+            group.retime(route.timing, now);
+            self.timers.insert((group.next_flush(), key.clone()));
+            self.changed.insert(key.clone());
         }
     }
 
