@@ -32,6 +32,10 @@ pub struct TestArgs {
 
 pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
     let tree = RouteTree::load(&args.file).map_err(anyhow::Error::msg)?;
+    // What `quench notify` would refuse at start-up: missing settings, unreadable secret files;
+    // kinds it cannot deliver are a note, since notify.skip_unsupported_receivers may be set.
+    let mut notify = quench_notify::NotifyConfig { skip_unsupported_receivers: true, ..Default::default() };
+    crate::notify::receivers::add(&mut notify, &tree).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let mut routes = Vec::new();
     collect(&tree.root, &mut routes);
     let mut receivers: Vec<&str> = routes.iter().filter_map(|r| r.receiver.as_deref()).collect();
@@ -40,6 +44,14 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<()> {
     println!("{}: valid, {} route(s), receivers: {}", args.file.display(), routes.len(), receivers.join(", "));
     for note in &tree.notes {
         println!("note: {note}");
+    }
+    for receiver in tree.receivers.values().filter(|r| !r.unsupported.is_empty()) {
+        println!(
+            "note: receiver `{}`: Quench cannot deliver {}; quench notify refuses to start unless \
+             notify.skip_unsupported_receivers = true",
+            receiver.name,
+            receiver.unsupported.join(", ")
+        );
     }
     Ok(())
 }

@@ -168,6 +168,8 @@ fn rules_check_accepts_good_files_and_names_the_line_or_key_of_bad_ones() {
     std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("route:\n  receiver: r\n  group_wiat: 1m\nreceivers: [{name: r}]\n", "line 3"),
+        ("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{send_resolved: true}]}]\n", "`url` (or `url_file`) is required"),
+        ("global: {smtp_frm: a@b}\nroute: {receiver: r}\nreceivers: [{name: r}]\n", "global: unknown key `smtp_frm`"),
         ("route:\n  receiver: nobody\nreceivers: [{name: r}]\n", "receiver `nobody` is not defined"),
         ("route:\n  receiver: r\n  routes:\n    - matchers: ['a=\"b']\nreceivers: [{name: r}]\n", "route 0.0"),
         ("route:\n  receiver: r\n  repeat_interval: 0s\nreceivers: [{name: r}]\n", "repeat_interval"),

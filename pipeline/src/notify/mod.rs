@@ -16,7 +16,7 @@
 //! keeps the consumer) until they drain.
 
 mod directory;
-mod receivers;
+pub(crate) mod receivers;
 mod state;
 
 use std::{

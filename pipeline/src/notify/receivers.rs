@@ -111,6 +111,11 @@ impl Settings<'_> {
     /// `Authorization` from `http_config` (bearer credentials or `bearer_token`), if any.
     fn authorization(&self) -> Result<Option<String>, String> {
         let Some(http) = self.entry.get("http_config").and_then(|v| v.as_mapping()) else { return Ok(None) };
+        if let Some(key) = ["basic_auth", "oauth2", "tls_config", "proxy_url"].iter().find(|k| http.contains_key(**k)) {
+            return Err(format!(
+                "http_config.{key} is not supported: use authorization (credentials or credentials_file)"
+            ));
+        }
         if let Some(auth) = http.get("authorization").and_then(|v| v.as_mapping()) {
             let kind = auth.get("type").and_then(|v| v.as_str()).unwrap_or("Bearer");
             return Ok(Self::secret_in(auth, "credentials")?.map(|c| format!("{kind} {c}")));
@@ -225,5 +230,9 @@ mod tests {
         assert_eq!(add(&mut notify, &rules).unwrap(), 0);
         let missing = tree("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{send_resolved: true}]}]\n");
         assert!(add(&mut notify, &missing).unwrap_err().contains("`url` (or `url_file`) is required"));
+        let basic = tree(
+            "route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://a', http_config: {basic_auth: {username: u}}}]}]\n",
+        );
+        assert!(add(&mut notify, &basic).unwrap_err().contains("basic_auth is not supported"));
     }
 }

@@ -59,6 +59,34 @@ struct Named {
     settings: serde_yaml::Mapping,
 }
 
+/// Alertmanager's `global` settings besides `resolve_timeout`: receivers' defaults.
+const GLOBAL_KEYS: &[&str] = &[
+    "http_config",
+    "smtp_from",
+    "smtp_hello",
+    "smtp_smarthost",
+    "smtp_auth_username",
+    "smtp_auth_password",
+    "smtp_auth_password_file",
+    "smtp_auth_secret",
+    "smtp_auth_identity",
+    "smtp_require_tls",
+    "slack_api_url",
+    "slack_api_url_file",
+    "victorops_api_key",
+    "victorops_api_key_file",
+    "victorops_api_url",
+    "pagerduty_url",
+    "opsgenie_api_key",
+    "opsgenie_api_key_file",
+    "opsgenie_api_url",
+    "wechat_api_url",
+    "wechat_api_secret",
+    "wechat_api_corp_id",
+    "telegram_api_url",
+    "webex_api_url",
+];
+
 /// An inhibition rule, new and legacy forms; read and checked as Alertmanager checks it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +143,11 @@ struct Interval {
 /// Parses an Alertmanager configuration into the route tree.
 pub fn parse(text: &str) -> Result<RouteTree, String> {
     let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    if let Some(key) =
+        file.global.receiver_defaults.keys().filter_map(|k| k.as_str()).find(|k| !GLOBAL_KEYS.contains(k))
+    {
+        return Err(format!("global: unknown key `{key}`"));
+    }
     let receivers = unique("receivers", file.receivers.iter().map(|r| &r.name))?;
     let named = file.time_intervals.into_iter().chain(file.mute_time_intervals);
     let mut intervals = BTreeMap::new();
@@ -135,6 +168,9 @@ pub fn parse(text: &str) -> Result<RouteTree, String> {
         group_by: GroupBy::Labels(Vec::new()),
         timing: Timing {
             resolve_timeout: file.global.resolve_timeout.unwrap_or(Duration::from_secs(300)),
+            // Alertmanager never closes a group that still fires; Quench's max_incident_age is
+            // an addition, off unless a route sets it.
+            max_incident_age: Duration::MAX,
             ..Timing::default()
         },
         receiver: None,
@@ -240,7 +276,7 @@ inhibit_rules:
     fn without_group_by_a_route_is_one_group_as_in_alertmanager() {
         let tree = parse("route: {receiver: r}\nreceivers: [{name: r}]\n").unwrap();
         assert_eq!(tree.root.group_by, GroupBy::Labels(vec![]));
-        assert_eq!(tree.root.timing, Timing::default());
+        assert_eq!(tree.root.timing, Timing { max_incident_age: Duration::MAX, ..Timing::default() });
     }
 
     #[test]
@@ -267,6 +303,7 @@ inhibit_rules:
             ),
             ("route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{equal: ['not-a-label']}]\n", "not a label name"),
             ("route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{sauce_matchers: []}]\n", "sauce_matchers"),
+            ("global: {resolve_timout: 5m}\nroute: {receiver: r}\nreceivers: [{name: r}]\n", "global: unknown key `resolve_timout`"),
         ];
         for (file, expected) in cases {
             let e = parse(file).unwrap_err();

@@ -71,8 +71,8 @@ pub(super) struct Entry {
     annotations: BTreeMap<String, String>,
     #[serde(default)]
     starts_at: i64,
-    /// Listed as resolved in an announcement: as Alertmanager drops a resolved alert from its
-    /// group once a notification carried it, it is listed once.
+    /// Resolved, and a flush went by since: as Alertmanager drops a resolved alert from its
+    /// group after a flush, it is listed in that flush's notification only.
     #[serde(default)]
     reported: bool,
 }
@@ -393,11 +393,17 @@ impl Group {
             }
             Some(_) if self.acknowledgement_due => Some(RoutingReason::Acknowledged),
             Some(open) if !open.announced => (!firing.is_empty()).then_some(RoutingReason::Opened),
-            // What was announced is now all muted: as Alertmanager clears its notification
-            // log's firing set then, what fires unmuted later is news again.
+            // Everything that fires is muted. Alertmanager's pipeline stops when its mute stage
+            // leaves nothing, so nothing changes; when resolved alerts remain, its dedup stage
+            // sends the resolution (to send_resolved receivers) and its notification log forgets
+            // what fired, so what fires unmuted later is news again.
             Some(_) if firing.is_empty() => {
-                self.alerts.values_mut().for_each(|e| e.notified = false);
-                None
+                if self.alerts.values().any(|e| !e.firing && !e.reported) {
+                    self.alerts.values_mut().for_each(|e| e.notified = false);
+                    check.sends_resolved(&self.route).then_some(RoutingReason::AlertsResolved)
+                } else {
+                    None
+                }
             }
             Some(open) => {
                 if firing.iter().any(|e| !e.notified) {
@@ -467,6 +473,9 @@ impl Group {
         let resolved = incident.status == IncidentStatus::Resolved;
         let subject = self.subject(&incident.incident_id);
         let notice = reason.map(|_| self.notice(&mutes));
+        // Alertmanager drops resolved alerts from a group once a flush went through, announced
+        // or not: they are listed no more.
+        self.alerts.values_mut().filter(|e| !e.firing).for_each(|e| e.reported = true);
         out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice });
         !resolved
     }
