@@ -82,7 +82,14 @@ enum EvalCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // `quench rules test --config alertmanager.yml ...`, after amtool's --config.file:
+    // Quench's own configuration is TOML, so a YAML file given there is the rules file.
+    if let Command::Rules(RulesCommand::Test(args)) = &mut cli.command {
+        if args.rules.is_none() && cli.config.as_deref().is_some_and(RouteTree::is_alertmanager_file) {
+            args.rules = cli.config.take();
+        }
+    }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
         Err(e) => {

@@ -17,9 +17,10 @@ pub struct CheckArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// The rules file (default: worker.rules, else the built-in tree); amtool's --config.file too
+    /// The rules file (default: worker.rules, else the built-in tree); amtool's --config.file
+    /// too, and --config when it names a .yml file
     #[arg(long, visible_alias = "config.file")]
-    rules: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
     /// Also print each matched route: receiver, group_by, timers and the alert's group key
     #[arg(long)]
     tree: bool,

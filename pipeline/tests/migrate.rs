@@ -47,6 +47,25 @@ async fn migrate_applies_every_migration_once_and_tables_accept_their_rows() {
         .await
         .unwrap();
     assert!(ttl.contains("TTL"), "alerts must carry a TTL: {ttl}");
+
+    // Two incidents inhibited by one, the second in two versions: the source counts two.
+    client
+        .query(
+            "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, first_seen, \
+             last_seen, alert_count, version, inhibited_by) VALUES \
+             ('t', 'inc-b', 'k', 'open', 'B', '', 'warning', now64(3), now64(3), 1, 1, ['inc-a']), \
+             ('t', 'inc-b', 'k', 'open', 'B', '', 'warning', now64(3), now64(3), 2, 2, ['inc-a']), \
+             ('t', 'inc-c', 'k', 'open', 'C', '', 'warning', now64(3), now64(3), 1, 1, ['inc-a'])",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let inhibited: u64 = client
+        .query("SELECT inhibited_incidents FROM incident_inhibitions WHERE incident_id = 'inc-a'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(inhibited, 2, "the source incident's count of what it inhibited");
 }
 
 #[tokio::test]

@@ -136,6 +136,9 @@ fn verify_receivers_fails_as_amtool_does() {
         "severity=critical",
     ]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    let as_config =
+        quench(&["test", "--config", file, "--verify.receivers", "all-critical,dba", "team=dba", "severity=critical"]);
+    assert!(as_config.status.success(), "--config with a .yml file is the rules file: {as_config:?}");
     let wrong = quench(&["test", "--config.file", file, "--verify.receivers", "dba", "team=dba", "severity=critical"]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stdout)

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_notifications.sql"),
     migration!(6, "0006_incident_distinct_alerts.sql"),
     migration!(7, "0007_mutes.sql"),
+    migration!(8, "0008_incident_inhibitions.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -173,9 +173,14 @@ impl RouteTree {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
-        let yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
-        let parsed = if yaml { Self::parse_alertmanager(&text) } else { Self::parse(&text) };
+        let parsed =
+            if Self::is_alertmanager_file(path) { Self::parse_alertmanager(&text) } else { Self::parse(&text) };
         parsed.map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Whether `path` names an Alertmanager configuration (`.yml`, `.yaml`), not Quench's TOML.
+    pub fn is_alertmanager_file(path: &Path) -> bool {
+        path.extension().is_some_and(|e| e == "yml" || e == "yaml")
     }
 
     /// Parses an Alertmanager configuration file's text.
