@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use quench_schemas::severity::{Rank, Scale};
 
-use super::{Flush, Notice};
+use super::{packed::Packed, Flush, Notice};
 use crate::{
     mute::{Check, Muted},
     rules::{alertmanager_group_key, GroupKey, Timing},
@@ -65,10 +65,10 @@ pub(super) struct Entry {
     /// What silences and inhibition rules match, and notifications list (changelogs written
     /// before them: none, and such an alert is never muted).
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: Packed,
     /// Up to [`MAX_ANNOTATION_BYTES`] of its annotations, for notifications.
     #[serde(default)]
-    annotations: BTreeMap<String, String>,
+    annotations: Packed,
     #[serde(default)]
     starts_at: i64,
     /// Resolved, and a flush went by since: as Alertmanager drops a resolved alert from its
@@ -79,21 +79,6 @@ pub(super) struct Entry {
 
 /// Annotations an alert keeps for notifications (a group holds up to [`MAX_TRACKED_ALERTS`]).
 const MAX_ANNOTATION_BYTES: usize = 2_048;
-
-/// The annotations that fit in [`MAX_ANNOTATION_BYTES`], whole, in name order.
-fn bounded_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut budget = MAX_ANNOTATION_BYTES;
-    annotations
-        .iter()
-        .filter(|(name, value)| {
-            let size = name.len() + value.len();
-            let fits = size <= budget;
-            budget -= if fits { size } else { 0 };
-            fits
-        })
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect()
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OpenIncident {
@@ -326,8 +311,8 @@ impl Group {
                         severity,
                         recorded: false,
                         stateful: alert.stateful,
-                        labels: alert.labels.clone(),
-                        annotations: bounded_annotations(&alert.annotations),
+                        labels: Packed::pack(&alert.labels),
+                        annotations: Packed::pack_within(&alert.annotations, MAX_ANNOTATION_BYTES),
                         starts_at: alert.starts_at,
                         reported: false,
                     };
@@ -499,8 +484,8 @@ impl Group {
                 EventAlert {
                     fingerprint: format!("{fingerprint:016x}"),
                     status: if entry.firing { "firing" } else { "resolved" }.into(),
-                    labels: entry.labels.clone(),
-                    annotations: entry.annotations.clone(),
+                    labels: entry.labels.unpack(),
+                    annotations: entry.annotations.unpack(),
                     starts_at: entry.starts_at,
                     ends_at: (!entry.firing).then_some(entry.ends_at).flatten(),
                 }
@@ -637,7 +622,7 @@ impl Group {
         self.alerts
             .iter()
             .filter(|(_, e)| e.firing)
-            .filter_map(|(fp, e)| Some((*fp, check.alert(&self.tenant, &e.labels, now)?)))
+            .filter_map(|(fp, e)| Some((*fp, check.alert(&self.tenant, &e.labels.unpack(), now)?)))
             .collect()
     }
 

@@ -13,6 +13,7 @@
 
 pub mod changelog;
 mod group;
+mod packed;
 
 pub use group::{incident_id, routing_event, Group, MAX_LISTED_FINGERPRINTS, MAX_TRACKED_ALERTS};
 
