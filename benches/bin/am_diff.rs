@@ -27,13 +27,13 @@ use clap::Parser;
 use quench_benches::{default_quench, now_ms, spawn};
 use quench_core::rules::{duration, Receiver};
 use quench_pipeline::{
+    alertmanager_api::rfc3339,
     config::{isolated_env, Config},
     kafka::create_topics,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 use serde_yaml::{Mapping, Value as Yaml};
-use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 #[derive(Parser)]
 struct Args {
@@ -409,14 +409,6 @@ async fn play(events: &[Event], sides: &Sides) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Epoch ms as RFC 3339, as Prometheus writes times.
-fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// The notifications of each side, in arrival order, with times relative to `started`.

@@ -133,7 +133,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Epoch milliseconds as Alertmanager writes times.
-fn rfc3339(ms: i64) -> String {
+pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
