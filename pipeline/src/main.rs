@@ -46,10 +46,12 @@ enum Command {
     /// Write alerts, incidents, routing events and notification attempts from Kafka to ClickHouse, idempotently
     Sink,
     /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
-    /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert
+    /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert. Also
+    /// serves Alertmanager's API v2 (silences, alerts) for amtool on ingest.listen
     Ingest,
-    /// Deliver routing events to Slack, PagerDuty, Teams, email and webhooks, run escalation
-    /// policies, and serve the acknowledgement API (ack, resolve, comment) on notify.listen
+    /// Deliver routing events to Slack, PagerDuty, Teams, email and webhooks (an alertmanager.yml's
+    /// receivers too), run escalation policies, and serve the acknowledgement API (ack, resolve,
+    /// comment) on notify.listen
     Notify,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
