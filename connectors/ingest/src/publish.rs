@@ -31,6 +31,7 @@ pub struct Publisher {
     encoder: Encoder<Alert>,
     topic: String,
     key: KeyFn,
+    ack_timeout: Duration,
     retry_after: Duration,
 }
 
@@ -50,7 +51,8 @@ impl Publisher {
             .set("compression.type", "lz4")
             .set("message.timeout.ms", ack_timeout.as_millis().to_string())
             .create()?;
-        Ok(Self { producer, encoder, topic, key, retry_after: ack_timeout.max(Duration::from_secs(1)) })
+        let retry_after = ack_timeout.max(Duration::from_secs(1));
+        Ok(Self { producer, encoder, topic, key, ack_timeout, retry_after })
     }
 
     pub async fn publish(&self, alerts: &[Alert]) -> Result<(), Unavailable> {
@@ -70,7 +72,14 @@ impl Publisher {
                 Err((e, _)) => return Err(self.unavailable(e.to_string())),
             }
         }
-        for outcome in join_all(pending).await {
+        // librdkafka checks `message.timeout.ms` on its own timer, which can lag by seconds while
+        // it reconnects to a broker that went away; the sender is promised an answer within the
+        // ack timeout, so the request keeps its own deadline. Records still queued after it are
+        // delivered or time out in librdkafka; a sender's retry of them duplicates nothing.
+        let outcomes = tokio::time::timeout(self.ack_timeout, join_all(pending)).await.map_err(|_| {
+            self.unavailable(format!("not acknowledged within the ack timeout of {} ms", self.ack_timeout.as_millis()))
+        })?;
+        for outcome in outcomes {
             match outcome {
                 Ok(Ok(_)) => {}
                 Ok(Err((e, _))) => return Err(self.unavailable(e.to_string())),
