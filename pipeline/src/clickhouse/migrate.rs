@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_incident_distinct_alerts.sql"),
     migration!(7, "0007_mutes.sql"),
     migration!(8, "0008_incident_inhibitions.sql"),
+    migration!(9, "0009_analytics.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -1,0 +1,193 @@
+//! The analytics views of `sql/0009_analytics.sql` and the Grafana dashboards' queries, against
+//! the real ClickHouse of `infra/local/stack`, on a fixed data set whose numbers are worked out by
+//! hand below. Each test uses a database of its own.
+
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    config::Config,
+};
+use serde_json::{json, Value};
+
+/// Three incidents of tenant `t` on 2026-11-02:
+/// - `inc-1` (route `db`, team `dba` from routing, service `pg`, database, critical, P1): opened
+///   10:00, acknowledged 10:02 (120 s), resolved 10:30 (1800 s); 10 alert records of 4 alerts. Its
+///   first version (open, 5 records) must not count. Notifications: one event delivered at the
+///   second attempt, one escalation delivered.
+/// - `inc-2` (the same slice): opened 11:00, acknowledged 11:04 (240 s), resolved 12:00 (3600 s);
+///   20 records of 6 alerts; one event notification that failed after a retry.
+/// - `inc-3` (route `web`, team `web` from its label, service `frontend`, network, warning, P3):
+///   opened 12:00, still open, flapping; 6 records of 2 alerts; one event delivered.
+///
+/// Alerts: `PgDown` a1 fired, resolved, fired, resolved (one re-fire), a2 fired twice (a1 in
+/// inc-1, a2 in inc-1 and inc-2); `HttpErrors` a3 fired once (inc-3). One record is inserted twice
+/// with the same Kafka coordinates, as a replay would, and counts once.
+const FIXTURE: &[&str] = &[
+    "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, priority, category, \
+     first_seen, last_seen, acknowledged_at, resolved_at, alert_count, distinct_alerts, common_labels, flapping, version) VALUES \
+     ('t', 'inc-1', 'db|t|alertname=\"PgDown\"', 'open', 'PgDown', '', 'critical', 'P1', 'database', \
+      '2026-11-02 10:00:00', '2026-11-02 10:01:00', NULL, NULL, 5, 2, {'service': 'pg'}, false, 1), \
+     ('t', 'inc-1', 'db|t|alertname=\"PgDown\"', 'resolved', 'PgDown', '', 'critical', 'P1', 'database', \
+      '2026-11-02 10:00:00', '2026-11-02 10:30:00', '2026-11-02 10:02:00', '2026-11-02 10:30:00', 10, 4, {'service': 'pg'}, false, 2), \
+     ('t', 'inc-2', 'db|t|alertname=\"PgDown\"', 'resolved', 'PgDown', '', 'critical', 'P1', 'database', \
+      '2026-11-02 11:00:00', '2026-11-02 12:00:00', '2026-11-02 11:04:00', '2026-11-02 12:00:00', 20, 6, {'service': 'pg'}, false, 3), \
+     ('t', 'inc-3', 'web|t|alertname=\"HttpErrors\"', 'open', 'HttpErrors', '', 'warning', 'P3', 'network', \
+      '2026-11-02 12:00:00', '2026-11-02 12:20:00', NULL, NULL, 6, 2, {'service': 'frontend', 'team': 'web'}, true, 1)",
+    "INSERT INTO routing_events (tenant, event_id, incident_id, reason, status, severity, team, incident_version, emitted_at) VALUES \
+     ('t', 'e1', 'inc-1', 'opened', 'open', 'critical', 'dba', 1, '2026-11-02 10:00:01'), \
+     ('t', 'e2', 'inc-2', 'opened', 'open', 'critical', 'dba', 1, '2026-11-02 11:00:01'), \
+     ('t', 'e3', 'inc-3', 'opened', 'open', 'warning', NULL, 1, '2026-11-02 12:00:01')",
+    "INSERT INTO notifications (tenant, incident_id, event_id, idempotency_key, channel, target, kind, attempt, outcome, \
+     status, error, latency_ms, at, emitted_at) VALUES \
+     ('t', 'inc-1', 'e1', 'k1', 'slack', 'dba', 'event', 1, 'retrying', 503, 'busy', 40, '2026-11-02 10:00:02', '2026-11-02 10:00:01'), \
+     ('t', 'inc-1', 'e1', 'k1', 'slack', 'dba', 'event', 2, 'delivered', 200, '', 60, '2026-11-02 10:00:05', '2026-11-02 10:00:01'), \
+     ('t', 'inc-1', 'e1', 'k2', 'pagerduty', 'dba', 'escalation', 1, 'delivered', 202, '', 80, '2026-11-02 10:01:01', '2026-11-02 10:00:01'), \
+     ('t', 'inc-2', 'e2', 'k3', 'slack', 'dba', 'event', 1, 'retrying', 500, 'oops', 40, '2026-11-02 11:00:02', '2026-11-02 11:00:01'), \
+     ('t', 'inc-2', 'e2', 'k3', 'slack', 'dba', 'event', 2, 'failed', 500, 'oops', 40, '2026-11-02 11:00:09', '2026-11-02 11:00:01'), \
+     ('t', 'inc-3', 'e3', 'k4', 'webhook', 'web', 'event', 1, 'delivered', 200, '', 30, '2026-11-02 12:00:02', '2026-11-02 12:00:01')",
+    "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, kafka_partition, kafka_offset) VALUES \
+     ('t', '2026-11-02 10:00:00', '2026-11-02 10:00:00', 'firing', 'alertmanager', 'PgDown', 'a1', 0, 1), \
+     ('t', '2026-11-02 10:10:00', '2026-11-02 10:00:00', 'resolved', 'alertmanager', 'PgDown', 'a1', 0, 2), \
+     ('t', '2026-11-02 10:10:00', '2026-11-02 10:00:00', 'resolved', 'alertmanager', 'PgDown', 'a1', 0, 2), \
+     ('t', '2026-11-02 10:15:00', '2026-11-02 10:15:00', 'firing', 'alertmanager', 'PgDown', 'a1', 0, 3), \
+     ('t', '2026-11-02 10:25:00', '2026-11-02 10:15:00', 'resolved', 'alertmanager', 'PgDown', 'a1', 0, 4), \
+     ('t', '2026-11-02 10:00:30', '2026-11-02 10:00:30', 'firing', 'alertmanager', 'PgDown', 'a2', 1, 1), \
+     ('t', '2026-11-02 11:00:00', '2026-11-02 10:00:30', 'firing', 'alertmanager', 'PgDown', 'a2', 1, 2), \
+     ('t', '2026-11-02 12:00:00', '2026-11-02 12:00:00', 'firing', 'grafana', 'HttpErrors', 'a3', 2, 1)",
+    "INSERT INTO incident_alerts (tenant, incident_id, fingerprint, first_seen, last_seen) VALUES \
+     ('t', 'inc-1', 'a1', '2026-11-02 10:00:00', '2026-11-02 10:30:00'), \
+     ('t', 'inc-1', 'a2', '2026-11-02 10:00:00', '2026-11-02 10:30:00'), \
+     ('t', 'inc-2', 'a2', '2026-11-02 11:00:00', '2026-11-02 12:00:00'), \
+     ('t', 'inc-3', 'a3', '2026-11-02 12:00:00', '2026-11-02 12:20:00')",
+];
+
+/// A database of its own with every migration applied and the fixture inserted.
+async fn fixture_database() -> clickhouse::Client {
+    let mut config = Config::load(None, std::env::vars()).expect("test environment config");
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    config.clickhouse.database = format!("quench_test_analytics_{}_{nanos}", std::process::id());
+    migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
+    let client = client(&config.clickhouse);
+    for insert in FIXTURE {
+        client.query(insert).execute().await.unwrap();
+    }
+    client
+}
+
+/// The rows of a query, as JSON objects.
+async fn rows(client: &clickhouse::Client, sql: &str) -> Vec<Value> {
+    let bytes = client
+        .query(sql)
+        .with_option("output_format_json_quote_64bit_integers", "0")
+        .fetch_bytes("JSONEachRow")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    String::from_utf8(bytes.to_vec()).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_analytics_views_give_the_numbers_worked_out_by_hand() {
+    let client = fixture_database().await;
+
+    let daily = rows(
+        &client,
+        "SELECT team, service, category, route, incidents, alerts, distinct_alerts, round(noise_reduction, 4) AS noise, \
+         acknowledged, mtta_s, resolved, mttr_s, ttr_p50_s, notifications, delivered, failed, \
+         round(notification_success_rate, 4) AS success, escalations, flapping_incidents \
+         FROM analytics_daily WHERE tenant = 't' AND day = '2026-11-02' ORDER BY route",
+    )
+    .await;
+    assert_eq!(
+        daily,
+        [
+            json!({"team": "dba", "service": "pg", "category": "database", "route": "db", "incidents": 2,
+                   "alerts": 30, "distinct_alerts": 10, "noise": 0.9333, "acknowledged": 2, "mtta_s": 180,
+                   "resolved": 2, "mttr_s": 2700, "ttr_p50_s": 2700, "notifications": 3, "delivered": 2, "failed": 1,
+                   "success": 0.6667, "escalations": 1, "flapping_incidents": 0}),
+            json!({"team": "web", "service": "frontend", "category": "network", "route": "web", "incidents": 1,
+                   "alerts": 6, "distinct_alerts": 2, "noise": 0.8333, "acknowledged": 0, "mtta_s": null,
+                   "resolved": 0, "mttr_s": null, "ttr_p50_s": null, "notifications": 1, "delivered": 1, "failed": 0,
+                   "success": 1, "escalations": 0, "flapping_incidents": 1}),
+        ]
+    );
+
+    let priorities = rows(
+        &client,
+        "SELECT priority, severity, incidents, open, acknowledged, resolved FROM incidents_by_priority \
+         WHERE tenant = 't' ORDER BY priority",
+    )
+    .await;
+    assert_eq!(
+        priorities,
+        [
+            json!({"priority": "P1", "severity": "critical", "incidents": 2, "open": 0, "acknowledged": 0, "resolved": 2}),
+            json!({"priority": "P3", "severity": "warning", "incidents": 1, "open": 1, "acknowledged": 0, "resolved": 0}),
+        ]
+    );
+
+    let kinds = rows(
+        &client,
+        "SELECT alertname, alerts, distinct_alerts, refires, flapping_alerts, incidents FROM alert_kind_noise \
+         WHERE tenant = 't' ORDER BY alerts DESC",
+    )
+    .await;
+    assert_eq!(
+        kinds,
+        [
+            json!({"alertname": "PgDown", "alerts": 6, "distinct_alerts": 2, "refires": 1, "flapping_alerts": 1, "incidents": 2}),
+            json!({"alertname": "HttpErrors", "alerts": 1, "distinct_alerts": 1, "refires": 0, "flapping_alerts": 0, "incidents": 1}),
+        ]
+    );
+}
+
+/// A panel query as Grafana's ClickHouse data source would send it for 2026-11-02 (UTC) and
+/// tenant `t`: its macros and variables replaced.
+fn expand_macros(sql: &str) -> String {
+    let (from, to) = ("toDateTime64('2026-11-02 00:00:00', 3)", "toDateTime64('2026-11-03 00:00:00', 3)");
+    let sql = regex::Regex::new(r"\$__timeFilter\((\w+)\)")
+        .unwrap()
+        .replace_all(sql, format!("($1 >= {from} AND $1 <= {to})"));
+    let sql = regex::Regex::new(r"\$__timeInterval\((\w+)\)")
+        .unwrap()
+        .replace_all(&sql, "toStartOfInterval($1, INTERVAL 3600 second)");
+    sql.replace("$__fromTime", from).replace("$__toTime", to).replace("${tenant:singlequote}", "'t'")
+}
+
+#[tokio::test]
+async fn every_dashboard_panel_returns_the_columns_it_shows_on_the_fixture() {
+    let client = fixture_database().await;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/grafana");
+    let mut panels = 0;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            let name = format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]);
+            assert_eq!(panel["datasource"]["type"], "grafana-clickhouse-datasource", "{name}");
+            // The columns a panel shows are the ones its field overrides name.
+            let shown: Vec<&str> = panel["fieldConfig"]["overrides"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| o["matcher"]["options"].as_str().unwrap())
+                .collect();
+            assert!(!shown.is_empty(), "{name} names its columns");
+            for target in panel["targets"].as_array().unwrap() {
+                let sql = expand_macros(target["rawSql"].as_str().unwrap());
+                assert!(!sql.contains('$'), "{name}: a macro left in {sql}");
+                let rows = rows(&client, &sql).await;
+                assert!(!rows.is_empty(), "{name}: no rows on the fixture from {sql}");
+                let columns: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+                for column in &shown {
+                    assert!(columns.iter().any(|c| c == column), "{name}: no column {column} in {columns:?}");
+                }
+                panels += 1;
+            }
+        }
+    }
+    assert!(panels >= 18, "every dashboard was read: {panels} panels");
+}
