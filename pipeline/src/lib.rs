@@ -22,6 +22,7 @@ pub mod loadgen;
 pub mod logging;
 pub mod mutes;
 pub mod notify;
+pub mod predict;
 pub mod preflight;
 pub mod reload;
 pub mod rules;

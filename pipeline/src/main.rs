@@ -11,6 +11,7 @@ use quench_pipeline::{
     demo::{self, DemoArgs},
     eval::{self, EvalClassifyArgs},
     http, ingest, init, logging,
+    predict::eval::PredictEvalArgs,
     preflight::{self, Needs},
     reload::RulesSource,
     rules, signals, sink, worker,
@@ -62,6 +63,9 @@ enum Command {
     /// Measure Quench's parts on labelled data
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Predict alerts before they fire, from precursors learned on ClickHouse history
+    #[command(subcommand)]
+    Predict(PredictCommand),
     /// Check a rules file, or show where a label set goes, offline (no Kafka, registry or ClickHouse)
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -73,6 +77,13 @@ enum RulesCommand {
     Check(rules::CheckArgs),
     /// Print the receivers an alert with these labels is routed to, as `amtool config routes test` does
     Test(rules::TestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PredictCommand {
+    /// Evaluate prediction and the learned causal graph on an alarm recording: learn on the first
+    /// 60% by time, predict the rest online, against two baselines; the last line is JSON
+    Eval(PredictEvalArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +183,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             );
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
+        Command::Predict(PredictCommand::Eval(args)) => quench_pipeline::predict::eval::run(&args)?,
         Command::Rules(RulesCommand::Check(args)) => rules::check(&args)?,
         Command::Rules(RulesCommand::Test(args)) => {
             if !rules::test(&args, config.worker.rules.as_ref())? {

@@ -31,6 +31,7 @@ fn help_lists_every_subcommand_with_a_description() {
         ("demo", "alert storm"),
         ("prepare", "local classifier"),
         ("eval", "labelled data"),
+        ("predict", "precursors"),
     ] {
         let line = help
             .lines()

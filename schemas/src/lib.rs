@@ -1,8 +1,8 @@
 //! Quench's wire types: the Avro schemas in `schemas/avro/`, their Rust types, the Confluent wire
 //! format and the schema registry.
 //!
-//! The four topics other programs read and write (`alerts`, `incidents`, `incident-routing`,
-//! `incident-actions`) are Avro in Confluent framing (magic byte 0, the schema id as a big-endian
+//! The five topics other programs read and write (`alerts`, `incidents`, `incident-routing`,
+//! `incident-actions`, `predictions`) are Avro in Confluent framing (magic byte 0, the schema id as a big-endian
 //! u32, then the Avro datum), so any Confluent-compatible client can use them. Their schemas are
 //! registered under the topic name strategy (`<topic>-value`) and evolve under BACKWARD
 //! compatibility: new fields always carry defaults, enums carry a default symbol. Quench's own
@@ -24,6 +24,7 @@ mod framing;
 pub mod headers;
 mod incident;
 mod notification;
+mod prediction;
 mod record;
 mod refused_row;
 #[cfg(feature = "registry")]
@@ -40,6 +41,7 @@ pub use error::{DecodeError, RegistryError};
 pub use framing::{frame, unframe, MAGIC_BYTE};
 pub use incident::{Incident, IncidentAlerts, IncidentStatus};
 pub use notification::{Channel, Delivered, NotificationAttempt, NotificationDeadLetter};
+pub use prediction::{Prediction, PredictionOutcome};
 pub use record::Record;
 pub use refused_row::RefusedRow;
 #[cfg(feature = "registry")]

@@ -7,7 +7,8 @@
 //! - [`mute`]: silences and inhibition, which keep muted alerts out of what is announced;
 //! - [`routing`]: routing rules, which stamp team, targets and escalation policy on events;
 //! - [`clock`]: per-partition event time with allowed lateness and idle advance;
-//! - [`operator`]: one partition's worker, stage by stage, with classification as an input.
+//! - [`operator`]: one partition's worker, stage by stage, with classification as an input;
+//! - [`predict`]: onsets, the precursor learner, forecasts and their evaluation.
 //!
 //! The Kafka shell (`quench-pipeline`'s `worker`) decodes records, feeds them in with the time,
 //! and ships what comes out in one transaction. This crate depends on neither rdkafka,
@@ -16,6 +17,7 @@
 pub mod clock;
 pub mod mute;
 pub mod operator;
+pub mod predict;
 pub mod routing;
 pub mod rules;
 pub mod window;
