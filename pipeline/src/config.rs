@@ -29,6 +29,8 @@ pub struct Config {
     pub classify: quench_classify::ClassifyConfig,
     /// `quench notify`: channel targets, users, schedules, escalation policies, templates, API.
     pub notify: quench_notify::NotifyConfig,
+    /// `quench predict`: what is learned from history, and the prediction horizon.
+    pub predict: crate::predict::PredictConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -172,6 +174,8 @@ pub struct TopicsConfig {
     pub silences: String,
     /// Source alerts of inhibition rules (JSON, compacted), written and read by every worker.
     pub inhibit_sources: String,
+    /// What `quench predict` expects, then the same predictions with their outcome (Avro).
+    pub predictions: String,
     pub partitions: i32,
     pub replication_factor: i32,
 }
@@ -194,6 +198,7 @@ impl Default for TopicsConfig {
             notify_state: "quench-notify-state".into(),
             silences: "quench-silences".into(),
             inhibit_sources: "quench-inhibit-sources".into(),
+            predictions: "predictions".into(),
             partitions: 4,
             replication_factor: 1,
         }
@@ -310,6 +315,7 @@ impl Config {
         config.worker.group_id = renamed.worker.group_id;
         config.sink.group_id = renamed.sink.group_id;
         config.notify.group_id = renamed.notify.group_id;
+        config.predict.group_id = renamed.predict.group_id;
         Ok(config)
     }
 
@@ -350,6 +356,7 @@ impl Config {
         self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
         self.ingest.validate()?;
         self.notify.validate()?;
+        self.predict.validate()?;
         self.classify.validate()
     }
 
@@ -405,6 +412,8 @@ pub fn isolated_names(prefix: &str) -> Vec<(String, String)> {
         ("TOPICS__NOTIFY_STATE", "notify-state"),
         ("TOPICS__SILENCES", "silences"),
         ("TOPICS__INHIBIT_SOURCES", "inhibit-sources"),
+        ("TOPICS__PREDICTIONS", "predictions"),
+        ("PREDICT__GROUP_ID", "predict"),
         ("WORKER__GROUP_ID", "worker"),
         ("SINK__GROUP_ID", "sink"),
         ("NOTIFY__GROUP_ID", "notify"),
@@ -435,7 +444,7 @@ pub fn isolated_env(
 pub fn quench_command(quench: &Path, command: &str, env: &[(String, String)]) -> std::process::Command {
     let mut child = std::process::Command::new(quench);
     child
-        .arg(command)
+        .args(command.split_whitespace())
         .env_clear()
         .envs(env.iter().cloned())
         .env("PATH", std::env::var("PATH").unwrap_or_default())

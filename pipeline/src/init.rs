@@ -1,7 +1,7 @@
 //! `quench init`: everything a fresh Kafka, registry and ClickHouse need before the first alert.
 //! Each step is idempotent, so it is safe to run on every deployment.
 
-use quench_schemas::{Alert, Compatibility, Incident, IncidentAction, Record, Registry, RoutingEvent};
+use quench_schemas::{Alert, Compatibility, Incident, IncidentAction, Prediction, Record, Registry, RoutingEvent};
 
 use crate::{
     clickhouse::{self, MigrationReport},
@@ -34,6 +34,7 @@ async fn register_schemas(registry: &RegistryConfig, t: &TopicsConfig) -> anyhow
         (&t.incidents, Incident::SCHEMA_JSON),
         (&t.routing, RoutingEvent::SCHEMA_JSON),
         (&t.actions, IncidentAction::SCHEMA_JSON),
+        (&t.predictions, Prediction::SCHEMA_JSON),
     ] {
         let subject = Registry::value_subject(topic);
         registry.set_compatibility(&subject, Compatibility::Backward).await?;

@@ -44,7 +44,7 @@ enum Command {
     Config,
     /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
     Run,
-    /// Write alerts, incidents, routing events and notification attempts from Kafka to ClickHouse, idempotently
+    /// Write alerts, incidents, routing events, notification attempts and predictions from Kafka to ClickHouse, idempotently
     Sink,
     /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
     /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert. Also
@@ -63,7 +63,8 @@ enum Command {
     /// Measure Quench's parts on labelled data
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Predict alerts before they fire, from precursors learned on ClickHouse history
+    /// Predict alerts before they fire, from precursors learned on ClickHouse history; `predict
+    /// run` serves, `predict eval` measures on an alarm recording
     #[command(subcommand)]
     Predict(PredictCommand),
     /// Check a rules file, or show where a label set goes, offline (no Kafka, registry or ClickHouse)
@@ -81,6 +82,9 @@ enum RulesCommand {
 
 #[derive(Debug, Subcommand)]
 enum PredictCommand {
+    /// Learn from ClickHouse's alert history, read the alerts topic, and write what is expected
+    /// (then whether it came) to the predictions topic
+    Run,
     /// Evaluate prediction and the learned causal graph on an alarm recording: learn on the first
     /// 60% by time, predict the rest online, against two baselines; the last line is JSON
     Eval(PredictEvalArgs),
@@ -184,6 +188,11 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
         Command::Predict(PredictCommand::Eval(args)) => quench_pipeline::predict::eval::run(&args)?,
+        Command::Predict(PredictCommand::Run) => {
+            preflight::check(config, Needs::ALL).await?;
+            let readiness = http::serve(&config.http).await?;
+            quench_pipeline::predict::service::run(config, signals::shutdown_flag(), readiness).await?;
+        }
         Command::Rules(RulesCommand::Check(args)) => rules::check(&args)?,
         Command::Rules(RulesCommand::Test(args)) => {
             if !rules::test(&args, config.worker.rules.as_ref())? {

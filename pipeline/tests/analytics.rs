@@ -77,7 +77,7 @@ async fn fixture_database() -> clickhouse::Client {
 async fn rows(client: &clickhouse::Client, sql: &str) -> Vec<Value> {
     let bytes = client
         .query(sql)
-        .with_option("output_format_json_quote_64bit_integers", "0")
+        .with_setting("output_format_json_quote_64bit_integers", "0")
         .fetch_bytes("JSONEachRow")
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .collect()

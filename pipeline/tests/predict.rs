@@ -1,9 +1,20 @@
 //! `quench predict`: the offline evaluation on a committed extract of a real alarm stream, and
 //! the service through the real pipeline (Kafka, registry, ClickHouse, `quench sink`).
 
-use std::process::Command;
+mod support;
 
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    kafka::create_topics,
+};
+use quench_schemas::{now_ms, Encoder, Prediction, PredictionOutcome};
 use serde_json::Value;
+use support::{alert, decode_all, produce, read_until, sigterm, Run};
 
 #[test]
 fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last_line() {
@@ -37,4 +48,120 @@ fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("README.md"), "the error names the file");
+}
+
+/// Waits until `log` holds `line`, or fails with the log after 60 s or when `child` exits.
+fn wait_for_log(child: &mut std::process::Child, log: &std::path::Path, line: &str) {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(line) {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "exited before {line:?}:\n{text}");
+        assert!(started.elapsed() < Duration::from_secs(60), "no {line:?} in 60 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// History in ClickHouse: on ten hosts, `LinkDown` and 4 s later `PacketLoss`. Live, `LinkDown`
+/// fires on two new hosts: both get a prediction of `PacketLoss` (horizon shortened to (1 s,
+/// 10 s]); it comes on the first 4 s later (came true, lead 4 s) and never on the second
+/// (missed). Each state is checked in the `predictions` topic and in ClickHouse (`quench sink`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome_is_recorded() {
+    let mut run = Run::new("predict");
+    let database = format!("quench_predict_{}_{}", std::process::id(), now_ms());
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &database);
+    for (key, value) in [("LEAD_MIN_S", "1"), ("LEAD_MAX_S", "10"), ("QUIET_S", "20")] {
+        run.set(&format!("QUENCH_PREDICT__{key}"), value);
+    }
+    run.set("QUENCH_LOG__LEVEL", "info");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let clickhouse = client(&run.config.clickhouse);
+    let hour_ago = now_ms() - 3_600_000;
+    let mut rows = Vec::new();
+    for host in 0..10 {
+        for (name, offset) in [("LinkDown", 0), ("PacketLoss", 4_000)] {
+            let at = hour_ago + host * 60_000 + offset;
+            rows.push(format!(
+                "('default', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
+                 'fp-{name}-{host}', {{'alertname': '{name}', 'instance': 'hist-{host}'}}, 0, {})",
+                rows.len()
+            ));
+        }
+    }
+    clickhouse
+        .query(&format!(
+            "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, \
+             kafka_partition, kafka_offset) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute()
+        .await
+        .unwrap();
+
+    let log = std::env::temp_dir().join(format!("{database}.log"));
+    let mut predict = run.start_logged("predict run", &log);
+    wait_for_log(&mut predict, &log, "predict started");
+    let mut sink = run.start("sink");
+
+    let encoder = Encoder::<quench_schemas::Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    let live = |name: &str, host: &str, at: i64| {
+        let mut a = alert(name, 0, at);
+        a.labels.insert("instance".into(), host.into());
+        (host.to_string(), encoder.encode(&a).unwrap())
+    };
+    produce(&run, vec![live("LinkDown", "live-1", now), live("LinkDown", "live-2", now)]).await;
+
+    let consumer = run.consumer(&run.config.topics.predictions);
+    let registry = run.registry();
+    let records = read_until(&consumer, |records| records.len() >= 2);
+    let seen = decode_all::<Prediction>(&registry, &records).await;
+    for host in ["live-1", "live-2"] {
+        let p = seen.iter().find(|p| p.entity == host).unwrap_or_else(|| panic!("no prediction for {host}: {seen:?}"));
+        assert_eq!(
+            (p.alertname.as_str(), p.outcome, p.version),
+            ("PacketLoss", PredictionOutcome::Pending, 1),
+            "{p:?}"
+        );
+        assert_eq!(
+            (p.evidence_alertname.as_str(), p.entity_label.as_str(), p.edge_support),
+            ("LinkDown", "instance", 10)
+        );
+        assert_eq!((p.window_start, p.window_end), (now / 1000 * 1000 + 1000, now / 1000 * 1000 + 10_000), "{p:?}");
+        assert!(p.probability > 0.9, "{p:?}");
+    }
+
+    produce(&run, vec![live("PacketLoss", "live-1", now + 4_000)]).await;
+    let records = read_until(&consumer, |records| records.len() >= 2);
+    let outcomes = decode_all::<Prediction>(&registry, &records).await;
+    let outcome = |host: &str| outcomes.iter().find(|p| p.entity == host).unwrap_or_else(|| panic!("{outcomes:?}"));
+    assert_eq!(
+        (outcome("live-1").outcome, outcome("live-1").lead_s, outcome("live-1").version),
+        (PredictionOutcome::CameTrue, Some(4), 2)
+    );
+    assert_eq!((outcome("live-2").outcome, outcome("live-2").came_at), (PredictionOutcome::Missed, None));
+
+    // The sink stores the newest version of each.
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, String, Option<i64>)> = clickhouse
+            .query("SELECT entity, outcome, lead_s FROM predictions FINAL ORDER BY entity")
+            .fetch_all()
+            .await
+            .unwrap();
+        if rows == [("live-1".into(), "came_true".into(), Some(4)), ("live-2".into(), "missed".into(), None)] {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "ClickHouse holds {rows:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for child in [&predict, &sink] {
+        sigterm(child);
+    }
+    assert!(predict.wait().unwrap().success(), "predict stops cleanly on SIGTERM");
+    assert!(sink.wait().unwrap().success());
 }

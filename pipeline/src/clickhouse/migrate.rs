@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_mutes.sql"),
     migration!(8, "0008_incident_inhibitions.sql"),
     migration!(9, "0009_analytics.sql"),
+    migration!(10, "0010_predictions.sql"),
 ];
 
 #[derive(Debug, Default)]

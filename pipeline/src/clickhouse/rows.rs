@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use clickhouse::Row;
-use quench_schemas::{Alert, AlertStatus, Incident, IncidentAlerts, IncidentStatus, RoutingEvent};
+use quench_schemas::{
+    Alert, AlertStatus, Incident, IncidentAlerts, IncidentStatus, Prediction, PredictionOutcome, RoutingEvent,
+};
 use serde::Serialize;
 use serde_repr::Serialize_repr;
 
@@ -201,4 +203,59 @@ impl From<RoutingEvent> for RoutingRow {
 /// The Avro symbol of a wire enum (`alerts_added`), as serde names it.
 fn symbol<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// One row of `predictions` (sql/0010_predictions.sql): one per prediction version.
+#[derive(Debug, Row, Serialize)]
+pub struct PredictionRow {
+    pub tenant: String,
+    pub prediction_id: String,
+    pub alertname: String,
+    pub entity: String,
+    pub entity_label: String,
+    pub probability: f64,
+    pub issued_at: i64,
+    pub window_start: i64,
+    pub window_end: i64,
+    pub expected_lead_s: i64,
+    pub evidence_alertname: String,
+    pub evidence_entity: String,
+    pub evidence_fingerprint: String,
+    pub edge_support: i64,
+    pub model_version: i64,
+    pub outcome: &'static str,
+    pub came_at: Option<i64>,
+    pub lead_s: Option<i64>,
+    pub version: u64,
+}
+
+impl From<Prediction> for PredictionRow {
+    fn from(p: Prediction) -> Self {
+        Self {
+            tenant: p.tenant,
+            prediction_id: p.prediction_id,
+            alertname: p.alertname,
+            entity: p.entity,
+            entity_label: p.entity_label,
+            probability: p.probability,
+            issued_at: p.issued_at,
+            window_start: p.window_start,
+            window_end: p.window_end,
+            expected_lead_s: p.expected_lead_s,
+            evidence_alertname: p.evidence_alertname,
+            evidence_entity: p.evidence_entity,
+            evidence_fingerprint: p.evidence_fingerprint,
+            edge_support: p.edge_support,
+            model_version: p.model_version,
+            outcome: match p.outcome {
+                PredictionOutcome::Pending => "pending",
+                PredictionOutcome::CameTrue => "came_true",
+                PredictionOutcome::Missed => "missed",
+                PredictionOutcome::Unknown => "unknown",
+            },
+            came_at: p.came_at,
+            lead_s: p.lead_s,
+            version: u64::try_from(p.version).unwrap_or_default(),
+        }
+    }
 }

@@ -37,7 +37,7 @@ const INCIDENT_STATES: Settings =
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
-fn specs(t: &TopicsConfig) -> [(&str, Settings); 15] {
+fn specs(t: &TopicsConfig) -> [(&str, Settings); 16] {
     [
         (&t.alerts, TWO_WEEKS),
         (&t.incidents, INCIDENT_STATES),
@@ -54,6 +54,7 @@ fn specs(t: &TopicsConfig) -> [(&str, Settings); 15] {
         (&t.notify_state, COMPACTED),
         (&t.silences, COMPACTED),
         (&t.inhibit_sources, COMPACTED),
+        (&t.predictions, TWO_WEEKS),
     ]
 }
 

@@ -4,10 +4,10 @@ use std::{collections::BTreeMap, time::Instant};
 
 use quench_schemas::{
     fingerprint::{alert_fingerprint, fnv1a},
-    Alert, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent,
+    Alert, Incident, IncidentAlerts, NotificationAttempt, Prediction, RoutingEvent,
 };
 
-use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, RoutingRow};
+use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
 
 #[derive(Default)]
 pub struct Batch {
@@ -16,6 +16,7 @@ pub struct Batch {
     pub incident_alerts: Vec<IncidentAlertRow>,
     pub routing: Vec<RoutingRow>,
     pub notifications: Vec<NotificationAttempt>,
+    pub predictions: Vec<PredictionRow>,
     /// First and last offset per (topic, partition).
     pub offsets: BTreeMap<(String, i32), (i64, i64)>,
     pub started: Option<Instant>,
@@ -28,6 +29,7 @@ impl Batch {
             + self.incident_alerts.len()
             + self.routing.len()
             + self.notifications.len()
+            + self.predictions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,6 +59,10 @@ impl Batch {
 
     pub fn add_routing(&mut self, event: RoutingEvent) {
         self.routing.push(event.into());
+    }
+
+    pub fn add_prediction(&mut self, prediction: Prediction) {
+        self.predictions.push(prediction.into());
     }
 
     /// Insert deduplication token for `table`: the same batch retried after a failure carries the

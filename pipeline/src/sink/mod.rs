@@ -22,7 +22,9 @@ use std::{
 };
 
 use clickhouse::Client;
-use quench_schemas::{Alert, DecodeError, Decoder, Incident, IncidentAlerts, NotificationAttempt, RoutingEvent};
+use quench_schemas::{
+    Alert, DecodeError, Decoder, Incident, IncidentAlerts, NotificationAttempt, Prediction, RoutingEvent,
+};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
@@ -49,6 +51,7 @@ struct Decoders {
     alerts: Decoder<Alert>,
     incidents: Decoder<Incident>,
     routing: Decoder<RoutingEvent>,
+    predictions: Decoder<Prediction>,
 }
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
@@ -56,7 +59,8 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     let decoders = Decoders {
         alerts: Decoder::new(registry.clone()),
         incidents: Decoder::new(registry.clone()),
-        routing: Decoder::new(registry),
+        routing: Decoder::new(registry.clone()),
+        predictions: Decoder::new(registry),
     };
     let consumer: StreamConsumer = reader_config(&config.kafka, "sink", &config.sink.group_id).create()?;
     let topics = [
@@ -65,6 +69,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         config.topics.routing.as_str(),
         config.topics.incident_alerts.as_str(),
         config.topics.notifications.as_str(),
+        config.topics.predictions.as_str(),
     ];
     consumer.subscribe(&topics)?;
     let writers = Writers {
@@ -117,6 +122,8 @@ async fn add(
         avro(decoders.incidents.decode(bytes).await.map(|incident| batch.add_incident(incident)))?
     } else if topic == topics.routing {
         avro(decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)))?
+    } else if topic == topics.predictions {
+        avro(decoders.predictions.decode(bytes).await.map(|prediction| batch.add_prediction(prediction)))?
     } else if topic == topics.incident_alerts {
         serde_json::from_slice::<IncidentAlerts>(bytes)
             .map(|joined| batch.add_incident_alerts(joined))

@@ -60,11 +60,16 @@ pub struct PrecursorForecaster {
 
 impl PrecursorForecaster {
     pub fn new(horizon: Horizon, topology: Topology) -> Self {
-        Self { learner: Precursors::new(2 * horizon.lead_max, topology), horizon, min_support: 5 }
+        Self { learner: Precursors::new(2 * horizon.lead_max, horizon.bucket(), topology), horizon, min_support: 5 }
     }
 
     pub fn learner(&self) -> &Precursors {
         &self.learner
+    }
+
+    /// Counts the onsets whose follow-up time ended by `now` (at the end of a history).
+    pub fn learn_until(&mut self, now: Seconds) {
+        self.learner.advance(now);
     }
 
     /// The delay and probability of the best-placed window for one learned edge.
@@ -155,7 +160,7 @@ pub struct PairFrequency {
 
 impl PairFrequency {
     pub fn new(horizon: Horizon) -> Self {
-        Self { learner: Precursors::new(horizon.lead_max, Topology::default()), horizon }
+        Self { learner: Precursors::new(horizon.lead_max, horizon.bucket(), Topology::default()), horizon }
     }
 }
 

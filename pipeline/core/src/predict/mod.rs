@@ -12,6 +12,7 @@
 //!   the same or a linked entity, and after how long;
 //! - [`forecast`]: the forecasters after onsets (precursors and the two baselines);
 //! - [`hazard`]: recurrence hazard, how likely a silent series is to start again;
+//! - [`live`]: the predictor of `quench predict`, fitted on history and fed alerts;
 //! - [`causal`]: the causal graph between kinds, read off the learner;
 //! - [`score`]: the evaluation protocol of `quench predict eval`;
 //! - [`evaluate`]: that evaluation on an alarm recording, ours against the baselines.
@@ -20,6 +21,7 @@ pub mod causal;
 pub mod evaluate;
 pub mod forecast;
 pub mod hazard;
+pub mod live;
 pub mod onset;
 pub mod precursors;
 pub mod score;
@@ -57,6 +59,12 @@ impl Horizon {
     /// Whether an onset at `at` is in the window of a prediction issued at `issued`.
     pub fn covers(&self, issued: Seconds, at: Seconds) -> bool {
         at > issued + self.lead_min && at <= issued + self.lead_max
+    }
+
+    /// The lead-time resolution learned: a tenth of `lead_min` (30 s for the default horizon),
+    /// so that window edges fall on bucket edges.
+    pub fn bucket(&self) -> Seconds {
+        (self.lead_min / 10).max(1)
     }
 }
 

@@ -19,13 +19,12 @@ impl Onsets {
         Self { quiet, last: HashMap::new() }
     }
 
-    /// Records an alert (in time order) and says whether it is an onset.
+    /// Records an alert and says whether it is an onset. An alert older than the last one of
+    /// its series (a re-sent or late one) is not news.
     pub fn observe(&mut self, kind: u32, entity: u32, at: Seconds) -> Option<Onset> {
-        let previous = self.last.insert((kind, entity), at);
-        match previous {
-            Some(before) if at - before <= self.quiet && at >= before => None,
-            _ => Some(Onset { kind, entity, at }),
-        }
+        let last = self.last.entry((kind, entity)).or_insert(Seconds::MIN);
+        let before = std::mem::replace(last, (*last).max(at));
+        (before == Seconds::MIN || at > before.saturating_add(self.quiet)).then_some(Onset { kind, entity, at })
     }
 
     /// Forgets what has been quiet for longer than the quiet spell, to bound memory on a live
@@ -48,6 +47,7 @@ mod tests {
         assert!(onsets.observe(1, 7, 2700).is_none(), "quiet counts from the last alert, not the onset");
         assert!(onsets.observe(2, 7, 2700).is_some(), "another kind");
         assert!(onsets.observe(1, 8, 2700).is_some(), "another entity");
+        assert!(onsets.observe(1, 7, 100).is_none(), "an old alert re-sent");
         assert!(onsets.observe(1, 7, 4501).is_some(), "1801 s after the last one");
         onsets.expire(10_000);
         assert!(onsets.last.is_empty());

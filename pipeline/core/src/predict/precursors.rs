@@ -15,36 +15,36 @@ pub enum Scope {
     Linked,
 }
 
-/// Width of a lead-time bucket, seconds.
-pub const BUCKET: Seconds = 30;
-
 /// What followed kind A's onsets: for how many of them a B onset came, and when (the first B
-/// onset after each A onset, in buckets of [`BUCKET`] seconds; `at_once` for the same second).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// onset after each A onset, in buckets of `width` seconds; `at_once` for the same second).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Edge {
     pub followed: u64,
     pub at_once: u64,
+    pub width: Seconds,
     pub buckets: Vec<u32>,
 }
 
 impl Edge {
-    fn record(&mut self, lead: Seconds, buckets: usize) {
+    fn new(width: Seconds, buckets: usize) -> Self {
+        Self { followed: 0, at_once: 0, width, buckets: vec![0; buckets] }
+    }
+
+    fn record(&mut self, lead: Seconds) {
         self.followed += 1;
         if lead <= 0 {
             self.at_once += 1;
             return;
         }
-        if self.buckets.is_empty() {
-            self.buckets = vec![0; buckets];
-        }
-        let index = ((lead - 1) / BUCKET) as usize;
-        self.buckets[index.min(buckets - 1)] += 1;
+        let index = ((lead - 1) / self.width) as usize;
+        let last = self.buckets.len() - 1;
+        self.buckets[index.min(last)] += 1;
     }
 
     /// How many of the followers came more than `from` and at most `to` seconds after (both
-    /// multiples of [`BUCKET`]).
+    /// multiples of `width`).
     pub fn followed_within(&self, from: Seconds, to: Seconds) -> u64 {
-        let (first, last) = ((from / BUCKET) as usize, (to / BUCKET) as usize);
+        let (first, last) = ((from / self.width) as usize, (to / self.width) as usize);
         let counted: u64 = self.buckets.iter().take(last).skip(first).map(|&n| u64::from(n)).sum();
         counted + if from < 0 { self.at_once } else { 0 }
     }
@@ -59,10 +59,10 @@ impl Edge {
         for (i, &n) in self.buckets.iter().enumerate() {
             seen += u64::from(n);
             if seen >= half {
-                return i as Seconds * BUCKET + BUCKET / 2;
+                return i as Seconds * self.width + self.width / 2;
             }
         }
-        self.buckets.len() as Seconds * BUCKET
+        self.buckets.len() as Seconds * self.width
     }
 }
 
@@ -77,6 +77,8 @@ struct Open {
 #[derive(Debug, Clone)]
 pub struct Precursors {
     max_lead: Seconds,
+    /// Lead-time histogram bucket width.
+    width: Seconds,
     topology: Topology,
     /// Onsets of each kind whose follow-up time has passed.
     counted: HashMap<u32, u64>,
@@ -94,10 +96,12 @@ pub struct Precursors {
 }
 
 impl Precursors {
-    /// Learns leads up to `max_lead` seconds, across the links of `topology`.
-    pub fn new(max_lead: Seconds, topology: Topology) -> Self {
+    /// Learns leads up to `max_lead` seconds in buckets of `width`, across the links of
+    /// `topology`.
+    pub fn new(max_lead: Seconds, width: Seconds, topology: Topology) -> Self {
         Self {
             max_lead,
+            width: width.max(1),
             topology,
             counted: HashMap::new(),
             edges: HashMap::new(),
@@ -140,7 +144,7 @@ impl Precursors {
 
     /// Counts the onsets whose follow-up time ended by `now`.
     pub fn advance(&mut self, now: Seconds) {
-        let buckets = (self.max_lead / BUCKET) as usize + 1;
+        let (width, buckets) = (self.width, (self.max_lead / self.width) as usize + 1);
         while self.opened.front().is_some_and(|&(at, _)| at + self.max_lead < now) {
             let (_, entity) = self.opened.pop_front().expect("checked");
             let queue = self.open.get_mut(&entity).expect("an opened onset is open");
@@ -150,7 +154,12 @@ impl Precursors {
             }
             *self.counted.entry(done.onset.kind).or_default() += 1;
             for (kind, scope, lead) in done.followers {
-                self.edges.entry(done.onset.kind).or_default().entry((kind, scope)).or_default().record(lead, buckets);
+                self.edges
+                    .entry(done.onset.kind)
+                    .or_default()
+                    .entry((kind, scope))
+                    .or_insert_with(|| Edge::new(width, buckets))
+                    .record(lead);
             }
         }
     }
@@ -202,7 +211,7 @@ mod tests {
     fn an_onset_is_counted_with_its_first_follower_of_each_kind_once_its_follow_up_time_is_over() {
         let mut topology = Topology::default();
         topology.link(1, 2);
-        let mut learner = Precursors::new(3600, topology);
+        let mut learner = Precursors::new(3600, 30, topology);
         learner.observe(onset(10, 1, 0));
         learner.observe(onset(30, 2, 60)); // on a linked entity
         learner.observe(onset(40, 9, 100)); // on an unrelated one

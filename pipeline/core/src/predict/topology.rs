@@ -67,9 +67,12 @@ impl Topology {
 /// The labels that name an alert's entity, most specific first.
 pub const DEFAULT_ENTITY_LABELS: &[&str] = &["instance", "host", "hostname", "node", "pod", "device", "service", "job"];
 
-/// An alert's entity: the value of the first of `labels` it carries.
-pub fn entity_of<'a>(alert_labels: &'a BTreeMap<String, String>, labels: &[String]) -> Option<&'a str> {
-    labels.iter().find_map(|name| alert_labels.get(name).map(String::as_str).filter(|v| !v.is_empty()))
+/// An alert's entity: the first of `labels` it carries, and its value.
+pub fn entity_of<'a>(alert_labels: &'a BTreeMap<String, String>, labels: &'a [String]) -> Option<(&'a str, &'a str)> {
+    labels.iter().find_map(|name| {
+        let value = alert_labels.get(name).filter(|v| !v.is_empty())?;
+        Some((name.as_str(), value.as_str()))
+    })
 }
 
 #[cfg(test)]
@@ -92,7 +95,7 @@ mod tests {
         let labels: BTreeMap<String, String> =
             [("job", "node"), ("instance", "db-1:9100")].map(|(k, v)| (k.to_string(), v.to_string())).into();
         let names: Vec<String> = DEFAULT_ENTITY_LABELS.iter().map(|s| s.to_string()).collect();
-        assert_eq!(entity_of(&labels, &names), Some("db-1:9100"));
+        assert_eq!(entity_of(&labels, &names), Some(("instance", "db-1:9100")));
         assert_eq!(entity_of(&BTreeMap::new(), &names), None);
     }
 }

@@ -1,0 +1,267 @@
+//! The `quench predict` service: fitted on ClickHouse's alert history, it reads the `alerts`
+//! topic (its own consumer group; alerts received before the first fit are skipped, the history
+//! holds them), issues predictions to the `predictions` topic, marks each as come true or
+//! missed with a second version of the same record, and learns again from history every
+//! `refit_interval_s`. Predictions carry deterministic ids and ClickHouse keeps the highest
+//! version, so a record produced twice after a crash is harmless; predictions still waiting when
+//! the process stops are not marked (their rows stay `pending`).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use clickhouse::Row;
+use quench_core::predict::{
+    live::{Event, Expectation, Live},
+    topology::entity_of,
+};
+use quench_schemas::{
+    fingerprint::{alert_fingerprint, fnv1a},
+    now_ms, Alert, AlertStatus, Decoder, Encoder, Prediction, PredictionOutcome,
+};
+use rdkafka::{
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    producer::{FutureProducer, FutureRecord},
+    Message,
+};
+use serde::Deserialize;
+
+use crate::{
+    config::Config,
+    http::Readiness,
+    kafka::{client_config, consumed, reader_config},
+    predict::PredictConfig,
+    preflight::registry_client,
+};
+
+/// Separates the tenant from the kind or entity in the keys the learner sees, so that tenants
+/// learn apart.
+const TENANT: char = '\u{1f}';
+
+#[derive(Row, Deserialize)]
+struct PastAlert {
+    tenant: String,
+    alertname: String,
+    entity: String,
+    starts_ms: i64,
+}
+
+/// Reads the alert history received before `until` (ms) and fits the predictor on it.
+async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
+    let predict = &config.predict;
+    // The labels are identifiers (checked at start-up), safe to put in the query as literals.
+    let labels: Vec<String> = predict.entity_labels.iter().map(|l| format!("labels['{l}']")).collect();
+    let sql = format!(
+        "SELECT tenant, alertname, arrayFirst(x -> x != '', [{}]) AS entity, \
+         toUnixTimestamp64Milli(starts_at) AS starts_ms \
+         FROM alerts WHERE status = 'firing' AND entity != '' \
+         AND received_at >= fromUnixTimestamp64Milli({until}) - toIntervalHour({}) \
+         AND received_at < fromUnixTimestamp64Milli({until}) \
+         ORDER BY starts_at",
+        labels.join(", "),
+        predict.history_hours
+    );
+    let client = crate::clickhouse::client(&config.clickhouse);
+    let mut cursor = client.query(&sql).fetch::<PastAlert>().context("reading the alert history from ClickHouse")?;
+    let mut history = Vec::new();
+    while let Some(alert) = cursor.next().await.context("reading the alert history from ClickHouse")? {
+        history.push((
+            format!("{}{TENANT}{}", alert.tenant, alert.alertname),
+            format!("{}{TENANT}{}", alert.tenant, alert.entity),
+            alert.starts_ms / 1000,
+        ));
+    }
+    // A topology file names entities without tenants: its links hold in every tenant seen.
+    let tenants: std::collections::BTreeSet<&str> =
+        history.iter().filter_map(|(kind, _, _)| kind.split(TENANT).next()).collect();
+    let links: String = tenants
+        .iter()
+        .flat_map(|tenant| {
+            links.lines().filter_map(move |line| {
+                let (a, b) = line.split_once(',')?;
+                Some(format!("{tenant}{TENANT}{},{tenant}{TENANT}{}\n", a.trim(), b.trim()))
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let live = Live::fit(&history, predict.horizon(), predict.quiet_s, &links, predict.min_probability)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `predict.topology`: {e}"))?;
+    tracing::info!(
+        alerts = history.len(),
+        edges = live.edges().len(),
+        threshold = live.threshold(),
+        took = ?started.elapsed(),
+        "fitted on the alert history"
+    );
+    Ok(live)
+}
+
+pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
+    let predict = &config.predict;
+    let links = match &predict.topology {
+        Some(path) => std::fs::read_to_string(path).with_context(|| {
+            format!("invalid configuration: key `predict.topology`: cannot read {}", path.display())
+        })?,
+        None => String::new(),
+    };
+    let registry = registry_client(&config.registry)?;
+    let encoder = Encoder::<Prediction>::register(&registry, &config.topics.predictions).await?;
+    let decoder = Decoder::<Alert>::new(registry);
+    let history_until = now_ms();
+    let mut live = fit(config, &links, history_until).await?;
+    let mut model_version = history_until;
+    let mut fitted = Instant::now();
+
+    let consumer: StreamConsumer = reader_config(&config.kafka, "predict", &predict.group_id).create()?;
+    consumer.subscribe(&[config.topics.alerts.as_str()])?;
+    let producer: FutureProducer =
+        client_config(&config.kafka, "predict").set("enable.idempotence", "true").create()?;
+    let out = Output { encoder: &encoder, producer: &producer, topic: &config.topics.predictions };
+    tracing::info!(group = %predict.group_id, horizon = ?predict.horizon(), "predict started");
+    readiness.ready();
+
+    // The label that named each entity in its latest alert, for the records' `entity_label`.
+    let mut labels: HashMap<String, String> = HashMap::new();
+    let mut last_expiry = Instant::now();
+    while !shutdown.load(Ordering::SeqCst) {
+        if let Ok(message) = tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await {
+            if let Some(message) = consumed(message, "predict")? {
+                match decoder.decode(message.payload().unwrap_or_default()).await {
+                    Ok(alert) if alert.received_at < history_until => {}
+                    Ok(alert) => {
+                        let events = observe(&mut live, &alert, predict, &mut labels);
+                        out.publish(events, model_version, &labels).await?;
+                    }
+                    Err(e) if e.is_transient() => return Err(e.into()),
+                    // The worker dead-letters what does not decode; prediction only skips it.
+                    Err(e) => tracing::debug!(error = %e, "skipping an undecodable alert"),
+                }
+                consumer.commit_message(&message, CommitMode::Async)?;
+            }
+        }
+        if last_expiry.elapsed() >= Duration::from_secs(1) {
+            last_expiry = Instant::now();
+            out.publish(live.expire(now_ms() / 1000), model_version, &labels).await?;
+        }
+        if fitted.elapsed() >= Duration::from_secs(predict.refit_interval_s) {
+            fitted = Instant::now();
+            let until = now_ms();
+            match fit(config, &links, until).await {
+                Ok(refitted) => {
+                    live.adopt(refitted);
+                    model_version = until;
+                }
+                // History is an improvement, not a need: keep predicting with the model in hand.
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "refit failed; predicting with the previous model"),
+            }
+        }
+        metrics::gauge!("quench_predictions_pending").set(live.pending() as f64);
+    }
+    tracing::info!("predict stopped");
+    Ok(())
+}
+
+/// Feeds a firing alert with an entity to the predictor.
+fn observe(
+    live: &mut Live,
+    alert: &Alert,
+    predict: &PredictConfig,
+    labels: &mut HashMap<String, String>,
+) -> Vec<Event> {
+    if alert.status != AlertStatus::Firing {
+        return Vec::new();
+    }
+    let (Some(name), Some((label, entity))) =
+        (alert.labels.get("alertname"), entity_of(&alert.labels, &predict.entity_labels))
+    else {
+        return Vec::new();
+    };
+    let entity = format!("{}{TENANT}{entity}", alert.tenant);
+    if labels.get(&entity).is_none_or(|known| known != label) {
+        labels.insert(entity.clone(), label.to_string());
+    }
+    let fingerprint = format!("{:016x}", alert_fingerprint(alert));
+    live.observe(&format!("{}{TENANT}{name}", alert.tenant), &entity, alert.starts_at / 1000, &fingerprint)
+}
+
+struct Output<'a> {
+    encoder: &'a Encoder<Prediction>,
+    producer: &'a FutureProducer,
+    topic: &'a str,
+}
+
+impl Output<'_> {
+    async fn publish(
+        &self,
+        events: Vec<Event>,
+        model_version: i64,
+        labels: &HashMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            let (outcome, version, came) = match &event {
+                Event::Issued(_) => ("issued", 1, None),
+                Event::CameTrue(_, at) => ("came_true", 2, Some(*at)),
+                Event::Missed(_) => ("missed", 2, None),
+            };
+            let expectation = match event {
+                Event::Issued(e) | Event::CameTrue(e, _) | Event::Missed(e) => e,
+            };
+            let label = labels.get(&expectation.entity).map_or("", String::as_str);
+            let record = prediction(&expectation, label, model_version, version, came);
+            metrics::counter!("quench_predictions_total", "outcome" => outcome).increment(1);
+            let payload = self.encoder.encode(&record)?;
+            let produce = FutureRecord::to(self.topic).key(&record.prediction_id).payload(&payload);
+            deliveries.push(self.producer.send_result(produce).map_err(|(e, _)| e)?);
+        }
+        for delivery in deliveries {
+            delivery.await?.map_err(|(e, _)| e).context("producing a prediction")?;
+        }
+        Ok(())
+    }
+}
+
+/// The Avro record of an expectation: issued (`version` 1) or with its outcome (2).
+fn prediction(e: &Expectation, label: &str, model_version: i64, version: i64, came: Option<i64>) -> Prediction {
+    let split = |key: &str| -> (String, String) {
+        let (tenant, rest) = key.split_once(TENANT).unwrap_or(("default", key));
+        (tenant.to_string(), rest.to_string())
+    };
+    let (tenant, alertname) = split(&e.kind);
+    let (_, entity) = split(&e.entity);
+    let (_, evidence_alertname) = split(&e.evidence_kind);
+    let (_, evidence_entity) = split(&e.evidence_entity);
+    let id = [e.kind.as_str(), &e.entity, &e.evidence_kind, &e.evidence_entity, &e.issued.to_string()].join("|");
+    let outcome = match (version, came) {
+        (1, _) => PredictionOutcome::Pending,
+        (_, Some(_)) => PredictionOutcome::CameTrue,
+        _ => PredictionOutcome::Missed,
+    };
+    Prediction {
+        prediction_id: format!("{:016x}", fnv1a(id.bytes())),
+        tenant,
+        alertname,
+        entity,
+        entity_label: label.to_string(),
+        probability: e.probability,
+        issued_at: e.issued * 1000,
+        window_start: e.window.0 * 1000,
+        window_end: e.window.1 * 1000,
+        expected_lead_s: e.expected_lead,
+        evidence_alertname,
+        evidence_entity,
+        evidence_fingerprint: e.evidence_fingerprint.clone(),
+        edge_support: e.support as i64,
+        model_version,
+        outcome,
+        came_at: came.map(|at| at * 1000),
+        lead_s: came.map(|at| at - e.issued),
+        version,
+    }
+}
