@@ -159,6 +159,26 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
         assert!(started.elapsed() < Duration::from_secs(60), "ClickHouse holds {rows:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The learned graph names the cause inside an incident holding both kinds.
+    clickhouse
+        .query(
+            "INSERT INTO incident_alerts (tenant, incident_id, fingerprint, first_seen, last_seen) VALUES \
+             ('default', 'inc-1', 'fp-LinkDown-3', now64(3), now64(3)), \
+             ('default', 'inc-1', 'fp-PacketLoss-3', now64(3), now64(3))",
+        )
+        .execute()
+        .await
+        .unwrap();
+    let hint: (String, String, u64, String) = clickhouse
+        .query("SELECT cause, entity, effect_kinds, hint FROM incident_root_causes WHERE incident_id = 'inc-1'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(
+        hint,
+        ("LinkDown".into(), "hist-3".into(), 1, "LinkDown on hist-3 precedes this alert in 100% of history".into())
+    );
+
     for child in [&predict, &sink] {
         sigterm(child);
     }

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_incident_inhibitions.sql"),
     migration!(9, "0009_analytics.sql"),
     migration!(10, "0010_predictions.sql"),
+    migration!(11, "0011_precursor_edges.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -30,7 +30,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
     Message,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     config::Config,
@@ -92,6 +92,10 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
     let started = Instant::now();
     let live = Live::fit(&history, predict.horizon(), predict.quiet_s, &links, predict.min_probability)
         .map_err(|e| anyhow::anyhow!("invalid configuration: key `predict.topology`: {e}"))?;
+    if let Err(e) = write_edges(&client, &live, until).await {
+        // The graph in ClickHouse serves root-cause hints; predicting goes on without it.
+        tracing::warn!(error = %format!("{e:#}"), "cannot write the learned precursor graph to ClickHouse");
+    }
     tracing::info!(
         alerts = history.len(),
         edges = live.edges().len(),
@@ -100,6 +104,50 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
         "fitted on the alert history"
     );
     Ok(live)
+}
+
+#[derive(Row, Serialize)]
+struct EdgeRow {
+    tenant: String,
+    model_version: i64,
+    cause: String,
+    effect: String,
+    linked: bool,
+    probability: f64,
+    window_probability: f64,
+    support: u64,
+    lead_p50_s: i64,
+    fitted_at: i64,
+}
+
+/// Writes the learned graph as the snapshot `model_version` (sql/0011_precursor_edges.sql).
+async fn write_edges(client: &clickhouse::Client, live: &Live, model_version: i64) -> anyhow::Result<()> {
+    let mut insert = client.insert::<EdgeRow>("precursor_edges").await?;
+    for edge in live.edges() {
+        let (tenant, cause) = split(&edge.cause);
+        insert
+            .write(&EdgeRow {
+                tenant,
+                model_version,
+                cause,
+                effect: split(&edge.effect).1,
+                linked: edge.linked,
+                probability: edge.probability,
+                window_probability: edge.window_probability,
+                support: edge.support,
+                lead_p50_s: edge.lead_p50,
+                fitted_at: model_version,
+            })
+            .await?;
+    }
+    insert.end().await?;
+    Ok(())
+}
+
+/// A learner key's tenant and name.
+fn split(key: &str) -> (String, String) {
+    let (tenant, rest) = key.split_once(TENANT).unwrap_or(("default", key));
+    (tenant.to_string(), rest.to_string())
 }
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
@@ -229,10 +277,6 @@ impl Output<'_> {
 
 /// The Avro record of an expectation: issued (`version` 1) or with its outcome (2).
 fn prediction(e: &Expectation, label: &str, model_version: i64, version: i64, came: Option<i64>) -> Prediction {
-    let split = |key: &str| -> (String, String) {
-        let (tenant, rest) = key.split_once(TENANT).unwrap_or(("default", key));
-        (tenant.to_string(), rest.to_string())
-    };
     let (tenant, alertname) = split(&e.kind);
     let (_, entity) = split(&e.entity);
     let (_, evidence_alertname) = split(&e.evidence_kind);

@@ -33,6 +33,20 @@ pub struct Expectation {
     pub support: u64,
 }
 
+/// A learned precursor edge: onsets of `effect` followed `probability` of the `support` onsets
+/// of `cause` (on the same entity, or a linked one), after `lead_p50` seconds in the middle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedEdge {
+    pub cause: String,
+    pub effect: String,
+    pub linked: bool,
+    pub probability: f64,
+    /// The share that came in the prediction horizon's best-placed window.
+    pub window_probability: f64,
+    pub support: u64,
+    pub lead_p50: Seconds,
+}
+
 /// What an alert or the passing of time did to predictions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -113,17 +127,22 @@ impl Live {
         self.threshold
     }
 
-    /// Edges learned: (cause, effect, same entity or linked, P(effect within the horizon),
-    /// onsets of the cause, median lead).
-    pub fn edges(&self) -> Vec<(String, String, Scope, f64, u64, Seconds)> {
+    /// The edges learned, for root-cause hints and people.
+    pub fn edges(&self) -> Vec<LearnedEdge> {
         let learner = self.forecaster.learner();
         learner
             .edges()
             .map(|(cause, effect, scope, edge)| {
-                let (_, probability) = self.forecaster.best_window(cause, edge);
-                let (cause_name, effect_name) =
-                    (self.kinds.name(cause).to_string(), self.kinds.name(effect).to_string());
-                (cause_name, effect_name, scope, probability, learner.counted(cause), edge.median_lead())
+                let support = learner.counted(cause);
+                LearnedEdge {
+                    cause: self.kinds.name(cause).to_string(),
+                    effect: self.kinds.name(effect).to_string(),
+                    linked: scope == Scope::Linked,
+                    probability: edge.followed as f64 / support.max(1) as f64,
+                    window_probability: self.forecaster.best_window(cause, edge).1,
+                    support,
+                    lead_p50: edge.median_lead(),
+                }
             })
             .collect()
     }
