@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use quench_core::predict::{topology::DEFAULT_ENTITY_LABELS, Horizon};
+use quench_core::predict::{live::Settings, topology::DEFAULT_ENTITY_LABELS, Horizon};
 use serde::{Deserialize, Serialize};
 
 /// `quench predict`: what is learned from history, and the prediction horizon.
@@ -50,6 +50,10 @@ impl Default for PredictConfig {
 impl PredictConfig {
     pub fn horizon(&self) -> Horizon {
         Horizon { lead_min: self.lead_min_s, lead_max: self.lead_max_s }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings { horizon: self.horizon(), quiet: self.quiet_s, threshold: self.min_probability }
     }
 
     pub fn validate(&self) -> Result<(), (String, String)> {

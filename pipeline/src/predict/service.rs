@@ -90,7 +90,7 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
         })
         .collect();
     let started = Instant::now();
-    let live = Live::fit(&history, predict.horizon(), predict.quiet_s, &links, predict.min_probability)
+    let live = Live::fit(&history, until / 1000, predict.settings(), &links)
         .map_err(|e| anyhow::anyhow!("invalid configuration: key `predict.topology`: {e}"))?;
     if let Err(e) = write_edges(&client, &live, until).await {
         // The graph in ClickHouse serves root-cause hints; predicting goes on without it.
@@ -99,7 +99,7 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
     tracing::info!(
         alerts = history.len(),
         edges = live.edges().len(),
-        threshold = live.threshold(),
+        thresholds = ?live.thresholds(),
         took = ?started.elapsed(),
         "fitted on the alert history"
     );
@@ -195,7 +195,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         }
         if last_expiry.elapsed() >= Duration::from_secs(1) {
             last_expiry = Instant::now();
-            out.publish(live.expire(now_ms() / 1000), model_version, &labels).await?;
+            out.publish(live.tick(now_ms() / 1000), model_version, &labels).await?;
         }
         if fitted.elapsed() >= Duration::from_secs(predict.refit_interval_s) {
             fitted = Instant::now();

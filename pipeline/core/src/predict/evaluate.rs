@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{
     causal::{self, DagScore},
-    forecast::{choose_threshold, Candidate, Forecaster, PairFrequency, PrecursorForecaster, Recurrence},
+    forecast::{pooled_thresholds, Candidate, Forecaster, PairFrequency, PrecursorForecaster, Recurrence},
     hazard,
     onset::Onsets,
     score::{score, Score},
@@ -115,14 +115,13 @@ fn outcome(
     horizon: Horizon,
 ) -> Outcome {
     let (training, test) = onsets.split_at(boundary);
-    let (mut kept_before, mut kept) = (Vec::new(), Vec::new());
-    let mut thresholds = Vec::new();
-    for (before, after) in parts {
-        let threshold = choose_threshold(&kept_before, before, training, horizon);
-        thresholds.push(threshold);
-        kept_before.extend(before.iter().filter(|&&(_, p)| p >= threshold).map(|&(f, _)| f));
-        kept.extend(after.iter().filter(|&&(_, p)| p >= threshold).map(|&(f, _)| f));
-    }
+    let before: Vec<&[Candidate]> = parts.iter().map(|(before, _)| before.as_slice()).collect();
+    let (thresholds, _) = pooled_thresholds(&before, training, horizon);
+    let kept: Vec<_> = parts
+        .iter()
+        .zip(&thresholds)
+        .flat_map(|((_, after), &threshold)| after.iter().filter(move |&&(_, p)| p >= threshold).map(|&(f, _)| f))
+        .collect();
     Outcome { name, thresholds, score: score(&kept, test, horizon) }
 }
 

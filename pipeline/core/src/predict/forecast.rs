@@ -45,6 +45,22 @@ pub fn choose_threshold(kept: &[Forecast], candidates: &[Candidate], onsets: &[O
     best.1
 }
 
+/// The thresholds of forecasters whose predictions are pooled, in order: each one's makes the
+/// pool so far best on `onsets` (a forecaster that does not help adds nothing). Returns the
+/// thresholds and the pooled predictions they keep.
+pub fn pooled_thresholds(parts: &[&[Candidate]], onsets: &[Onset], horizon: Horizon) -> (Vec<f64>, Vec<Forecast>) {
+    let mut kept = Vec::new();
+    let thresholds = parts
+        .iter()
+        .map(|candidates| {
+            let threshold = choose_threshold(&kept, candidates, onsets, horizon);
+            kept.extend(candidates.iter().filter(|&&(_, p)| p >= threshold).map(|&(f, _)| f));
+            threshold
+        })
+        .collect();
+    (thresholds, kept)
+}
+
 /// Precursor forecasting: after an onset of A on D, expect each kind B that followed A on D (or
 /// on an entity linked to D, expected there) in the part of the horizon where B's learned lead
 /// times put the most mass. A prediction may be issued later than the onset, when the lead

@@ -5,7 +5,7 @@
 //! the kind's, which is shrunk towards every kind's (a series seen a few times borrows from its
 //! kind). Online: a checkpoint counts once its window is over.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::{forecast::Candidate, score::Forecast, Horizon, Seconds};
 
@@ -93,33 +93,115 @@ fn checkpoints(alarms: &[(u32, u32, Seconds)], end: Seconds, horizon: Horizon) -
     out
 }
 
+/// The hazard model run forward in time, as `quench predict` runs it and as the evaluation walks
+/// its test split: alarms come in time order, [`Recurrences::due`] asks the checkpoints reached,
+/// each with the counts known at its moment, and a checkpoint counts once its window is over.
+#[derive(Debug)]
+pub struct Recurrences {
+    horizon: Horizon,
+    counts: Counts,
+    /// Per series: its last alarm, the next checkpoint number, and its unanswered checkpoints.
+    series: HashMap<(u32, u32), Series>,
+    /// Checkpoints asked, in time order, with their answer once the series' next alarm gave it.
+    waiting: VecDeque<(Checkpoint, Option<bool>)>,
+    /// How many checkpoints have left `waiting` (the sequence number of its front).
+    settled: u64,
+}
+
+#[derive(Debug)]
+struct Series {
+    last: Seconds,
+    next: i64,
+    asked: Vec<u64>,
+}
+
+impl Recurrences {
+    pub fn new(horizon: Horizon) -> Self {
+        Self { horizon, counts: Counts::default(), series: HashMap::new(), waiting: VecDeque::new(), settled: 0 }
+    }
+
+    /// An alarm of a series: answers the series' waiting checkpoints and starts its silence
+    /// again. An alarm not newer than the series' last one (re-sent, late) changes nothing.
+    pub fn observe(&mut self, kind: u32, entity: u32, at: Seconds) {
+        let series =
+            self.series.entry((kind, entity)).or_insert(Series { last: Seconds::MIN, next: 1, asked: Vec::new() });
+        if at <= series.last {
+            return;
+        }
+        for seq in series.asked.drain(..) {
+            if let Some((checkpoint, answer)) =
+                seq.checked_sub(self.settled).and_then(|i| self.waiting.get_mut(i as usize))
+            {
+                *answer = Some(self.horizon.covers(checkpoint.at, at));
+            }
+        }
+        series.last = at;
+        series.next = 1;
+    }
+
+    /// Asks every checkpoint reached by `now`, in time order, each with the counts known at its
+    /// moment; adds the predictions (with their hazard) to `out`.
+    pub fn due(&mut self, now: Seconds, out: &mut Vec<Candidate>) {
+        let step = step(self.horizon);
+        let mut reached = Vec::new();
+        for (&(kind, entity), series) in &mut self.series {
+            while series.next <= MAX_CHECKPOINTS && series.last + series.next * step <= now {
+                reached.push((series.last + series.next * step, kind, entity, series.next));
+                series.next += 1;
+            }
+        }
+        reached.sort_unstable();
+        for (at, kind, entity, k) in reached {
+            self.settle(at);
+            let checkpoint = Checkpoint { kind, entity, at, bin: bin(k), hit: false };
+            out.push((Forecast { kind, entity, issued: at }, self.counts.hazard(&checkpoint)));
+            let seq = self.settled + self.waiting.len() as u64;
+            self.waiting.push_back((checkpoint, None));
+            if let Some(series) = self.series.get_mut(&(kind, entity)) {
+                series.asked.push(seq);
+            }
+        }
+    }
+
+    /// Counts the checkpoints whose window ended by `now`.
+    fn settle(&mut self, now: Seconds) {
+        while self.waiting.front().is_some_and(|(c, _)| c.at + self.horizon.lead_max <= now) {
+            let (mut checkpoint, answer) = self.waiting.pop_front().expect("checked");
+            self.settled += 1;
+            checkpoint.hit = answer == Some(true);
+            self.counts.add(&checkpoint);
+        }
+    }
+}
+
 /// Predictions of the training split (scored with what the whole training split taught, for
-/// choosing the threshold) and of the rest (each scored with what was known at its time).
+/// choosing the threshold) and of the rest (each scored with what was known at its time, by
+/// running [`Recurrences`] over the whole recording).
 pub fn candidates(
     alarms: &[(u32, u32, Seconds)],
     split: Seconds,
     horizon: Horizon,
 ) -> (Vec<Candidate>, Vec<Candidate>) {
     let end = alarms.last().map_or(0, |a| a.2);
-    let all = checkpoints(alarms, end, horizon);
-    let candidate = |c: &Checkpoint, p: f64| (Forecast { kind: c.kind, entity: c.entity, issued: c.at }, p);
-
-    let known_in_training: Vec<&Checkpoint> = all.iter().filter(|c| c.at + horizon.lead_max <= split).collect();
+    let known_in_training: Vec<Checkpoint> =
+        checkpoints(alarms, end, horizon).into_iter().filter(|c| c.at + horizon.lead_max <= split).collect();
     let mut counts = Counts::default();
     known_in_training.iter().for_each(|c| counts.add(c));
-    let training = known_in_training.iter().map(|c| candidate(c, counts.hazard(c))).collect();
+    let training = known_in_training
+        .iter()
+        .map(|c| (Forecast { kind: c.kind, entity: c.entity, issued: c.at }, counts.hazard(c)))
+        .collect();
 
-    let mut counts = Counts::default();
-    let mut known = 0;
-    let mut test = Vec::new();
-    for c in all.iter().filter(|c| c.at >= split) {
-        while known < all.len() && all[known].at + horizon.lead_max <= c.at {
-            counts.add(&all[known]);
-            known += 1;
-        }
-        test.push(candidate(c, counts.hazard(c)));
+    let mut running = Recurrences::new(horizon);
+    let mut asked = Vec::new();
+    for &(kind, entity, at) in alarms {
+        // Checkpoints before the alarm, not at it: a series is asked only while silent.
+        running.due(at - 1, &mut asked);
+        running.observe(kind, entity, at);
     }
-    (training, test)
+    running.due(end, &mut asked);
+    asked.retain(|(f, _)| f.issued >= split);
+    (training, asked)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The live predictor behind `quench predict`: fitted on history, then fed alerts as they come.
 //! After each onset it checks the predictions waiting for that kind on that entity (came true),
-//! learns from the onset, and issues what the learned precursors expect next; `expire` says
-//! which predictions' windows passed without their onset (missed).
+//! learns from the onset, and issues what the learned precursors expect next; as time passes
+//! (`tick`), it issues what the recurrence hazard expects of series that have been silent for
+//! their usual while, and says which predictions' windows passed without their onset (missed).
+//! The same two forecasters, pooled the same way, are what `quench predict eval` measures.
 //!
 //! Kinds and entities are the caller's strings (the shell puts the tenant in both, so tenants
 //! never share what is learned).
@@ -9,9 +11,11 @@
 use std::collections::HashMap;
 
 use super::{
-    forecast::{choose_threshold, Candidate, Forecaster, PrecursorForecaster},
+    forecast::{pooled_thresholds, Candidate, Forecaster, PrecursorForecaster},
+    hazard::{self, Recurrences},
     onset::Onsets,
     precursors::Scope,
+    score::Forecast,
     topology::Topology,
     Horizon, Interner, Seconds,
 };
@@ -62,55 +66,65 @@ pub struct Live {
     entities: Interner,
     onsets: Onsets,
     forecaster: PrecursorForecaster,
-    threshold: f64,
+    recurrences: Recurrences,
+    /// The probability a recurrence prediction needs, then a precursor prediction.
+    thresholds: (f64, f64),
     pending: HashMap<(u32, u32), Vec<Expectation>>,
 }
 
 impl Live {
-    /// Learns from `history` ((kind, entity, time), in time order). The probability a prediction
-    /// needs is `threshold`, or else the one that predicts the history best (as the evaluation
-    /// chooses it on its training split).
+    /// Learns from `history` ((kind, entity, time), in time order) up to `now`. The probability a
+    /// prediction needs is `threshold`, or else the one that predicts the history best (as the
+    /// evaluation chooses it on its training split).
     pub fn fit(
         history: &[(String, String, Seconds)],
-        horizon: Horizon,
-        quiet: Seconds,
+        now: Seconds,
+        settings: Settings,
         links: &str,
-        threshold: Option<f64>,
     ) -> Result<Self, String> {
+        let horizon = settings.horizon;
         let mut entities = Interner::default();
         let topology = Topology::parse(links, &mut entities)?;
         let mut live = Self {
             horizon,
             kinds: Interner::default(),
             entities,
-            onsets: Onsets::new(quiet),
+            onsets: Onsets::new(settings.quiet),
             forecaster: PrecursorForecaster::new(horizon, topology),
-            threshold: f64::INFINITY,
+            recurrences: Recurrences::new(horizon),
+            thresholds: (f64::INFINITY, f64::INFINITY),
             pending: HashMap::new(),
         };
+        let mut alarms = Vec::with_capacity(history.len());
         let mut seen = Vec::new();
+        let mut asked = Vec::new();
         for (kind, entity, at) in history {
             let (kind, entity) = (live.kinds.id(kind), live.entities.id(entity));
+            alarms.push((kind, entity, *at));
+            live.recurrences.due(at - 1, &mut asked);
+            live.recurrences.observe(kind, entity, *at);
             if let Some(onset) = live.onsets.observe(kind, entity, *at) {
                 live.forecaster.learn(onset);
                 seen.push(onset);
             }
         }
-        live.threshold = match threshold {
-            Some(threshold) => threshold,
+        // What the history's checkpoints asked is history too.
+        live.recurrences.due(now, &mut asked);
+        live.forecaster.learn_until(now);
+        live.thresholds = match settings.threshold {
+            Some(threshold) => (threshold, threshold),
             None => {
-                if let Some(last) = seen.last() {
-                    live.forecaster.learn_until(last.at + 2 * horizon.lead_max + 1);
-                }
-                let mut candidates: Vec<Candidate> = Vec::new();
-                seen.iter().for_each(|&onset| live.forecaster.predict(onset, &mut candidates));
-                choose_threshold(&[], &candidates, &seen, horizon)
+                let (recurring, _) = hazard::candidates(&alarms, now, horizon);
+                let mut following: Vec<Candidate> = Vec::new();
+                seen.iter().for_each(|&onset| live.forecaster.predict(onset, &mut following));
+                let (thresholds, _) = pooled_thresholds(&[&recurring, &following], &seen, horizon);
+                (thresholds[0], thresholds[1])
             }
         };
         Ok(live)
     }
 
-    /// Takes what `refitted` learned (its statistics, threshold and onset memory, which cover
+    /// Takes what `refitted` learned (its statistics, thresholds and onset memory, which cover
     /// the history up to the refit), keeping this predictor's waiting predictions.
     pub fn adopt(&mut self, refitted: Live) {
         let pending = std::mem::take(&mut self.pending);
@@ -122,9 +136,10 @@ impl Live {
         }
     }
 
-    /// The probability a prediction needs (infinite when the history taught nothing useful).
-    pub fn threshold(&self) -> f64 {
-        self.threshold
+    /// The probability a recurrence prediction needs, then a precursor prediction (infinite
+    /// when the history taught nothing useful).
+    pub fn thresholds(&self) -> (f64, f64) {
+        self.thresholds
     }
 
     /// The edges learned, for root-cause hints and people.
@@ -149,9 +164,10 @@ impl Live {
 
     /// Feeds one alert (in time order); returns the predictions it confirmed and issued.
     pub fn observe(&mut self, kind: &str, entity: &str, at: Seconds, fingerprint: &str) -> Vec<Event> {
+        let mut events = self.ask(at - 1);
         let (kind_id, entity_id) = (self.kinds.id(kind), self.entities.id(entity));
-        let Some(onset) = self.onsets.observe(kind_id, entity_id, at) else { return Vec::new() };
-        let mut events = Vec::new();
+        self.recurrences.observe(kind_id, entity_id, at);
+        let Some(onset) = self.onsets.observe(kind_id, entity_id, at) else { return events };
         if let Some(waiting) = self.pending.get_mut(&(kind_id, entity_id)) {
             let (came, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|e| e.window.0 < at && at <= e.window.1);
             *waiting = rest;
@@ -160,40 +176,26 @@ impl Live {
         self.forecaster.learn(onset);
         let mut candidates = Vec::new();
         self.forecaster.predict(onset, &mut candidates);
-        for (forecast, probability) in candidates.into_iter().filter(|&(_, p)| p >= self.threshold) {
-            let key = (forecast.kind, forecast.entity);
+        let threshold = self.thresholds.1;
+        for (forecast, probability) in candidates.into_iter().filter(|&(_, p)| p >= threshold) {
             let scope = if onset.entity == forecast.entity { Scope::Same } else { Scope::Linked };
-            let expected_lead =
-                self.forecaster.learner().edge(onset.kind, forecast.kind, scope).map_or(0, |edge| edge.median_lead());
-            let support = self.forecaster.learner().counted(onset.kind);
-            let window = (forecast.issued + self.horizon.lead_min, forecast.issued + self.horizon.lead_max);
-            let waiting = self.pending.entry(key).or_default();
-            // A prediction whose window overlaps one still waiting adds nothing (the evaluation
-            // counts such repeats once).
-            if waiting.iter().any(|e| window.0 < e.window.1 && e.window.0 < window.1) {
-                continue;
-            }
-            let expectation = Expectation {
-                kind: self.kinds.name(forecast.kind).to_string(),
-                entity: self.entities.name(forecast.entity).to_string(),
-                issued: at,
-                window,
-                probability,
-                expected_lead,
-                evidence_kind: kind.to_string(),
-                evidence_entity: entity.to_string(),
-                evidence_fingerprint: fingerprint.to_string(),
-                support,
+            let learner = self.forecaster.learner();
+            let evidence = Evidence {
+                kind: onset.kind,
+                entity: onset.entity,
+                fingerprint,
+                support: learner.counted(onset.kind),
+                expected_lead: learner.edge(onset.kind, forecast.kind, scope).map_or(0, |edge| edge.median_lead()),
             };
-            waiting.push(expectation.clone());
-            events.push(Event::Issued(expectation));
+            events.extend(self.issue(forecast, probability, at, evidence));
         }
         events
     }
 
-    /// The predictions whose window ended before `now` without their onset.
-    pub fn expire(&mut self, now: Seconds) -> Vec<Event> {
-        let mut events = Vec::new();
+    /// The passing of time: asks the recurrence checkpoints reached by `now`, and says which
+    /// predictions' windows ended before it without their onset.
+    pub fn tick(&mut self, now: Seconds) -> Vec<Event> {
+        let mut events = self.ask(now);
         for waiting in self.pending.values_mut() {
             let (over, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|e| e.window.1 < now);
             *waiting = rest;
@@ -204,10 +206,74 @@ impl Live {
         events
     }
 
+    /// Issues the recurrence predictions of the checkpoints reached by `now` (a series that has
+    /// been silent as long as it usually is before it starts again).
+    fn ask(&mut self, now: Seconds) -> Vec<Event> {
+        let mut asked = Vec::new();
+        self.recurrences.due(now, &mut asked);
+        let mut events = Vec::new();
+        let threshold = self.thresholds.0;
+        for (forecast, probability) in asked.into_iter().filter(|&(_, p)| p >= threshold) {
+            // The evidence of a recurrence is the series itself.
+            let evidence = Evidence {
+                kind: forecast.kind,
+                entity: forecast.entity,
+                fingerprint: "",
+                support: 0,
+                expected_lead: (self.horizon.lead_min + self.horizon.lead_max) / 2,
+            };
+            events.extend(self.issue(forecast, probability, forecast.issued, evidence));
+        }
+        events
+    }
+
+    /// A prediction, unless one still waiting for the same kind and entity overlaps its window
+    /// (the evaluation counts such repeats once) or its window is already over.
+    fn issue(&mut self, forecast: Forecast, probability: f64, now: Seconds, evidence: Evidence) -> Option<Event> {
+        let window = (forecast.issued + self.horizon.lead_min, forecast.issued + self.horizon.lead_max);
+        let waiting = self.pending.entry((forecast.kind, forecast.entity)).or_default();
+        if window.1 <= now || waiting.iter().any(|e| window.0 < e.window.1 && e.window.0 < window.1) {
+            return None;
+        }
+        let expectation = Expectation {
+            kind: self.kinds.name(forecast.kind).to_string(),
+            entity: self.entities.name(forecast.entity).to_string(),
+            issued: forecast.issued,
+            window,
+            probability,
+            expected_lead: evidence.expected_lead,
+            evidence_kind: self.kinds.name(evidence.kind).to_string(),
+            evidence_entity: self.entities.name(evidence.entity).to_string(),
+            evidence_fingerprint: evidence.fingerprint.to_string(),
+            support: evidence.support,
+        };
+        waiting.push(expectation.clone());
+        Some(Event::Issued(expectation))
+    }
+
     /// Predictions waiting for their onset.
     pub fn pending(&self) -> usize {
         self.pending.values().map(Vec::len).sum()
     }
+}
+
+/// What a prediction rests on.
+struct Evidence<'a> {
+    kind: u32,
+    entity: u32,
+    fingerprint: &'a str,
+    support: u64,
+    expected_lead: Seconds,
+}
+
+/// How the live predictor is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub horizon: Horizon,
+    /// Silence that makes the next alert of a series an onset.
+    pub quiet: Seconds,
+    /// The probability a prediction needs; `None`: the one that predicts the history best.
+    pub threshold: Option<f64>,
 }
 
 #[cfg(test)]
@@ -224,11 +290,15 @@ mod tests {
         out
     }
 
+    fn settings() -> Settings {
+        Settings { horizon: Horizon { lead_min: 1, lead_max: 10 }, quiet: 20, threshold: None }
+    }
+
     #[test]
     fn a_learned_precursor_predicts_its_follower_which_comes_true_or_is_missed() {
-        let horizon = Horizon { lead_min: 1, lead_max: 10 };
-        let mut live = Live::fit(&history(), horizon, 20, "", None).unwrap();
-        assert!(live.threshold() <= 1.0, "history taught something: {}", live.threshold());
+        let mut live = Live::fit(&history(), 900, settings(), "").unwrap();
+        assert!(live.thresholds().1 <= 1.0, "history taught something: {:?}", live.thresholds());
+        assert!(live.thresholds().0.is_infinite(), "nothing ever recurred: {:?}", live.thresholds());
 
         let issued = live.observe("LinkDown", "h-new", 1000, "fp1");
         let [Event::Issued(expected)] = &issued[..] else { panic!("{issued:?}") };
@@ -242,9 +312,27 @@ mod tests {
 
         live.observe("LinkDown", "h-other", 2000, "fp3");
         assert_eq!(live.pending(), 1);
-        assert!(live.expire(2010).is_empty(), "the window is still open at its end");
-        let missed = live.expire(2011);
+        assert!(live.tick(2010).is_empty(), "the window is still open at its end");
+        let missed = live.tick(2011);
         assert!(matches!(&missed[..], [Event::Missed(e)] if e.entity == "h-other"), "{missed:?}");
         assert_eq!(live.pending(), 0);
+    }
+
+    #[test]
+    fn a_series_that_returns_every_minute_is_expected_again_after_its_usual_silence() {
+        // Kind Beat on one host every 60 s for an hour, the last at 3540: with a (1 s, 10 s]
+        // horizon, checkpoints come every 9 s of silence, and the one at 3594 holds the next beat.
+        let history: Vec<_> = (0..60).map(|i| ("Beat".to_string(), "h".to_string(), i * 60)).collect();
+        let mut live = Live::fit(&history, 3_541, settings(), "").unwrap();
+        assert!(live.thresholds().0 <= 1.0, "{:?}", live.thresholds());
+        assert!(live.tick(3_593).is_empty(), "earlier checkpoints rarely saw a beat");
+        let events = live.tick(3_594);
+        let [Event::Issued(expected)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(
+            (expected.kind.as_str(), expected.window, expected.evidence_kind.as_str()),
+            ("Beat", (3_595, 3_604), "Beat")
+        );
+        let came = live.observe("Beat", "h", 3_600, "fp");
+        assert!(matches!(&came[..], [Event::CameTrue(_, 3_600)]), "{came:?}");
     }
 }
