@@ -5,7 +5,11 @@
 
 -- One row per incident, latest state. `team` is the routing rules' team (what the notifiers
 -- used), else the incident's `team` label; `route` is the route id its group key starts with.
--- Durations are seconds; NULL until the incident is acknowledged or resolved.
+-- `opened_at` is when the worker first told anyone (its first routing event), else its first
+-- alert's start: an alert that had fired for an hour before it reached Quench does not count
+-- that hour against the responders. Durations are seconds from `opened_at`; NULL until the
+-- incident is acknowledged or resolved. `alerts` counts alert records (re-sends included),
+-- `distinct_alerts` the alerts; noise reduction is computed on the latter.
 CREATE VIEW IF NOT EXISTS incident_facts AS
 SELECT
     i.tenant AS tenant,
@@ -20,10 +24,11 @@ SELECT
     i.status AS status,
     i.flapping AS flapping,
     i.first_seen AS first_seen,
+    if(r.incident_id = '', i.first_seen, r.opened_at) AS opened_at,
     i.acknowledged_at AS acknowledged_at,
     i.resolved_at AS resolved_at,
-    dateDiff('millisecond', i.first_seen, i.acknowledged_at) / 1000 AS tta_s,
-    dateDiff('millisecond', i.first_seen, i.resolved_at) / 1000 AS ttr_s,
+    dateDiff('millisecond', opened_at, i.acknowledged_at) / 1000 AS tta_s,
+    dateDiff('millisecond', opened_at, i.resolved_at) / 1000 AS ttr_s,
     i.alert_count AS alerts,
     i.distinct_alerts AS distinct_alerts,
     n.notifications AS notifications,
@@ -33,8 +38,8 @@ SELECT
 FROM incidents AS i FINAL
 LEFT JOIN
 (
-    SELECT tenant, incident_id, any(ifNull(team, '')) AS team
-    FROM routing_events
+    SELECT tenant, incident_id, ifNull(anyIf(team, team != ''), '') AS team, min(emitted_at) AS opened_at
+    FROM routing_events FINAL
     GROUP BY tenant, incident_id
 ) AS r ON r.tenant = i.tenant AND r.incident_id = i.incident_id
 LEFT JOIN
@@ -67,7 +72,7 @@ SELECT
     count() AS incidents,
     sum(f.alerts) AS alerts,
     sum(f.distinct_alerts) AS distinct_alerts,
-    if(sum(f.alerts) = 0, NULL, 1 - count() / sum(f.alerts)) AS noise_reduction,
+    if(sum(f.distinct_alerts) = 0, NULL, 1 - count() / sum(f.distinct_alerts)) AS noise_reduction,
     countIf(acknowledged_at IS NOT NULL) AS acknowledged,
     sum(f.tta_s) AS tta_sum_s,
     avgOrNull(f.tta_s) AS mtta_s,
@@ -98,9 +103,10 @@ FROM incident_facts
 GROUP BY tenant, day, priority, severity;
 
 -- Alert kinds (alertname) by how much they send, per tenant and day: alert records, distinct
--- alerts, the incidents they joined, and re-fires (a record firing again after its alert's
--- previous record resolved it), which is what a flapping alert does. Order by `alerts` for
--- the noisiest kinds, by `refires` for the flappiest.
+-- alerts, the incidents those alerts joined (on any day: do not sum this column over days), and
+-- re-fires within the day (a record firing again after its alert's previous record that day
+-- resolved it), which is what a flapping alert does. Order by `alerts` for the noisiest kinds,
+-- by `refires` for the flappiest.
 CREATE VIEW IF NOT EXISTS alert_kind_noise AS
 SELECT
     a.tenant AS tenant,

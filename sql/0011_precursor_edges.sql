@@ -21,25 +21,27 @@ TTL toDateTime(fitted_at) + INTERVAL 30 DAY DELETE;
 
 -- Root-cause hints: for each incident, the alert kind among its alerts that the newest learned
 -- graph says precedes the most of its other kinds (same-entity edges, probability >= 0.5,
--- learned over at least 5 onsets), with a sentence for people. An incident without such a kind
--- has no row.
+-- learned over at least 5 onsets), and that started no later than they did in this incident,
+-- with a sentence for people. The entity shown is the first of the usual entity labels
+-- (instance, host, node, pod, device, service) the cause's alert carries. An incident without
+-- such a kind has no row.
 CREATE VIEW IF NOT EXISTS incident_root_causes AS
 WITH
     latest AS
     (
-        SELECT tenant, max(model_version) AS model_version FROM precursor_edges GROUP BY tenant
+        SELECT tenant, max(model_version) AS model_version FROM precursor_edges FINAL GROUP BY tenant
     ),
     edges AS
     (
         SELECT e.tenant AS tenant, cause, effect, probability, support
-        FROM precursor_edges AS e
+        FROM precursor_edges AS e FINAL
         INNER JOIN latest AS l ON l.tenant = e.tenant AND l.model_version = e.model_version
         WHERE NOT linked AND probability >= 0.5 AND support >= 5 AND cause != effect
     ),
     kinds AS
     (
         SELECT ia.tenant AS tenant, ia.incident_id AS incident_id, a.alertname AS alertname,
-               uniqExact(a.fingerprint) AS alerts,
+               uniqExact(a.fingerprint) AS alerts, min(a.starts_at) AS first_start,
                any(arrayFirst(x -> x != '', [a.labels['instance'], a.labels['host'], a.labels['node'],
                                              a.labels['pod'], a.labels['device'], a.labels['service']])) AS entity
         FROM incident_alerts AS ia FINAL
@@ -53,6 +55,7 @@ WITH
         FROM kinds AS c
         INNER JOIN edges AS g ON g.tenant = c.tenant AND g.cause = c.alertname
         INNER JOIN kinds AS e ON e.tenant = c.tenant AND e.incident_id = c.incident_id AND e.alertname = g.effect
+        WHERE c.first_start <= e.first_start
         GROUP BY tenant, incident_id, candidate
     )
 SELECT

@@ -9,18 +9,25 @@ use quench_pipeline::{
 use serde_json::{json, Value};
 
 /// Three incidents of tenant `t` on 2026-11-02:
-/// - `inc-1` (route `db`, team `dba` from routing, service `pg`, database, critical, P1): opened
-///   10:00, acknowledged 10:02 (120 s), resolved 10:30 (1800 s); 10 alert records of 4 alerts. Its
-///   first version (open, 5 records) must not count. Notifications: one event delivered at the
-///   second attempt, one escalation delivered.
-/// - `inc-2` (the same slice): opened 11:00, acknowledged 11:04 (240 s), resolved 12:00 (3600 s);
-///   20 records of 6 alerts; one event notification that failed after a retry.
+/// - `inc-1` (route `db`, team `dba` from routing, service `pg`, database, critical, P1): first
+///   alert 10:00, announced 10:00:01, acknowledged 10:02 (119 s after), resolved 10:30 (1799 s);
+///   10 alert records of 4 alerts. Its first version (open, 5 records) must not count.
+///   Notifications: one event delivered at the second attempt, one escalation delivered.
+/// - `inc-2` (the same slice): announced 11:00:01, acknowledged 11:04 (239 s), resolved 12:00
+///   (3599 s); 20 records of 6 alerts; one event notification that failed after a retry.
 /// - `inc-3` (route `web`, team `web` from its label, service `frontend`, network, warning, P3):
-///   opened 12:00, still open, flapping; 6 records of 2 alerts; one event delivered.
+///   announced 12:00:01, still open, flapping; 6 records of 2 alerts; one event delivered.
+///
+/// Noise reduction is 1 - incidents / distinct alerts: 1 - 2/10 and 1 - 1/2.
 ///
 /// Alerts: `PgDown` a1 fired, resolved, fired, resolved (one re-fire), a2 fired twice (a1 in
-/// inc-1, a2 in inc-1 and inc-2); `HttpErrors` a3 fired once (inc-3). One record is inserted twice
-/// with the same Kafka coordinates, as a replay would, and counts once.
+/// inc-1, a2 in inc-1 and inc-2); `HttpErrors` a3 fired once (inc-3); `PgSlowQueries` a4 fired once
+/// (inc-1). One record is inserted twice with the same Kafka coordinates, as a replay would, and
+/// counts once.
+///
+/// Predictions: `PgDown` on db-1 came true after 600 s (two versions), `HttpErrors` on web-1
+/// missed. The learned graph's newest snapshot (2) says `PgDown` precedes `PgSlowQueries` in 80%
+/// (over 10 onsets); its `HttpErrors` → `PgDown` edge has too little support (3) to hint.
 const FIXTURE: &[&str] = &[
     "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, priority, category, \
      first_seen, last_seen, acknowledged_at, resolved_at, alert_count, distinct_alerts, common_labels, flapping, version) VALUES \
@@ -52,12 +59,28 @@ const FIXTURE: &[&str] = &[
      ('t', '2026-11-02 10:25:00', '2026-11-02 10:15:00', 'resolved', 'alertmanager', 'PgDown', 'a1', 0, 4), \
      ('t', '2026-11-02 10:00:30', '2026-11-02 10:00:30', 'firing', 'alertmanager', 'PgDown', 'a2', 1, 1), \
      ('t', '2026-11-02 11:00:00', '2026-11-02 10:00:30', 'firing', 'alertmanager', 'PgDown', 'a2', 1, 2), \
-     ('t', '2026-11-02 12:00:00', '2026-11-02 12:00:00', 'firing', 'grafana', 'HttpErrors', 'a3', 2, 1)",
+     ('t', '2026-11-02 12:00:00', '2026-11-02 12:00:00', 'firing', 'grafana', 'HttpErrors', 'a3', 2, 1), \
+     ('t', '2026-11-02 10:01:00', '2026-11-02 10:01:00', 'firing', 'alertmanager', 'PgSlowQueries', 'a4', 1, 3)",
     "INSERT INTO incident_alerts (tenant, incident_id, fingerprint, first_seen, last_seen) VALUES \
      ('t', 'inc-1', 'a1', '2026-11-02 10:00:00', '2026-11-02 10:30:00'), \
      ('t', 'inc-1', 'a2', '2026-11-02 10:00:00', '2026-11-02 10:30:00'), \
      ('t', 'inc-2', 'a2', '2026-11-02 11:00:00', '2026-11-02 12:00:00'), \
-     ('t', 'inc-3', 'a3', '2026-11-02 12:00:00', '2026-11-02 12:20:00')",
+     ('t', 'inc-3', 'a3', '2026-11-02 12:00:00', '2026-11-02 12:20:00'), \
+     ('t', 'inc-1', 'a4', '2026-11-02 10:00:00', '2026-11-02 10:30:00')",
+    "INSERT INTO predictions (tenant, prediction_id, alertname, entity, entity_label, probability, issued_at, \
+     window_start, window_end, expected_lead_s, evidence_alertname, evidence_entity, evidence_fingerprint, \
+     edge_support, model_version, outcome, came_at, lead_s, version) VALUES \
+     ('t', 'p1', 'PgDown', 'db-1', 'instance', 0.8, '2026-11-02 09:50:00', '2026-11-02 09:55:00', \
+      '2026-11-02 10:20:00', 600, 'PgSlowQueries', 'db-1', 'a4', 10, 1, 'pending', NULL, NULL, 1), \
+     ('t', 'p1', 'PgDown', 'db-1', 'instance', 0.8, '2026-11-02 09:50:00', '2026-11-02 09:55:00', \
+      '2026-11-02 10:20:00', 600, 'PgSlowQueries', 'db-1', 'a4', 10, 1, 'came_true', '2026-11-02 10:00:00', 600, 2), \
+     ('t', 'p2', 'HttpErrors', 'web-1', 'instance', 0.6, '2026-11-02 11:00:00', '2026-11-02 11:05:00', \
+      '2026-11-02 11:30:00', 900, 'HttpErrors', 'web-1', '', 0, 1, 'missed', NULL, NULL, 2)",
+    "INSERT INTO precursor_edges (tenant, model_version, cause, effect, linked, probability, window_probability, \
+     support, lead_p50_s, fitted_at) VALUES \
+     ('t', 1, 'PgDown', 'PgSlowQueries', false, 0.5, 0.5, 10, 60, '2026-11-01 00:00:00'), \
+     ('t', 2, 'PgDown', 'PgSlowQueries', false, 0.8, 0.5, 10, 60, '2026-11-02 00:00:00'), \
+     ('t', 2, 'HttpErrors', 'PgDown', false, 0.9, 0.5, 3, 60, '2026-11-02 00:00:00')",
 ];
 
 /// A database of its own with every migration applied and the fixture inserted.
@@ -102,11 +125,11 @@ async fn the_analytics_views_give_the_numbers_worked_out_by_hand() {
         daily,
         [
             json!({"team": "dba", "service": "pg", "category": "database", "route": "db", "incidents": 2,
-                   "alerts": 30, "distinct_alerts": 10, "noise": 0.9333, "acknowledged": 2, "mtta_s": 180,
-                   "resolved": 2, "mttr_s": 2700, "ttr_p50_s": 2700, "notifications": 3, "delivered": 2, "failed": 1,
+                   "alerts": 30, "distinct_alerts": 10, "noise": 0.8, "acknowledged": 2, "mtta_s": 179,
+                   "resolved": 2, "mttr_s": 2699, "ttr_p50_s": 2699, "notifications": 3, "delivered": 2, "failed": 1,
                    "success": 0.6667, "escalations": 1, "flapping_incidents": 0}),
             json!({"team": "web", "service": "frontend", "category": "network", "route": "web", "incidents": 1,
-                   "alerts": 6, "distinct_alerts": 2, "noise": 0.8333, "acknowledged": 0, "mtta_s": null,
+                   "alerts": 6, "distinct_alerts": 2, "noise": 0.5, "acknowledged": 0, "mtta_s": null,
                    "resolved": 0, "mttr_s": null, "ttr_p50_s": null, "notifications": 1, "delivered": 1, "failed": 0,
                    "success": 1, "escalations": 0, "flapping_incidents": 1}),
         ]
@@ -129,7 +152,7 @@ async fn the_analytics_views_give_the_numbers_worked_out_by_hand() {
     let kinds = rows(
         &client,
         "SELECT alertname, alerts, distinct_alerts, refires, flapping_alerts, incidents FROM alert_kind_noise \
-         WHERE tenant = 't' ORDER BY alerts DESC",
+         WHERE tenant = 't' ORDER BY alerts DESC, alertname",
     )
     .await;
     assert_eq!(
@@ -137,7 +160,30 @@ async fn the_analytics_views_give_the_numbers_worked_out_by_hand() {
         [
             json!({"alertname": "PgDown", "alerts": 6, "distinct_alerts": 2, "refires": 1, "flapping_alerts": 1, "incidents": 2}),
             json!({"alertname": "HttpErrors", "alerts": 1, "distinct_alerts": 1, "refires": 0, "flapping_alerts": 0, "incidents": 1}),
+            json!({"alertname": "PgSlowQueries", "alerts": 1, "distinct_alerts": 1, "refires": 0, "flapping_alerts": 0, "incidents": 1}),
         ]
+    );
+
+    let quality = rows(
+        &client,
+        "SELECT alertname, predictions, came_true, missed, pending, precision, lead_p50_s FROM prediction_quality \
+         WHERE tenant = 't' ORDER BY alertname",
+    )
+    .await;
+    assert_eq!(
+        quality,
+        [
+            json!({"alertname": "HttpErrors", "predictions": 1, "came_true": 0, "missed": 1, "pending": 0, "precision": 0, "lead_p50_s": null}),
+            json!({"alertname": "PgDown", "predictions": 1, "came_true": 1, "missed": 0, "pending": 0, "precision": 1, "lead_p50_s": 600}),
+        ]
+    );
+
+    let causes =
+        rows(&client, "SELECT incident_id, cause, effect_kinds, effect_alerts, hint FROM incident_root_causes").await;
+    assert_eq!(
+        causes,
+        [json!({"incident_id": "inc-1", "cause": "PgDown", "effect_kinds": 1, "effect_alerts": 1,
+                "hint": "PgDown precedes this alert in 80% of history"})]
     );
 }
 
@@ -145,10 +191,10 @@ async fn the_analytics_views_give_the_numbers_worked_out_by_hand() {
 /// tenant `t`: its macros and variables replaced.
 fn expand_macros(sql: &str) -> String {
     let (from, to) = ("toDateTime64('2026-11-02 00:00:00', 3)", "toDateTime64('2026-11-03 00:00:00', 3)");
-    let sql = regex::Regex::new(r"\$__timeFilter\((\w+)\)")
+    let sql = regex::Regex::new(r"\$__timeFilter\(([\w.]+)\)")
         .unwrap()
         .replace_all(sql, format!("($1 >= {from} AND $1 <= {to})"));
-    let sql = regex::Regex::new(r"\$__timeInterval\((\w+)\)")
+    let sql = regex::Regex::new(r"\$__timeInterval\(([\w.]+)\)")
         .unwrap()
         .replace_all(&sql, "toStartOfInterval($1, INTERVAL 3600 second)");
     sql.replace("$__fromTime", from).replace("$__toTime", to).replace("${tenant:singlequote}", "'t'")
@@ -189,5 +235,5 @@ async fn every_dashboard_panel_returns_the_columns_it_shows_on_the_fixture() {
             }
         }
     }
-    assert!(panels >= 18, "every dashboard was read: {panels} panels");
+    assert!(panels >= 24, "every dashboard was read: {panels} panels");
 }
