@@ -64,10 +64,28 @@ fn wait_for_log(child: &mut std::process::Child, log: &std::path::Path, line: &s
     }
 }
 
+/// Waits until `predictions` holds exactly `expected` (entity, outcome, lead), or fails after 60 s.
+async fn wait_for_rows(clickhouse: &clickhouse::Client, expected: &[(&str, &str, Option<i64>)]) {
+    let started = Instant::now();
+    loop {
+        let rows: Vec<(String, String, Option<i64>)> = clickhouse
+            .query("SELECT entity, outcome, lead_s FROM predictions FINAL ORDER BY entity")
+            .fetch_all()
+            .await
+            .unwrap();
+        if rows.iter().map(|(e, o, l)| (e.as_str(), o.as_str(), *l)).eq(expected.iter().copied()) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "ClickHouse holds {rows:?}, not {expected:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// History in ClickHouse: on ten hosts, `LinkDown` and 4 s later `PacketLoss`. Live, `LinkDown`
 /// fires on two new hosts: both get a prediction of `PacketLoss` (horizon shortened to (1 s,
 /// 10 s]); it comes on the first 4 s later (came true, lead 4 s) and never on the second
-/// (missed). Each state is checked in the `predictions` topic and in ClickHouse (`quench sink`).
+/// (missed). Each state is checked in the `predictions` topic and in ClickHouse (`quench sink`);
+/// `quench predict` is restarted while both wait, and the next process settles them.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome_is_recorded() {
     let mut run = Run::new("predict");
@@ -112,6 +130,8 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
     let live = |name: &str, host: &str, at: i64| {
         let mut a = alert(name, 0, at);
         a.labels.insert("instance".into(), host.into());
+        // Received when produced, as ingest stamps it (the start is the alert's own time).
+        a.received_at = now_ms();
         (host.to_string(), encoder.encode(&a).unwrap())
     };
     produce(&run, vec![live("LinkDown", "live-1", now), live("LinkDown", "live-2", now)]).await;
@@ -135,6 +155,19 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
         assert!(p.probability > 0.9, "{p:?}");
     }
 
+    // Restarted while both wait (stopped, as a deployment does: a killed consumer's partitions
+    // wait for its session to time out, longer than this test's 10 s windows), a new process
+    // takes them back from ClickHouse and settles them.
+    wait_for_rows(&clickhouse, &[("live-1", "pending", None), ("live-2", "pending", None)]).await;
+    sigterm(&predict);
+    assert!(predict.wait().unwrap().success(), "predict stops cleanly on SIGTERM");
+    let log = std::env::temp_dir().join(format!("{database}-again.log"));
+    let mut predict = run.start_logged("predict run", &log);
+    wait_for_log(&mut predict, &log, "predict started");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let plain = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&text, "");
+    assert!(plain.contains("resumed the predictions left pending predictions=2"), "both resumed: {plain}");
+
     produce(&run, vec![live("PacketLoss", "live-1", now + 4_000)]).await;
     let records = read_until(&consumer, |records| records.len() >= 2);
     let outcomes = decode_all::<Prediction>(&registry, &records).await;
@@ -146,19 +179,7 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
     assert_eq!((outcome("live-2").outcome, outcome("live-2").came_at), (PredictionOutcome::Missed, None));
 
     // The sink stores the newest version of each.
-    let started = Instant::now();
-    loop {
-        let rows: Vec<(String, String, Option<i64>)> = clickhouse
-            .query("SELECT entity, outcome, lead_s FROM predictions FINAL ORDER BY entity")
-            .fetch_all()
-            .await
-            .unwrap();
-        if rows == [("live-1".into(), "came_true".into(), Some(4)), ("live-2".into(), "missed".into(), None)] {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "ClickHouse holds {rows:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_for_rows(&clickhouse, &[("live-1", "came_true", Some(4)), ("live-2", "missed", None)]).await;
     // The learned graph names the cause inside an incident holding both kinds.
     clickhouse
         .query(

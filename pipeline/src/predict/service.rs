@@ -52,8 +52,9 @@ struct PastAlert {
     starts_ms: i64,
 }
 
-/// Reads the alert history received before `until` (ms) and fits the predictor on it.
-async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
+/// The alert history received before `until` (ms): (kind, entity, start in seconds), one per
+/// alert start (re-sends folded), in time order.
+async fn history(config: &Config, until: i64) -> anyhow::Result<Vec<(String, String, i64)>> {
     let predict = &config.predict;
     // The labels are identifiers (checked at start-up), safe to put in the query as literals.
     let labels: Vec<String> = predict.entity_labels.iter().map(|l| format!("labels['{l}']")).collect();
@@ -63,7 +64,7 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
          FROM alerts WHERE status = 'firing' AND entity != '' \
          AND received_at >= fromUnixTimestamp64Milli({until}) - toIntervalHour({}) \
          AND received_at < fromUnixTimestamp64Milli({until}) \
-         ORDER BY starts_at",
+         GROUP BY tenant, alertname, entity, starts_ms ORDER BY starts_ms",
         labels.join(", "),
         predict.history_hours
     );
@@ -77,10 +78,62 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
             alert.starts_ms / 1000,
         ));
     }
-    // A topology file names entities without tenants: its links hold in every tenant seen.
+    Ok(history)
+}
+
+#[derive(Row, Deserialize)]
+struct Waiting {
+    tenant: String,
+    alertname: String,
+    entity: String,
+    probability: f64,
+    issued_ms: i64,
+    start_ms: i64,
+    end_ms: i64,
+    expected_lead_s: i64,
+    evidence_alertname: String,
+    evidence_entity: String,
+    evidence_fingerprint: String,
+    edge_support: i64,
+}
+
+/// Takes back the predictions a previous process left pending: they come true, or are marked
+/// missed, as if this process had issued them (same ids).
+async fn resume(config: &Config, live: &mut Live) -> anyhow::Result<()> {
+    let sql = "SELECT tenant, alertname, entity, probability, toUnixTimestamp64Milli(issued_at) AS issued_ms, \
+               toUnixTimestamp64Milli(window_start) AS start_ms, toUnixTimestamp64Milli(window_end) AS end_ms, \
+               expected_lead_s, evidence_alertname, evidence_entity, evidence_fingerprint, edge_support \
+               FROM predictions FINAL WHERE outcome = 'pending'";
+    let waiting: Vec<Waiting> = crate::clickhouse::client(&config.clickhouse)
+        .query(sql)
+        .fetch_all()
+        .await
+        .context("reading the pending predictions from ClickHouse")?;
+    let count = waiting.len();
+    for w in waiting {
+        let key = |name: &str| format!("{}{TENANT}{name}", w.tenant);
+        live.resume(Expectation {
+            kind: key(&w.alertname),
+            entity: key(&w.entity),
+            issued: w.issued_ms / 1000,
+            window: (w.start_ms / 1000, w.end_ms / 1000),
+            probability: w.probability,
+            expected_lead: w.expected_lead_s,
+            evidence_kind: key(&w.evidence_alertname),
+            evidence_entity: key(&w.evidence_entity),
+            evidence_fingerprint: w.evidence_fingerprint,
+            support: u64::try_from(w.edge_support).unwrap_or_default(),
+        });
+    }
+    tracing::info!(predictions = count, "resumed the predictions left pending");
+    Ok(())
+}
+
+/// A topology file names entities without tenants: its links hold in every tenant of `history`.
+fn tenant_links(history: &[(String, String, i64)], links: &str) -> String {
     let tenants: std::collections::BTreeSet<&str> =
         history.iter().filter_map(|(kind, _, _)| kind.split(TENANT).next()).collect();
-    let links: String = tenants
+    tenants
         .iter()
         .flat_map(|tenant| {
             links.lines().filter_map(move |line| {
@@ -88,22 +141,17 @@ async fn fit(config: &Config, links: &str, until: i64) -> anyhow::Result<Live> {
                 Some(format!("{tenant}{TENANT}{},{tenant}{TENANT}{}\n", a.trim(), b.trim()))
             })
         })
-        .collect();
-    let started = Instant::now();
-    let live = Live::fit(&history, until / 1000, predict.settings(), &links)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: key `predict.topology`: {e}"))?;
-    if let Err(e) = write_edges(&client, &live, until).await {
+        .collect()
+}
+
+/// Writes what a fit learned to ClickHouse (for root-cause hints) and to the log.
+async fn report_fit(config: &Config, live: &Live, alerts: usize, model_version: i64, took: Duration) {
+    let client = crate::clickhouse::client(&config.clickhouse);
+    if let Err(e) = write_edges(&client, live, model_version).await {
         // The graph in ClickHouse serves root-cause hints; predicting goes on without it.
         tracing::warn!(error = %format!("{e:#}"), "cannot write the learned precursor graph to ClickHouse");
     }
-    tracing::info!(
-        alerts = history.len(),
-        edges = live.edges().len(),
-        thresholds = ?live.thresholds(),
-        took = ?started.elapsed(),
-        "fitted on the alert history"
-    );
-    Ok(live)
+    tracing::info!(alerts, edges = live.edges().len(), thresholds = ?live.thresholds(), ?took, "fitted on the alert history");
 }
 
 #[derive(Row, Serialize)]
@@ -162,9 +210,14 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
     let encoder = Encoder::<Prediction>::register(&registry, &config.topics.predictions).await?;
     let decoder = Decoder::<Alert>::new(registry);
     let history_until = now_ms();
-    let mut live = fit(config, &links, history_until).await?;
+    let started = Instant::now();
+    let past = history(config, history_until).await?;
+    let mut live = Live::fit(&past, history_until / 1000, predict.settings(), &tenant_links(&past, &links))
+        .map_err(|e| anyhow::anyhow!("invalid configuration: key `predict.topology`: {e}"))?;
+    report_fit(config, &live, past.len(), history_until, started.elapsed()).await;
     let mut model_version = history_until;
     let mut fitted = Instant::now();
+    resume(config, &mut live).await?;
 
     let consumer: StreamConsumer = reader_config(&config.kafka, "predict", &predict.group_id).create()?;
     consumer.subscribe(&[config.topics.alerts.as_str()])?;
@@ -200,10 +253,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         if fitted.elapsed() >= Duration::from_secs(predict.refit_interval_s) {
             fitted = Instant::now();
             let until = now_ms();
-            match fit(config, &links, until).await {
-                Ok(refitted) => {
-                    live.adopt(refitted);
+            let started = Instant::now();
+            match history(config, until).await {
+                Ok(past) => {
+                    live.refit(&past, until / 1000);
                     model_version = until;
+                    report_fit(config, &live, past.len(), until, started.elapsed()).await;
                 }
                 // History is an improvement, not a need: keep predicting with the model in hand.
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "refit failed; predicting with the previous model"),

@@ -17,7 +17,7 @@ use super::{
     precursors::Scope,
     score::Forecast,
     topology::Topology,
-    Horizon, Interner, Seconds,
+    Horizon, Interner, Onset, Seconds,
 };
 
 /// A prediction, with what it rests on.
@@ -61,7 +61,7 @@ pub enum Event {
 }
 
 pub struct Live {
-    horizon: Horizon,
+    settings: Settings,
     kinds: Interner,
     entities: Interner,
     onsets: Onsets,
@@ -70,6 +70,9 @@ pub struct Live {
     /// The probability a recurrence prediction needs, then a precursor prediction.
     thresholds: (f64, f64),
     pending: HashMap<(u32, u32), Vec<Expectation>>,
+    /// The latest time seen (alerts' and ticks'): an alert that started more than the quiet
+    /// spell before it is a re-send of an old one, never an onset.
+    clock: Seconds,
 }
 
 impl Live {
@@ -86,7 +89,7 @@ impl Live {
         let mut entities = Interner::default();
         let topology = Topology::parse(links, &mut entities)?;
         let mut live = Self {
-            horizon,
+            settings,
             kinds: Interner::default(),
             entities,
             onsets: Onsets::new(settings.quiet),
@@ -94,46 +97,61 @@ impl Live {
             recurrences: Recurrences::new(horizon),
             thresholds: (f64::INFINITY, f64::INFINITY),
             pending: HashMap::new(),
+            clock: now,
         };
-        let mut alarms = Vec::with_capacity(history.len());
-        let mut seen = Vec::new();
         let mut asked = Vec::new();
-        for (kind, entity, at) in history {
-            let (kind, entity) = (live.kinds.id(kind), live.entities.id(entity));
-            alarms.push((kind, entity, *at));
+        let alarms = live.intern(history);
+        for &(kind, entity, at) in &alarms {
             live.recurrences.due(at - 1, &mut asked);
-            live.recurrences.observe(kind, entity, *at);
-            if let Some(onset) = live.onsets.observe(kind, entity, *at) {
-                live.forecaster.learn(onset);
-                seen.push(onset);
-            }
+            live.recurrences.observe(kind, entity, at);
+            live.onsets.observe(kind, entity, at);
         }
         // What the history's checkpoints asked is history too.
         live.recurrences.due(now, &mut asked);
-        live.forecaster.learn_until(now);
-        live.thresholds = match settings.threshold {
+        live.learn(&alarms, now);
+        Ok(live)
+    }
+
+    /// Learns the precursors and thresholds again from `history` up to `now`. The interned ids,
+    /// the onset memory, the recurrence statistics (learned online all along) and the waiting
+    /// predictions carry on.
+    pub fn refit(&mut self, history: &[(String, String, Seconds)], now: Seconds) {
+        let alarms = self.intern(history);
+        let topology = self.forecaster.learner().topology().clone();
+        self.forecaster = PrecursorForecaster::new(self.settings.horizon, topology);
+        self.learn(&alarms, now);
+    }
+
+    fn intern(&mut self, history: &[(String, String, Seconds)]) -> Vec<(u32, u32, Seconds)> {
+        history.iter().map(|(kind, entity, at)| (self.kinds.id(kind), self.entities.id(entity), *at)).collect()
+    }
+
+    /// Feeds the precursor learner the onsets of `alarms` (its own onset memory: the live one
+    /// must not forget what it saw since the history was read) and chooses the thresholds.
+    fn learn(&mut self, alarms: &[(u32, u32, Seconds)], now: Seconds) {
+        let horizon = self.settings.horizon;
+        let mut onsets = Onsets::new(self.settings.quiet);
+        let seen: Vec<Onset> =
+            alarms.iter().filter_map(|&(kind, entity, at)| onsets.observe(kind, entity, at)).collect();
+        seen.iter().for_each(|&onset| self.forecaster.learn(onset));
+        self.forecaster.learn_until(now);
+        self.thresholds = match self.settings.threshold {
             Some(threshold) => (threshold, threshold),
             None => {
-                let (recurring, _) = hazard::candidates(&alarms, now, horizon);
+                let (recurring, _) = hazard::candidates(alarms, now, horizon);
                 let mut following: Vec<Candidate> = Vec::new();
-                seen.iter().for_each(|&onset| live.forecaster.predict(onset, &mut following));
+                seen.iter().for_each(|&onset| self.forecaster.predict(onset, &mut following));
                 let (thresholds, _) = pooled_thresholds(&[&recurring, &following], &seen, horizon);
                 (thresholds[0], thresholds[1])
             }
         };
-        Ok(live)
     }
 
-    /// Takes what `refitted` learned (its statistics, thresholds and onset memory, which cover
-    /// the history up to the refit), keeping this predictor's waiting predictions.
-    pub fn adopt(&mut self, refitted: Live) {
-        let pending = std::mem::take(&mut self.pending);
-        *self = Self { pending: HashMap::new(), ..refitted };
-        // Ids changed with the interners: re-key what waits by name.
-        for expectation in pending.into_values().flatten() {
-            let key = (self.kinds.id(&expectation.kind), self.entities.id(&expectation.entity));
-            self.pending.entry(key).or_default().push(expectation);
-        }
+    /// Takes back predictions that were waiting when a previous process stopped: they come
+    /// true or are missed as if this process had issued them.
+    pub fn resume(&mut self, expectation: Expectation) {
+        let key = (self.kinds.id(&expectation.kind), self.entities.id(&expectation.entity));
+        self.pending.entry(key).or_default().push(expectation);
     }
 
     /// The probability a recurrence prediction needs, then a precursor prediction (infinite
@@ -167,6 +185,11 @@ impl Live {
         let mut events = self.ask(at - 1);
         let (kind_id, entity_id) = (self.kinds.id(kind), self.entities.id(entity));
         self.recurrences.observe(kind_id, entity_id, at);
+        let stale = at + self.settings.quiet < self.clock;
+        self.clock = self.clock.max(at);
+        if stale {
+            return events;
+        }
         let Some(onset) = self.onsets.observe(kind_id, entity_id, at) else { return events };
         if let Some(waiting) = self.pending.get_mut(&(kind_id, entity_id)) {
             let (came, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|e| e.window.0 < at && at <= e.window.1);
@@ -193,11 +216,14 @@ impl Live {
     }
 
     /// The passing of time: asks the recurrence checkpoints reached by `now`, and says which
-    /// predictions' windows ended before it without their onset.
+    /// predictions' windows ended without their onset. An alert may arrive late (delivery,
+    /// `for:` clauses): a window is given up one horizon (`lead_max`) after it ended.
     pub fn tick(&mut self, now: Seconds) -> Vec<Event> {
+        self.clock = self.clock.max(now);
         let mut events = self.ask(now);
+        let lateness = self.settings.horizon.lead_max;
         for waiting in self.pending.values_mut() {
-            let (over, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|e| e.window.1 < now);
+            let (over, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|e| e.window.1 + lateness < now);
             *waiting = rest;
             events.extend(over.into_iter().map(Event::Missed));
         }
@@ -220,7 +246,7 @@ impl Live {
                 entity: forecast.entity,
                 fingerprint: "",
                 support: 0,
-                expected_lead: (self.horizon.lead_min + self.horizon.lead_max) / 2,
+                expected_lead: (self.settings.horizon.lead_min + self.settings.horizon.lead_max) / 2,
             };
             events.extend(self.issue(forecast, probability, forecast.issued, evidence));
         }
@@ -230,7 +256,8 @@ impl Live {
     /// A prediction, unless one still waiting for the same kind and entity overlaps its window
     /// (the evaluation counts such repeats once) or its window is already over.
     fn issue(&mut self, forecast: Forecast, probability: f64, now: Seconds, evidence: Evidence) -> Option<Event> {
-        let window = (forecast.issued + self.horizon.lead_min, forecast.issued + self.horizon.lead_max);
+        let window =
+            (forecast.issued + self.settings.horizon.lead_min, forecast.issued + self.settings.horizon.lead_max);
         let waiting = self.pending.entry((forecast.kind, forecast.entity)).or_default();
         if window.1 <= now || waiting.iter().any(|e| window.0 < e.window.1 && e.window.0 < window.1) {
             return None;
@@ -312,10 +339,13 @@ mod tests {
 
         live.observe("LinkDown", "h-other", 2000, "fp3");
         assert_eq!(live.pending(), 1);
-        assert!(live.tick(2010).is_empty(), "the window is still open at its end");
-        let missed = live.tick(2011);
+        assert!(live.tick(2020).is_empty(), "an alert may still come late, one horizon after the window");
+        let missed = live.tick(2021);
         assert!(matches!(&missed[..], [Event::Missed(e)] if e.entity == "h-other"), "{missed:?}");
         assert_eq!(live.pending(), 0);
+        // Its onset forgotten (older than the quiet spell), a re-send of the first LinkDown is
+        // still no news.
+        assert!(live.observe("LinkDown", "h-new", 1000, "fp1").is_empty());
     }
 
     #[test]

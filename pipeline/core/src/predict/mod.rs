@@ -61,10 +61,16 @@ impl Horizon {
         at > issued + self.lead_min && at <= issued + self.lead_max
     }
 
-    /// The lead-time resolution learned: a tenth of `lead_min` (30 s for the default horizon),
-    /// so that window edges fall on bucket edges.
+    /// The lead-time resolution learned: the largest divisor of both `lead_min` and `lead_max`
+    /// that is at most a tenth of `lead_min` (30 s for the default horizon), so that every
+    /// window edge falls on a bucket edge.
     pub fn bucket(&self) -> Seconds {
-        (self.lead_min / 10).max(1)
+        let (mut a, mut b) = (self.lead_min.max(1), self.lead_max.max(1));
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let cap = (self.lead_min / 10).max(1);
+        (1..=cap).rev().find(|d| a % d == 0).unwrap_or(1)
     }
 }
 
@@ -100,5 +106,18 @@ impl Interner {
 
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lead_time_bucket_divides_both_edges_of_the_horizon() {
+        assert_eq!(Horizon::default().bucket(), 30);
+        assert_eq!(Horizon { lead_min: 1, lead_max: 10 }.bucket(), 1);
+        assert_eq!(Horizon { lead_min: 250, lead_max: 1000 }.bucket(), 25);
+        assert_eq!(Horizon { lead_min: 240, lead_max: 1790 }.bucket(), 10);
     }
 }
