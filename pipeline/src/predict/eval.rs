@@ -72,8 +72,8 @@ pub fn run(args: &PredictEvalArgs) -> anyhow::Result<()> {
             )
         };
         line(&evaluation.ours);
-        evaluation.parts.iter().for_each(|o| line(o));
-        evaluation.baselines.iter().for_each(|o| line(o));
+        evaluation.parts.iter().for_each(line);
+        evaluation.baselines.iter().for_each(line);
         if best_baseline > 0.0 {
             println!("ours / best baseline F1: {:.2}x", evaluation.ours.score.f1 / best_baseline);
         }
