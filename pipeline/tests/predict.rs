@@ -14,7 +14,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Encoder, Prediction, PredictionOutcome};
 use serde_json::Value;
-use support::{alert, decode_all, produce, read_until, sigterm, Run};
+use support::{alert, decode_all, produce, read_until, sigterm, KillOnDrop, Run};
 
 #[test]
 fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last_line() {
@@ -121,9 +121,9 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
         .unwrap();
 
     let log = std::env::temp_dir().join(format!("{database}.log"));
-    let mut predict = run.start_logged("predict run", &log);
+    let mut predict = KillOnDrop(run.start_logged("predict run", &log));
     wait_for_log(&mut predict, &log, "predict started");
-    let mut sink = run.start("sink");
+    let mut sink = KillOnDrop(run.start("sink"));
 
     let encoder = Encoder::<quench_schemas::Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let now = now_ms();
@@ -162,7 +162,7 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
     sigterm(&predict);
     assert!(predict.wait().unwrap().success(), "predict stops cleanly on SIGTERM");
     let log = std::env::temp_dir().join(format!("{database}-again.log"));
-    let mut predict = run.start_logged("predict run", &log);
+    let mut predict = KillOnDrop(run.start_logged("predict run", &log));
     wait_for_log(&mut predict, &log, "predict started");
     let text = std::fs::read_to_string(&log).unwrap();
     let plain = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&text, "");
@@ -200,7 +200,7 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
         ("LinkDown".into(), "hist-3".into(), 1, "LinkDown on hist-3 precedes this alert in 100% of history".into())
     );
 
-    for child in [&predict, &sink] {
+    for child in [&*predict, &*sink] {
         sigterm(child);
     }
     assert!(predict.wait().unwrap().success(), "predict stops cleanly on SIGTERM");

@@ -239,3 +239,27 @@ impl Drop for PrivateServer {
         self.stack("down");
     }
 }
+
+/// A child process killed when dropped, so that a failing test leaves no `quench` behind.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Harmless when it already exited.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
