@@ -25,6 +25,7 @@ pub mod notify;
 pub mod predict;
 pub mod preflight;
 pub mod reload;
+pub mod replay;
 pub mod rules;
 pub mod signals;
 pub mod sink;

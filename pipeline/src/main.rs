@@ -14,6 +14,7 @@ use quench_pipeline::{
     predict::eval::PredictEvalArgs,
     preflight::{self, Needs},
     reload::RulesSource,
+    replay::ReplayArgs,
     rules, signals, sink, worker,
 };
 
@@ -70,6 +71,9 @@ enum Command {
     /// Check a rules file, or show where a label set goes, offline (no Kafka, registry or ClickHouse)
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Replay stored alerts (ClickHouse, or a file) through candidate rules and the current ones
+    /// in virtual time; print incidents, notifications, reduction and what the change splits or merges
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +198,12 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             quench_pipeline::predict::service::run(config, signals::shutdown_flag(), readiness).await?;
         }
         Command::Rules(RulesCommand::Check(args)) => rules::check(&args)?,
+        Command::Replay(args) => {
+            if args.input.is_none() {
+                preflight::check(config, Needs::CLICKHOUSE).await?;
+            }
+            quench_pipeline::replay::run(config, &args).await?;
+        }
         Command::Rules(RulesCommand::Test(args)) => {
             if !rules::test(&args, config.worker.rules.as_ref())? {
                 std::process::exit(1);

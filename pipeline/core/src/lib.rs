@@ -8,7 +8,8 @@
 //! - [`routing`]: routing rules, which stamp team, targets and escalation policy on events;
 //! - [`clock`]: per-partition event time with allowed lateness and idle advance;
 //! - [`operator`]: one partition's worker, stage by stage, with classification as an input;
-//! - [`predict`]: onsets, the precursor learner, forecasts and their evaluation.
+//! - [`predict`]: onsets, the precursor learner, forecasts and their evaluation;
+//! - [`replay`]: stored alerts through the operator in virtual time, and what a rules change does.
 //!
 //! The Kafka shell (`quench-pipeline`'s `worker`) decodes records, feeds them in with the time,
 //! and ships what comes out in one transaction. This crate depends on neither rdkafka,
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod mute;
 pub mod operator;
 pub mod predict;
+pub mod replay;
 pub mod routing;
 pub mod rules;
 pub mod window;

@@ -1,0 +1,153 @@
+//! `quench replay`: the same alerts from a file and from ClickHouse (the stack's), through a
+//! candidate and the current rules, with the difference between them.
+
+use std::process::Command;
+
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    config::Config,
+};
+use serde_json::Value;
+
+/// `DiskFull` then `HighLoad` on three hosts, 5 s apart, from `t0` (ms).
+fn alerts(t0: i64) -> Vec<(&'static str, String, i64)> {
+    let mut out = Vec::new();
+    for (k, name) in ["DiskFull", "HighLoad"].into_iter().enumerate() {
+        for host in 0..3 {
+            out.push((name, format!("h{host}"), t0 + (k as i64 * 3 + host) * 5_000));
+        }
+    }
+    out
+}
+
+fn rules(dir: &std::path::Path, name: &str, group_by: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!("[route]\ngroup_by = [{group_by}]\ngroup_wait = \"30s\"\ngroup_interval = \"5m\"\nresolve_timeout = \"5m\"\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn quench(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_quench")).args(args).envs(env.iter().copied()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// Grouping by alertname only merges each kind's three host incidents: 6 incidents and 12
+/// notifications (opened, resolved) become 2 and 4.
+fn check(result: &Value) {
+    assert_eq!(result["alerts"], 6, "{result}");
+    assert_eq!(
+        (result["current"]["incidents"].as_u64(), result["candidate"]["incidents"].as_u64()),
+        (Some(6), Some(2))
+    );
+    assert_eq!(
+        (result["current"]["notifications"].as_u64(), result["candidate"]["notifications"].as_u64()),
+        (Some(12), Some(4)),
+        "{result}"
+    );
+    assert_eq!((result["diff"]["split"].as_u64(), result["diff"]["merged"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(result["diff"]["notifications"]["Opened"], serde_json::json!([6, 2]));
+}
+
+#[test]
+fn a_file_replayed_through_two_rule_sets_shows_what_the_candidate_merges() {
+    let dir = tempdir("replay-file");
+    let lines: String = alerts(1_764_000_000_000)
+        .iter()
+        .map(|(name, host, at)| {
+            format!("{{\"labels\": {{\"alertname\": \"{name}\", \"instance\": \"{host}\"}}, \"received_at\": {at}}}\n")
+        })
+        .collect();
+    let input = dir.join("alerts.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let current = rules(&dir, "current.toml", "\"alertname\", \"instance\"");
+    let candidate = rules(&dir, "candidate.toml", "\"alertname\"");
+    let result = quench(
+        &[
+            "replay",
+            "--json",
+            "--input",
+            input.to_str().unwrap(),
+            "--rules",
+            candidate.to_str().unwrap(),
+            "--current",
+            current.to_str().unwrap(),
+        ],
+        &[],
+    );
+    check(&result);
+
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"labels\": {}}\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_quench"))
+        .args(["replay", "--input", bad.to_str().unwrap(), "--rules", candidate.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.jsonl line 1") && stderr.contains("received_at"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clickhouse_time_range_replays_the_same_as_the_file() {
+    let mut config = Config::load(None, std::env::vars()).expect("test environment config");
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    config.clickhouse.database = format!("quench_test_replay_{}_{nanos}", std::process::id());
+    migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
+    // An hour ago: `alerts` keeps 30 days.
+    let t0 = quench_schemas::now_ms() - 3_600_000;
+    let rows: Vec<String> = alerts(t0)
+        .iter()
+        .enumerate()
+        .map(|(i, (name, host, at))| {
+            format!(
+                "('acme', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
+                 'fp{i}', {{'alertname': '{name}', 'instance': '{host}'}}, 0, {i})"
+            )
+        })
+        .collect();
+    client(&config.clickhouse)
+        .query(&format!(
+            "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, \
+             kafka_partition, kafka_offset) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let dir = tempdir("replay-clickhouse");
+    let current = rules(&dir, "current.toml", "\"alertname\", \"instance\"");
+    let candidate = rules(&dir, "candidate.toml", "\"alertname\"");
+    // Unix seconds, which ClickHouse's parseDateTime64BestEffort reads as well as RFC 3339.
+    let (from, to) = ((t0 / 1000 - 60).to_string(), (t0 / 1000 + 600).to_string());
+    let result = quench(
+        &[
+            "replay",
+            "--json",
+            "--tenant",
+            "acme",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--rules",
+            candidate.to_str().unwrap(),
+            "--current",
+            current.to_str().unwrap(),
+        ],
+        &[("QUENCH_CLICKHOUSE__DATABASE", &config.clickhouse.database)],
+    );
+    check(&result);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("quench-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
