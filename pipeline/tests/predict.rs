@@ -14,7 +14,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Encoder, Prediction, PredictionOutcome};
 use serde_json::Value;
-use support::{alert, decode_all, produce, read_until, sigterm, KillOnDrop, Run};
+use support::{alert, decode_all, insert_alerts, produce, read_until, sigterm, KillOnDrop, Run};
 
 #[test]
 fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last_line() {
@@ -99,26 +99,18 @@ async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let clickhouse = client(&run.config.clickhouse);
     let hour_ago = now_ms() - 3_600_000;
-    let mut rows = Vec::new();
+    let mut history = Vec::new();
     for host in 0..10 {
         for (name, offset) in [("LinkDown", 0), ("PacketLoss", 4_000)] {
-            let at = hour_ago + host * 60_000 + offset;
-            rows.push(format!(
-                "('default', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
-                 'fp-{name}-{host}', {{'alertname': '{name}', 'instance': 'hist-{host}'}}, 0, {})",
-                rows.len()
+            history.push((
+                name,
+                format!("hist-{host}"),
+                format!("fp-{name}-{host}"),
+                hour_ago + host * 60_000 + offset,
             ));
         }
     }
-    clickhouse
-        .query(&format!(
-            "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, \
-             kafka_partition, kafka_offset) VALUES {}",
-            rows.join(", ")
-        ))
-        .execute()
-        .await
-        .unwrap();
+    insert_alerts(&clickhouse, "default", &history).await;
 
     let log = std::env::temp_dir().join(format!("{database}.log"));
     let mut predict = KillOnDrop(run.start_logged("predict run", &log));

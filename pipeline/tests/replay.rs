@@ -1,6 +1,8 @@
 //! `quench replay`: the same alerts from a file and from ClickHouse (the stack's), through a
 //! candidate and the current rules, with the difference between them.
 
+mod support;
+
 use std::process::Command;
 
 use quench_pipeline::{
@@ -8,6 +10,7 @@ use quench_pipeline::{
     config::Config,
 };
 use serde_json::Value;
+use support::insert_alerts;
 
 /// `DiskFull` then `HighLoad` on three hosts, 5 s apart, from `t0` (ms).
 fn alerts(t0: i64) -> Vec<(&'static str, String, i64)> {
@@ -101,25 +104,9 @@ async fn a_clickhouse_time_range_replays_the_same_as_the_file() {
     migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
     // An hour ago: `alerts` keeps 30 days.
     let t0 = quench_schemas::now_ms() - 3_600_000;
-    let rows: Vec<String> = alerts(t0)
-        .iter()
-        .enumerate()
-        .map(|(i, (name, host, at))| {
-            format!(
-                "('acme', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
-                 'fp{i}', {{'alertname': '{name}', 'instance': '{host}'}}, 0, {i})"
-            )
-        })
-        .collect();
-    client(&config.clickhouse)
-        .query(&format!(
-            "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, \
-             kafka_partition, kafka_offset) VALUES {}",
-            rows.join(", ")
-        ))
-        .execute()
-        .await
-        .unwrap();
+    let stored: Vec<_> =
+        alerts(t0).into_iter().enumerate().map(|(i, (name, host, at))| (name, host, format!("fp{i}"), at)).collect();
+    insert_alerts(&client(&config.clickhouse), "acme", &stored).await;
     let dir = tempdir("replay-clickhouse");
     let current = rules(&dir, "current.toml", "\"alertname\", \"instance\"");
     let candidate = rules(&dir, "candidate.toml", "\"alertname\"");

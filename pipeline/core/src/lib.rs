@@ -22,4 +22,6 @@ pub mod predict;
 pub mod replay;
 pub mod routing;
 pub mod rules;
+#[cfg(test)]
+mod testing;
 pub mod window;

@@ -190,25 +190,8 @@ pub fn diff(current: &Replayed, candidate: &Replayed) -> Diff {
 
 #[cfg(test)]
 mod tests {
-    use quench_schemas::AlertStatus;
-
     use super::*;
-
-    fn alert(name: &str, instance: &str, at: i64) -> Alert {
-        Alert {
-            source: "test".into(),
-            status: AlertStatus::Firing,
-            labels: [("alertname", name), ("instance", instance)].map(|(k, v)| (k.to_string(), v.to_string())).into(),
-            annotations: BTreeMap::new(),
-            starts_at: at,
-            ends_at: None,
-            received_at: at,
-            generator_url: None,
-            fingerprint: None,
-            tenant: "default".into(),
-            stateful: false,
-        }
-    }
+    use crate::testing::alert;
 
     fn tree(group_by: &str) -> RouteTree {
         RouteTree::parse(&format!(

@@ -263,3 +263,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Inserts firing alerts into ClickHouse's `alerts`, as the sink would have: (alertname,
+/// instance, fingerprint, time in ms) of `tenant`, each at Kafka offset = its place.
+pub async fn insert_alerts(client: &clickhouse::Client, tenant: &str, alerts: &[(&str, String, String, i64)]) {
+    let rows: Vec<String> = alerts
+        .iter()
+        .enumerate()
+        .map(|(offset, (name, instance, fingerprint, at))| {
+            format!(
+                "('{tenant}', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', \
+                 '{name}', '{fingerprint}', {{'alertname': '{name}', 'instance': '{instance}'}}, 0, {offset})"
+            )
+        })
+        .collect();
+    client
+        .query(&format!(
+            "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, \
+             kafka_partition, kafka_offset) VALUES {}",
+            rows.join(", ")
+        ))
+        .execute()
+        .await
+        .unwrap();
+}

@@ -1,8 +1,9 @@
-use std::{cell::RefCell, collections::BTreeMap, time::Duration};
+use std::{cell::RefCell, time::Duration};
 
 use quench_schemas::{ActionKind, AlertStatus, RoutingReason, FALLBACK};
 
 use super::*;
+use crate::testing::alert;
 
 const S: i64 = 1_000;
 const T0: i64 = 1_764_000_000_000;
@@ -49,22 +50,6 @@ impl Classify for Fake {
 
     fn signature(&self, subject: &Subject) -> String {
         subject.alertnames.join(",")
-    }
-}
-
-fn alert(name: &str, instance: &str, at: i64) -> Alert {
-    Alert {
-        source: "test".into(),
-        status: AlertStatus::Firing,
-        labels: BTreeMap::from([("alertname".into(), name.into()), ("instance".into(), instance.into())]),
-        annotations: BTreeMap::new(),
-        starts_at: at,
-        ends_at: None,
-        received_at: at,
-        generator_url: None,
-        fingerprint: None,
-        tenant: "default".into(),
-        stateful: false,
     }
 }
 
