@@ -105,6 +105,8 @@ pub struct Operator {
     awaiting_llm: HashMap<String, HashMap<GroupKey, String>>,
     /// Inhibition sources changed since the last [`Operator::flush`].
     sources: Vec<Source>,
+    /// Whether flushes write the changelog (a replay keeps none: it is rebuilt by replaying).
+    changelog: bool,
 }
 
 impl Operator {
@@ -130,7 +132,15 @@ impl Operator {
             flushed: Vec::new(),
             awaiting_llm: HashMap::new(),
             sources: Vec::new(),
+            changelog: true,
         }
+    }
+
+    /// Flushes write no changelog: for `quench replay`, which a crash simply runs again, and
+    /// which spent most of its time serialising groups it never reads back.
+    pub fn without_changelog(mut self) -> Self {
+        self.changelog = false;
+        self
     }
 
     /// At most `limit` open groups on this partition; alerts that would open more are refused.
@@ -256,7 +266,11 @@ impl Operator {
             out.untracked += joined.fingerprints.len();
             split(joined, &mut out.incident_alerts);
         }
-        out.changes = self.windows.take_changes()?;
+        if self.changelog {
+            out.changes = self.windows.take_changes()?;
+        } else {
+            self.windows.discard_changes();
+        }
         Ok(out)
     }
 

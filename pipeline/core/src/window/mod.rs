@@ -201,6 +201,12 @@ impl Windows {
         Ok(out)
     }
 
+    /// Forgets what changed, for runs that keep no changelog (a replay).
+    pub fn discard_changes(&mut self) {
+        self.ended.clear();
+        self.changed.clear();
+    }
+
     /// The id of the incident that group `key` has, or will have at its first flush.
     pub fn incident_of(&self, key: &GroupKey) -> Option<String> {
         self.groups.get(key).map(Group::pending_incident_id)
