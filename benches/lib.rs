@@ -6,6 +6,8 @@ use std::{
     process::Child,
 };
 
+pub mod noise;
+
 pub use quench_schemas::now_ms;
 
 /// The release `quench` binary the harnesses start: `$CARGO_TARGET_DIR/release/quench`, or

@@ -34,4 +34,24 @@ pub enum AlertStatus {
     Resolved,
 }
 
+impl Alert {
+    /// A firing alert of the default tenant from `source`, started and received at `at` (ms):
+    /// what tests and generated streams start from.
+    pub fn firing(source: &str, labels: BTreeMap<String, String>, at: i64) -> Self {
+        Self {
+            source: source.into(),
+            status: AlertStatus::Firing,
+            labels,
+            annotations: BTreeMap::new(),
+            starts_at: at,
+            ends_at: None,
+            received_at: at,
+            generator_url: None,
+            fingerprint: None,
+            tenant: "default".into(),
+            stateful: false,
+        }
+    }
+}
+
 avro_record!(Alert, "quench.Alert", "alert.avsc");

@@ -63,12 +63,17 @@ pub struct Replayed {
 pub struct Incident {
     pub group_key: String,
     pub fingerprints: BTreeSet<String>,
+    /// Its alerts' earliest start and latest receive time (ms), in its latest state.
+    pub first_seen: i64,
+    pub last_seen: i64,
 }
 
 impl Replayed {
     fn take(&mut self, out: Outputs) {
         for incident in out.incidents {
-            self.incidents.entry(incident.incident_id).or_default().group_key = incident.group_key;
+            let entry = self.incidents.entry(incident.incident_id).or_default();
+            entry.group_key = incident.group_key;
+            (entry.first_seen, entry.last_seen) = (incident.first_seen, incident.last_seen);
         }
         for joined in out.incident_alerts {
             self.incidents.entry(joined.incident_id).or_default().fingerprints.extend(joined.fingerprints);
