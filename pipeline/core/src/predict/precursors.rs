@@ -4,7 +4,7 @@
 //! everything that could follow it is known. The same statistics serve prediction (which kinds
 //! to expect, when), the causal graph and root-cause hints.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use super::{topology::Topology, Onset, Seconds};
 
@@ -89,10 +89,6 @@ pub struct Precursors {
     open: HashMap<u32, VecDeque<Open>>,
     /// The entities of the open onsets, oldest first, to close them in time order.
     opened: VecDeque<(Seconds, u32)>,
-    first: Option<Seconds>,
-    last: Seconds,
-    onsets_of: HashMap<u32, u64>,
-    entities: HashSet<u32>,
 }
 
 impl Precursors {
@@ -107,10 +103,6 @@ impl Precursors {
             edges: HashMap::new(),
             open: HashMap::new(),
             opened: VecDeque::new(),
-            first: None,
-            last: 0,
-            onsets_of: HashMap::new(),
-            entities: HashSet::new(),
         }
     }
 
@@ -126,10 +118,6 @@ impl Precursors {
     /// ones, and opens its own follow-up time.
     pub fn observe(&mut self, onset: Onset) {
         self.advance(onset.at);
-        self.first.get_or_insert(onset.at);
-        self.last = self.last.max(onset.at);
-        *self.onsets_of.entry(onset.kind).or_default() += 1;
-        self.entities.insert(onset.entity);
         let linked = self.topology.neighbours(onset.entity).iter().map(|&n| (n, Scope::Linked));
         for (entity, scope) in std::iter::once((onset.entity, Scope::Same)).chain(linked) {
             for open in self.open.get_mut(&entity).into_iter().flatten() {
@@ -181,21 +169,6 @@ impl Precursors {
     /// The kinds that followed `cause`, with their edges (unordered).
     pub fn effects_of(&self, cause: u32) -> impl Iterator<Item = (u32, Scope, &Edge)> {
         self.edges.get(&cause).into_iter().flatten().map(|(&(e, s), edge)| (e, s, edge))
-    }
-
-    /// All onsets of `kind` seen (counted or not).
-    pub fn onsets_of(&self, kind: u32) -> u64 {
-        self.onsets_of.get(&kind).copied().unwrap_or(0)
-    }
-
-    /// Entities seen, and the time span covered: for base rates.
-    pub fn exposure(&self) -> (usize, Seconds) {
-        (self.entities.len(), self.first.map_or(0, |first| self.last - first))
-    }
-
-    /// The kinds seen.
-    pub fn kinds(&self) -> impl Iterator<Item = u32> + '_ {
-        self.onsets_of.keys().copied()
     }
 }
 

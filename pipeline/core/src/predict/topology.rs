@@ -58,10 +58,6 @@ impl Topology {
     pub fn neighbours(&self, entity: u32) -> &[u32] {
         self.neighbours.get(entity as usize).map_or(&[], Vec::as_slice)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.neighbours.iter().all(Vec::is_empty)
-    }
 }
 
 /// The labels that name an alert's entity, most specific first.
