@@ -5,7 +5,10 @@
 //! the kind's, which is shrunk towards every kind's (a series seen a few times borrows from its
 //! kind). Online: a checkpoint counts once its window is over.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap, VecDeque},
+};
 
 use super::{forecast::Candidate, score::Forecast, Horizon, Seconds};
 
@@ -100,8 +103,12 @@ fn checkpoints(alarms: &[(u32, u32, Seconds)], end: Seconds, horizon: Horizon) -
 pub struct Recurrences {
     horizon: Horizon,
     counts: Counts,
-    /// Per series: its last alarm, the next checkpoint number, and its unanswered checkpoints.
+    /// Per series: its last alarm and its unanswered checkpoints.
     series: HashMap<(u32, u32), Series>,
+    /// Each series' next checkpoint: (time, kind, entity, the series' last alarm, number), the
+    /// soonest first, so that asking costs what is due, not one look at every series. An entry
+    /// whose series has alarmed since (its last alarm changed) is stale and skipped.
+    next: BinaryHeap<Reverse<(Seconds, u32, u32, Seconds, i64)>>,
     /// Checkpoints asked, in time order, with their answer once the series' next alarm gave it.
     waiting: VecDeque<(Checkpoint, Option<bool>)>,
     /// How many checkpoints have left `waiting` (the sequence number of its front).
@@ -111,20 +118,25 @@ pub struct Recurrences {
 #[derive(Debug)]
 struct Series {
     last: Seconds,
-    next: i64,
     asked: Vec<u64>,
 }
 
 impl Recurrences {
     pub fn new(horizon: Horizon) -> Self {
-        Self { horizon, counts: Counts::default(), series: HashMap::new(), waiting: VecDeque::new(), settled: 0 }
+        Self {
+            horizon,
+            counts: Counts::default(),
+            series: HashMap::new(),
+            next: BinaryHeap::new(),
+            waiting: VecDeque::new(),
+            settled: 0,
+        }
     }
 
     /// An alarm of a series: answers the series' waiting checkpoints and starts its silence
     /// again. An alarm not newer than the series' last one (re-sent, late) changes nothing.
     pub fn observe(&mut self, kind: u32, entity: u32, at: Seconds) {
-        let series =
-            self.series.entry((kind, entity)).or_insert(Series { last: Seconds::MIN, next: 1, asked: Vec::new() });
+        let series = self.series.entry((kind, entity)).or_insert(Series { last: Seconds::MIN, asked: Vec::new() });
         if at <= series.last {
             return;
         }
@@ -136,22 +148,24 @@ impl Recurrences {
             }
         }
         series.last = at;
-        series.next = 1;
+        self.next.push(Reverse((at + step(self.horizon), kind, entity, at, 1)));
     }
 
     /// Asks every checkpoint reached by `now`, in time order, each with the counts known at its
     /// moment; adds the predictions (with their hazard) to `out`.
     pub fn due(&mut self, now: Seconds, out: &mut Vec<Candidate>) {
         let step = step(self.horizon);
-        let mut reached = Vec::new();
-        for (&(kind, entity), series) in &mut self.series {
-            while series.next <= MAX_CHECKPOINTS && series.last + series.next * step <= now {
-                reached.push((series.last + series.next * step, kind, entity, series.next));
-                series.next += 1;
+        while let Some(&Reverse((at, kind, entity, last, k))) = self.next.peek() {
+            if at > now {
+                break;
             }
-        }
-        reached.sort_unstable();
-        for (at, kind, entity, k) in reached {
+            self.next.pop();
+            if self.series.get(&(kind, entity)).is_none_or(|s| s.last != last) {
+                continue;
+            }
+            if k < MAX_CHECKPOINTS {
+                self.next.push(Reverse((at + step, kind, entity, last, k + 1)));
+            }
             self.settle(at);
             let checkpoint = Checkpoint { kind, entity, at, bin: bin(k), hit: false };
             out.push((Forecast { kind, entity, issued: at }, self.counts.hazard(&checkpoint)));
