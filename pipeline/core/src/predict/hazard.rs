@@ -108,12 +108,15 @@ pub struct Recurrences {
     /// Each series' next checkpoint: (time, kind, entity, the series' last alarm, number), the
     /// soonest first, so that asking costs what is due, not one look at every series. An entry
     /// whose series has alarmed since (its last alarm changed) is stale and skipped.
-    next: BinaryHeap<Reverse<(Seconds, u32, u32, Seconds, i64)>>,
+    next: BinaryHeap<Reverse<Due>>,
     /// Checkpoints asked, in time order, with their answer once the series' next alarm gave it.
     waiting: VecDeque<(Checkpoint, Option<bool>)>,
     /// How many checkpoints have left `waiting` (the sequence number of its front).
     settled: u64,
 }
+
+/// A series' next checkpoint: time, kind, entity, the series' last alarm, checkpoint number.
+type Due = (Seconds, u32, u32, Seconds, i64);
 
 #[derive(Debug)]
 struct Series {
