@@ -64,7 +64,7 @@ enum Command {
     /// Measure Quench's parts on labelled data
     #[command(subcommand)]
     Eval(EvalCommand),
-    /// Predict alerts before they fire, from precursors learned on ClickHouse history; `predict
+    /// Predict alerts before they fire, from precursors and recurrences learned on ClickHouse history; `predict
     /// run` serves, `predict eval` measures on an alarm recording
     #[command(subcommand)]
     Predict(PredictCommand),
