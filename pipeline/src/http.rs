@@ -1,6 +1,6 @@
 //! The operations endpoint: Prometheus `/metrics`, `/healthz` (the process serves requests) and
 //! `/readyz` (it is doing its job: classifier loaded, partitions assigned and restored, ClickHouse
-//! reachable). `serve` runs it on `http.listen` for `quench run`, `sink` and `demo`; `operations`
+//! reachable). `serve` runs it on `http.listen` for `quench run`, `sink`, `predict run` and `demo`; `operations`
 //! gives its routes to `quench ingest` and `quench notify`, which serve them beside their own.
 //! Load balancers and Kubernetes probes read the last two.
 

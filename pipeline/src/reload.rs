@@ -124,6 +124,16 @@ mod tests {
         std::fs::write(&path, "[route]\ngroup_wait = \"later\"\n").unwrap();
         source.reload_flag().store(true, Ordering::SeqCst);
         assert!(source.poll().unwrap().unwrap_err().contains("later"));
+
+        // Through reload, as the worker calls it: the broken file leaves the rules in force.
+        let mut current = tree;
+        source.reload_flag().store(true, Ordering::SeqCst);
+        source.reload(&mut current, "windowing");
+        assert_eq!(current.root.timing.group_wait.as_secs(), 10, "the old rules stay");
+        std::fs::write(&path, "[route]\ngroup_wait = \"30s\"\n").unwrap();
+        source.reload_flag().store(true, Ordering::SeqCst);
+        source.reload(&mut current, "windowing");
+        assert_eq!(current.root.timing.group_wait.as_secs(), 30, "a good file is taken");
     }
 
     #[test]

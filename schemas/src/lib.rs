@@ -6,9 +6,10 @@
 //! u32, then the Avro datum), so any Confluent-compatible client can use them. Their schemas are
 //! registered under the topic name strategy (`<topic>-value`) and evolve under BACKWARD
 //! compatibility: new fields always carry defaults, enums carry a default symbol. Quench's own
-//! bookkeeping topics (the worker's changelog `quench-state`, the notifier's `notifications`,
-//! `notifications-dlq`, delivery log and state) are JSON; `alerts-dlq` and `quench-rekey` carry
-//! the input's bytes unchanged.
+//! bookkeeping topics (the worker's changelog `quench-state`, `incident-alerts`,
+//! `quench-silences`, `quench-inhibit-sources`, the sink's `clickhouse-dlq`, the notifier's
+//! `notifications`, `notifications-dlq`, delivery log and state) are JSON; `alerts-dlq` and
+//! `quench-rekey` carry the input's bytes unchanged.
 //!
 //! Decoding resolves each record's writer schema (looked up by id once, then cached) against the
 //! reader schema compiled into this crate, which is what lets old and new producers coexist.

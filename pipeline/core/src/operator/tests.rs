@@ -273,3 +273,27 @@ fn a_route_muted_by_a_time_interval_announces_nothing_until_the_interval_ends() 
     let out = h.flush_at(T0 + 631 * S, &classifier);
     assert_eq!(reasons(&out), [("PgDown".to_string(), RoutingReason::Opened)], "announced once the mute ended");
 }
+
+#[test]
+fn an_inhibited_alert_is_recorded_on_its_incident_with_the_source_incident_and_not_announced() {
+    let mut h = Harness::new();
+    h.rules = RouteTree::parse_alertmanager(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\n\
+         receivers: [{name: r}]\n\
+         inhibit_rules:\n  - source_matchers: [alertname=\"NodeDown\"]\n    target_matchers: [alertname=\"PgDown\"]\n    \
+         equal: [instance]\n",
+    )
+    .unwrap();
+    let classifier = Fake::new("local");
+    h.send(&alert("NodeDown", "db-1", T0)).unwrap();
+    h.send(&alert("PgDown", "db-1", T0)).unwrap();
+    h.send(&alert("PgDown", "db-2", T0)).unwrap();
+    let out = h.flush_at(T0 + 31 * S, &classifier);
+    let source = out.incidents.iter().find(|i| i.title == "NodeDown").expect("the source's incident");
+    let target = out.incidents.iter().find(|i| i.title == "PgDown").expect("the target's incident");
+    assert_eq!(target.muted_alerts, 1, "db-1's PgDown is inhibited, db-2's is not");
+    assert_eq!(target.inhibited_by, std::slice::from_ref(&source.incident_id), "by the incident of the source");
+    let [_, pg] = &out.routing[..] else { panic!("both groups announce: {:?}", out.routing) };
+    let listed: Vec<&str> = pg.alerts.iter().map(|a| a.labels["instance"].as_str()).collect();
+    assert_eq!(listed, ["db-2"], "the inhibited alert is not in the notification");
+}
