@@ -65,7 +65,7 @@ fn windows_with(tree: &RouteTree, n: usize) -> Windows {
     let mut windows = Windows::default();
     for i in 0..n {
         let a = alert(i);
-        windows.ingest(&a, fingerprint(&a.labels), place(tree, &a), a.received_at);
+        windows.ingest(&a, fingerprint(&a.labels), place(tree, &a), a.received_at, false);
     }
     windows
 }
@@ -89,7 +89,7 @@ fn hot_path(c: &mut Criterion) {
     group.bench_function("window_resend", |b| {
         b.iter_batched(
             placement,
-            |p| windows.ingest(black_box(&alert), fp, p, T0 + 1_000),
+            |p| windows.ingest(black_box(&alert), fp, p, T0 + 1_000, false),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -100,7 +100,7 @@ fn hot_path(c: &mut Criterion) {
             let alert = decoder.try_decode(black_box(&bytes)).unwrap().unwrap();
             let fp = fingerprint(&alert.labels);
             let p = place(&tree, &alert);
-            windows.ingest(&alert, fp, p, alert.received_at);
+            windows.ingest(&alert, fp, p, alert.received_at, false);
         })
     });
     group.finish();

@@ -209,6 +209,7 @@ fn backlog_event(i: usize) -> RoutingEvent {
         group_labels: Default::default(),
         alerts: Vec::new(),
         truncated_alerts: 0,
+        flaps: 0,
     }
 }
 

@@ -38,7 +38,7 @@ fn main() {
             ("job".to_string(), "node".to_string()),
         ]);
         let placement = tree.place(&alert, None).remove(0);
-        windows.ingest(&alert, fingerprint(&alert.labels), placement, alert.received_at);
+        windows.ingest(&alert, fingerprint(&alert.labels), placement, alert.received_at, false);
     }
     let grown = rss_bytes().saturating_sub(before);
     println!(

@@ -63,6 +63,12 @@ pub struct WorkerConfig {
     /// Routing rules (YAML): team, targets and escalation policy of each routing event. Without
     /// it, routing events carry none.
     pub routing: Option<std::path::PathBuf>,
+    /// Alert names that routes with a `transient_pause` always hold (besides those learned).
+    pub transient_kinds: Vec<String>,
+    /// How often the transient kinds are learned again from ClickHouse's alerts (0: never, only
+    /// `transient_kinds`): kinds whose episodes mostly resolved within `transient_max_duration_s`.
+    pub transient_learn_interval_s: u64,
+    pub transient_max_duration_s: u64,
 }
 
 impl Default for WorkerConfig {
@@ -78,6 +84,9 @@ impl Default for WorkerConfig {
             max_open_groups: 200_000,
             rules: None,
             routing: None,
+            transient_kinds: Vec::new(),
+            transient_learn_interval_s: 600,
+            transient_max_duration_s: 300,
         }
     }
 }

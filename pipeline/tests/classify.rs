@@ -184,6 +184,8 @@ async fn incidents_an_llm_classified_in_clickhouse_become_the_local_classifiers_
         muted_alerts: 0,
         silenced_by: Vec::new(),
         inhibited_by: Vec::new(),
+        state_changes: 0,
+        transient: false,
         common_labels: BTreeMap::from([("alertname".into(), name.into()), ("job".into(), "zorblax".into())]),
         flapping: false,
         version: 1,

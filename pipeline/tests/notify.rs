@@ -317,6 +317,7 @@ fn event(i: usize, channel: &str, target: &str) -> RoutingEvent {
         group_labels: Default::default(),
         alerts: Vec::new(),
         truncated_alerts: 0,
+        flaps: 0,
     }
 }
 

@@ -34,6 +34,11 @@ pub struct Incident {
     pub silenced_by: Vec<String>,
     /// Incidents whose alerts inhibit them.
     pub inhibited_by: Vec<String>,
+    /// Newer than the others: JSON written before them still reads.
+    #[serde(default)]
+    pub state_changes: i64,
+    #[serde(default)]
+    pub transient: bool,
 }
 
 /// Alerts that joined an incident, on the JSON topic `incident-alerts`, each alert once, in

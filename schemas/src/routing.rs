@@ -30,6 +30,9 @@ pub struct RoutingEvent {
     pub group_labels: BTreeMap<String, String>,
     pub alerts: Vec<EventAlert>,
     pub truncated_alerts: i64,
+    /// Newer than the others: JSON written before it (tests, tools) still reads.
+    #[serde(default)]
+    pub flaps: i64,
 }
 
 /// One alert of an announced group, as Alertmanager's notifications list them.

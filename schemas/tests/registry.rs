@@ -82,6 +82,8 @@ fn sample_incident() -> Incident {
         muted_alerts: 0,
         silenced_by: Vec::new(),
         inhibited_by: Vec::new(),
+        state_changes: 0,
+        transient: false,
         common_labels: BTreeMap::from([("alertname".into(), "PostgresqlDown".into())]),
         flapping: false,
         version: 3,
@@ -112,6 +114,7 @@ fn sample_routing_event() -> RoutingEvent {
         group_labels: BTreeMap::new(),
         alerts: Vec::new(),
         truncated_alerts: 0,
+        flaps: 0,
     }
 }
 

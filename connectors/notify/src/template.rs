@@ -46,7 +46,11 @@ impl Templates {
     pub fn render(&self, event: &RoutingEvent, incident_url: &str, note: Option<&str>) -> Message {
         let url = (!incident_url.is_empty()).then(|| incident_url.replace("{incident_id}", &event.incident_id));
         let labels: Vec<String> = event.common_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let reason = format!("{:?}", event.reason).to_lowercase();
+        let mut reason = format!("{:?}", event.reason).to_lowercase();
+        if event.flaps > 0 {
+            // The one notification after a flap hold says what was held back.
+            reason.push_str(&format!(", stable again after flapping ({} state changes)", event.flaps));
+        }
         let values: [(&str, &str); 12] = [
             ("incident_id", &event.incident_id),
             ("title", &event.title),
@@ -110,6 +114,7 @@ pub(crate) mod tests {
             group_labels: Default::default(),
             alerts: Vec::new(),
             truncated_alerts: 0,
+            flaps: 0,
         }
     }
 
@@ -127,5 +132,17 @@ pub(crate) mod tests {
         let message = Templates::default().render(&resolved, "", Some("escalation step 2"));
         assert_eq!(message.title, "[RESOLVED] critical: PostgresqlDown (cluster=eu-1)");
         assert!(message.body.ends_with("cluster=eu-1\nescalation step 2"), "{}", message.body);
+    }
+
+    #[test]
+    fn the_notification_after_a_flap_hold_says_how_often_the_alerts_changed() {
+        let mut settled = event(RoutingReason::AlertsAdded);
+        settled.flaps = 8;
+        let message = Templates::default().render(&settled, "", None);
+        assert!(
+            message.body.contains("alertsadded, stable again after flapping (8 state changes)"),
+            "{}",
+            message.body
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! 1. **place**: the route tree puts it in its group on every route it lands on;
 //! 2. **inhibition sources**: an alert that an inhibition rule's source matchers match is
 //!    recorded in the shared [`Sources`], and published for other workers;
-//! 3. *(flap and transient hold go here: each a module of its own, deciding with event time,
-//!    keeping its state in the changelog)*;
+//! 3. **holds**: whether its kind is transient ([`Transients`]), for its route's transient
+//!    pause; flap suppression is decided by the window, from each alert's state changes;
 //! 4. **window**: Alertmanager's group_wait / group_interval / repeat_interval / resolve_timeout,
 //!    with the mute stage ([`crate::mute`]: time intervals, inhibition, silences) asked at
 //!    each flush which alerts may be announced.
@@ -37,7 +37,7 @@ use crate::{
     mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
     rules::{GroupKey, RouteTree},
-    window::{changelog, routing_event, Flush, Group, Notice, Windows},
+    window::{changelog, routing_event, transient::Transients, Flush, Group, Notice, Windows},
 };
 
 /// Classification as the operator needs it. The shell implements it over the classifier, which
@@ -107,6 +107,8 @@ pub struct Operator {
     sources: Vec<Source>,
     /// Whether flushes write the changelog (a replay keeps none: it is rebuilt by replaying).
     changelog: bool,
+    /// Alert kinds that usually resolve by themselves.
+    transients: Transients,
 }
 
 impl Operator {
@@ -133,7 +135,14 @@ impl Operator {
             awaiting_llm: HashMap::new(),
             sources: Vec::new(),
             changelog: true,
+            transients: Transients::default(),
         }
+    }
+
+    /// The transient kinds in force from now on (configured, and as last learned from history).
+    /// A group decides when it opens, and keeps its decision in the changelog.
+    pub fn set_transients(&mut self, transients: Transients) {
+        self.transients = transients;
     }
 
     /// Flushes write no changelog: for `quench replay`, which a crash simply runs again, and
@@ -173,8 +182,9 @@ impl Operator {
         // Its incident is named on the alerts it inhibits: the group on its first route.
         let source_of = InhibitRule::any_source(&rules.inhibit_rules, &alert.labels)
             .then(|| (placements[0].key.clone(), placements[0].timing));
+        let transient = self.transients.contains(&alert.tenant, alert.labels.get("alertname").map(String::as_str));
         for placement in placements {
-            self.windows.ingest(alert, fingerprint, placement, alert.received_at);
+            self.windows.ingest(alert, fingerprint, placement, alert.received_at, transient);
         }
         if let Some((key, timing)) = source_of {
             let source = Source {
@@ -238,7 +248,7 @@ impl Operator {
                 answers.len(),
                 subjects.len()
             );
-            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice }, answer) in
+            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps }, answer) in
                 flushed.into_iter().zip(answers)
             {
                 let joined = IncidentAlerts {
@@ -253,6 +263,7 @@ impl Operator {
                 classify(&mut incident, answer);
                 if let Some(reason) = announce {
                     let mut event = routing_event(&incident, reason, at);
+                    event.flaps = flaps;
                     if let Some(notice) = notice {
                         list(&mut event, notice, check.rules);
                     }

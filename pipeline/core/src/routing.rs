@@ -217,6 +217,7 @@ routes:
             group_labels: BTreeMap::new(),
             alerts: Vec::new(),
             truncated_alerts: 0,
+            flaps: 0,
         }
     }
 

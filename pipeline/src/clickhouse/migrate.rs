@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_analytics.sql"),
     migration!(10, "0010_predictions.sql"),
     migration!(11, "0011_precursor_edges.sql"),
+    migration!(12, "0012_holds.sql"),
 ];
 
 #[derive(Debug, Default)]

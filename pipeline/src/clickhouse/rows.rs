@@ -89,6 +89,8 @@ pub struct IncidentRow {
     pub muted_alerts: u64,
     pub silenced_by: Vec<String>,
     pub inhibited_by: Vec<String>,
+    pub state_changes: u64,
+    pub transient: bool,
 }
 
 /// `Enum8('open' = 1, 'acknowledged' = 2, 'resolved' = 3)`.
@@ -137,6 +139,8 @@ impl From<Incident> for IncidentRow {
             muted_alerts: u64::try_from(i.muted_alerts).unwrap_or_default(),
             silenced_by: i.silenced_by,
             inhibited_by: i.inhibited_by,
+            state_changes: u64::try_from(i.state_changes).unwrap_or_default(),
+            transient: i.transient,
         }
     }
 }

@@ -17,6 +17,7 @@ mod changelog;
 mod dlq;
 mod rekey;
 mod transaction;
+mod transients;
 
 use std::{
     collections::HashMap,
@@ -33,6 +34,7 @@ use quench_core::{
     operator::{Classify, Operator},
     routing::RoutingRules,
     rules::RouteTree,
+    window::transient::Transients,
 };
 use quench_schemas::{headers, now_ms, Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
 use rdkafka::{
@@ -54,6 +56,7 @@ use crate::{
 };
 use dlq::DeadLetter;
 use transaction::Session;
+use transients::TransientKinds;
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
 pub async fn run(
@@ -149,6 +152,9 @@ struct Worker {
     /// Silences and inhibition sources, shared by every partition.
     mutes: Mutes,
     side_inputs: SideInputs,
+    /// The transient kinds in force, and where new ones come from.
+    transients: Transients,
+    transient_kinds: TransientKinds,
 }
 
 impl Worker {
@@ -167,6 +173,7 @@ impl Worker {
         let topics = [input.as_str(), config.topics.actions.as_str()];
         readiness.not_ready("reading silences and inhibition sources");
         let (side_inputs, mutes) = SideInputs::start(&config, "worker-side")?;
+        let mut transient_kinds = TransientKinds::start(&config, &handle);
         let session =
             Session::connect(&config.kafka, &config.worker, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
@@ -190,6 +197,8 @@ impl Worker {
             dead_letters: Vec::new(),
             mutes,
             side_inputs,
+            transients: transient_kinds.current(),
+            transient_kinds,
         })
     }
 
@@ -211,6 +220,10 @@ impl Worker {
             }
             if last_commit.elapsed() >= interval {
                 self.side_inputs.poll(&mut self.mutes, Duration::ZERO)?;
+                if let Some(transients) = self.transient_kinds.changed() {
+                    self.partitions.values_mut().for_each(|p| p.operator.set_transients(transients.clone()));
+                    self.transients = transients;
+                }
                 self.commit()?;
                 self.reload_rules();
                 last_commit = Instant::now();
@@ -243,7 +256,7 @@ impl Worker {
                             Duration::from_secs(120),
                         )?;
                         let worker = &self.config.worker;
-                        let operator = Operator::restore(
+                        let mut operator = Operator::restore(
                             groups,
                             self.config.classify.taxonomy.scale.clone(),
                             Duration::from_millis(worker.allowed_lateness_ms),
@@ -251,6 +264,7 @@ impl Worker {
                             Instant::now(),
                         )
                         .with_max_groups(worker.max_open_groups);
+                        operator.set_transients(self.transients.clone());
                         tracing::info!(
                             partition,
                             groups = operator.open_groups(),

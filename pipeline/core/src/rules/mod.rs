@@ -5,11 +5,13 @@
 
 mod alertmanager;
 pub mod duration;
+mod holds;
 mod interval;
 mod matcher;
 mod receiver;
 mod route;
 
+pub use holds::Holds;
 pub use interval::TimeInterval;
 pub use matcher::{is_label_name, Matcher};
 pub use receiver::{Integration, Receiver};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     duration,
+    holds::Holds,
     interval::TimeInterval,
     matcher::{is_label_name, Matcher},
 };
@@ -29,6 +30,9 @@ pub struct Timing {
     /// clears): an incident is a bounded stretch of time, for people and for analytics.
     #[serde(default = "default_max_incident_age")]
     pub max_incident_age: Duration,
+    /// Quench's flap and transient holds (off unless configured; older changelogs: off).
+    #[serde(default)]
+    pub holds: Holds,
 }
 
 fn default_max_incident_age() -> Duration {
@@ -43,6 +47,7 @@ impl Default for Timing {
             repeat_interval: Duration::from_secs(4 * 3600),
             resolve_timeout: Duration::from_secs(300),
             max_incident_age: default_max_incident_age(),
+            holds: Holds::default(),
         }
     }
 }
@@ -331,6 +336,14 @@ pub(super) struct RouteSpec {
     resolve_timeout: Option<Duration>,
     #[serde(deserialize_with = "duration::optional")]
     max_incident_age: Option<Duration>,
+    /// Quench's holds ([`Holds`]), inherited as the timers are.
+    flap_changes: Option<u16>,
+    #[serde(deserialize_with = "duration::optional")]
+    flap_window: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    flap_stable: Option<Duration>,
+    #[serde(deserialize_with = "duration::optional")]
+    transient_pause: Option<Duration>,
     #[serde(rename = "continue")]
     continue_matching: bool,
     /// Names of time intervals (Alertmanager's): read and checked against the file's intervals.
@@ -438,7 +451,14 @@ fn build(
         repeat_interval: spec.repeat_interval.unwrap_or(parent.timing.repeat_interval),
         resolve_timeout: spec.resolve_timeout.unwrap_or(parent.timing.resolve_timeout),
         max_incident_age: spec.max_incident_age.unwrap_or(parent.timing.max_incident_age),
+        holds: Holds {
+            flap_changes: spec.flap_changes.unwrap_or(parent.timing.holds.flap_changes),
+            flap_window: spec.flap_window.unwrap_or(parent.timing.holds.flap_window),
+            flap_stable: spec.flap_stable.unwrap_or(parent.timing.holds.flap_stable),
+            transient_pause: spec.transient_pause.unwrap_or(parent.timing.holds.transient_pause),
+        },
     };
+    timing.holds.check(position)?;
     if timing.group_interval.is_zero() {
         return Err(format!("route {position}: group_interval must be greater than 0"));
     }
@@ -635,6 +655,21 @@ mod tests {
         assert_eq!(tree.routes_for(&dba)[0].id, r#"{}/{env=~"prod|staging",team="dba"}"#);
         assert_eq!(tree.routes_for(&web)[0].id, r#"{}/{env=~"prod.*",team="web"}"#);
         assert_eq!(ids(&tree, &labels(&[("team", "web"), ("env", "dev")])), ["{}"], "match_re is anchored");
+    }
+
+    #[test]
+    fn holds_are_off_unless_set_and_inherited_as_the_timers_are() {
+        let tree = RouteTree::parse(
+            "[route]\nflap_changes = 4\nflap_window = \"10m\"\nflap_stable = \"15m\"\n\
+             [[route.routes]]\nmatchers = ['team=\"dba\"']\ntransient_pause = \"5m\"\n",
+        )
+        .unwrap();
+        let dba = &tree.root.children()[0].timing.holds;
+        assert_eq!((dba.flap_changes, dba.flap_window.as_secs(), dba.flap_stable.as_secs()), (4, 600, 900));
+        assert_eq!((tree.root.timing.holds.transient_pause, dba.transient_pause.as_secs()), (Duration::ZERO, 300));
+        assert_eq!(RouteTree::default().root.timing.holds, Holds::default(), "off by default");
+        let err = RouteTree::parse("[route]\nflap_changes = 3\n").unwrap_err();
+        assert!(err.contains("flap_window and flap_stable"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use quench_schemas::severity::{Rank, Scale};
 use super::{packed::Packed, Flush, Notice};
 use crate::{
     mute::{Check, Muted},
-    rules::{alertmanager_group_key, GroupKey, Timing},
+    rules::{alertmanager_group_key, GroupKey, Holds, Timing},
 };
 
 /// An alert's flips between firing and resolved, from which a group counts as flapping.
@@ -75,6 +75,30 @@ pub(super) struct Entry {
     /// group after a flush, it is listed in that flush's notification only.
     #[serde(default)]
     reported: bool,
+    /// Its last state changes, while its route's flap suppression is on (the last
+    /// `flap_changes` of them: what [`Holds::flapping`] reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changes: Option<Box<[i64]>>,
+}
+
+impl Entry {
+    /// Records a change between firing and resolved at `at`, keeping the last `keep` times.
+    fn changed(&mut self, at: i64, keep: usize) {
+        self.flips = self.flips.saturating_add(1);
+        if keep > 0 {
+            // A boxed slice: one word on every alert that never changes, which is most of them.
+            let mut changes = self.changes.take().map(Vec::from).unwrap_or_default();
+            if changes.len() >= keep {
+                changes.drain(..=changes.len() - keep);
+            }
+            changes.push(at);
+            self.changes = Some(changes.into_boxed_slice());
+        }
+    }
+
+    fn flapping(&self, holds: &Holds, now: i64) -> bool {
+        self.changes.as_ref().is_some_and(|c| holds.flapping(c, now))
+    }
 }
 
 /// Annotations an alert keeps for notifications (a group holds up to [`MAX_TRACKED_ALERTS`]).
@@ -157,6 +181,20 @@ pub struct Group {
     /// An acknowledgement not announced yet.
     #[serde(default)]
     acknowledgement_due: bool,
+    /// Times its alerts changed between firing and resolved in this incident, and when last.
+    #[serde(default)]
+    state_changes: i64,
+    #[serde(default)]
+    last_change: i64,
+    /// Flap suppression holds its notifications until its alerts are stable again.
+    #[serde(default)]
+    flap_held: bool,
+    /// It was held for flapping at some point: the incident says it flaps.
+    #[serde(default)]
+    flapped: bool,
+    /// The transient pause holds its first announcement until this event time.
+    #[serde(default)]
+    transient_until: Option<i64>,
 }
 
 /// Bounds on what a group keeps for the classifier: the changelog carries it for every open group.
@@ -177,7 +215,21 @@ fn ms(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// When a group whose first alert started at `starts_at` first flushes, seen at `now`.
+/// Alertmanager flushes at once when the first alert is older than group_wait: waiting longer
+/// would only delay an alert that has already been firing for a while.
+fn first_flush(timing: &Timing, starts_at: i64, now: i64) -> i64 {
+    let wait = ms(timing.group_wait);
+    if starts_at.saturating_add(wait) <= now {
+        now
+    } else {
+        now.saturating_add(wait)
+    }
+}
+
 impl Group {
+    /// A group opened by `first`, which is of a transient kind when `transient` (see
+    /// [`Holds::transient_pause`]).
     pub fn new(
         key: GroupKey,
         route: String,
@@ -185,11 +237,11 @@ impl Group {
         group_labels: BTreeMap<String, String>,
         timing: Timing,
         now: i64,
+        transient: bool,
     ) -> Self {
-        // Alertmanager flushes at once when the first alert is older than group_wait: waiting
-        // longer would only delay an alert that has already been firing for a while.
-        let wait = ms(timing.group_wait);
-        let next_flush = if first.starts_at.saturating_add(wait) <= now { now } else { now.saturating_add(wait) };
+        let next_flush = first_flush(&timing, first.starts_at, now);
+        let pause = timing.holds.transient_pause_ms();
+        let transient_until = (transient && pause > 0).then(|| next_flush.saturating_add(pause));
         Self {
             key,
             route,
@@ -197,7 +249,7 @@ impl Group {
             group_labels,
             timing,
             created_at: now,
-            next_flush,
+            next_flush: transient_until.unwrap_or(next_flush),
             alerts: HashMap::new(),
             written_buckets: 0,
             changed_buckets: 0,
@@ -217,6 +269,11 @@ impl Group {
             acknowledged_at: None,
             resolved_by_person_at: None,
             acknowledgement_due: false,
+            state_changes: 0,
+            last_change: now,
+            flap_held: false,
+            flapped: false,
+            transient_until,
         }
     }
 
@@ -268,15 +325,30 @@ impl Group {
     /// Records an alert observation. A re-send of a known alert only bumps counters and last_seen.
     /// Returns the incident that a new alert beyond [`MAX_TRACKED_ALERTS`] joins: it is counted
     /// but not tracked, so it must be recorded on `incident-alerts` now.
-    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, now: i64, scale: &Scale) -> Option<String> {
+    /// An alert of a kind that is not transient (`transient` false) ends the group's transient
+    /// pause: the group is due when it would have been without it.
+    pub fn ingest(
+        &mut self,
+        alert: &Alert,
+        fingerprint: u64,
+        now: i64,
+        scale: &Scale,
+        transient: bool,
+    ) -> Option<String> {
+        if !transient && self.incident.is_none() && self.transient_until.take().is_some() {
+            self.next_flush = first_flush(&self.timing, self.first_starts_at, self.created_at).max(now);
+        }
         let firing = alert.status == AlertStatus::Firing && alert.ends_at.is_none_or(|end| end > now);
+        let keep = self.timing.holds.kept_changes();
         let severity = scale.rank(alert.labels.get("severity").map(String::as_str));
         let mut untracked = false;
         match self.alerts.get_mut(&fingerprint) {
             Some(entry) => {
                 self.changed_buckets |= 1 << bucket(fingerprint);
                 if entry.firing != firing {
-                    entry.flips = entry.flips.saturating_add(1);
+                    entry.changed(now, keep);
+                    self.state_changes += 1;
+                    self.last_change = self.last_change.max(now);
                     entry.firing = firing;
                     if firing {
                         // Firing again: a new start, and a resolution to report later.
@@ -315,6 +387,7 @@ impl Group {
                         annotations: Packed::pack_within(&alert.annotations, MAX_ANNOTATION_BYTES),
                         starts_at: alert.starts_at,
                         reported: false,
+                        changes: None,
                     };
                     self.alerts.insert(fingerprint, entry);
                     self.changed_buckets |= 1 << bucket(fingerprint);
@@ -361,15 +434,28 @@ impl Group {
             self.close_aged(now, out, scale);
             return true;
         }
+        let released = self.update_flap_hold(now);
+        if let Some(until) = self.transient_until.filter(|until| self.incident.is_none() && now < *until) {
+            // Inside the transient pause (a reload made the group due early).
+            self.next_flush = until;
+            return true;
+        }
         let mutes = self.mutes(now, check);
         let any_firing = self.alerts.values().any(|e| e.firing);
+        if self.flap_held && !any_firing {
+            // A resolution waits for the flapping to end.
+            self.next_flush = now.saturating_add(ms(self.timing.group_interval));
+            return true;
+        }
         // Muted alerts are left out of what is announced, as Alertmanager's mute stage filters
         // them before its dedup stage.
         let firing: Vec<&Entry> =
             self.alerts.iter().filter(|(fp, e)| e.firing && !mutes.contains_key(*fp)).map(|(_, e)| e).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
         let reason = match &self.incident {
-            None if !any_firing => return false,
+            None if !any_firing && self.transient_until.is_none() => return false,
+            // Held by the transient pause and resolved within it: recorded, never announced.
+            None if !any_firing => None,
             // Everything that fires is muted: the incident is recorded, not announced.
             None if firing.is_empty() => None,
             None => Some(RoutingReason::Opened),
@@ -416,7 +502,8 @@ impl Group {
         let reason = match reason {
             Some(_) if muted && self.incident.is_none() => return true,
             Some(RoutingReason::Resolved) if muted => return true,
-            _ if muted => None,
+            // Flapping: the incident is recorded (flapping, its changes counted), not announced.
+            _ if muted || self.flap_held => None,
             reason => reason,
         };
         if reason.is_none() && !self.dirty {
@@ -434,6 +521,9 @@ impl Group {
         open.version += 1;
         let mut incident = self.snapshot(now, scale);
         record_mutes(&mut incident, &mutes);
+        incident.transient = incident.status == IncidentStatus::Resolved
+            && self.transient_until.is_some()
+            && !self.incident.as_ref().is_some_and(|open| open.announced);
         // Every alert now belongs to a written incident; those new to it go to `incident-alerts`.
         let mut new_fingerprints = Vec::new();
         for (fingerprint, entry) in self.alerts.iter_mut().filter(|(_, e)| !e.recorded) {
@@ -451,6 +541,7 @@ impl Group {
             open.last_notified_at = now;
             open.notified_severity = severity;
             open.announced = true;
+            self.transient_until = None;
             for (fingerprint, entry) in &mut self.alerts {
                 entry.notified = entry.firing && !mutes.contains_key(fingerprint);
             }
@@ -461,8 +552,33 @@ impl Group {
         // Alertmanager drops resolved alerts from a group once a flush went through, announced
         // or not: they are listed no more.
         self.alerts.values_mut().filter(|e| !e.firing).for_each(|e| e.reported = true);
-        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice });
+        // The notification that ends a flap hold says how often the alerts changed.
+        let flaps = if released && reason.is_some() { self.state_changes } else { 0 };
+        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice, flaps });
         !resolved
+    }
+
+    /// Flap suppression ([`Holds`]): holds the group while one of its alerts flaps, and lets go
+    /// once none has changed for `flap_stable`, with everything that fires then as news (one
+    /// notification says where it settled). Returns whether it let go at `now`.
+    fn update_flap_hold(&mut self, now: i64) -> bool {
+        let holds = self.timing.holds;
+        if holds.flap_changes == 0 {
+            return false;
+        }
+        if self.alerts.values().any(|e| e.flapping(&holds, now)) {
+            self.flapped = true;
+            // Recorded at this flush: the incident says it flaps.
+            self.dirty |= !self.flap_held;
+            self.flap_held = true;
+            return false;
+        }
+        if self.flap_held && holds.stable(self.last_change, now) {
+            self.flap_held = false;
+            self.alerts.values_mut().for_each(|e| e.notified = false);
+            return true;
+        }
+        false
     }
 
     /// What an announcement lists: the group's key in Alertmanager's format, its labels, and
@@ -520,6 +636,7 @@ impl Group {
             at: now,
             new_fingerprints,
             notice,
+            flaps: 0,
         });
 
         // What still fires makes the new incident; what resolved stays with the old one.
@@ -537,6 +654,10 @@ impl Group {
         self.forgotten_ended_at = None;
         self.acknowledged_at = None;
         self.acknowledgement_due = false;
+        self.state_changes = 0;
+        self.flap_held = false;
+        self.flapped = false;
+        self.transient_until = None;
         self.changed_buckets = ALL_BUCKETS;
         self.dirty = true;
         self.next_flush = now;
@@ -598,6 +719,7 @@ impl Group {
     /// Alerts past their ends_at, or silent for resolve_timeout without one, are resolved.
     fn expire(&mut self, now: i64) {
         let timeout = ms(self.timing.resolve_timeout);
+        let keep = self.timing.holds.kept_changes();
         for entry in self.alerts.values_mut().filter(|e| e.firing) {
             let ended = match entry.ends_at {
                 Some(end) => end <= now,
@@ -607,8 +729,10 @@ impl Group {
                 // `notified` stays: it is the last announcement's firing set, which only the
                 // next announcement changes.
                 entry.firing = false;
-                entry.flips = entry.flips.saturating_add(1);
-                entry.ends_at.get_or_insert(entry.last_seen.saturating_add(timeout));
+                let end = *entry.ends_at.get_or_insert(entry.last_seen.saturating_add(timeout));
+                entry.changed(end.min(now), keep);
+                self.state_changes += 1;
+                self.last_change = self.last_change.max(end.min(now));
                 self.dirty = true;
             }
         }
@@ -669,11 +793,13 @@ impl Group {
             distinct_alerts: self.distinct_alerts(),
             fingerprints: fingerprints.iter().map(|fp| format!("{fp:016x}")).collect(),
             common_labels: self.common_labels.clone(),
-            flapping: self.alerts.values().any(|e| e.flips >= FLAPPING_FLIPS),
+            flapping: self.flapped || self.alerts.values().any(|e| e.flips >= FLAPPING_FLIPS),
             version: open.version,
             muted_alerts: 0,
             silenced_by: Vec::new(),
             inhibited_by: Vec::new(),
+            state_changes: self.state_changes,
+            transient: false,
         }
     }
 
@@ -738,5 +864,6 @@ pub fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> Ro
         group_labels: BTreeMap::new(),
         alerts: Vec::new(),
         truncated_alerts: 0,
+        flaps: 0,
     }
 }

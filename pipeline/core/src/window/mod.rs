@@ -10,10 +10,15 @@
 //! - afterwards it is re-evaluated only at `group_interval` ticks, and an unchanged firing incident
 //!   is announced again after `repeat_interval`;
 //! - a group whose alerts all resolved before its first flush never produces an incident.
+//!
+//! Beyond Alertmanager, and only where a route turns them on ([`crate::rules::Holds`]): flap
+//! suppression holds a group's notifications while one of its alerts flaps, and the transient
+//! pause holds a group of kinds that usually resolve by themselves ([`transient`]).
 
 pub mod changelog;
 mod group;
 mod packed;
+pub mod transient;
 
 pub use group::{incident_id, routing_event, Group, MAX_LISTED_FINGERPRINTS, MAX_TRACKED_ALERTS};
 
@@ -43,6 +48,8 @@ pub struct Flush {
     pub new_fingerprints: Vec<u64>,
     /// With an announcement, what it lists.
     pub notice: Option<Notice>,
+    /// On the announcement that ends a flap hold, how often the alerts changed state.
+    pub flaps: i64,
 }
 
 /// The group and alerts an announcement lists, as Alertmanager's notifications do.
@@ -79,18 +86,26 @@ impl Windows {
         Self { scale, ..Self::default() }
     }
 
-    /// Adds an alert observed at event time `now` to its group, creating the group if needed.
-    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, placement: Placement, now: i64) {
+    /// Adds an alert observed at event time `now` to its group, creating the group if needed;
+    /// `transient` says whether its kind usually resolves by itself (see [`crate::rules::Holds`]).
+    pub fn ingest(&mut self, alert: &Alert, fingerprint: u64, placement: Placement, now: i64, transient: bool) {
         let Placement { key, route, group_labels, timing } = placement;
         let group = match self.groups.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let group = Group::new(key.clone(), route, alert, group_labels, timing, now);
+                let group = Group::new(key.clone(), route, alert, group_labels, timing, now, transient);
                 self.timers.insert((group.next_flush(), key.clone()));
                 entry.insert(group)
             }
         };
-        if let Some(incident_id) = group.ingest(alert, fingerprint, now, &self.scale) {
+        let due = group.next_flush();
+        let untracked = group.ingest(alert, fingerprint, now, &self.scale, transient);
+        if group.next_flush() != due {
+            // An alert of another kind ended the transient pause.
+            self.timers.remove(&(due, key.clone()));
+            self.timers.insert((group.next_flush(), key.clone()));
+        }
+        if let Some(incident_id) = untracked {
             let (first_seen, last_seen) = group.seen();
             let joined = self.untracked.entry(incident_id.clone()).or_insert_with(|| IncidentAlerts {
                 tenant: group.tenant().to_string(),

@@ -7,7 +7,7 @@ use quench_schemas::fingerprint::fingerprint;
 
 use crate::{
     mute::Mutes,
-    rules::{RouteTree, Timing},
+    rules::{Holds, RouteTree, Timing},
 };
 
 const S: i64 = 1_000;
@@ -20,6 +20,7 @@ fn timing() -> Timing {
         repeat_interval: Duration::from_secs(3_600),
         resolve_timeout: Duration::from_secs(600),
         max_incident_age: Duration::from_secs(7 * 24 * 3600),
+        holds: Holds::default(),
     }
 }
 
@@ -54,16 +55,26 @@ struct Harness {
     tree: RouteTree,
     mutes: Mutes,
     windows: Windows,
+    /// The route's holds, and whether the alerts sent are of transient kinds.
+    holds: Holds,
+    transient: bool,
 }
 
 impl Harness {
     fn new() -> Self {
-        Self { tree: RouteTree::default(), mutes: Mutes::default(), windows: Windows::default() }
+        Self {
+            tree: RouteTree::default(),
+            mutes: Mutes::default(),
+            windows: Windows::default(),
+            holds: Holds::default(),
+            transient: false,
+        }
     }
 
     fn send(&mut self, alert: &Alert, now: i64) {
-        let placement = Placement { timing: timing(), ..self.tree.place(alert, None).remove(0) };
-        self.windows.ingest(alert, fingerprint(&alert.labels), placement, now);
+        let timing = Timing { holds: self.holds, ..timing() };
+        let placement = Placement { timing, ..self.tree.place(alert, None).remove(0) };
+        self.windows.ingest(alert, fingerprint(&alert.labels), placement, now, self.transient);
     }
 
     fn tick(&mut self, now: i64) -> (Vec<quench_schemas::Incident>, Vec<quench_schemas::RoutingEvent>) {
@@ -73,7 +84,9 @@ impl Harness {
         let mut events = Vec::new();
         for flush in out {
             if let Some(reason) = flush.announce {
-                events.push(routing_event(&flush.incident, reason, flush.at));
+                let mut event = routing_event(&flush.incident, reason, flush.at);
+                event.flaps = flush.flaps;
+                events.push(event);
             }
             incidents.push(flush.incident);
         }
@@ -422,7 +435,7 @@ fn an_incident_that_never_resolves_is_closed_at_max_incident_age_and_a_new_one_o
             timing: Timing { max_incident_age: Duration::from_secs(3_600), ..timing() },
             ..h.tree.place(&alert, None).remove(0)
         };
-        h.windows.ingest(&alert, fingerprint(&alert.labels), placement, at);
+        h.windows.ingest(&alert, fingerprint(&alert.labels), placement, at, false);
     };
     let mut incidents = Vec::new();
     let mut events = Vec::new();
@@ -522,4 +535,132 @@ fn an_announcement_lists_its_firing_alerts_and_each_resolved_one_once() {
     h.send(&alert("Down", "c", "warning", T0 + 61 * S), T0 + 400 * S);
     let (_, listed) = notice(&mut h, T0 + 630 * S);
     assert_eq!(listed, pairs(&[("a", "firing"), ("c", "firing"), ("d", "firing")]), "b was listed resolved once");
+}
+
+/// Flap suppression on: 4 changes within 10 minutes flap; stable after 15 minutes.
+fn flap_holds() -> Holds {
+    Holds {
+        flap_changes: 4,
+        flap_window: Duration::from_secs(600),
+        flap_stable: Duration::from_secs(900),
+        ..Holds::default()
+    }
+}
+
+/// Sends `a` resolving and firing again `cycles` times, a minute apart, from `from`; returns
+/// the time of the last change.
+fn flap(h: &mut Harness, a: &Alert, from: i64, cycles: usize) -> i64 {
+    let mut now = from;
+    for _ in 0..cycles {
+        now += 60 * S;
+        h.send(&resolved(a.clone(), now), now);
+        now += 60 * S;
+        h.send(a, now);
+    }
+    now
+}
+
+#[test]
+fn a_flapping_alert_is_held_and_announced_once_when_stable_with_how_often_it_changed() {
+    let mut h = Harness::new();
+    h.holds = flap_holds();
+    let a = alert("Flappy", "h1", "warning", T0);
+    h.send(&a, T0);
+    assert_eq!(reasons(&h.tick(T0 + 30 * S).1), [RoutingReason::Opened]);
+    // Resolves and fires again every minute for 8 minutes: 8 changes.
+    let last = flap(&mut h, &a, T0 + 30 * S, 4);
+    let mut announced = Vec::new();
+    let mut flapping_recorded = false;
+    let mut t = T0 + 330 * S;
+    while t <= last + 900 * S {
+        h.send(&a, t); // re-sent, as Prometheus does, before resolve_timeout
+        let (incidents, events) = h.tick(t);
+        flapping_recorded |= incidents.iter().any(|i| i.flapping && i.state_changes == 8);
+        announced.extend(events.into_iter().map(|e| (t, e.reason, e.flaps)));
+        t += 300 * S;
+    }
+    assert!(announced.is_empty(), "held while flapping and until stable for 15 min: {announced:?}");
+    assert!(flapping_recorded, "the incident is recorded as flapping, with its changes");
+    h.send(&a, t);
+    let (incidents, events) = h.tick(t);
+    assert_eq!(
+        events.iter().map(|e| (e.reason, e.flaps)).collect::<Vec<_>>(),
+        [(RoutingReason::AlertsAdded, 8)],
+        "one notification once stable, saying how often it changed"
+    );
+    assert!(incidents[0].flapping && incidents[0].status == IncidentStatus::Open);
+    h.send(&a, t + 300 * S);
+    assert!(h.tick(t + 300 * S).1.is_empty(), "and nothing more while it keeps firing");
+}
+
+#[test]
+fn without_flap_suppression_a_flapping_alert_is_announced_as_alertmanager_does() {
+    let mut h = Harness::new();
+    let a = alert("Flappy", "h1", "warning", T0);
+    h.send(&a, T0);
+    h.tick(T0 + 30 * S);
+    flap(&mut h, &a, T0 + 30 * S, 1);
+    // A resolution and a re-fire between two flushes: no news (Alertmanager's dedup stage).
+    assert!(h.tick(T0 + 330 * S).1.is_empty());
+    let now = T0 + 400 * S;
+    h.send(&resolved(a.clone(), now), now);
+    assert_eq!(reasons(&h.tick(T0 + 630 * S).1), [RoutingReason::Resolved], "resolved at once, no hold");
+}
+
+#[test]
+fn a_flapping_alert_that_settles_resolved_resolves_its_incident_once() {
+    let mut h = Harness::new();
+    h.holds = flap_holds();
+    let a = alert("Flappy", "h1", "warning", T0);
+    h.send(&a, T0);
+    h.tick(T0 + 30 * S);
+    let last = flap(&mut h, &a, T0 + 30 * S, 3) + 60 * S;
+    h.send(&resolved(a.clone(), last), last);
+    let mut events = Vec::new();
+    let mut t = T0 + 330 * S;
+    while t <= last + 1_500 * S {
+        events.extend(h.tick(t).1.into_iter().map(|e| (e.reason, e.flaps)));
+        t += 300 * S;
+    }
+    assert_eq!(events, [(RoutingReason::Resolved, 7)], "the resolution waits until stable, then says so once");
+}
+
+#[test]
+fn a_transient_kind_resolving_within_its_pause_is_recorded_as_transient_and_never_announced() {
+    let mut h = Harness::new();
+    h.holds = Holds { transient_pause: Duration::from_secs(300), ..Holds::default() };
+    h.transient = true;
+    let a = alert("CpuSpike", "h1", "warning", T0);
+    h.send(&a, T0);
+    assert_eq!(h.tick(T0 + 30 * S), (vec![], vec![]), "held beyond group_wait");
+    h.send(&resolved(a, T0 + 200 * S), T0 + 200 * S);
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert!(events.is_empty(), "never announced: {events:?}");
+    let [incident] = &incidents[..] else { panic!("recorded: {incidents:?}") };
+    assert!(incident.transient && incident.status == IncidentStatus::Resolved, "{incident:?}");
+    assert_eq!(h.windows.open_groups(), 0, "and the group ended");
+}
+
+#[test]
+fn a_transient_kind_still_firing_after_its_pause_is_announced_then() {
+    let mut h = Harness::new();
+    h.holds = Holds { transient_pause: Duration::from_secs(300), ..Holds::default() };
+    h.transient = true;
+    h.send(&alert("CpuSpike", "h1", "warning", T0), T0);
+    assert!(h.tick(T0 + 329 * S).1.is_empty());
+    let (incidents, events) = h.tick(T0 + 330 * S);
+    assert_eq!(reasons(&events), [RoutingReason::Opened]);
+    assert!(!incidents[0].transient);
+}
+
+#[test]
+fn an_alert_of_another_kind_ends_the_transient_pause_of_its_group() {
+    let mut h = Harness::new();
+    h.tree = RouteTree::parse("[route]\ngroup_by = [\"instance\"]\n").unwrap();
+    h.holds = Holds { transient_pause: Duration::from_secs(300), ..Holds::default() };
+    h.transient = true;
+    h.send(&alert("CpuSpike", "h1", "warning", T0), T0);
+    h.transient = false;
+    h.send(&alert("NodeDown", "h1", "critical", T0 + 10 * S), T0 + 10 * S);
+    assert_eq!(reasons(&h.tick(T0 + 30 * S).1), [RoutingReason::Opened], "due at group_wait, as without the pause");
 }
