@@ -14,7 +14,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Encoder, Prediction, PredictionOutcome};
 use serde_json::Value;
-use support::{alert, decode_all, insert_alerts, produce, read_until, sigterm, KillOnDrop, Run};
+use support::{alert, decode_all, insert_alerts, produce, read_until, sigterm, wait_for_log, KillOnDrop, Run};
 
 #[test]
 fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last_line() {
@@ -48,20 +48,6 @@ fn predict_eval_reports_ours_the_baselines_and_the_causal_graph_with_a_json_last
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("README.md"), "the error names the file");
-}
-
-/// Waits until `log` holds `line`, or fails with the log after 60 s or when `child` exits.
-fn wait_for_log(child: &mut std::process::Child, log: &std::path::Path, line: &str) {
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(line) {
-            return;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "exited before {line:?}:\n{text}");
-        assert!(started.elapsed() < Duration::from_secs(60), "no {line:?} in 60 s:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Waits until `predictions` holds exactly `expected` (entity, outcome, lead), or fails after 60 s.

@@ -82,14 +82,16 @@ struct KindRow {
 
 /// Per tenant and alert name, the episodes (fingerprint and start) of the last week that started
 /// at least `max_s` ago, and how many of them resolved within `max_s`: one still firing, or
-/// ended by a timeout rather than its sender, does not count as short.
+/// ended by a timeout rather than its sender, does not count as short. Only records whose
+/// sender gave the start count (ingest stamps a missing start with the receive time, which
+/// would make every re-send an episode of its own).
 async fn history(config: &Config, max_s: u64) -> anyhow::Result<Vec<KindHistory>> {
     let sql = format!(
         "SELECT tenant, alertname, uniqExact(fingerprint, starts_at) AS episodes, \
          uniqExactIf((fingerprint, starts_at), status = 'resolved' AND ends_at IS NOT NULL \
            AND dateDiff('millisecond', starts_at, assumeNotNull(ends_at)) <= {max_ms}) AS short \
          FROM alerts WHERE received_at >= now() - toIntervalDay({HISTORY_DAYS}) \
-           AND starts_at <= now() - toIntervalSecond({max_s}) \
+           AND starts_at <= now() - toIntervalSecond({max_s}) AND starts_at < received_at \
          GROUP BY tenant, alertname",
         max_ms = max_s.saturating_mul(1000),
     );

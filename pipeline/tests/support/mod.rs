@@ -287,3 +287,17 @@ pub async fn insert_alerts(client: &clickhouse::Client, tenant: &str, alerts: &[
         .await
         .unwrap();
 }
+
+/// Waits until `log` holds `line`, or fails with the log after 60 s or when `child` exits.
+pub fn wait_for_log(child: &mut std::process::Child, log: &std::path::Path, line: &str) {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(line) {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "exited before {line:?}:\n{text}");
+        assert!(started.elapsed() < Duration::from_secs(60), "no {line:?} in 60 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

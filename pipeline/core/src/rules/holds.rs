@@ -22,12 +22,17 @@ pub struct Holds {
 }
 
 impl Holds {
-    /// Whether an alert whose last state changes were at `changes` (oldest first) flaps at `now`.
+    /// Whether an alert whose last state changes were at `changes` (oldest first) flaps at `now`:
+    /// its last `flap_changes` fell within `flap_window` of each other, and it has not been stable
+    /// since. The span is measured between the changes, not up to `now`, because a group is
+    /// only evaluated at its flushes, which may be further apart than the window.
     pub fn flapping(&self, changes: &[i64], now: i64) -> bool {
         let needed = usize::from(self.flap_changes);
+        let Some((&last, _)) = changes.split_last() else { return false };
         needed > 0
             && changes.len() >= needed
-            && now.saturating_sub(changes[changes.len() - needed]) <= ms(self.flap_window)
+            && last.saturating_sub(changes[changes.len() - needed]) <= ms(self.flap_window)
+            && !self.stable(last, now)
     }
 
     /// Change times an alert must keep to tell: the last `flap_changes`.
@@ -74,7 +79,9 @@ mod tests {
         };
         assert!(!holds.flapping(&[0, 10_000], 20_000), "two changes are not three");
         assert!(holds.flapping(&[0, 10_000, 50_000], 60_000));
-        assert!(!holds.flapping(&[0, 10_000, 50_000], 60_001), "the oldest of the three left the window");
+        assert!(holds.flapping(&[0, 10_000, 50_000], 169_999), "a flush long after still sees the burst");
+        assert!(!holds.flapping(&[0, 10_000, 50_000], 170_000), "stable since its last change");
+        assert!(!holds.flapping(&[0, 10_000, 60_001], 70_000), "three changes over more than the window");
         assert!(!Holds::default().flapping(&[0, 1, 2, 3], 4), "off by default");
         assert!(holds.stable(0, 120_000) && !holds.stable(0, 119_999));
         assert!(Holds { flap_changes: 1, ..holds }.check("0").unwrap_err().contains("at least 2"));

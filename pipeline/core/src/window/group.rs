@@ -195,6 +195,9 @@ pub struct Group {
     /// The transient pause holds its first announcement until this event time.
     #[serde(default)]
     transient_until: Option<i64>,
+    /// A flap hold ended: the next announcement says how often the alerts changed.
+    #[serde(default)]
+    flaps_due: bool,
 }
 
 /// Bounds on what a group keeps for the classifier: the changelog carries it for every open group.
@@ -274,6 +277,7 @@ impl Group {
             flap_held: false,
             flapped: false,
             transient_until,
+            flaps_due: false,
         }
     }
 
@@ -335,9 +339,6 @@ impl Group {
         scale: &Scale,
         transient: bool,
     ) -> Option<String> {
-        if !transient && self.incident.is_none() && self.transient_until.take().is_some() {
-            self.next_flush = first_flush(&self.timing, self.first_starts_at, self.created_at).max(now);
-        }
         let firing = alert.status == AlertStatus::Firing && alert.ends_at.is_none_or(|end| end > now);
         let keep = self.timing.holds.kept_changes();
         let severity = scale.rank(alert.labels.get("severity").map(String::as_str));
@@ -364,6 +365,13 @@ impl Group {
                 entry.stateful = alert.stateful;
             }
             None => {
+                if !transient && self.incident.is_none() {
+                    // A new alert of another kind ends the pause (a re-send does not: the group
+                    // decided when it opened): due when it would have been without it.
+                    if let Some(until) = self.transient_until.take() {
+                        self.next_flush = until.saturating_sub(self.timing.holds.transient_pause_ms()).max(now);
+                    }
+                }
                 self.common_labels.retain(|name, value| alert.labels.get(name) == Some(value));
                 if let Some(name) = alert.labels.get("alertname") {
                     if self.alertnames.len() < MAX_ALERTNAMES && !self.alertnames.contains(name) {
@@ -434,16 +442,20 @@ impl Group {
             self.close_aged(now, out, scale);
             return true;
         }
-        let released = self.update_flap_hold(now);
+        self.update_flap_hold(now);
         if let Some(until) = self.transient_until.filter(|until| self.incident.is_none() && now < *until) {
             // Inside the transient pause (a reload made the group due early).
             self.next_flush = until;
             return true;
         }
+        // The pause is over at the first flush past it: what resolved by then was transient.
+        let paused = self.transient_until.take().is_some();
         let mutes = self.mutes(now, check);
         let any_firing = self.alerts.values().any(|e| e.firing);
-        if self.flap_held && !any_firing {
-            // A resolution waits for the flapping to end.
+        if !any_firing && self.incident.is_some() && self.unsteady(now) {
+            // With flap suppression, a resolution waits until the group is stable: an alert that
+            // fires again meanwhile stays in this incident, where its changes are counted, instead
+            // of ending it and opening another at every cycle (where no count could see it flap).
             self.next_flush = now.saturating_add(ms(self.timing.group_interval));
             return true;
         }
@@ -453,7 +465,7 @@ impl Group {
             self.alerts.iter().filter(|(fp, e)| e.firing && !mutes.contains_key(*fp)).map(|(_, e)| e).collect();
         let severity = firing.iter().map(|e| e.severity).max().unwrap_or_default();
         let reason = match &self.incident {
-            None if !any_firing && self.transient_until.is_none() => return false,
+            None if !any_firing && !paused => return false,
             // Held by the transient pause and resolved within it: recorded, never announced.
             None if !any_firing => None,
             // Everything that fires is muted: the incident is recorded, not announced.
@@ -521,9 +533,7 @@ impl Group {
         open.version += 1;
         let mut incident = self.snapshot(now, scale);
         record_mutes(&mut incident, &mutes);
-        incident.transient = incident.status == IncidentStatus::Resolved
-            && self.transient_until.is_some()
-            && !self.incident.as_ref().is_some_and(|open| open.announced);
+        incident.transient = paused && incident.status == IncidentStatus::Resolved;
         // Every alert now belongs to a written incident; those new to it go to `incident-alerts`.
         let mut new_fingerprints = Vec::new();
         for (fingerprint, entry) in self.alerts.iter_mut().filter(|(_, e)| !e.recorded) {
@@ -541,7 +551,6 @@ impl Group {
             open.last_notified_at = now;
             open.notified_severity = severity;
             open.announced = true;
-            self.transient_until = None;
             for (fingerprint, entry) in &mut self.alerts {
                 entry.notified = entry.firing && !mutes.contains_key(fingerprint);
             }
@@ -552,33 +561,38 @@ impl Group {
         // Alertmanager drops resolved alerts from a group once a flush went through, announced
         // or not: they are listed no more.
         self.alerts.values_mut().filter(|e| !e.firing).for_each(|e| e.reported = true);
-        // The notification that ends a flap hold says how often the alerts changed.
-        let flaps = if released && reason.is_some() { self.state_changes } else { 0 };
+        // The notification after a flap hold says how often the alerts changed.
+        let flaps = if reason.is_some() && std::mem::take(&mut self.flaps_due) { self.state_changes } else { 0 };
         out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice, flaps });
         !resolved
     }
 
     /// Flap suppression ([`Holds`]): holds the group while one of its alerts flaps, and lets go
-    /// once none has changed for `flap_stable`, with everything that fires then as news (one
-    /// notification says where it settled). Returns whether it let go at `now`.
-    fn update_flap_hold(&mut self, now: i64) -> bool {
+    /// once none has changed for `flap_stable` (or a reload turned it off, or a person resolved
+    /// the incident), with everything that fires then as news: one notification says where it
+    /// settled, and how often it changed.
+    fn update_flap_hold(&mut self, now: i64) {
         let holds = self.timing.holds;
-        if holds.flap_changes == 0 {
-            return false;
-        }
-        if self.alerts.values().any(|e| e.flapping(&holds, now)) {
+        let off = holds.flap_changes == 0 || self.resolved_by_person_at.is_some();
+        if !off && self.alerts.values().any(|e| e.flapping(&holds, now)) {
             self.flapped = true;
             // Recorded at this flush: the incident says it flaps.
             self.dirty |= !self.flap_held;
             self.flap_held = true;
-            return false;
-        }
-        if self.flap_held && holds.stable(self.last_change, now) {
+        } else if self.flap_held && (off || holds.stable(self.last_change, now)) {
             self.flap_held = false;
+            self.flaps_due = true;
             self.alerts.values_mut().for_each(|e| e.notified = false);
-            return true;
         }
-        false
+    }
+
+    /// Flap suppression is on and an alert changed within `flap_stable` (a person's resolution
+    /// is announced at once).
+    fn unsteady(&self, now: i64) -> bool {
+        let holds = self.timing.holds;
+        holds.flap_changes > 0
+            && self.resolved_by_person_at.is_none()
+            && (self.flap_held || !holds.stable(self.last_change, now))
     }
 
     /// What an announcement lists: the group's key in Alertmanager's format, its labels, and
@@ -657,6 +671,7 @@ impl Group {
         self.state_changes = 0;
         self.flap_held = false;
         self.flapped = false;
+        self.flaps_due = false;
         self.transient_until = None;
         self.changed_buckets = ALL_BUCKETS;
         self.dirty = true;
@@ -668,9 +683,8 @@ impl Group {
     /// (the notification log, here the notified flags, keeps that from repeating anything) and
     /// then tick at the new group_interval.
     pub fn retime(&mut self, timing: Timing, now: i64) {
-        let wait = ms(timing.group_wait);
+        self.next_flush = first_flush(&timing, self.first_starts_at, now);
         self.timing = timing;
-        self.next_flush = if self.first_starts_at.saturating_add(wait) <= now { now } else { now.saturating_add(wait) };
     }
 
     /// Makes the next flush, when due, emit the incident again.

@@ -664,3 +664,35 @@ fn an_alert_of_another_kind_ends_the_transient_pause_of_its_group() {
     h.send(&alert("NodeDown", "h1", "critical", T0 + 10 * S), T0 + 10 * S);
     assert_eq!(reasons(&h.tick(T0 + 30 * S).1), [RoutingReason::Opened], "due at group_wait, as without the pause");
 }
+
+#[test]
+fn with_flap_suppression_a_resolution_at_a_flush_waits_so_the_cycles_meet_in_one_incident() {
+    let mut h = Harness::new();
+    h.holds = flap_holds();
+    let a = alert("Flappy", "h1", "warning", T0);
+    h.send(&a, T0);
+    assert_eq!(reasons(&h.tick(T0 + 30 * S).1), [RoutingReason::Opened]);
+    // A 5-minute cycle that resolves just before each flush (group_interval 5 min).
+    let mut events = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for cycle in 0..3 {
+        let tick = T0 + 330 * S + cycle * 300 * S;
+        h.send(&resolved(a.clone(), tick - 10 * S), tick - 10 * S);
+        let (incidents, out) = h.tick(tick);
+        ids.extend(incidents.into_iter().map(|i| i.incident_id));
+        events.extend(out.into_iter().map(|e| e.reason));
+        h.send(&a, tick + 70 * S);
+    }
+    assert!(events.is_empty(), "no resolution and no reopening while it cycles: {events:?}");
+    assert!(ids.len() <= 1, "one incident throughout: {ids:?}");
+    // It stops, resolved: once stable, the resolution is announced once, with its changes.
+    let end = T0 + 1_300 * S;
+    h.send(&resolved(a.clone(), end), end);
+    let mut settled = Vec::new();
+    let mut t = T0 + 1_230 * S;
+    while t <= end + 1_200 * S {
+        settled.extend(h.tick(t).1.into_iter().map(|e| (e.reason, e.flaps)));
+        t += 300 * S;
+    }
+    assert_eq!(settled, [(RoutingReason::Resolved, 7)]);
+}
