@@ -260,6 +260,15 @@ impl Builder {
     }
 }
 
+/// The services that call each database, as `database,service` lines: the dependency map a user
+/// keeps (correlation reads it; no alert label says it).
+pub fn dependencies() -> String {
+    DATABASES
+        .iter()
+        .flat_map(|(database, callers)| callers.iter().map(move |caller| format!("{database}:5432,{caller}\n")))
+        .collect()
+}
+
 /// The stream of `seed`: `hours` of alerts starting at `start` (ms).
 pub fn generate(seed: u64, start: i64, hours: i64) -> Stream {
     let mut b = Builder { rng: Rng(seed), start, events: Vec::new(), cause: BTreeMap::new(), causes: 0 };

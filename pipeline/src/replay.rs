@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 use anyhow::Context;
 use clickhouse::Row;
 use quench_core::{
-    replay::{diff, replay, Replayed},
+    replay::{diff, replay, Additions, Replayed},
     routing::RoutingRules,
     rules::{duration, RouteTree},
 };
@@ -165,8 +165,8 @@ pub async fn run(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         None => from_clickhouse(config, args).await?,
     };
     let started = Instant::now();
-    let before = replay(&alerts, &current, &routing, settle)?;
-    let after = replay(&alerts, &candidate, &routing, settle)?;
+    let before = replay(&alerts, &current, &routing, settle, Additions::default())?;
+    let after = replay(&alerts, &candidate, &routing, settle, Additions::default())?;
     let elapsed = started.elapsed();
     let change = diff(&before, &after);
     let side = |r: &Replayed| json!({"incidents": r.incidents.len(), "notifications": r.notifications.len(), "reduction": r.reduction()});

@@ -9,6 +9,8 @@
 //! - [`clock`]: per-partition event time with allowed lateness and idle advance;
 //! - [`operator`]: one partition's worker, stage by stage, with classification as an input;
 //! - [`predict`]: onsets, the precursor learner, forecasts and their evaluation;
+//! - [`correlate`]: incidents of different groups linked under a parent, by topology, learned
+//!   co-occurrence and time;
 //! - [`replay`]: stored alerts through the operator in virtual time, and what a rules change does.
 //!
 //! The Kafka shell (`quench-pipeline`'s `worker`) decodes records, feeds them in with the time,
@@ -16,6 +18,7 @@
 //! clickhouse nor tokio, and the compiler keeps it that way.
 
 pub mod clock;
+pub mod correlate;
 pub mod mute;
 pub mod operator;
 pub mod predict;

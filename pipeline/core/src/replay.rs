@@ -15,10 +15,12 @@ use quench_schemas::{severity::Scale, Alert, Classification, RoutingReason, Subj
 use serde::Serialize;
 
 use crate::{
+    correlate::{Correlator, Link, Opened},
     mute::{Check, Mutes},
     operator::{Classify, Operator, Outputs},
     routing::RoutingRules,
     rules::RouteTree,
+    window::transient::Transients,
 };
 
 /// How often, in virtual time, the operator's outputs are taken (the worker commits about as often).
@@ -57,6 +59,16 @@ pub struct Replayed {
     pub notifications: Vec<(String, RoutingReason, i64)>,
     /// Alerts no route took in (none with a tree that has a root route).
     pub unplaced: usize,
+    /// Incidents linked under a parent by correlation, in the order they opened.
+    pub links: Vec<Link>,
+}
+
+/// Quench's additions to Alertmanager's grouping that a replay applies (none by default): the
+/// transient kinds for routes with a `transient_pause`, and correlation across groups.
+#[derive(Default)]
+pub struct Additions {
+    pub transients: Transients,
+    pub correlator: Option<Correlator>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -69,8 +81,22 @@ pub struct Incident {
 }
 
 impl Replayed {
-    fn take(&mut self, out: Outputs) {
+    fn take(&mut self, out: Outputs, correlator: Option<&mut Correlator>) {
+        let mut correlator = correlator;
         for incident in out.incidents {
+            if let Some(correlator) =
+                correlator.as_deref_mut().filter(|_| !self.incidents.contains_key(&incident.incident_id))
+            {
+                let kind = incident.common_labels.get("alertname").cloned();
+                let opened = Opened {
+                    incident_id: incident.incident_id.clone(),
+                    tenant: incident.tenant.clone(),
+                    kind: kind.unwrap_or_else(|| incident.title.split(' ').next().unwrap_or_default().to_string()),
+                    at: incident.first_seen,
+                    labels: incident.common_labels.clone(),
+                };
+                self.links.extend(correlator.observe(opened));
+            }
             let entry = self.incidents.entry(incident.incident_id).or_default();
             entry.group_key = incident.group_key;
             (entry.first_seen, entry.last_seen) = (incident.first_seen, incident.last_seen);
@@ -92,13 +118,16 @@ impl Replayed {
     }
 }
 
-/// Replays `alerts` (any order; they are taken by receive time) through `rules` and `routing`.
+/// Replays `alerts` (any order; they are taken by receive time) through `rules` and `routing`,
+/// with Quench's `additions`.
 pub fn replay(
     alerts: &[Alert],
     rules: &RouteTree,
     routing: &RoutingRules,
     settle: Duration,
+    additions: Additions,
 ) -> anyhow::Result<Replayed> {
+    let Additions { transients, mut correlator } = additions;
     let mut order: Vec<&Alert> = alerts.iter().collect();
     order.sort_by_key(|a| a.received_at);
     let mut replayed = Replayed { alerts: alerts.len(), ..Replayed::default() };
@@ -107,6 +136,7 @@ pub fn replay(
     let wall = |at: i64| base + Duration::from_millis(u64::try_from(at.saturating_sub(first)).unwrap_or(0));
     let mut operator =
         Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, base).without_changelog();
+    operator.set_transients(transients);
     let mut mutes = Mutes::default();
     let mut flushed = base;
     for alert in order {
@@ -116,7 +146,10 @@ pub fn replay(
         }
         if now.duration_since(flushed) >= FLUSH_EVERY {
             flushed = now;
-            replayed.take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?);
+            replayed.take(
+                operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?,
+                correlator.as_mut(),
+            );
         }
     }
     operator.caught_up();
@@ -124,7 +157,8 @@ pub fn replay(
     let mut now = flushed;
     while now < end {
         now = (now + FLUSH_EVERY).min(end);
-        replayed.take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?);
+        replayed
+            .take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?, correlator.as_mut());
     }
     Ok(replayed)
 }
@@ -216,8 +250,9 @@ mod tests {
             .collect();
         let routing = RoutingRules::default();
         let settle = Duration::from_secs(3600);
-        let by_instance = replay(&alerts, &tree("\"alertname\", \"instance\""), &routing, settle).unwrap();
-        let by_name = replay(&alerts, &tree("\"alertname\""), &routing, settle).unwrap();
+        let by_instance =
+            replay(&alerts, &tree("\"alertname\", \"instance\""), &routing, settle, Additions::default()).unwrap();
+        let by_name = replay(&alerts, &tree("\"alertname\""), &routing, settle, Additions::default()).unwrap();
         assert_eq!((by_instance.alerts, by_instance.incidents.len(), by_name.incidents.len()), (6, 6, 2));
         let opened = |r: &Replayed| r.notifications.iter().filter(|n| n.1 == RoutingReason::Opened).count();
         assert_eq!((opened(&by_instance), opened(&by_name)), (6, 2));

@@ -1,0 +1,324 @@
+//! Cross-group correlation: an incident of one group is linked under the incident of another
+//! (its parent) when both are tied by topology and their kinds go together in history, within a
+//! short time. The parent's root stays the root: a storm whose alerts land in many groups
+//! becomes one parent incident with children, each link explaining itself ("same cluster `c1`,
+//! NodeUnreachable follows LinkDown in 95% of history, 40 s apart").
+//!
+//! - *Which kinds go together* is read off the precursor learner of [`crate::predict`] (the same
+//!   statistics that predict and explain root causes), fed onsets whose entity is the tenant:
+//!   how often kind B starts within the window after kind A, and how much more often than B's
+//!   own rate would give by chance (the lift).
+//! - *Topology*: a label value both incidents carry (under any label names: `namespace=checkout`
+//!   and `service=checkout` tie), or a link of the dependency map (`orders-db:5432,checkout`).
+//! - *Time*: their first alerts within the window.
+//!
+//! Deterministic: the same incidents in the same order with the same learned associations give
+//! the same links.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crate::predict::{
+    precursors::{Precursors, Scope},
+    topology::Topology,
+    Interner, Onset, Seconds,
+};
+
+/// Labels whose values say nothing about where an alert is.
+const NOT_TOPOLOGY: &[&str] = &["alertname", "severity", "priority", "team", "receiver", "prometheus", "job"];
+
+/// When two incidents are linked.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Their first alerts at most this far apart, seconds.
+    pub window_s: Seconds,
+    /// The later kind follows the earlier one in at least this share of the earlier one's onsets...
+    pub min_confidence: f64,
+    /// ...this many times more often than its own rate gives by chance...
+    pub min_lift: f64,
+    /// ...seen at least this many times.
+    pub min_support: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { window_s: 180, min_confidence: 0.3, min_lift: 3.0, min_support: 3 }
+    }
+}
+
+/// Which alert kinds go together, learned from history.
+#[derive(Debug, Clone, Default)]
+pub struct Associations {
+    kinds: Interner,
+    /// (earlier kind, later kind) -> (confidence, lift).
+    pairs: HashMap<(u32, u32), (f64, f64)>,
+}
+
+impl Associations {
+    /// Learns from onsets (tenant, kind, start in ms), in any order, with `settings`' window.
+    pub fn learn(onsets: &[(String, String, i64)], settings: &Settings) -> Self {
+        let mut kinds = Interner::default();
+        let mut tenants = Interner::default();
+        let mut ordered: Vec<Onset> = onsets
+            .iter()
+            .map(|(tenant, kind, at)| Onset { kind: kinds.id(kind), entity: tenants.id(tenant), at: at / 1000 })
+            .collect();
+        ordered.sort_by_key(|o| o.at);
+        let (Some(first), Some(last)) = (ordered.first().map(|o| o.at), ordered.last().map(|o| o.at)) else {
+            return Self::default();
+        };
+        let window = settings.window_s.max(1);
+        let mut learner = Precursors::new(window, window, Topology::default());
+        let mut per_kind: HashMap<u32, u64> = HashMap::new();
+        for onset in ordered {
+            *per_kind.entry(onset.kind).or_default() += 1;
+            learner.observe(onset);
+        }
+        learner.advance(last + window + 1);
+        // Windows in the history: B's chance of starting in one of them at random.
+        let windows = ((last - first) as f64 / window as f64).max(1.0);
+        let mut pairs = HashMap::new();
+        for (cause, effect, scope, edge) in learner.edges() {
+            if scope != Scope::Same || cause == effect || edge.followed < settings.min_support {
+                continue;
+            }
+            let confidence = edge.followed as f64 / learner.counted(cause).max(1) as f64;
+            let chance = (per_kind[&effect] as f64 / windows).min(1.0);
+            pairs.insert((cause, effect), (confidence, confidence / chance));
+        }
+        Self { kinds, pairs }
+    }
+
+    /// How often `later` followed `earlier`, and the lift; `None` when never seen together.
+    pub fn get(&self, earlier: &str, later: &str) -> Option<(f64, f64)> {
+        self.pairs.get(&(self.kinds.get(earlier)?, self.kinds.get(later)?)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+/// Links between entities that no label shows: `a,b` lines (service dependencies and the like).
+#[derive(Debug, Clone, Default)]
+pub struct Dependencies {
+    names: Interner,
+    links: Topology,
+}
+
+impl Dependencies {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut names = Interner::default();
+        let links = Topology::parse(text, &mut names)?;
+        Ok(Self { names, links })
+    }
+
+    fn linked(&self, a: &str, b: &str) -> bool {
+        match (self.names.get(a), self.names.get(b)) {
+            (Some(a), Some(b)) => self.links.neighbours(a).contains(&b),
+            _ => false,
+        }
+    }
+}
+
+/// An incident as correlation sees it, when it first appears.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opened {
+    pub incident_id: String,
+    pub tenant: String,
+    /// Its alert name (the common one).
+    pub kind: String,
+    /// Its first alert's start, ms.
+    pub at: i64,
+    /// The labels all its alerts share.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `child` goes under `parent`, and why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Link {
+    pub parent: String,
+    pub child: String,
+    pub explanation: String,
+}
+
+struct Member {
+    opened: Opened,
+    /// The root incident of its cluster (its own id when it is the root).
+    root: String,
+}
+
+/// Links incidents as they open, in event-time order.
+pub struct Correlator {
+    settings: Settings,
+    associations: Associations,
+    dependencies: Dependencies,
+    recent: VecDeque<Member>,
+}
+
+impl Correlator {
+    pub fn new(settings: Settings, associations: Associations, dependencies: Dependencies) -> Self {
+        Self { settings, associations, dependencies, recent: VecDeque::new() }
+    }
+
+    /// Takes an incident that just opened: the link to its parent, if it has one.
+    pub fn observe(&mut self, opened: Opened) -> Option<Link> {
+        let window_ms = self.settings.window_s * 1000;
+        while self.recent.front().is_some_and(|m| m.opened.at < opened.at - window_ms) {
+            self.recent.pop_front();
+        }
+        let best = self
+            .recent
+            .iter()
+            .filter(|m| m.opened.tenant == opened.tenant && (m.opened.at - opened.at).abs() <= window_ms)
+            .filter_map(|m| Some((m, self.tie(&m.opened, &opened)?)))
+            .max_by(|(_, (a, _)), (_, (b, _))| a.total_cmp(b));
+        let link = best.map(|(member, (_, explanation))| Link {
+            parent: member.root.clone(),
+            child: opened.incident_id.clone(),
+            explanation,
+        });
+        let root = link.as_ref().map_or_else(|| opened.incident_id.clone(), |l| l.parent.clone());
+        // Kept in time order (incidents open about in order; a late one goes where it belongs).
+        let at = self.recent.partition_point(|m| m.opened.at <= opened.at);
+        self.recent.insert(at, Member { opened, root });
+        link
+    }
+
+    /// How strongly `member` and `new` are tied, and the explanation; `None` when they are not.
+    fn tie(&self, member: &Opened, new: &Opened) -> Option<(f64, String)> {
+        let (earlier, later) = if member.at <= new.at { (member, new) } else { (new, member) };
+        let (confidence, lift) = self.associations.get(&earlier.kind, &later.kind)?;
+        if confidence < self.settings.min_confidence || lift < self.settings.min_lift {
+            return None;
+        }
+        let place = self.shared_place(member, new)?;
+        let apart = (later.at - earlier.at) / 1000;
+        Some((
+            confidence,
+            format!(
+                "{place}, {} follows {} in {:.0}% of history, {apart} s apart",
+                later.kind,
+                earlier.kind,
+                confidence * 100.0
+            ),
+        ))
+    }
+
+    /// What ties two incidents' places: a value both carry, or a dependency between two.
+    fn shared_place(&self, a: &Opened, b: &Opened) -> Option<String> {
+        let values = |o: &Opened| -> Vec<(String, String)> {
+            o.labels
+                .iter()
+                .filter(|(name, value)| !NOT_TOPOLOGY.contains(&name.as_str()) && !value.is_empty())
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect()
+        };
+        let (va, vb) = (values(a), values(b));
+        for (name_a, value_a) in &va {
+            for (name_b, value_b) in &vb {
+                if value_a == value_b {
+                    return Some(if name_a == name_b {
+                        format!("same {name_a} `{value_a}`")
+                    } else {
+                        format!("`{value_a}` as {name_a} and as {name_b}")
+                    });
+                }
+                if self.dependencies.linked(value_a, value_b) {
+                    return Some(format!("`{value_a}` and `{value_b}` linked in the dependency map"));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn opened(id: &str, kind: &str, at: i64, labels: &[(&str, &str)]) -> Opened {
+        Opened {
+            incident_id: id.into(),
+            tenant: "t".into(),
+            kind: kind.into(),
+            at,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    /// A day of history: every hour LinkDown then NodeUnreachable 30 s later; a DiskFull every
+    /// 7 minutes, unrelated to anything.
+    fn history() -> Vec<(String, String, i64)> {
+        let mut onsets = Vec::new();
+        for hour in 0..24 {
+            onsets.push(("t".into(), "LinkDown".into(), hour * 60 * MIN));
+            onsets.push(("t".into(), "NodeUnreachable".into(), hour * 60 * MIN + 30_000));
+        }
+        for i in 0..200 {
+            onsets.push(("t".into(), "DiskFull".into(), i * 7 * MIN + 11_000));
+        }
+        onsets
+    }
+
+    #[test]
+    fn kinds_that_follow_each_other_are_learned_with_their_lift() {
+        let associations = Associations::learn(&history(), &Settings::default());
+        let (confidence, lift) = associations.get("LinkDown", "NodeUnreachable").unwrap();
+        assert!(confidence > 0.95 && lift > 10.0, "{confidence} {lift}");
+        let by_chance = associations.get("LinkDown", "DiskFull").map_or(0.0, |(_, lift)| lift);
+        assert!(by_chance < 3.0, "DiskFull comes every 7 minutes anyway: lift {by_chance}");
+    }
+
+    #[test]
+    fn incidents_tied_by_place_and_history_are_linked_with_an_explanation() {
+        let associations = Associations::learn(&history(), &Settings::default());
+        let mut correlator = Correlator::new(Settings::default(), associations, Dependencies::default());
+        let t0 = 100 * 24 * 60 * MIN;
+        assert_eq!(correlator.observe(opened("a", "LinkDown", t0, &[("cluster", "c1"), ("device", "sw-2")])), None);
+        let link =
+            correlator.observe(opened("b", "NodeUnreachable", t0 + 40_000, &[("cluster", "c1"), ("node", "n7")]));
+        assert_eq!(
+            link,
+            Some(Link {
+                parent: "a".into(),
+                child: "b".into(),
+                explanation: "same cluster `c1`, NodeUnreachable follows LinkDown in 100% of history, 40 s apart"
+                    .into()
+            })
+        );
+        // Another cluster: no shared place. Unrelated kind: no history. Too late: out of the window.
+        assert_eq!(correlator.observe(opened("c", "NodeUnreachable", t0 + 50_000, &[("cluster", "c2")])), None);
+        assert_eq!(correlator.observe(opened("d", "DiskFull", t0 + 60_000, &[("cluster", "c1")])), None);
+        assert_eq!(correlator.observe(opened("e", "NodeUnreachable", t0 + 10 * MIN, &[("cluster", "c1")])), None);
+    }
+
+    #[test]
+    fn a_dependency_map_ties_what_no_label_shows_and_children_join_the_root() {
+        let mut onsets = Vec::new();
+        for hour in 0..24 {
+            for (kind, after) in [("PostgresDown", 0), ("HighLatency", 40_000), ("HighErrorRate", 90_000)] {
+                onsets.push(("t".to_string(), kind.to_string(), hour * 60 * MIN + after));
+            }
+        }
+        let associations = Associations::learn(&onsets, &Settings::default());
+        let dependencies = Dependencies::parse("orders-db:5432,checkout\n").unwrap();
+        let mut correlator = Correlator::new(Settings::default(), associations, dependencies);
+        let t0 = 100 * 24 * 60 * MIN;
+        correlator.observe(opened("db", "PostgresDown", t0, &[("instance", "orders-db:5432")]));
+        let latency =
+            correlator.observe(opened("lat", "HighLatency", t0 + 40_000, &[("service", "checkout")])).unwrap();
+        assert_eq!(latency.parent, "db");
+        assert!(latency.explanation.starts_with("`orders-db:5432` and `checkout` linked in the dependency map"));
+        let errors =
+            correlator.observe(opened("err", "HighErrorRate", t0 + 90_000, &[("service", "checkout")])).unwrap();
+        assert_eq!(errors.parent, "db", "under the root, through its sibling: {errors:?}");
+        let elsewhere = correlator.observe(opened("x", "HighLatency", t0 + 50_000, &[("service", "search")]));
+        assert_eq!(elsewhere, None, "search does not call orders-db");
+    }
+}
