@@ -35,12 +35,12 @@ use quench_core::{
 use quench_schemas::AlertStatus;
 use serde_json::json;
 
-/// Alertmanager's usual grouping (group_wait 30s, group_interval 5m).
-const RULES: &str = "[route]\ngroup_by = [\"alertname\", \"cluster\", \"service\"]\ngroup_wait = \"30s\"\n\
-                     group_interval = \"5m\"\nrepeat_interval = \"4h\"\nresolve_timeout = \"5m\"\n";
+/// Alertmanager's timings (group_wait 30s, group_interval 5m), after the route's group_by.
+const TIMINGS: &str =
+    "group_wait = \"30s\"\ngroup_interval = \"5m\"\nrepeat_interval = \"4h\"\nresolve_timeout = \"5m\"\n";
 
 /// The same, with Quench's holds on.
-const HOLDS: &str = "flap_changes = 4\nflap_window = \"10m\"\nflap_stable = \"10m\"\ntransient_pause = \"3m\"\n";
+const HOLDS: &str = "flap_changes = 4\nflap_window = \"10m\"\nflap_stable = \"5m\"\ntransient_pause = \"3m\"\n";
 
 const START: i64 = 1_764_000_000_000;
 const HOUR: i64 = 3_600_000;
@@ -53,6 +53,10 @@ struct Args {
     /// Hours of alerts.
     #[arg(long, default_value_t = 6)]
     hours: i64,
+    /// The route's group_by, for every run (Alertmanager's usual grouping by default; `...`
+    /// groups every alert alone, leaving correlation to relate them).
+    #[arg(long, value_delimiter = ',', default_value = "alertname,cluster,service")]
+    group_by: Vec<String>,
     /// Only the JSON line.
     #[arg(long)]
     json: bool,
@@ -71,8 +75,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let stream = generate(args.seed, START, args.hours);
     let history = generate(args.seed + 1000, START - 24 * HOUR, 24);
-    let plain = RouteTree::parse(RULES).map_err(anyhow::Error::msg)?;
-    let held = RouteTree::parse(&format!("{RULES}{HOLDS}")).map_err(anyhow::Error::msg)?;
+    let group_by: Vec<String> = args.group_by.iter().map(|label| format!("{label:?}")).collect();
+    let rules = format!("[route]\ngroup_by = [{}]\n{TIMINGS}", group_by.join(", "));
+    let plain = RouteTree::parse(&rules).map_err(anyhow::Error::msg)?;
+    let held = RouteTree::parse(&format!("{rules}{HOLDS}")).map_err(anyhow::Error::msg)?;
     let settings = Settings::default();
     let transients = learn_transients(&history);
     let correlator = || -> anyhow::Result<Correlator> {
@@ -98,8 +104,9 @@ fn main() -> anyhow::Result<()> {
     if !args.json {
         let causes: BTreeSet<u32> = stream.cause.values().copied().collect();
         println!(
-            "seed {}: {} alert records, {} alerts (firing episodes) from {} root causes, over {} h",
+            "seed {}, group_by {}: {} alert records, {} alerts (firing episodes) from {} root causes, over {} h",
             args.seed,
+            args.group_by.join(","),
             stream.alerts.len(),
             episodes,
             causes.len(),

@@ -210,6 +210,8 @@ fn backlog_event(i: usize) -> RoutingEvent {
         alerts: Vec::new(),
         truncated_alerts: 0,
         flaps: 0,
+        parent_incident_id: None,
+        correlation: None,
     }
 }
 

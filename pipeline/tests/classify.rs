@@ -186,6 +186,8 @@ async fn incidents_an_llm_classified_in_clickhouse_become_the_local_classifiers_
         inhibited_by: Vec::new(),
         state_changes: 0,
         transient: false,
+        parent_incident_id: None,
+        correlation: None,
         common_labels: BTreeMap::from([("alertname".into(), name.into()), ("job".into(), "zorblax".into())]),
         flapping: false,
         version: 1,

@@ -318,6 +318,8 @@ fn event(i: usize, channel: &str, target: &str) -> RoutingEvent {
         alerts: Vec::new(),
         truncated_alerts: 0,
         flaps: 0,
+        parent_incident_id: None,
+        correlation: None,
     }
 }
 

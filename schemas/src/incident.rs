@@ -39,6 +39,10 @@ pub struct Incident {
     pub state_changes: i64,
     #[serde(default)]
     pub transient: bool,
+    #[serde(default)]
+    pub parent_incident_id: Option<String>,
+    #[serde(default)]
+    pub correlation: Option<String>,
 }
 
 /// Alerts that joined an incident, on the JSON topic `incident-alerts`, each alert once, in

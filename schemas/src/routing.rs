@@ -33,6 +33,10 @@ pub struct RoutingEvent {
     /// Newer than the others: JSON written before it (tests, tools) still reads.
     #[serde(default)]
     pub flaps: i64,
+    #[serde(default)]
+    pub parent_incident_id: Option<String>,
+    #[serde(default)]
+    pub correlation: Option<String>,
 }
 
 /// One alert of an announced group, as Alertmanager's notifications list them.

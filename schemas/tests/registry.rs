@@ -84,6 +84,8 @@ fn sample_incident() -> Incident {
         inhibited_by: Vec::new(),
         state_changes: 0,
         transient: false,
+        parent_incident_id: None,
+        correlation: None,
         common_labels: BTreeMap::from([("alertname".into(), "PostgresqlDown".into())]),
         flapping: false,
         version: 3,
@@ -115,6 +117,8 @@ fn sample_routing_event() -> RoutingEvent {
         alerts: Vec::new(),
         truncated_alerts: 0,
         flaps: 0,
+        parent_incident_id: None,
+        correlation: None,
     }
 }
 

@@ -115,6 +115,8 @@ pub(crate) mod tests {
             alerts: Vec::new(),
             truncated_alerts: 0,
             flaps: 0,
+            parent_incident_id: None,
+            correlation: None,
         }
     }
 

@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use quench_schemas::Incident;
+
 use crate::predict::{
     precursors::{Precursors, Scope},
     topology::Topology,
@@ -125,7 +127,7 @@ impl Dependencies {
 }
 
 /// An incident as correlation sees it, when it first appears.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Opened {
     pub incident_id: String,
     pub tenant: String,
@@ -137,12 +139,35 @@ pub struct Opened {
     pub labels: BTreeMap<String, String>,
 }
 
+impl Opened {
+    /// The incident as its first record shows it.
+    pub fn of(incident: &Incident) -> Self {
+        let kind = incident.common_labels.get("alertname").cloned();
+        Self {
+            incident_id: incident.incident_id.clone(),
+            tenant: incident.tenant.clone(),
+            kind: kind.unwrap_or_else(|| incident.title.split(' ').next().unwrap_or_default().to_string()),
+            at: incident.first_seen,
+            labels: incident.common_labels.clone(),
+        }
+    }
+}
+
 /// `child` goes under `parent`, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Link {
     pub parent: String,
     pub child: String,
     pub explanation: String,
+}
+
+/// What correlation decided for an incident when it opened: kept with its group (in the
+/// changelog), so that a restored worker knows the recent incidents and their roots.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Membership {
+    pub opened: Opened,
+    /// Its link to its parent; `None` for a root.
+    pub link: Option<Link>,
 }
 
 struct Member {
@@ -164,6 +189,14 @@ impl Correlator {
         Self { settings, associations, dependencies, recent: VecDeque::new() }
     }
 
+    /// Takes back what a restored partition's groups decided (any order).
+    pub fn restore<'a>(&mut self, memberships: impl IntoIterator<Item = &'a Membership>) {
+        for membership in memberships {
+            let root = membership.link.as_ref().map_or(&membership.opened.incident_id, |l| &l.parent);
+            self.insert(Member { opened: membership.opened.clone(), root: root.clone() });
+        }
+    }
+
     /// Takes an incident that just opened: the link to its parent, if it has one.
     pub fn observe(&mut self, opened: Opened) -> Option<Link> {
         let window_ms = self.settings.window_s * 1000;
@@ -182,10 +215,14 @@ impl Correlator {
             explanation,
         });
         let root = link.as_ref().map_or_else(|| opened.incident_id.clone(), |l| l.parent.clone());
-        // Kept in time order (incidents open about in order; a late one goes where it belongs).
-        let at = self.recent.partition_point(|m| m.opened.at <= opened.at);
-        self.recent.insert(at, Member { opened, root });
+        self.insert(Member { opened, root });
         link
+    }
+
+    /// Kept in time order (incidents open about in order; a late one goes where it belongs).
+    fn insert(&mut self, member: Member) {
+        let at = self.recent.partition_point(|m| m.opened.at <= member.opened.at);
+        self.recent.insert(at, member);
     }
 
     /// How strongly `member` and `new` are tied, and the explanation; `None` when they are not.

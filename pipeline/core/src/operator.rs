@@ -16,11 +16,14 @@
 //!    each flush which alerts may be announced.
 //!
 //! What the windows flush then goes through:
-//! 5. **classify**, through [`Classify`], which the shell implements (cache, local classifier,
+//! 5. **correlate** ([`crate::correlate`], when on): an incident that just opened is linked
+//!    under the incident of another group of this partition, or becomes a root; the decision
+//!    stays with its group, in the changelog;
+//! 6. **classify**, through [`Classify`], which the shell implements (cache, local classifier,
 //!    the LLM in the background); answers that stand in for the LLM's are tracked, and their
 //!    incidents emitted again when it answers ([`Operator::refined`]);
-//! 6. **announce**: routing events derived from the classified incident;
-//! 7. **destinations**: the routing rules stamp team, targets and escalation policy.
+//! 7. **announce**: routing events derived from the classified incident, with its parent;
+//! 8. **destinations**: the routing rules stamp team, targets and escalation policy.
 
 use std::{
     collections::HashMap,
@@ -34,6 +37,7 @@ use quench_schemas::{
 
 use crate::{
     clock::Clock,
+    correlate::{Correlator, Link, Membership, Opened},
     mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
     rules::{GroupKey, RouteTree},
@@ -109,6 +113,8 @@ pub struct Operator {
     changelog: bool,
     /// Alert kinds that usually resolve by themselves.
     transients: Transients,
+    /// Correlation across this partition's groups, when on.
+    correlator: Option<Correlator>,
 }
 
 impl Operator {
@@ -136,7 +142,16 @@ impl Operator {
             sources: Vec::new(),
             changelog: true,
             transients: Transients::default(),
+            correlator: None,
         }
+    }
+
+    /// Correlates the incidents of this partition's groups as they open, starting from what the
+    /// restored groups decided.
+    pub fn with_correlator(mut self, mut correlator: Correlator) -> Self {
+        correlator.restore(self.windows.memberships());
+        self.correlator = Some(correlator);
+        self
     }
 
     /// The transient kinds in force from now on (configured, and as last learned from history).
@@ -248,9 +263,14 @@ impl Operator {
                 answers.len(),
                 subjects.len()
             );
-            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps }, answer) in
+            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps, correlated }, answer) in
                 flushed.into_iter().zip(answers)
             {
+                let link = self.correlate(&incident, correlated);
+                if let Some(link) = &link {
+                    incident.parent_incident_id = Some(link.parent.clone());
+                    incident.correlation = Some(link.explanation.clone());
+                }
                 let joined = IncidentAlerts {
                     tenant: incident.tenant.clone(),
                     incident_id: incident.incident_id.clone(),
@@ -264,6 +284,8 @@ impl Operator {
                 if let Some(reason) = announce {
                     let mut event = routing_event(&incident, reason, at);
                     event.flaps = flaps;
+                    event.parent_incident_id = incident.parent_incident_id.clone();
+                    event.correlation = incident.correlation.clone();
                     if let Some(notice) = notice {
                         list(&mut event, notice, check.rules);
                     }
@@ -317,6 +339,19 @@ impl Operator {
         if let Some(watermark) = self.clock.watermark(wall) {
             self.windows.tick(watermark, &mut self.flushed, &check);
         }
+    }
+
+    /// The incident's link to its parent: as decided when it opened, or decided now if it just
+    /// opened (and kept with its group).
+    fn correlate(&mut self, incident: &Incident, decided: Option<Membership>) -> Option<Link> {
+        if let Some(membership) = decided {
+            return membership.link;
+        }
+        let correlator = self.correlator.as_mut()?;
+        let opened = Opened::of(incident);
+        let link = correlator.observe(opened.clone());
+        self.windows.correlated(&GroupKey(incident.group_key.clone()), Membership { opened, link: link.clone() });
+        link
     }
 
     /// Keeps, by signature, the groups whose open incident awaits the LLM. Signatures cost a

@@ -15,7 +15,7 @@ use quench_schemas::{severity::Scale, Alert, Classification, RoutingReason, Subj
 use serde::Serialize;
 
 use crate::{
-    correlate::{Correlator, Link, Opened},
+    correlate::{Correlator, Link},
     mute::{Check, Mutes},
     operator::{Classify, Operator, Outputs},
     routing::RoutingRules,
@@ -81,21 +81,13 @@ pub struct Incident {
 }
 
 impl Replayed {
-    fn take(&mut self, out: Outputs, correlator: Option<&mut Correlator>) {
-        let mut correlator = correlator;
+    fn take(&mut self, out: Outputs) {
         for incident in out.incidents {
-            if let Some(correlator) =
-                correlator.as_deref_mut().filter(|_| !self.incidents.contains_key(&incident.incident_id))
+            if let Some(parent) =
+                incident.parent_incident_id.clone().filter(|_| !self.incidents.contains_key(&incident.incident_id))
             {
-                let kind = incident.common_labels.get("alertname").cloned();
-                let opened = Opened {
-                    incident_id: incident.incident_id.clone(),
-                    tenant: incident.tenant.clone(),
-                    kind: kind.unwrap_or_else(|| incident.title.split(' ').next().unwrap_or_default().to_string()),
-                    at: incident.first_seen,
-                    labels: incident.common_labels.clone(),
-                };
-                self.links.extend(correlator.observe(opened));
+                let explanation = incident.correlation.clone().unwrap_or_default();
+                self.links.push(Link { parent, child: incident.incident_id.clone(), explanation });
             }
             let entry = self.incidents.entry(incident.incident_id).or_default();
             entry.group_key = incident.group_key;
@@ -127,7 +119,7 @@ pub fn replay(
     settle: Duration,
     additions: Additions,
 ) -> anyhow::Result<Replayed> {
-    let Additions { transients, mut correlator } = additions;
+    let Additions { transients, correlator } = additions;
     let mut order: Vec<&Alert> = alerts.iter().collect();
     order.sort_by_key(|a| a.received_at);
     let mut replayed = Replayed { alerts: alerts.len(), ..Replayed::default() };
@@ -136,6 +128,9 @@ pub fn replay(
     let wall = |at: i64| base + Duration::from_millis(u64::try_from(at.saturating_sub(first)).unwrap_or(0));
     let mut operator =
         Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, base).without_changelog();
+    if let Some(correlator) = correlator {
+        operator = operator.with_correlator(correlator);
+    }
     operator.set_transients(transients);
     let mut mutes = Mutes::default();
     let mut flushed = base;
@@ -146,10 +141,7 @@ pub fn replay(
         }
         if now.duration_since(flushed) >= FLUSH_EVERY {
             flushed = now;
-            replayed.take(
-                operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?,
-                correlator.as_mut(),
-            );
+            replayed.take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?);
         }
     }
     operator.caught_up();
@@ -157,8 +149,7 @@ pub fn replay(
     let mut now = flushed;
     while now < end {
         now = (now + FLUSH_EVERY).min(end);
-        replayed
-            .take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?, correlator.as_mut());
+        replayed.take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?);
     }
     Ok(replayed)
 }

@@ -218,6 +218,8 @@ routes:
             alerts: Vec::new(),
             truncated_alerts: 0,
             flaps: 0,
+            parent_incident_id: None,
+            correlation: None,
         }
     }
 

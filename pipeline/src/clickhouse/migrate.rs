@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_predictions.sql"),
     migration!(11, "0011_precursor_edges.sql"),
     migration!(12, "0012_holds.sql"),
+    migration!(13, "0013_correlation.sql"),
 ];
 
 #[derive(Debug, Default)]

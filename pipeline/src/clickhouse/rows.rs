@@ -91,6 +91,8 @@ pub struct IncidentRow {
     pub inhibited_by: Vec<String>,
     pub state_changes: u64,
     pub transient: bool,
+    pub parent_incident_id: Option<String>,
+    pub correlation: Option<String>,
 }
 
 /// `Enum8('open' = 1, 'acknowledged' = 2, 'resolved' = 3)`.
@@ -141,6 +143,8 @@ impl From<Incident> for IncidentRow {
             inhibited_by: i.inhibited_by,
             state_changes: u64::try_from(i.state_changes).unwrap_or_default(),
             transient: i.transient,
+            parent_incident_id: i.parent_incident_id,
+            correlation: i.correlation,
         }
     }
 }

@@ -13,6 +13,7 @@ use quench_schemas::severity::{Rank, Scale};
 
 use super::{packed::Packed, Flush, Notice};
 use crate::{
+    correlate::Membership,
     mute::{Check, Muted},
     rules::{alertmanager_group_key, GroupKey, Holds, Timing},
 };
@@ -198,6 +199,9 @@ pub struct Group {
     /// A flap hold ended: the next announcement says how often the alerts changed.
     #[serde(default)]
     flaps_due: bool,
+    /// What correlation decided when its incident opened.
+    #[serde(default)]
+    correlation: Option<Membership>,
 }
 
 /// Bounds on what a group keeps for the classifier: the changelog carries it for every open group.
@@ -278,6 +282,7 @@ impl Group {
             flapped: false,
             transient_until,
             flaps_due: false,
+            correlation: None,
         }
     }
 
@@ -563,7 +568,8 @@ impl Group {
         self.alerts.values_mut().filter(|e| !e.firing).for_each(|e| e.reported = true);
         // The notification after a flap hold says how often the alerts changed.
         let flaps = if reason.is_some() && std::mem::take(&mut self.flaps_due) { self.state_changes } else { 0 };
-        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice, flaps });
+        let correlated = self.correlation.clone();
+        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice, flaps, correlated });
         !resolved
     }
 
@@ -651,6 +657,7 @@ impl Group {
             new_fingerprints,
             notice,
             flaps: 0,
+            correlated: self.correlation.clone(),
         });
 
         // What still fires makes the new incident; what resolved stays with the old one.
@@ -673,6 +680,8 @@ impl Group {
         self.flapped = false;
         self.flaps_due = false;
         self.transient_until = None;
+        // A new incident: correlation decides for it afresh.
+        self.correlation = None;
         self.changed_buckets = ALL_BUCKETS;
         self.dirty = true;
         self.next_flush = now;
@@ -685,6 +694,14 @@ impl Group {
     pub fn retime(&mut self, timing: Timing, now: i64) {
         self.next_flush = first_flush(&timing, self.first_starts_at, now);
         self.timing = timing;
+    }
+
+    pub fn correlated(&mut self, membership: Membership) {
+        self.correlation = Some(membership);
+    }
+
+    pub fn membership(&self) -> Option<&Membership> {
+        self.correlation.as_ref()
     }
 
     /// Makes the next flush, when due, emit the incident again.
@@ -814,6 +831,8 @@ impl Group {
             inhibited_by: Vec::new(),
             state_changes: self.state_changes,
             transient: false,
+            parent_incident_id: None,
+            correlation: None,
         }
     }
 
@@ -879,5 +898,7 @@ pub fn routing_event(incident: &Incident, reason: RoutingReason, now: i64) -> Ro
         alerts: Vec::new(),
         truncated_alerts: 0,
         flaps: 0,
+        parent_incident_id: None,
+        correlation: None,
     }
 }

@@ -29,6 +29,7 @@ use quench_schemas::{
 };
 
 use crate::{
+    correlate::Membership,
     mute::Check,
     rules::{GroupKey, Placement, RouteTree},
 };
@@ -50,6 +51,8 @@ pub struct Flush {
     pub notice: Option<Notice>,
     /// On the announcement that ends a flap hold, how often the alerts changed state.
     pub flaps: i64,
+    /// What correlation decided when the incident opened (`None` before it was asked).
+    pub correlated: Option<Membership>,
 }
 
 /// The group and alerts an announcement lists, as Alertmanager's notifications do.
@@ -172,6 +175,19 @@ impl Windows {
         group.mark_dirty();
         self.changed.insert(key.clone());
         true
+    }
+
+    /// Keeps with group `key` what correlation decided for its incident.
+    pub fn correlated(&mut self, key: &GroupKey, membership: Membership) {
+        if let Some(group) = self.groups.get_mut(key) {
+            group.correlated(membership);
+            self.changed.insert(key.clone());
+        }
+    }
+
+    /// What correlation decided for the open groups' incidents.
+    pub fn memberships(&self) -> impl Iterator<Item = &Membership> {
+        self.groups.values().filter_map(Group::membership)
     }
 
     /// Applies a person's action to the open incident `incident_id`, announced at the next tick.
