@@ -31,6 +31,8 @@ pub struct Config {
     pub notify: quench_notify::NotifyConfig,
     /// `quench predict`: what is learned from history, and the prediction horizon.
     pub predict: crate::predict::PredictConfig,
+    /// Correlation across groups in the worker (and the ingest's keys when it is on).
+    pub correlate: crate::correlate::CorrelateConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -366,6 +368,7 @@ impl Config {
         self.ingest.validate()?;
         self.notify.validate()?;
         self.predict.validate()?;
+        self.correlate.validate()?;
         self.classify.validate()
     }
 

@@ -11,6 +11,7 @@ pub use quench_classify::corpus;
 pub mod alertmanager_api;
 pub mod clickhouse;
 pub mod config;
+pub mod correlate;
 pub mod demo;
 pub mod eval;
 pub mod events;

@@ -170,6 +170,7 @@ pub struct Membership {
     pub link: Option<Link>,
 }
 
+#[derive(Clone)]
 struct Member {
     opened: Opened,
     /// The root incident of its cluster (its own id when it is the root).
@@ -177,6 +178,7 @@ struct Member {
 }
 
 /// Links incidents as they open, in event-time order.
+#[derive(Clone)]
 pub struct Correlator {
     settings: Settings,
     associations: Associations,
@@ -187,6 +189,11 @@ pub struct Correlator {
 impl Correlator {
     pub fn new(settings: Settings, associations: Associations, dependencies: Dependencies) -> Self {
         Self { settings, associations, dependencies, recent: VecDeque::new() }
+    }
+
+    /// Which kinds go together, as learned again: links decided before stay.
+    pub fn set_associations(&mut self, associations: Associations) {
+        self.associations = associations;
     }
 
     /// Takes back what a restored partition's groups decided (any order).

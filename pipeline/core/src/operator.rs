@@ -37,7 +37,7 @@ use quench_schemas::{
 
 use crate::{
     clock::Clock,
-    correlate::{Correlator, Link, Membership, Opened},
+    correlate::{Associations, Correlator, Link, Membership, Opened},
     mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
     rules::{GroupKey, RouteTree},
@@ -143,6 +143,13 @@ impl Operator {
             changelog: true,
             transients: Transients::default(),
             correlator: None,
+        }
+    }
+
+    /// Which kinds go together, as learned again (correlation only).
+    pub fn set_associations(&mut self, associations: Associations) {
+        if let Some(correlator) = &mut self.correlator {
+            correlator.set_associations(associations);
         }
     }
 

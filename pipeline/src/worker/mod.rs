@@ -15,9 +15,9 @@
 
 mod changelog;
 mod dlq;
+mod learned;
 mod rekey;
 mod transaction;
-mod transients;
 
 use std::{
     collections::HashMap,
@@ -30,6 +30,7 @@ use std::{
 
 use quench_classify::{Classification, Classifier, LocalClassifier, Subject};
 use quench_core::{
+    correlate::Correlator,
     mute::{Check, Mutes},
     operator::{Classify, Operator},
     routing::RoutingRules,
@@ -55,8 +56,8 @@ use crate::{
     reload::{FileSource, RulesSource},
 };
 use dlq::DeadLetter;
+use learned::Learned;
 use transaction::Session;
-use transients::TransientKinds;
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
 pub async fn run(
@@ -152,9 +153,11 @@ struct Worker {
     /// Silences and inhibition sources, shared by every partition.
     mutes: Mutes,
     side_inputs: SideInputs,
-    /// The transient kinds in force, and where new ones come from.
+    /// The transient kinds in force, and what is learned from ClickHouse.
     transients: Transients,
-    transient_kinds: TransientKinds,
+    learned: Learned,
+    /// With `[correlate]` on, the correlator each partition starts from.
+    correlator: Option<Correlator>,
 }
 
 impl Worker {
@@ -173,7 +176,17 @@ impl Worker {
         let topics = [input.as_str(), config.topics.actions.as_str()];
         readiness.not_ready("reading silences and inhibition sources");
         let (side_inputs, mutes) = SideInputs::start(&config, "worker-side")?;
-        let mut transient_kinds = TransientKinds::start(&config, &handle);
+        readiness.not_ready("learning from ClickHouse history");
+        let mut learned = Learned::start(&config, &handle);
+        learned.first(&handle, Duration::from_secs(30));
+        let correlator = match config.correlate.enabled {
+            true => Some(Correlator::new(
+                config.correlate.settings(),
+                learned.associations(),
+                config.correlate.dependencies().map_err(anyhow::Error::msg)?,
+            )),
+            false => None,
+        };
         let session =
             Session::connect(&config.kafka, &config.worker, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
@@ -197,8 +210,9 @@ impl Worker {
             dead_letters: Vec::new(),
             mutes,
             side_inputs,
-            transients: transient_kinds.current(),
-            transient_kinds,
+            transients: learned.transients(),
+            learned,
+            correlator,
         })
     }
 
@@ -220,10 +234,7 @@ impl Worker {
             }
             if last_commit.elapsed() >= interval {
                 self.side_inputs.poll(&mut self.mutes, Duration::ZERO)?;
-                if let Some(transients) = self.transient_kinds.changed() {
-                    self.partitions.values_mut().for_each(|p| p.operator.set_transients(transients.clone()));
-                    self.transients = transients;
-                }
+                self.take_learned();
                 self.commit()?;
                 self.reload_rules();
                 last_commit = Instant::now();
@@ -265,6 +276,9 @@ impl Worker {
                         )
                         .with_max_groups(worker.max_open_groups);
                         operator.set_transients(self.transients.clone());
+                        if let Some(correlator) = &self.correlator {
+                            operator = operator.with_correlator(correlator.clone());
+                        }
                         tracing::info!(
                             partition,
                             groups = operator.open_groups(),
@@ -281,6 +295,20 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// What the background learners learned since the last call, for every partition.
+    fn take_learned(&mut self) {
+        if let Some(transients) = self.learned.transients_changed() {
+            self.partitions.values_mut().for_each(|p| p.operator.set_transients(transients.clone()));
+            self.transients = transients;
+        }
+        if let Some(associations) = self.learned.associations_changed() {
+            if let Some(correlator) = &mut self.correlator {
+                self.partitions.values_mut().for_each(|p| p.operator.set_associations(associations.clone()));
+                correlator.set_associations(associations);
+            }
+        }
     }
 
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
