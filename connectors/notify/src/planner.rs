@@ -177,13 +177,20 @@ impl PartitionState {
         now: i64,
         plan: &mut Plan,
     ) {
-        self.escalations.observe(&event, &config.policies, now);
+        // A correlated child is an update of its parent's incident: it starts no escalation
+        // and pages no one (PagerDuty would open an incident of its own); other channels file it
+        // in the parent's thread.
+        let child = event.parent_incident_id.is_some();
+        if !child {
+            self.escalations.observe(&event, &config.policies, now);
+        }
         let event = Arc::new(event);
         let message = Arc::new(config.templates.render(&event, &config.incident_url, None));
         let mut jobs = 0;
         // A target without send_resolved (an Alertmanager receiver's) does not hear of resolutions.
         let resolved = matches!(event.reason, RoutingReason::Resolved | RoutingReason::AlertsResolved);
-        for target in event.targets.iter().filter(|t| t.send_resolved || !resolved) {
+        let targets = event.targets.iter().filter(|t| t.send_resolved || !resolved);
+        for target in targets.filter(|t| !(child && t.channel == "pagerduty")) {
             let target = format!("{}:{}", target.channel, target.target);
             let key = format!("{}|{target}", event.event_id);
             if self.delivered.contains_key(&key) {
@@ -289,9 +296,11 @@ impl PartitionState {
         (format!("{PENDING_PREFIX}{}", job.key), Some(serde_json::to_vec(&pending).expect("pending records serialise")))
     }
 
-    /// The threads that `job`'s incident is filed under on its target.
+    /// The thread that `job`'s incident (or, for a correlated child, its parent) is filed under
+    /// on its target.
     pub fn thread(&self, job: &Job) -> Option<&str> {
-        self.threads.get(&thread_key(&job.event.incident_id, &job.target)).map(String::as_str)
+        let incident = job.event.parent_incident_id.as_ref().unwrap_or(&job.event.incident_id);
+        self.threads.get(&thread_key(incident, &job.target)).map(String::as_str)
     }
 
     /// A delivery finished (delivered, or failed for good): its key is in the log from now on.
@@ -305,7 +314,9 @@ impl PartitionState {
             records.push((format!("{PENDING_PREFIX}{}", job.key), None));
         }
         let key = thread_key(&job.event.incident_id, &job.target);
-        if job.kind == JobKind::Event && job.event.reason == RoutingReason::Resolved {
+        if job.event.parent_incident_id.is_some() {
+            // Filed in its parent's thread, which it neither starts nor ends.
+        } else if job.kind == JobKind::Event && job.event.reason == RoutingReason::Resolved {
             if self.threads.remove(&key).is_some() {
                 records.push((format!("{THREAD_PREFIX}{key}"), None));
             }
@@ -451,6 +462,24 @@ mod tests {
         state.plan_pages(&config, 0, NOW + 60 * MINUTE, &mut plan);
         assert!(pages(&plan).is_empty(), "acknowledged: no more pages");
         assert_eq!(state.escalation_records(), [("escalation|inc-1".to_string(), None)], "a tombstone");
+    }
+
+    #[test]
+    fn a_correlated_child_goes_to_its_parents_thread_and_pages_no_one() {
+        let (config, mut state, mut plan) = (config(), PartitionState::default(), Plan::default());
+        state.threads.insert(thread_key("inc-parent", "slack:dba"), "1700000000.000100".into());
+        let mut child = routed(RoutingReason::Opened, Some("db"));
+        child.targets.push(RoutingTarget::new("pagerduty", "dba"));
+        child.parent_incident_id = Some("inc-parent".into());
+        child.correlation = Some("same cluster `c1`".into());
+        state.plan_event(&config, 0, child, 1, NOW, &mut plan);
+        assert_eq!(keys(&plan), ["inc-1/1/Opened|slack:dba", "inc-1/1/Opened|webhook:ops"], "no PagerDuty incident");
+        assert_eq!(state.thread(&plan.jobs[0].job), Some("1700000000.000100"), "in the parent's thread");
+        assert!(plan.jobs[0].job.message.body.ends_with("part of inc-parent: same cluster `c1`"));
+        state.plan_pages(&config, 0, NOW, &mut plan);
+        assert!(pages(&plan).is_empty(), "no escalation of its own");
+        let receipt = Receipt { status: 200, thread: Some("1700000000.000200".into()) };
+        assert!(state.finished(&plan.jobs[0].job, Some(&receipt)).is_empty(), "the parent's thread stays");
     }
 
     #[test]

@@ -79,6 +79,9 @@ impl Templates {
             lines.join("\n")
         };
         let mut body = fill(&self.body);
+        if let (Some(parent), Some(why)) = (&event.parent_incident_id, &event.correlation) {
+            body.push_str(&format!("\npart of {parent}: {why}"));
+        }
         if let Some(note) = note {
             body.push_str(&format!("\n{note}"));
         }

@@ -417,8 +417,10 @@ impl Worker {
             }
             for event in &out.routing {
                 let value = self.routing.encode(event)?;
-                self.session
-                    .send(BaseRecord::to(&self.config.topics.routing).key(&event.incident_id).payload(&value))?;
+                // A correlated child goes where its parent's events go: the notifier that holds
+                // the parent's threads files it there.
+                let key = event.parent_incident_id.as_ref().unwrap_or(&event.incident_id);
+                self.session.send(BaseRecord::to(&self.config.topics.routing).key(key).payload(&value))?;
             }
             for joined in &out.incident_alerts {
                 let value = serde_json::to_vec(joined)?;
