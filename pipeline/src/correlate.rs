@@ -4,7 +4,11 @@
 
 use std::path::PathBuf;
 
-use quench_core::correlate::{Dependencies, Settings};
+use quench_core::{
+    correlate::{Dependencies, Settings},
+    rules::RouteTree,
+};
+use quench_schemas::Alert;
 use serde::{Deserialize, Serialize};
 
 /// Correlation across groups (off by default). With it on, the ingest keys alerts by tenant
@@ -46,6 +50,16 @@ impl Default for CorrelateConfig {
 }
 
 impl CorrelateConfig {
+    /// The Kafka key of `alert` on `alerts` (and on the re-keyed topic): its group key on its
+    /// first route, or with correlation on its tenant, so that all of a tenant's groups meet in
+    /// one worker partition. Ingest, the load generator and the re-keying stage all use it.
+    pub fn partition_key(&self, rules: &RouteTree, alert: &Alert) -> String {
+        match self.enabled {
+            true => alert.tenant.clone(),
+            false => rules.partition_key(alert),
+        }
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             window_s: self.window_s,

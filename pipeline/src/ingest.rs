@@ -33,12 +33,9 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
     let encoder = Encoder::<Alert>::register(&registry_client(&config.registry)?, &config.topics.alerts).await?;
     let rules = follow_rules(rules);
     let current = rules.clone();
-    // With correlation, all of a tenant's groups must meet in one worker partition.
-    let by_tenant = config.correlate.enabled;
-    let partition_keys: KeyFn = Arc::new(move |alert: &Alert| match by_tenant {
-        true => alert.tenant.clone(),
-        false => current.read().expect("rules lock").partition_key(alert),
-    });
+    let correlate = config.correlate.clone();
+    let partition_keys: KeyFn =
+        Arc::new(move |alert: &Alert| correlate.partition_key(&current.read().expect("rules lock"), alert));
     let publisher = Arc::new(Publisher::new(
         client_config(&config.kafka, "ingest"),
         encoder,

@@ -23,7 +23,7 @@ async fn insert_history(clickhouse: &clickhouse::Client) {
     let mut rows = Vec::new();
     let mut row = |name: &str, at: i64| {
         rows.push(format!(
-            "('default', fromUnixTimestamp64Milli({at}), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
+            "('default', fromUnixTimestamp64Milli({at} + 1000), fromUnixTimestamp64Milli({at}), 'firing', 'test', '{name}', \
              'fp-{name}-{at}', {{'alertname': '{name}'}}, 0, {})",
             rows.len()
         ));

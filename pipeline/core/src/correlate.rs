@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use quench_schemas::Incident;
+use quench_schemas::{Incident, Subject};
 
 use crate::predict::{
     precursors::{Precursors, Scope},
@@ -71,8 +71,10 @@ impl Associations {
         let window = settings.window_s.max(1);
         let mut learner = Precursors::new(window, window, Topology::default());
         let mut per_kind: HashMap<u32, u64> = HashMap::new();
+        let mut tenants_of: HashMap<u32, std::collections::HashSet<u32>> = HashMap::new();
         for onset in ordered {
             *per_kind.entry(onset.kind).or_default() += 1;
+            tenants_of.entry(onset.kind).or_default().insert(onset.entity);
             learner.observe(onset);
         }
         learner.advance(last + window + 1);
@@ -84,7 +86,8 @@ impl Associations {
                 continue;
             }
             let confidence = edge.followed as f64 / learner.counted(cause).max(1) as f64;
-            let chance = (per_kind[&effect] as f64 / windows).min(1.0);
+            // Per tenant that has the kind: the learner counts followers within a tenant.
+            let chance = (per_kind[&effect] as f64 / (windows * tenants_of[&effect].len() as f64)).min(1.0);
             pairs.insert((cause, effect), (confidence, confidence / chance));
         }
         Self { kinds, pairs }
@@ -140,13 +143,14 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// The incident as its first record shows it.
-    pub fn of(incident: &Incident) -> Self {
-        let kind = incident.common_labels.get("alertname").cloned();
+    /// The incident when first announced; its kind is its alerts' common name, else the first
+    /// of the names the classifier reads.
+    pub fn of(incident: &Incident, subject: &Subject) -> Self {
+        let kind = incident.common_labels.get("alertname").or(subject.alertnames.first());
         Self {
             incident_id: incident.incident_id.clone(),
             tenant: incident.tenant.clone(),
-            kind: kind.unwrap_or_else(|| incident.title.split(' ').next().unwrap_or_default().to_string()),
+            kind: kind.cloned().unwrap_or_default(),
             at: incident.first_seen,
             labels: incident.common_labels.clone(),
         }
@@ -184,11 +188,14 @@ pub struct Correlator {
     associations: Associations,
     dependencies: Dependencies,
     recent: VecDeque<Member>,
+    /// The latest first-alert time seen: incidents do not open in that order (group_wait differs
+    /// per route, starts come from senders), so what is kept trails it by two windows.
+    latest: i64,
 }
 
 impl Correlator {
     pub fn new(settings: Settings, associations: Associations, dependencies: Dependencies) -> Self {
-        Self { settings, associations, dependencies, recent: VecDeque::new() }
+        Self { settings, associations, dependencies, recent: VecDeque::new(), latest: i64::MIN }
     }
 
     /// Which kinds go together, as learned again: links decided before stay.
@@ -200,6 +207,7 @@ impl Correlator {
     pub fn restore<'a>(&mut self, memberships: impl IntoIterator<Item = &'a Membership>) {
         for membership in memberships {
             let root = membership.link.as_ref().map_or(&membership.opened.incident_id, |l| &l.parent);
+            self.latest = self.latest.max(membership.opened.at);
             self.insert(Member { opened: membership.opened.clone(), root: root.clone() });
         }
     }
@@ -207,12 +215,15 @@ impl Correlator {
     /// Takes an incident that just opened: the link to its parent, if it has one.
     pub fn observe(&mut self, opened: Opened) -> Option<Link> {
         let window_ms = self.settings.window_s * 1000;
-        while self.recent.front().is_some_and(|m| m.opened.at < opened.at - window_ms) {
+        self.latest = self.latest.max(opened.at);
+        while self.recent.front().is_some_and(|m| m.opened.at < self.latest.saturating_sub(2 * window_ms)) {
             self.recent.pop_front();
         }
+        let id = &opened.incident_id;
         let best = self
             .recent
             .iter()
+            .filter(|m| &m.opened.incident_id != id && &m.root != id)
             .filter(|m| m.opened.tenant == opened.tenant && (m.opened.at - opened.at).abs() <= window_ms)
             .filter_map(|m| Some((m, self.tie(&m.opened, &opened)?)))
             .max_by(|(_, (a, _)), (_, (b, _))| a.total_cmp(b));
@@ -226,9 +237,11 @@ impl Correlator {
         link
     }
 
-    /// Kept in time order (incidents open about in order; a late one goes where it belongs).
+    /// Kept in order of first-alert time, then id, whatever order they come in (a restore's
+    /// included), so that ties between equally good parents break the same way every time.
     fn insert(&mut self, member: Member) {
-        let at = self.recent.partition_point(|m| m.opened.at <= member.opened.at);
+        let order = |m: &Member| (m.opened.at, m.opened.incident_id.clone());
+        let at = self.recent.partition_point(|m| order(m) <= order(&member));
         self.recent.insert(at, member);
     }
 

@@ -32,7 +32,7 @@ use std::{
 
 use quench_schemas::{
     fingerprint::alert_fingerprint, severity::Scale, Alert, Classification, Incident, IncidentAction, IncidentAlerts,
-    IncidentStatus, RoutingEvent, RoutingTarget, Subject,
+    IncidentStatus, RoutingEvent, RoutingReason, RoutingTarget, Subject,
 };
 
 use crate::{
@@ -273,7 +273,7 @@ impl Operator {
             for (Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps, correlated }, answer) in
                 flushed.into_iter().zip(answers)
             {
-                let link = self.correlate(&incident, correlated);
+                let link = self.correlate(&incident, &subject, announce, correlated);
                 if let Some(link) = &link {
                     incident.parent_incident_id = Some(link.parent.clone());
                     incident.correlation = Some(link.explanation.clone());
@@ -348,16 +348,28 @@ impl Operator {
         }
     }
 
-    /// The incident's link to its parent: as decided when it opened, or decided now if it just
-    /// opened (and kept with its group).
-    fn correlate(&mut self, incident: &Incident, decided: Option<Membership>) -> Option<Link> {
-        if let Some(membership) = decided {
+    /// The incident's link to its parent: as decided when it was first announced (kept with its
+    /// group), or decided now if it is announced for the first time. An incident recorded but
+    /// not announced (muted, held) is no one's parent and no one's child until it is; one of a
+    /// backlog flushed twice before this runs finds the first decision on its group.
+    fn correlate(
+        &mut self,
+        incident: &Incident,
+        subject: &Subject,
+        announce: Option<RoutingReason>,
+        decided: Option<Membership>,
+    ) -> Option<Link> {
+        let key = GroupKey(incident.group_key.clone());
+        if let Some(membership) = decided.or_else(|| self.windows.membership(&key, &incident.incident_id).cloned()) {
             return membership.link;
         }
         let correlator = self.correlator.as_mut()?;
-        let opened = Opened::of(incident);
+        if announce != Some(RoutingReason::Opened) {
+            return None;
+        }
+        let opened = Opened::of(incident, subject);
         let link = correlator.observe(opened.clone());
-        self.windows.correlated(&GroupKey(incident.group_key.clone()), Membership { opened, link: link.clone() });
+        self.windows.correlated(&key, Membership { opened, link: link.clone() });
         link
     }
 

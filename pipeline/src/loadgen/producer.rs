@@ -48,6 +48,7 @@ pub struct AlertProducer {
     encoder: Encoder<Alert>,
     topic: String,
     rules: RouteTree,
+    correlate: crate::correlate::CorrelateConfig,
 }
 
 impl AlertProducer {
@@ -60,7 +61,7 @@ impl AlertProducer {
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "1000000")
             .create_with_context(Deliveries::default())?;
-        Ok(Self { producer, encoder, topic: config.topics.alerts.clone(), rules })
+        Ok(Self { producer, encoder, topic: config.topics.alerts.clone(), rules, correlate: config.correlate.clone() })
     }
 
     /// Queues `alert` with its times moved forward by `shift_ms`; waits for room when the local
@@ -70,7 +71,7 @@ impl AlertProducer {
         alert.starts_at += shift_ms;
         alert.received_at += shift_ms;
         alert.ends_at = alert.ends_at.map(|t| t + shift_ms);
-        let key = self.rules.partition_key(&alert);
+        let key = self.correlate.partition_key(&self.rules, &alert);
         let payload = self.encoder.encode(&alert)?;
         let mut record = BaseRecord::to(&self.topic).key(&key).payload(&payload);
         loop {

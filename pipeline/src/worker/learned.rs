@@ -121,13 +121,16 @@ where
     Fut: Future<Output = anyhow::Result<T>> + Send,
 {
     let (tx, rx) = watch::channel(None);
+    // After a failure, try again within a minute rather than a whole interval.
+    let retry_s = every_s.min(60);
     handle.spawn(async move {
         loop {
-            match learn().await {
+            let wait = match learn().await {
                 Ok(learned) => {
                     if tx.send(Some(learned)).is_err() {
                         return;
                     }
+                    every_s
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -138,9 +141,10 @@ where
                     if tx.borrow().is_none() && tx.send(Some(T::default())).is_err() {
                         return;
                     }
+                    retry_s
                 }
-            }
-            tokio::time::sleep(Duration::from_secs(every_s)).await;
+            };
+            tokio::time::sleep(Duration::from_secs(wait)).await;
         }
     });
     rx
@@ -187,11 +191,12 @@ struct OnsetRow {
     at: i64,
 }
 
-/// Every firing episode's start (tenant, alert name, ms) over `correlate.history_hours`.
+/// Every firing episode's start (tenant, alert name, ms) over `correlate.history_hours`, from
+/// senders that give the start (see [`durations`]).
 async fn onsets(config: &Config) -> anyhow::Result<Vec<(String, String, i64)>> {
     let sql = format!(
         "SELECT tenant, alertname, toUnixTimestamp64Milli(starts_at) AS at FROM alerts \
-         WHERE status = 'firing' AND received_at >= now() - toIntervalHour({}) \
+         WHERE status = 'firing' AND received_at >= now() - toIntervalHour({}) AND starts_at < received_at \
          GROUP BY tenant, alertname, fingerprint, at",
         config.correlate.history_hours
     );

@@ -75,7 +75,7 @@ pub async fn run(
     let decoder = Decoder::<Alert>::new(registry.clone());
     let actions = Decoder::<IncidentAction>::new(registry.clone());
     let handle = Handle::current();
-    let rekey = rekeyed(&config.worker, &rules.1);
+    let rekey = rekeyed(&config, &rules.1);
     if config.worker.input_keyed_by_group && rekey {
         tracing::info!(
             topic = %config.topics.rekey,
@@ -171,8 +171,7 @@ impl Worker {
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
         let instance = instance_id(&config.worker);
-        let input =
-            if rekeyed(&config.worker, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
+        let input = if rekeyed(&config, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
         let topics = [input.as_str(), config.topics.actions.as_str()];
         readiness.not_ready("reading silences and inhibition sources");
         let (side_inputs, mutes) = SideInputs::start(&config, "worker-side")?;
@@ -314,7 +313,8 @@ impl Worker {
     /// Swaps in new rules between two records; a broken file keeps the rules in force.
     fn reload_rules(&mut self) {
         // The re-keying stage starts with the worker: rules that need it wait for a restart.
-        let rekeyed = self.input == self.config.topics.rekey;
+        // With correlation on, alerts are keyed by tenant: every group of an alert is in its partition.
+        let rekeyed = self.input == self.config.topics.rekey || self.config.correlate.enabled;
         let reloaded = self.rules_source.reload_checked(&mut self.rules, "windowing", |tree| {
             match tree.places_on_several_routes() {
                 true if !rekeyed => {
@@ -542,8 +542,11 @@ fn decode<T: Record>(
 
 /// Whether the worker reads alerts re-keyed by group (`topics.rekey`): when the input is not keyed
 /// by group key, or when routes with `continue` put an alert in groups keyed differently.
-fn rekeyed(worker: &WorkerConfig, rules: &RouteTree) -> bool {
-    !worker.input_keyed_by_group || rules.places_on_several_routes()
+/// Whether the worker reads a re-keyed topic: when producers do not key by group (or, with
+/// correlation, by tenant), or routes with `continue` put an alert in groups whose keys differ
+/// (with correlation on, those groups share the tenant's partition already).
+fn rekeyed(config: &Config, rules: &RouteTree) -> bool {
+    !config.worker.input_keyed_by_group || (rules.places_on_several_routes() && !config.correlate.enabled)
 }
 
 /// `worker.instance_id`, or the host name.

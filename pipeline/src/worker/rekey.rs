@@ -93,9 +93,9 @@ fn rekey(
     for placement in &placements {
         let headers =
             OwnedHeaders::new().insert(Header { key: headers::ROUTE, value: Some(placement.route.as_bytes()) });
-        session.send(
-            BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(&placement.key.0).payload(payload).headers(headers),
-        )?;
+        // With correlation on, by tenant: all of a tenant's groups in one partition.
+        let key = if config.correlate.enabled { &alert.tenant } else { &placement.key.0 };
+        session.send(BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(key).payload(payload).headers(headers))?;
     }
     Ok(())
 }

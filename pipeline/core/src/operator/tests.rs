@@ -297,3 +297,44 @@ fn an_inhibited_alert_is_recorded_on_its_incident_with_the_source_incident_and_n
     let listed: Vec<&str> = pg.alerts.iter().map(|a| a.labels["instance"].as_str()).collect();
     assert_eq!(listed, ["db-2"], "the inhibited alert is not in the notification");
 }
+
+#[test]
+fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
+    use crate::correlate::{Associations, Correlator, Dependencies, Settings};
+    // History: every hour, LinkDown then NodeUnreachable 20 s later.
+    let history: Vec<(String, String, i64)> = (0..24)
+        .flat_map(|h| {
+            let at = T0 - 48 * 3_600 * S + h * 3_600 * S;
+            [("default".into(), "LinkDown".into(), at), ("default".into(), "NodeUnreachable".into(), at + 20 * S)]
+        })
+        .collect();
+    let settings = Settings::default();
+    let correlator = Correlator::new(settings, Associations::learn(&history, &settings), Dependencies::default());
+    let mut h = Harness::new();
+    h.rules = RouteTree::parse("[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"30s\"\ngroup_interval = \"1m\"\n")
+        .unwrap();
+    h.operator = Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, h.start)
+        .with_correlator(correlator);
+    let classifier = Fake::new("local");
+    let mut sent = |name: &str, at: i64| {
+        let mut a = alert(name, "n1", at);
+        a.labels.insert("cluster".into(), "c1".into());
+        h.send(&a).unwrap();
+    };
+    sent("LinkDown", T0);
+    sent("NodeUnreachable", T0 + 20 * S);
+    // A backlog: both groups flush (and the first one flushes again) before the outputs are taken.
+    sent("LinkDown", T0 + 120 * S);
+    let out = h.flush_at(T0 + 121 * S, &classifier);
+    let parents: Vec<(String, Option<String>)> =
+        out.incidents.iter().map(|i| (i.title.clone(), i.parent_incident_id.clone())).collect();
+    let link_down = out.incidents.iter().find(|i| i.title == "LinkDown").unwrap().incident_id.clone();
+    for (title, parent) in &parents {
+        match title.as_str() {
+            "LinkDown" => assert_eq!(parent, &None, "a root, never its own child: {parents:?}"),
+            _ => assert_eq!(parent.as_ref(), Some(&link_down), "{parents:?}"),
+        }
+    }
+    let child = out.routing.iter().find(|e| e.title == "NodeUnreachable").expect("announced");
+    assert!(child.correlation.as_deref().unwrap().starts_with("same cluster `c1`"), "{child:?}");
+}

@@ -177,12 +177,19 @@ impl Windows {
         true
     }
 
-    /// Keeps with group `key` what correlation decided for its incident.
+    /// Keeps with group `key` what correlation decided for its incident, if the group still
+    /// holds that incident.
     pub fn correlated(&mut self, key: &GroupKey, membership: Membership) {
-        if let Some(group) = self.groups.get_mut(key) {
+        let group = self.groups.get_mut(key).filter(|g| g.incident_id() == Some(&membership.opened.incident_id));
+        if let Some(group) = group {
             group.correlated(membership);
             self.changed.insert(key.clone());
         }
+    }
+
+    /// What correlation decided for incident `incident_id` of group `key`, if anything.
+    pub fn membership(&self, key: &GroupKey, incident_id: &str) -> Option<&Membership> {
+        self.groups.get(key)?.membership().filter(|m| m.opened.incident_id == incident_id)
     }
 
     /// What correlation decided for the open groups' incidents.
