@@ -27,12 +27,11 @@ use clap::Parser;
 use quench_benches::noise::{dependencies, generate, grouping, Found, Grouping, Stream};
 use quench_core::{
     correlate::{Associations, Correlator, Dependencies, Settings},
-    replay::{replay, Additions, Replayed},
+    replay::{durations, onsets, replay, Additions, Replayed},
     routing::RoutingRules,
     rules::RouteTree,
-    window::transient::{KindHistory, Transients},
+    window::transient::Transients,
 };
-use quench_schemas::AlertStatus;
 use serde_json::json;
 
 /// Alertmanager's timings (group_wait 30s, group_interval 5m), after the route's group_by.
@@ -80,9 +79,10 @@ fn main() -> anyhow::Result<()> {
     let plain = RouteTree::parse(&rules).map_err(anyhow::Error::msg)?;
     let held = RouteTree::parse(&format!("{rules}{HOLDS}")).map_err(anyhow::Error::msg)?;
     let settings = Settings::default();
-    let transients = learn_transients(&history);
+    let mut transients = Transients::default();
+    transients.learn(&durations(&history.alerts, 5 * 60_000));
     let correlator = || -> anyhow::Result<Correlator> {
-        let associations = Associations::learn(&onsets(&history), &settings);
+        let associations = Associations::learn(&onsets(&history.alerts), &settings);
         let dependencies = Dependencies::parse(&dependencies()).map_err(anyhow::Error::msg)?;
         Ok(Correlator::new(settings, associations, dependencies))
     };
@@ -161,40 +161,11 @@ fn score(name: &'static str, stream: &Stream, replayed: Replayed) -> Run {
         found.last_seen = found.last_seen.max(incident.last_seen);
     }
     let found: Vec<Found> = merged.into_values().collect();
-    let threaded = replayed.notifications.iter().filter(|(id, _, _)| root.contains_key(id.as_str())).count();
+    let pages = replayed.pages();
     Run {
         name,
-        notifications: replayed.notifications.len() - threaded,
-        threaded,
+        notifications: pages,
+        threaded: replayed.notifications.len() - pages,
         scores: grouping(&found, &stream.cause),
     }
-}
-
-/// Each firing episode's start: (tenant, alert name, ms).
-fn onsets(stream: &Stream) -> Vec<(String, String, i64)> {
-    let mut seen = BTreeSet::new();
-    stream
-        .alerts
-        .iter()
-        .filter(|a| a.status == AlertStatus::Firing && seen.insert((a.labels.clone(), a.starts_at)))
-        .map(|a| (a.tenant.clone(), a.labels["alertname"].clone(), a.starts_at))
-        .collect()
-}
-
-/// The kinds whose episodes in `history` mostly resolved within 5 minutes, as a worker learns
-/// them from ClickHouse.
-fn learn_transients(history: &Stream) -> Transients {
-    let mut kinds: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
-    for alert in history.alerts.iter().filter(|a| a.status == AlertStatus::Resolved) {
-        let counts = kinds.entry((alert.tenant.clone(), alert.labels["alertname"].clone())).or_default();
-        counts.0 += 1;
-        counts.1 += u64::from(alert.ends_at.is_some_and(|end| end - alert.starts_at <= 5 * 60_000));
-    }
-    let history: Vec<KindHistory> = kinds
-        .into_iter()
-        .map(|((tenant, alertname), (episodes, short))| KindHistory { tenant, alertname, episodes, short })
-        .collect();
-    let mut transients = Transients::default();
-    transients.learn(&history);
-    transients
 }

@@ -8,9 +8,11 @@ use std::{collections::BTreeMap, path::PathBuf, time::Instant};
 use anyhow::Context;
 use clickhouse::Row;
 use quench_core::{
-    replay::{diff, replay, Additions, Replayed},
+    correlate::{Associations, Correlator},
+    replay::{diff, durations, onsets, replay, Additions, Replayed},
     routing::RoutingRules,
     rules::{duration, RouteTree},
+    window::transient::Transients,
 };
 use quench_schemas::{Alert, AlertStatus};
 use serde::Deserialize;
@@ -43,6 +45,10 @@ pub struct ReplayArgs {
     /// How long the clock runs on after the last alert, so that groups flush and resolve.
     #[arg(long, default_value = "1h")]
     pub settle: String,
+    /// Correlate the candidate's incidents across groups, with `[correlate]`'s settings and
+    /// dependency map; which kinds go together is learned from the replayed alerts themselves.
+    #[arg(long)]
+    pub correlate: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -164,12 +170,30 @@ pub async fn run(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         Some(path) => from_file(path)?,
         None => from_clickhouse(config, args).await?,
     };
+    // Routes with a transient_pause hold the configured kinds and those the replayed alerts show
+    // to resolve by themselves, as a worker learns them from ClickHouse.
+    let max_ms = i64::try_from(config.worker.transient_max_duration_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let mut transients = Transients::configured(config.worker.transient_kinds.iter().cloned());
+    transients.learn(&durations(&alerts, max_ms));
+    let correlator = match args.correlate {
+        true => {
+            let settings = config.correlate.settings();
+            let dependencies =
+                config.correlate.dependencies().map_err(|e| anyhow::anyhow!("correlate.dependencies: {e}"))?;
+            Some(Correlator::new(settings, Associations::learn(&onsets(&alerts), &settings), dependencies))
+        }
+        false => None,
+    };
     let started = Instant::now();
-    let before = replay(&alerts, &current, &routing, settle, Additions::default())?;
-    let after = replay(&alerts, &candidate, &routing, settle, Additions::default())?;
+    let before =
+        replay(&alerts, &current, &routing, settle, Additions { transients: transients.clone(), correlator: None })?;
+    let after = replay(&alerts, &candidate, &routing, settle, Additions { transients, correlator })?;
     let elapsed = started.elapsed();
     let change = diff(&before, &after);
-    let side = |r: &Replayed| json!({"incidents": r.incidents.len(), "notifications": r.notifications.len(), "reduction": r.reduction()});
+    let side = |r: &Replayed| {
+        json!({"incidents": r.incidents.len(), "notifications": r.notifications.len(), "pages": r.pages(),
+               "linked": r.links.len(), "reduction": r.reduction()})
+    };
     if args.json {
         println!(
             "{}",
@@ -182,7 +206,12 @@ pub async fn run(config: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     println!("{:<16} {:>10} {:>10}", "", "current", "candidate");
     println!("{:<16} {:>10} {:>10}", "incidents", before.incidents.len(), after.incidents.len());
     println!("{:<16} {:>10} {:>10}", "notifications", before.notifications.len(), after.notifications.len());
+    println!("{:<16} {:>10} {:>10}", "pages", before.pages(), after.pages());
+    println!("{:<16} {:>10} {:>10}", "linked", before.links.len(), after.links.len());
     println!("{:<16} {:>9.1}% {:>9.1}%", "reduction", before.reduction() * 100.0, after.reduction() * 100.0);
+    for link in after.links.iter().take(5) {
+        println!("  linked: {} under {}: {}", link.child, link.parent, link.explanation);
+    }
     println!("incidents split: {}, merged: {}", change.split, change.merged);
     for (reason, (was, becomes)) in &change.notifications {
         println!("notifications {reason}: {was} -> {becomes}");

@@ -96,6 +96,39 @@ fn a_file_replayed_through_two_rule_sets_shows_what_the_candidate_merges() {
     assert!(stderr.contains("bad.jsonl line 1") && stderr.contains("received_at"), "{stderr}");
 }
 
+/// A day in which `LinkDown` on a switch is followed 20 s later by `NodeUnreachable` in its
+/// cluster, every hour: with `--correlate`, the candidate pages once per hour instead of twice,
+/// each `NodeUnreachable` linked under its `LinkDown` with the explanation.
+#[test]
+fn correlate_links_what_the_replayed_history_shows_going_together() {
+    let dir = tempdir("replay-correlate");
+    let t0 = 1_764_000_000_000;
+    let line = |name: &str, label: &str, value: &str, at: i64| {
+        format!(
+            "{{\"labels\": {{\"alertname\": \"{name}\", \"cluster\": \"c1\", \"{label}\": \"{value}\"}}, \"received_at\": {at}}}\n"
+        )
+    };
+    let lines: String = (0..24)
+        .flat_map(|hour| {
+            let at = t0 + hour * 3_600_000;
+            [
+                line("LinkDown", "device", &format!("sw-{hour}"), at),
+                line("NodeUnreachable", "node", &format!("n{hour}"), at + 20_000),
+            ]
+        })
+        .collect();
+    let input = dir.join("alerts.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let by_name = rules(&dir, "rules.toml", "\"alertname\", \"device\", \"node\"");
+    let (input, by_name) = (input.to_str().unwrap(), by_name.to_str().unwrap());
+    let args = ["replay", "--json", "--input", input, "--rules", by_name, "--current", by_name, "--correlate"];
+    let result = quench(&args, &[]);
+    assert_eq!(result["current"]["linked"], 0, "the current rules are replayed as they are: {result}");
+    assert_eq!(result["candidate"]["linked"], 24, "{result}");
+    let (current, candidate) = (&result["current"], &result["candidate"]);
+    assert_eq!((current["pages"].as_u64(), candidate["pages"].as_u64()), (Some(96), Some(48)), "{result}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clickhouse_time_range_replays_the_same_as_the_file() {
     let mut config = Config::load(None, std::env::vars()).expect("test environment config");

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use quench_schemas::{severity::Scale, Alert, Classification, RoutingReason, Subject};
+use quench_schemas::{severity::Scale, Alert, AlertStatus, Classification, RoutingReason, Subject};
 use serde::Serialize;
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
     operator::{Classify, Operator, Outputs},
     routing::RoutingRules,
     rules::RouteTree,
-    window::transient::Transients,
+    window::transient::{KindHistory, Transients},
 };
 
 /// How often, in virtual time, the operator's outputs are taken (the worker commits about as often).
@@ -99,6 +99,13 @@ impl Replayed {
         self.notifications.extend(out.routing.into_iter().map(|e| (e.incident_id, e.reason, e.emitted_at)));
     }
 
+    /// Notifications that page: those of incidents not linked under a parent (a child's are
+    /// updates in its parent's thread).
+    pub fn pages(&self) -> usize {
+        let children: BTreeSet<&str> = self.links.iter().map(|l| l.child.as_str()).collect();
+        self.notifications.iter().filter(|(id, _, _)| !children.contains(id.as_str())).count()
+    }
+
     /// 1 - incidents / alert records, as the demo counts it. (Over a long range an alert that
     /// fires again and again opens many incidents, so incidents / distinct alerts can exceed 1.)
     pub fn reduction(&self) -> f64 {
@@ -152,6 +159,33 @@ pub fn replay(
         replayed.take(operator.flush(now, Check { rules, mutes: &mutes }, &BySeverityLabel, routing)?);
     }
     Ok(replayed)
+}
+
+/// Each firing episode's start in `alerts` (its first record): (tenant, alert name, ms), what
+/// correlation learns which kinds go together from.
+pub fn onsets(alerts: &[Alert]) -> Vec<(String, String, i64)> {
+    let mut seen = BTreeSet::new();
+    alerts
+        .iter()
+        .filter(|a| a.status == AlertStatus::Firing && seen.insert((a.tenant.clone(), a.labels.clone(), a.starts_at)))
+        .map(|a| (a.tenant.clone(), a.labels.get("alertname").cloned().unwrap_or_default(), a.starts_at))
+        .collect()
+}
+
+/// Per tenant and alert name, the episodes of `alerts` that resolved, and how many of them
+/// within `max_ms`: what the transient kinds are learned from.
+pub fn durations(alerts: &[Alert], max_ms: i64) -> Vec<KindHistory> {
+    let mut kinds: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for alert in alerts.iter().filter(|a| a.status == AlertStatus::Resolved) {
+        let name = alert.labels.get("alertname").cloned().unwrap_or_default();
+        let counts = kinds.entry((alert.tenant.clone(), name)).or_default();
+        counts.0 += 1;
+        counts.1 += u64::from(alert.ends_at.is_some_and(|end| end - alert.starts_at <= max_ms));
+    }
+    kinds
+        .into_iter()
+        .map(|((tenant, alertname), (episodes, short))| KindHistory { tenant, alertname, episodes, short })
+        .collect()
 }
 
 /// How a candidate's result differs from the current one's.
@@ -257,5 +291,15 @@ mod tests {
         assert_eq!(change.notifications["Opened"], (6, 2));
         let back = diff(&by_name, &by_instance);
         assert_eq!((back.split, back.merged), (2, 0));
+    }
+
+    #[test]
+    fn alerts_an_hour_apart_each_make_their_incident_though_nothing_ticked_between() {
+        let t0 = 1_764_000_000_000;
+        let alerts = vec![alert("A", "h0", t0), alert("A", "h1", t0 + 3_600_000)];
+        let tree = RouteTree::parse("[route]\ngroup_by = [\"alertname\", \"instance\"]\ngroup_wait = \"30s\"\ngroup_interval = \"5m\"\nresolve_timeout = \"5m\"\n").unwrap();
+        let r =
+            replay(&alerts, &tree, &RoutingRules::default(), Duration::from_secs(3600), Additions::default()).unwrap();
+        assert_eq!(r.incidents.len(), 2, "{:?}", r.notifications);
     }
 }

@@ -123,17 +123,20 @@ impl Windows {
         self.changed.insert(key);
     }
 
-    /// Flushes every group whose timer is due at event time `now`, in timer order; `check` says
-    /// what is muted (time intervals, inhibition, silences).
+    /// Flushes every group whose timer is due by event time `now`, in timer order and each at its
+    /// due time; `check` says what is muted (time intervals, inhibition, silences).
     pub fn tick(&mut self, now: i64, out: &mut Vec<Flush>, check: &Check) {
         while let Some((due, _)) = self.timers.first() {
             if *due > now {
                 break;
             }
-            let (_, key) = self.timers.pop_first().expect("first exists");
+            let (due, key) = self.timers.pop_first().expect("first exists");
             let Some(group) = self.groups.get_mut(&key) else { continue };
             let produced = out.len();
-            if group.flush(now, out, &self.scale, check) {
+            // At its due time, not at `now`: after a gap or a backlog the watermark may be far
+            // past it, and a group evaluated then would see its alerts timed out (resolve_timeout)
+            // before it ever announced them.
+            if group.flush(due, out, &self.scale, check) {
                 self.timers.insert((group.next_flush(), key.clone()));
             } else if let Some(group) = self.groups.remove(&key) {
                 self.ended.push((key.clone(), group.written_buckets));
