@@ -43,7 +43,8 @@ enum Command {
     Check,
     /// Print the effective configuration (defaults, file, QUENCH_* overrides) as TOML, secrets masked
     Config,
-    /// Run a stream worker: window and deduplicate alerts into incidents, exactly once
+    /// Run a stream worker: window and deduplicate alerts into incidents, exactly once (with
+    /// the routes' flap and transient holds, and [correlate] linking incidents across groups)
     Run,
     /// Write alerts, incidents, routing events, notification attempts and predictions from Kafka to ClickHouse, idempotently
     Sink,
@@ -72,7 +73,8 @@ enum Command {
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Replay stored alerts (ClickHouse, or a file) through candidate rules and the current ones
-    /// in virtual time; print incidents, notifications, reduction and what the change splits or merges
+    /// in virtual time; print incidents, notifications, pages, reduction and what the change splits
+    /// or merges (--correlate: with correlation across groups, to tune [correlate] and the holds)
     Replay(ReplayArgs),
 }
 
