@@ -6,10 +6,65 @@
 //! label, sometimes nothing), and unrelated ones share a node or cluster by chance. Committed
 //! with its seeds before any correlator is tuned on it (issue 17); change it only to make it
 //! harder.
+//!
+//! The kinds of alert each part plays (`NodeDown`, `PostgresDown`...) are built in; with a corpus
+//! ([`Kinds::from_corpus`]) each part plays an alert of the corpus instead, with its name and
+//! texts, so that the same storms can be made of alerts of services never seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use quench_classify::corpus::CorpusAlert;
 use quench_schemas::{fingerprint::alert_fingerprint, Alert, AlertStatus};
+
+/// The parts alerts play in the stream, under their built-in names.
+const PARTS: &[&str] = &[
+    "NodeDown",
+    "KubePodCrashLooping",
+    "HighErrorRate",
+    "PostgresDown",
+    "HighLatency",
+    "LinkDown",
+    "NodeUnreachable",
+    "NodeHighCPU",
+    "DiskIOSaturation",
+    "NetworkRetransmits",
+    "ContainerThrottled",
+    "NodeDiskFilling",
+    "CertificateExpiring",
+];
+
+/// The alert each part plays: its name and annotations.
+#[derive(Debug, Clone)]
+pub struct Kinds(BTreeMap<&'static str, (String, BTreeMap<String, String>)>);
+
+impl Default for Kinds {
+    /// The built-in names, without texts.
+    fn default() -> Self {
+        Self(PARTS.iter().map(|part| (*part, (part.to_string(), BTreeMap::new()))).collect())
+    }
+}
+
+impl Kinds {
+    /// Each part played by a different alert of `corpus` (by name), drawn with `seed`.
+    pub fn from_corpus(corpus: &[CorpusAlert], seed: u64) -> anyhow::Result<Self> {
+        let mut seen = BTreeSet::new();
+        let mut distinct: Vec<&CorpusAlert> =
+            corpus.iter().filter(|a| a.labels.get("alertname").is_some_and(|name| seen.insert(name.clone()))).collect();
+        anyhow::ensure!(
+            distinct.len() >= PARTS.len(),
+            "the corpus has {} distinct alert names; the stream needs {}",
+            distinct.len(),
+            PARTS.len()
+        );
+        let mut rng = Rng(seed);
+        let mut kinds = BTreeMap::new();
+        for part in PARTS {
+            let alert = distinct.swap_remove(rng.range(0, distinct.len() as i64) as usize);
+            kinds.insert(*part, (alert.labels["alertname"].clone(), alert.annotations.clone()));
+        }
+        Ok(Self(kinds))
+    }
+}
 
 /// Alerts in the order received, each with the root cause it belongs to.
 pub struct Stream {
@@ -55,7 +110,8 @@ const MINUTE: i64 = 60_000;
 /// How often a firing alert is sent again (Alertmanager's re-sends from Prometheus).
 const RESEND: i64 = MINUTE;
 
-struct Builder {
+struct Builder<'k> {
+    kinds: &'k Kinds,
     rng: Rng,
     start: i64,
     events: Vec<(i64, Alert)>,
@@ -63,11 +119,15 @@ struct Builder {
     causes: u32,
 }
 
-impl Builder {
-    /// One alert from `at` to `until` (re-sent every minute, then resolved), of root cause `cause`.
-    fn alert(&mut self, cause: u32, labels: &[(&str, String)], at: i64, until: i64) {
-        let labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+impl Builder<'_> {
+    /// One alert playing `part` from `at` to `until` (re-sent every minute, then resolved), of
+    /// root cause `cause`.
+    fn alert(&mut self, cause: u32, part: &str, labels: &[(&str, String)], at: i64, until: i64) {
+        let (name, annotations) = &self.kinds.0[part];
+        let mut labels: BTreeMap<String, String> = labels.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        labels.insert("alertname".into(), name.clone());
         let mut alert = Alert::firing("noise", labels, at);
+        alert.annotations = annotations.clone();
         self.cause.insert((alert_fingerprint(&alert), at), cause);
         let mut t = at;
         while t < until {
@@ -98,12 +158,8 @@ impl Builder {
         let end = at + self.rng.range(10, 40) * MINUTE;
         self.alert(
             cause,
-            &[
-                ("alertname", "NodeDown".into()),
-                ("cluster", cluster.clone()),
-                ("node", node.clone()),
-                ("severity", "critical".into()),
-            ],
+            "NodeDown",
+            &[("cluster", cluster.clone()), ("node", node.clone()), ("severity", "critical".into())],
             at,
             end,
         );
@@ -113,8 +169,8 @@ impl Builder {
             let t = at + self.rng.range(5, 90) * 1000;
             self.alert(
                 cause,
+                "KubePodCrashLooping",
                 &[
-                    ("alertname", "KubePodCrashLooping".into()),
                     ("cluster", cluster.clone()),
                     ("namespace", service.into()),
                     ("pod", pod),
@@ -124,12 +180,7 @@ impl Builder {
                 end,
             );
             let t = t + self.rng.range(20, 120) * 1000;
-            self.alert(
-                cause,
-                &[("alertname", "HighErrorRate".into()), ("service", service.into()), ("severity", "critical".into())],
-                t,
-                end,
-            );
+            self.alert(cause, "HighErrorRate", &[("service", service.into()), ("severity", "critical".into())], t, end);
         }
     }
 
@@ -142,24 +193,15 @@ impl Builder {
         let end = at + self.rng.range(5, 30) * MINUTE;
         self.alert(
             cause,
-            &[
-                ("alertname", "PostgresDown".into()),
-                ("cluster", cluster),
-                ("instance", format!("{database}:5432")),
-                ("severity", "critical".into()),
-            ],
+            "PostgresDown",
+            &[("cluster", cluster), ("instance", format!("{database}:5432")), ("severity", "critical".into())],
             at,
             end,
         );
         for service in callers {
             let t = at + self.rng.range(30, 180) * 1000;
             let name = if self.rng.next().is_multiple_of(2) { "HighLatency" } else { "HighErrorRate" };
-            self.alert(
-                cause,
-                &[("alertname", name.into()), ("service", service.to_string()), ("severity", "warning".into())],
-                t,
-                end,
-            );
+            self.alert(cause, name, &[("service", service.to_string()), ("severity", "warning".into())], t, end);
         }
     }
 
@@ -171,12 +213,8 @@ impl Builder {
         let switch = format!("c{cluster}-sw-{}", self.rng.range(0, 3));
         self.alert(
             cause,
-            &[
-                ("alertname", "LinkDown".into()),
-                ("cluster", format!("c{cluster}")),
-                ("device", switch),
-                ("severity", "critical".into()),
-            ],
+            "LinkDown",
+            &[("cluster", format!("c{cluster}")), ("device", switch), ("severity", "critical".into())],
             at,
             end,
         );
@@ -185,12 +223,8 @@ impl Builder {
             let t = at + self.rng.range(10, 60) * 1000;
             self.alert(
                 cause,
-                &[
-                    ("alertname", "NodeUnreachable".into()),
-                    ("cluster", format!("c{cluster}")),
-                    ("node", node),
-                    ("severity", "critical".into()),
-                ],
+                "NodeUnreachable",
+                &[("cluster", format!("c{cluster}")), ("node", node), ("severity", "critical".into())],
                 t,
                 end,
             );
@@ -206,12 +240,8 @@ impl Builder {
             let up = self.rng.range(30, 90) * 1000;
             self.alert(
                 cause,
-                &[
-                    ("alertname", "NodeHighCPU".into()),
-                    ("cluster", cluster.clone()),
-                    ("node", node.clone()),
-                    ("severity", "warning".into()),
-                ],
+                "NodeHighCPU",
+                &[("cluster", cluster.clone()), ("node", node.clone()), ("severity", "warning".into())],
                 t,
                 t + up,
             );
@@ -225,12 +255,7 @@ impl Builder {
         let (cluster, node) = self.node();
         let name = *self.rng.pick(&["DiskIOSaturation", "NetworkRetransmits", "ContainerThrottled"]);
         let end = at + self.rng.range(30, 120) * 1000;
-        self.alert(
-            cause,
-            &[("alertname", name.into()), ("cluster", cluster), ("node", node), ("severity", "warning".into())],
-            at,
-            end,
-        );
+        self.alert(cause, name, &[("cluster", cluster), ("node", node), ("severity", "warning".into())], at, end);
     }
 
     /// Unrelated to anything, on a node or service that a storm may also touch.
@@ -238,25 +263,18 @@ impl Builder {
         let cause = self.new_cause();
         let (cluster, node) = self.node();
         let end = at + self.rng.range(5, 30) * MINUTE;
-        let labels = match self.rng.range(0, 3) {
-            0 => vec![
-                ("alertname", "NodeDiskFilling".into()),
-                ("cluster", cluster),
-                ("node", node),
-                ("severity", "warning".into()),
-            ],
-            1 => vec![
-                ("alertname", "CertificateExpiring".into()),
-                ("service", self.rng.pick(SERVICES).to_string()),
-                ("severity", "info".into()),
-            ],
-            _ => vec![
-                ("alertname", "HighErrorRate".into()),
-                ("service", self.rng.pick(SERVICES).to_string()),
-                ("severity", "critical".into()),
-            ],
+        let (part, labels) = match self.rng.range(0, 3) {
+            0 => ("NodeDiskFilling", vec![("cluster", cluster), ("node", node), ("severity", "warning".into())]),
+            1 => (
+                "CertificateExpiring",
+                vec![("service", self.rng.pick(SERVICES).to_string()), ("severity", "info".into())],
+            ),
+            _ => (
+                "HighErrorRate",
+                vec![("service", self.rng.pick(SERVICES).to_string()), ("severity", "critical".into())],
+            ),
         };
-        self.alert(cause, &labels, at, end);
+        self.alert(cause, part, &labels, at, end);
     }
 }
 
@@ -269,9 +287,9 @@ pub fn dependencies() -> String {
         .collect()
 }
 
-/// The stream of `seed`: `hours` of alerts starting at `start` (ms).
-pub fn generate(seed: u64, start: i64, hours: i64) -> Stream {
-    let mut b = Builder { rng: Rng(seed), start, events: Vec::new(), cause: BTreeMap::new(), causes: 0 };
+/// The stream of `seed`: `hours` of alerts starting at `start` (ms), of `kinds`.
+pub fn generate(seed: u64, start: i64, hours: i64, kinds: &Kinds) -> Stream {
+    let mut b = Builder { kinds, rng: Rng(seed), start, events: Vec::new(), cause: BTreeMap::new(), causes: 0 };
     let span = hours * 60 * MINUTE;
     // Per hour: 6 storms of the three kinds, 3 flapping alerts, 6 transients, 12 singletons.
     for _ in 0..hours * 27 {
@@ -359,15 +377,40 @@ mod tests {
 
     #[test]
     fn a_seed_names_one_stream_with_every_kind_of_noise() {
-        let (a, b) = (generate(1, 0, 2), generate(1, 0, 2));
+        let (a, b) = (generate(1, 0, 2, &Kinds::default()), generate(1, 0, 2, &Kinds::default()));
         assert_eq!(a.alerts, b.alerts, "deterministic");
-        assert_ne!(generate(2, 0, 2).alerts, a.alerts);
+        assert_ne!(generate(2, 0, 2, &Kinds::default()).alerts, a.alerts);
         let names: std::collections::BTreeSet<&str> = a.alerts.iter().map(|x| x.labels["alertname"].as_str()).collect();
         for name in ["NodeDown", "PostgresDown", "LinkDown", "NodeHighCPU", "HighErrorRate"] {
             assert!(names.contains(name), "{name} in {names:?}");
         }
         assert!(a.alerts.windows(2).all(|w| w[0].received_at <= w[1].received_at));
         assert!(a.alerts.iter().all(|x| !x.labels.contains_key("root_cause")));
+    }
+
+    #[test]
+    fn a_corpus_plays_the_parts_with_its_own_alerts_in_the_same_storms() {
+        let corpus: Vec<CorpusAlert> = (0..20)
+            .map(|i| CorpusAlert {
+                id: format!("c-{i}"),
+                labels: BTreeMap::from([("alertname".to_string(), format!("Unseen{i}"))]),
+                annotations: BTreeMap::from([("summary".to_string(), format!("text {i}"))]),
+                service: String::new(),
+                expected: None,
+            })
+            .collect();
+        let kinds = Kinds::from_corpus(&corpus, 7).unwrap();
+        let (built_in, played) = (generate(1, 0, 2, &Kinds::default()), generate(1, 0, 2, &kinds));
+        assert_eq!(played.cause.len(), built_in.cause.len(), "the same storms");
+        for alert in &played.alerts {
+            let name = &alert.labels["alertname"];
+            assert!(name.starts_with("Unseen"), "{name}");
+            assert_eq!(alert.annotations["summary"], format!("text {}", &name[6..]));
+        }
+        let names: BTreeSet<&String> = played.alerts.iter().map(|a| &a.labels["alertname"]).collect();
+        assert_eq!(names.len(), PARTS.len(), "each part its own alert");
+        let error = Kinds::from_corpus(&corpus[..5], 7).unwrap_err().to_string();
+        assert!(error.contains("5 distinct alert names"), "{error}");
     }
 
     #[test]

@@ -16,15 +16,20 @@
 //! Alertmanager-semantics run). `alerts` counts firing episodes (an alert that fires again later
 //! counts again; its re-sends do not); the reduction is 1 - notifications / episodes.
 //!
-//! `cargo run --release -p quench-benches --bin noise -- [--seed N] [--hours H] [--json]`
+//! With `--corpus FILE` (JSON lines as `pipeline/classify/data/examples.jsonl`), each part of the
+//! stream (the node that dies, the database, the flapping alert...) is played by an alert of the
+//! file, with its name and texts: the same storms, of alerts Quench has never seen.
+//!
+//! `cargo run --release -p quench-benches --bin noise -- [--corpus FILE] [--seed N] [--hours H] [--json]`
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    path::PathBuf,
     time::Duration,
 };
 
 use clap::Parser;
-use quench_benches::noise::{dependencies, generate, grouping, Found, Grouping, Stream};
+use quench_benches::noise::{dependencies, generate, grouping, Found, Grouping, Kinds, Stream};
 use quench_core::{
     correlate::{Associations, Correlator, Dependencies, Settings},
     replay::{durations, onsets, replay, Additions, Replayed},
@@ -49,6 +54,10 @@ struct Args {
     /// The stream's seed (committed seeds: 1, 2, 3); history is seed + 1000.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Alerts to play the stream's parts with (JSON lines, as the shared corpus); built-in names
+    /// without one.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Hours of alerts.
     #[arg(long, default_value_t = 6)]
     hours: i64,
@@ -56,6 +65,9 @@ struct Args {
     /// groups every alert alone, leaving correlation to relate them).
     #[arg(long, value_delimiter = ',', default_value = "alertname,cluster,service")]
     group_by: Vec<String>,
+    /// Correlation's text-similarity threshold (above 1: off).
+    #[arg(long, default_value_t = Settings::default().min_similarity)]
+    min_similarity: f64,
     /// Only the JSON line.
     #[arg(long)]
     json: bool,
@@ -72,13 +84,17 @@ struct Run {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let stream = generate(args.seed, START, args.hours);
-    let history = generate(args.seed + 1000, START - 24 * HOUR, 24);
+    let kinds = match &args.corpus {
+        Some(path) => Kinds::from_corpus(&quench_classify::corpus::load(path)?, args.seed)?,
+        None => Kinds::default(),
+    };
+    let stream = generate(args.seed, START, args.hours, &kinds);
+    let history = generate(args.seed + 1000, START - 24 * HOUR, 24, &kinds);
     let group_by: Vec<String> = args.group_by.iter().map(|label| format!("{label:?}")).collect();
     let rules = format!("[route]\ngroup_by = [{}]\n{TIMINGS}", group_by.join(", "));
     let plain = RouteTree::parse(&rules).map_err(anyhow::Error::msg)?;
     let held = RouteTree::parse(&format!("{rules}{HOLDS}")).map_err(anyhow::Error::msg)?;
-    let settings = Settings::default();
+    let settings = Settings { min_similarity: args.min_similarity, ..Settings::default() };
     let mut transients = Transients::default();
     transients.learn(&durations(&history.alerts, 5 * 60_000));
     let correlator = || -> anyhow::Result<Correlator> {

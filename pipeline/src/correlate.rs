@@ -24,8 +24,10 @@ pub struct CorrelateConfig {
     pub min_confidence: f64,
     /// ...this many times more often than chance...
     pub min_lift: f64,
-    /// ...seen at least this many times.
+    /// ...seen at least this many times; or the alerts' templates (names and summaries) share
+    /// at least this share of their words (above 1: text alone never links).
     pub min_support: u64,
+    pub min_similarity: f64,
     /// Links that no label shows, `a,b` per line (label values: `orders-db:5432,checkout`).
     pub dependencies: Option<PathBuf>,
     /// How much of ClickHouse's `alerts` history to learn from, and how often to learn again.
@@ -42,6 +44,7 @@ impl Default for CorrelateConfig {
             min_confidence: settings.min_confidence,
             min_lift: settings.min_lift,
             min_support: settings.min_support,
+            min_similarity: settings.min_similarity,
             dependencies: None,
             history_hours: 168,
             learn_interval_s: 3600,
@@ -66,6 +69,7 @@ impl CorrelateConfig {
             min_confidence: self.min_confidence,
             min_lift: self.min_lift,
             min_support: self.min_support,
+            min_similarity: self.min_similarity,
         }
     }
 
@@ -83,6 +87,9 @@ impl CorrelateConfig {
         }
         if !(0.0..=1.0).contains(&self.min_confidence) {
             return fail("min_confidence", "must be between 0 and 1".into());
+        }
+        if self.min_similarity.is_nan() || self.min_similarity < 0.0 {
+            return fail("min_similarity", "must be 0 or more (above 1: text alone never links)".into());
         }
         if self.history_hours == 0 || self.learn_interval_s == 0 {
             return fail(

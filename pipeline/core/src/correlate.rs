@@ -1,6 +1,6 @@
 //! Cross-group correlation: an incident of one group is linked under the incident of another
-//! (its parent) when both are tied by topology and their kinds go together in history, within a
-//! short time. The parent's root stays the root: a storm whose alerts land in many groups
+//! (its parent) when both are tied by topology, and their kinds go together in history or their
+//! alerts' templates read alike, within a short time. The parent's root stays the root: a storm whose alerts land in many groups
 //! becomes one parent incident with children, each link explaining itself ("same cluster `c1`,
 //! NodeUnreachable follows LinkDown in 95% of history, 40 s apart").
 //!
@@ -10,12 +10,17 @@
 //!   own rate would give by chance (the lift).
 //! - *Topology*: a label value both incidents carry (under any label names: `namespace=checkout`
 //!   and `service=checkout` tie), or a link of the dependency map (`orders-db:5432,checkout`).
+//! - *Text*: the similarity of their alert names and summaries ([`similarity`]), for kinds that
+//!   history has not seen together (new rules, rare storms); two kinds, not one kind at two
+//!   places, which the route's `group_by` keeps apart on purpose.
 //! - *Time*: their first alerts within the window.
 //!
 //! Deterministic: the same incidents in the same order with the same learned associations give
 //! the same links.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod similarity;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use quench_schemas::{Incident, Subject};
 
@@ -37,13 +42,15 @@ pub struct Settings {
     pub min_confidence: f64,
     /// ...this many times more often than its own rate gives by chance...
     pub min_lift: f64,
-    /// ...seen at least this many times.
+    /// ...seen at least this many times; or their templates' similarity at least this (0 to 1;
+    /// above 1: text alone never links).
     pub min_support: u64,
+    pub min_similarity: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { window_s: 180, min_confidence: 0.3, min_lift: 3.0, min_support: 3 }
+        Self { window_s: 180, min_confidence: 0.3, min_lift: 3.0, min_support: 3, min_similarity: 0.6 }
     }
 }
 
@@ -140,6 +147,9 @@ pub struct Opened {
     pub at: i64,
     /// The labels all its alerts share.
     pub labels: BTreeMap<String, String>,
+    /// Its alert names and summary, for text similarity (changelogs before it: empty).
+    #[serde(default)]
+    pub text: String,
 }
 
 impl Opened {
@@ -153,6 +163,7 @@ impl Opened {
             kind: kind.cloned().unwrap_or_default(),
             at: incident.first_seen,
             labels: incident.common_labels.clone(),
+            text: format!("{} {}", subject.alertnames.join(" "), subject.summary),
         }
     }
 }
@@ -179,6 +190,14 @@ struct Member {
     opened: Opened,
     /// The root incident of its cluster (its own id when it is the root).
     root: String,
+    words: BTreeSet<String>,
+}
+
+impl Member {
+    fn new(opened: Opened, root: String) -> Self {
+        let words = similarity::words(&opened.text);
+        Self { opened, root, words }
+    }
 }
 
 /// Links incidents as they open, in event-time order.
@@ -208,7 +227,7 @@ impl Correlator {
         for membership in memberships {
             let root = membership.link.as_ref().map_or(&membership.opened.incident_id, |l| &l.parent);
             self.latest = self.latest.max(membership.opened.at);
-            self.insert(Member { opened: membership.opened.clone(), root: root.clone() });
+            self.insert(Member::new(membership.opened.clone(), root.clone()));
         }
     }
 
@@ -219,21 +238,20 @@ impl Correlator {
         while self.recent.front().is_some_and(|m| m.opened.at < self.latest.saturating_sub(2 * window_ms)) {
             self.recent.pop_front();
         }
-        let id = &opened.incident_id;
+        let root = opened.incident_id.clone();
+        let new = Member::new(opened, root);
+        let id = &new.opened.incident_id;
         let best = self
             .recent
             .iter()
             .filter(|m| &m.opened.incident_id != id && &m.root != id)
-            .filter(|m| m.opened.tenant == opened.tenant && (m.opened.at - opened.at).abs() <= window_ms)
-            .filter_map(|m| Some((m, self.tie(&m.opened, &opened)?)))
+            .filter(|m| m.opened.tenant == new.opened.tenant && (m.opened.at - new.opened.at).abs() <= window_ms)
+            .filter_map(|m| Some((m, self.tie(m, &new)?)))
             .max_by(|(_, (a, _)), (_, (b, _))| a.total_cmp(b));
-        let link = best.map(|(member, (_, explanation))| Link {
-            parent: member.root.clone(),
-            child: opened.incident_id.clone(),
-            explanation,
-        });
-        let root = link.as_ref().map_or_else(|| opened.incident_id.clone(), |l| l.parent.clone());
-        self.insert(Member { opened, root });
+        let link =
+            best.map(|(member, (_, explanation))| Link { parent: member.root.clone(), child: id.clone(), explanation });
+        let root = link.as_ref().map_or_else(|| id.clone(), |l| l.parent.clone());
+        self.insert(Member { root, ..new });
         link
     }
 
@@ -245,24 +263,34 @@ impl Correlator {
         self.recent.insert(at, member);
     }
 
-    /// How strongly `member` and `new` are tied, and the explanation; `None` when they are not.
-    fn tie(&self, member: &Opened, new: &Opened) -> Option<(f64, String)> {
-        let (earlier, later) = if member.at <= new.at { (member, new) } else { (new, member) };
-        let (confidence, lift) = self.associations.get(&earlier.kind, &later.kind)?;
-        if confidence < self.settings.min_confidence || lift < self.settings.min_lift {
+    /// How strongly `member` and `new` are tied (the surer of history's confidence and the
+    /// text similarity), and the explanation; `None` when they are not.
+    fn tie(&self, member: &Member, new: &Member) -> Option<(f64, String)> {
+        let (earlier, later) = if member.opened.at <= new.opened.at {
+            (&member.opened, &new.opened)
+        } else {
+            (&new.opened, &member.opened)
+        };
+        let history = self
+            .associations
+            .get(&earlier.kind, &later.kind)
+            .filter(|(confidence, lift)| *confidence >= self.settings.min_confidence && *lift >= self.settings.min_lift)
+            .map(|(confidence, _)| confidence);
+        // Of two kinds only: one kind at two places is what the route's group_by keeps apart.
+        let text = Some(similarity::similarity(&member.words, &new.words))
+            .filter(|similarity| earlier.kind != later.kind && *similarity >= self.settings.min_similarity);
+        if history.is_none() && text.is_none() {
             return None;
         }
-        let place = self.shared_place(member, new)?;
-        let apart = (later.at - earlier.at) / 1000;
-        Some((
-            confidence,
-            format!(
-                "{place}, {} follows {} in {:.0}% of history, {apart} s apart",
-                later.kind,
-                earlier.kind,
-                confidence * 100.0
-            ),
-        ))
+        let mut why = vec![self.shared_place(&member.opened, &new.opened)?];
+        if let Some(confidence) = history {
+            why.push(format!("{} follows {} in {:.0}% of history", later.kind, earlier.kind, confidence * 100.0));
+        }
+        if let Some(similarity) = text {
+            why.push(format!("template similarity {similarity:.2}"));
+        }
+        why.push(format!("{} s apart", (later.at - earlier.at) / 1000));
+        Some((history.unwrap_or(0.0).max(text.unwrap_or(0.0)), why.join(", ")))
     }
 
     /// What ties two incidents' places: a value both carry, or a dependency between two.
@@ -306,6 +334,7 @@ mod tests {
             kind: kind.into(),
             at,
             labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            text: kind.into(),
         }
     }
 
@@ -353,6 +382,26 @@ mod tests {
         assert_eq!(correlator.observe(opened("c", "NodeUnreachable", t0 + 50_000, &[("cluster", "c2")])), None);
         assert_eq!(correlator.observe(opened("d", "DiskFull", t0 + 60_000, &[("cluster", "c1")])), None);
         assert_eq!(correlator.observe(opened("e", "NodeUnreachable", t0 + 10 * MIN, &[("cluster", "c1")])), None);
+    }
+
+    #[test]
+    fn alike_templates_link_kinds_that_history_never_saw_together() {
+        let mut correlator = Correlator::new(Settings::default(), Associations::default(), Dependencies::default());
+        let t0 = 100 * 24 * 60 * MIN;
+        let ceph = |id: &str, kind: &str, summary: &str, node: &str| Opened {
+            text: format!("{kind} {summary}"),
+            ..opened(id, kind, t0 + 20_000 * i64::from(id.as_bytes()[0] - b'a'), &[("node", node)])
+        };
+        assert_eq!(
+            correlator.observe(ceph("a", "CephOsdDown", "Ceph OSD down (instance {{ $labels.instance }})", "n7")),
+            None
+        );
+        let link = correlator
+            .observe(ceph("b", "CephOsdReweighted", "Ceph OSD down and reweighted (instance n7:9283)", "n7"))
+            .unwrap();
+        assert_eq!(link.explanation, "same node `n7`, template similarity 0.67, 20 s apart");
+        assert_eq!(correlator.observe(ceph("c", "DiskFull", "Disk full on n7", "n7")), None, "unlike");
+        assert_eq!(correlator.observe(ceph("d", "CephOsdDown", "Ceph OSD down", "n9")), None, "elsewhere");
     }
 
     #[test]
