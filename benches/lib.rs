@@ -6,6 +6,7 @@ use std::{
     process::Child,
 };
 
+pub mod alertmanager;
 pub mod noise;
 
 pub use quench_schemas::now_ms;

@@ -17,14 +17,16 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    process::{Child, Command},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::{body::Bytes, extract::Path as UrlPath, routing::post, Router};
 use clap::Parser;
-use quench_benches::{default_quench, now_ms, spawn};
+use quench_benches::{
+    alertmanager::{self, collect, free_port, http_client, wait_ready, Received},
+    default_quench, now_ms, spawn,
+};
 use quench_core::rules::{duration, Receiver};
 use quench_pipeline::{
     alertmanager_api::rfc3339,
@@ -107,9 +109,6 @@ impl Notification {
     }
 }
 
-/// What the collector received: side (`am` or `quench`), receiver, arrival (epoch ms), body.
-type Received = Arc<Mutex<Vec<(String, String, i64, Value)>>>;
-
 const TOKEN: &str = "am-diff-token-0123456789";
 
 fn main() -> anyhow::Result<()> {
@@ -177,25 +176,6 @@ fn main() -> anyhow::Result<()> {
                "mismatches": mismatches})
     );
     Ok(())
-}
-
-/// The collector: every POST to `/{side}/{receiver}` is recorded with its arrival time.
-async fn collect(received: Received) -> anyhow::Result<String> {
-    let app = Router::new().route(
-        "/{side}/{receiver}",
-        post(move |UrlPath((side, receiver)): UrlPath<(String, String)>, body: Bytes| {
-            let received = received.clone();
-            async move {
-                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                received.lock().expect("collector lock").push((side, receiver, now_ms(), body));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
 }
 
 /// The configuration with every receiver a webhook to `{base}/{receiver}`, keeping the
@@ -296,26 +276,10 @@ impl Sides {
         rt: &tokio::runtime::Runtime,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let [am_port, ingest_port, worker_port, notify_port] = [0; 4].map(|_| free_port());
-        let alertmanager = Command::new(&args.alertmanager)
-            .arg(format!("--config.file={}", am_config.display()))
-            .arg(format!("--storage.path={}", dir.join("am").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot start {} ({e}): apt-get install prometheus-alertmanager",
-                    args.alertmanager.display()
-                )
-            })?;
-        let mut sides = Self {
-            children: vec![alertmanager],
-            alertmanager: format!("http://127.0.0.1:{am_port}"),
-            ingest: format!("http://127.0.0.1:{ingest_port}"),
-        };
+        let [ingest_port, worker_port, notify_port] = [0; 3].map(|_| free_port());
+        let (alertmanager, url) = alertmanager::start(&args.alertmanager, am_config, dir)?;
+        let mut sides =
+            Self { children: vec![alertmanager], alertmanager: url, ingest: format!("http://127.0.0.1:{ingest_port}") };
         let prefix = format!("am-diff-{}", now_ms());
         let env = isolated_env(
             &prefix,
@@ -359,32 +323,10 @@ impl Drop for Sides {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
-}
-
-async fn wait_ready(what: &str, url: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let client = reqwest_client();
-    loop {
-        if client.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            anyhow::bail!("{what} was not ready at {url} within 120 s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn reqwest_client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client")
-}
-
 /// Sends each event at its time to both sides, as Prometheus posts to an Alertmanager: a firing
 /// alert starts when it first fired and has no end; a resolved one ends now.
 async fn play(events: &[Event], sides: &Sides) -> anyhow::Result<()> {
-    let client = reqwest_client();
+    let client = http_client();
     let started = Instant::now();
     let mut first_fired: BTreeMap<&BTreeMap<String, String>, String> = BTreeMap::new();
     for event in events {

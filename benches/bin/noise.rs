@@ -3,7 +3,9 @@
 //! through Quench's operator in virtual time (`quench_core::replay`), scored against the truth,
 //! three ways: Alertmanager's semantics (Quench with its additions off, which the conformance
 //! suite and `am-diff` hold to Alertmanager's notifications), Quench with its holds (flap
-//! suppression, the transient pause), and with correlation across groups too.
+//! suppression, the transient pause), and with correlation across groups too. With
+//! `--alertmanager BIN`, also through a real Alertmanager, time compressed
+//! ([`alertmanager`]).
 //!
 //! What is learned (which kinds go together, which kinds are transient) is learned from a day of
 //! *history*: another stream of the same generator (seed + 1000), before the scored one, never
@@ -13,14 +15,19 @@
 //! counted apart), reduction, pairwise precision / recall / F1, BCubed F1 and wrong merges, and
 //! as its last line JSON `{"alerts":N,"alert_records":N,"am_notifications":N,"notifications":N,
 //! "reduction":R,"f1":F,"bcubed_f1":F}` for Quench with everything on (`am_notifications`: the
-//! Alertmanager-semantics run). `alerts` counts firing episodes (an alert that fires again later
+//! real Alertmanager's when it ran, else the Alertmanager-semantics run's; `am_source` says
+//! which). `alerts` counts firing episodes (an alert that fires again later
 //! counts again; its re-sends do not); the reduction is 1 - notifications / episodes.
 //!
 //! With `--corpus FILE` (JSON lines as `pipeline/classify/data/examples.jsonl`), each part of the
 //! stream (the node that dies, the database, the flapping alert...) is played by an alert of the
 //! file, with its name and texts: the same storms, of alerts Quench has never seen.
 //!
-//! `cargo run --release -p quench-benches --bin noise -- [--corpus FILE] [--seed N] [--hours H] [--json]`
+//! `cargo run --release -p quench-benches --bin noise -- [--corpus FILE] [--seed N] [--hours H]
+//! [--alertmanager prometheus-alertmanager [--speedup 120]] [--json]`
+
+#[path = "noise/alertmanager.rs"]
+mod alertmanager;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -28,6 +35,7 @@ use std::{
     time::Duration,
 };
 
+use alertmanager::Timings;
 use clap::Parser;
 use quench_benches::noise::{dependencies, generate, grouping, Found, Grouping, Kinds, Stream};
 use quench_core::{
@@ -39,9 +47,10 @@ use quench_core::{
 };
 use serde_json::json;
 
-/// Alertmanager's timings (group_wait 30s, group_interval 5m), after the route's group_by.
-const TIMINGS: &str =
-    "group_wait = \"30s\"\ngroup_interval = \"5m\"\nrepeat_interval = \"4h\"\nresolve_timeout = \"5m\"\n";
+/// Alertmanager's timings, for every run (the route's, after its group_by; resolve_timeout
+/// Alertmanager's global one).
+const TIMINGS: Timings =
+    Timings { group_wait: 30_000, group_interval: 300_000, repeat_interval: 4 * HOUR, resolve_timeout: 300_000 };
 
 /// The same, with Quench's holds on.
 const HOLDS: &str = "flap_changes = 4\nflap_window = \"10m\"\nflap_stable = \"5m\"\ntransient_pause = \"3m\"\n";
@@ -68,6 +77,14 @@ struct Args {
     /// Correlation's text-similarity threshold (above 1: off).
     #[arg(long, default_value_t = Settings::default().min_similarity)]
     min_similarity: f64,
+    /// Also run the stream through this Alertmanager binary (Debian's `prometheus-alertmanager`),
+    /// in compressed time.
+    #[arg(long)]
+    alertmanager: Option<PathBuf>,
+    /// How many times faster than the stream's own time Alertmanager gets it (timings divided
+    /// alike): 6 hours in 3 minutes by default.
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..))]
+    speedup: i64,
     /// Only the JSON line.
     #[arg(long)]
     json: bool,
@@ -91,7 +108,16 @@ fn main() -> anyhow::Result<()> {
     let stream = generate(args.seed, START, args.hours, &kinds);
     let history = generate(args.seed + 1000, START - 24 * HOUR, 24, &kinds);
     let group_by: Vec<String> = args.group_by.iter().map(|label| format!("{label:?}")).collect();
-    let rules = format!("[route]\ngroup_by = [{}]\n{TIMINGS}", group_by.join(", "));
+    let t = &TIMINGS;
+    let rules = format!(
+        "[route]\ngroup_by = [{}]\ngroup_wait = \"{}ms\"\ngroup_interval = \"{}ms\"\nrepeat_interval = \"{}ms\"\n\
+         resolve_timeout = \"{}ms\"\n",
+        group_by.join(", "),
+        t.group_wait,
+        t.group_interval,
+        t.repeat_interval,
+        t.resolve_timeout
+    );
     let plain = RouteTree::parse(&rules).map_err(anyhow::Error::msg)?;
     let held = RouteTree::parse(&format!("{rules}{HOLDS}")).map_err(anyhow::Error::msg)?;
     let settings = Settings { min_similarity: args.min_similarity, ..Settings::default() };
@@ -104,7 +130,7 @@ fn main() -> anyhow::Result<()> {
     };
     let settle = Duration::from_secs(3600);
     let routing = RoutingRules::default();
-    let runs = [
+    let mut runs = [
         ("Alertmanager semantics", &plain, Additions::default()),
         ("Quench, holds", &held, Additions { transients: transients.clone(), correlator: None }),
         ("Quench, holds + correlation", &held, Additions { transients, correlator: Some(correlator()?) }),
@@ -114,6 +140,19 @@ fn main() -> anyhow::Result<()> {
         Ok(score(name, &stream, replay(&stream.alerts, rules, &routing, settle, additions)?))
     })
     .collect::<anyhow::Result<Vec<Run>>>()?;
+    let semantics = runs[0].notifications;
+    if let Some(binary) = &args.alertmanager {
+        let sent = alertmanager::run(binary, &stream, &args.group_by, &TIMINGS, args.speedup)?;
+        runs.insert(
+            0,
+            Run {
+                name: "Alertmanager (real)",
+                notifications: sent.notifications,
+                threaded: 0,
+                scores: grouping(&sent.incidents, &stream.cause),
+            },
+        );
+    }
 
     let episodes = stream.cause.len();
     let reduction = |notifications: usize| 1.0 - notifications as f64 / episodes as f64;
@@ -128,6 +167,9 @@ fn main() -> anyhow::Result<()> {
             causes.len(),
             args.hours
         );
+        if args.alertmanager.is_some() {
+            println!("(Alertmanager (real): {} times faster, timings divided alike)", args.speedup);
+        }
         println!(
             "{:<30} {:>8} {:>8} {:>9} {:>7} {:>7} {:>7} {:>9} {:>7}",
             "", "pages", "threaded", "reduction", "P", "R", "F1", "BCubed F1", "wrong"
@@ -148,10 +190,15 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let (am, on) = (&runs[0], &runs[2]);
+    let on = runs.last().expect("three runs at least");
+    let (am_source, am_notifications) = match args.alertmanager {
+        Some(_) => ("alertmanager", runs[0].notifications),
+        None => ("semantics", semantics),
+    };
     println!(
         "{}",
-        json!({"alerts": episodes, "alert_records": stream.alerts.len(), "am_notifications": am.notifications,
+        json!({"alerts": episodes, "alert_records": stream.alerts.len(), "am_notifications": am_notifications,
+               "am_source": am_source, "am_semantics_notifications": semantics,
                "notifications": on.notifications, "reduction": reduction(on.notifications), "f1": on.scores.f1,
                "bcubed_f1": on.scores.bcubed_f1})
     );

@@ -483,6 +483,18 @@ mod tests {
     }
 
     #[test]
+    fn a_related_incident_notified_on_its_own_pages_and_names_the_related_one() {
+        let (config, mut state, mut plan) = (config(), PartitionState::default(), Plan::default());
+        let mut related = routed(RoutingReason::Opened, Some("db"));
+        related.targets.push(RoutingTarget::new("pagerduty", "dba"));
+        related.correlation = Some("related to inc-parent: same cluster `c1`".into());
+        state.plan_event(&config, 0, related, 1, NOW, &mut plan);
+        let targets: Vec<&str> = plan.jobs.iter().map(|j| j.job.target.as_str()).collect();
+        assert!(targets.contains(&"pagerduty:dba"), "its own PagerDuty incident: {targets:?}");
+        assert!(plan.jobs[0].job.message.body.ends_with("related to inc-parent: same cluster `c1`"));
+    }
+
+    #[test]
     fn a_page_not_delivered_before_a_restart_is_sent_by_the_next_notifier() {
         let (config, mut state, mut plan) = (config(), PartitionState::default(), Plan::default());
         state.plan_event(&config, 0, routed(RoutingReason::Opened, Some("db")), 1, NOW, &mut plan);

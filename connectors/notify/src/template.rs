@@ -79,8 +79,11 @@ impl Templates {
             lines.join("\n")
         };
         let mut body = fill(&self.body);
-        if let (Some(parent), Some(why)) = (&event.parent_incident_id, &event.correlation) {
-            body.push_str(&format!("\npart of {parent}: {why}"));
+        // A child in its parent's thread, or one notified on its own ("related to ...").
+        match (&event.parent_incident_id, &event.correlation) {
+            (Some(parent), Some(why)) => body.push_str(&format!("\npart of {parent}: {why}")),
+            (None, Some(related)) => body.push_str(&format!("\n{related}")),
+            _ => {}
         }
         if let Some(note) = note {
             body.push_str(&format!("\n{note}"));

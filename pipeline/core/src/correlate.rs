@@ -24,6 +24,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use quench_schemas::{Incident, Subject};
 
+use crate::rules::Linking;
+
 use crate::predict::{
     precursors::{Precursors, Scope},
     topology::Topology,
@@ -231,8 +233,9 @@ impl Correlator {
         }
     }
 
-    /// Takes an incident that just opened: the link to its parent, if it has one.
-    pub fn observe(&mut self, opened: Opened) -> Option<Link> {
+    /// Takes an incident that just opened, of a route with `linking`'s thresholds: the link to
+    /// its parent, if it has one.
+    pub fn observe(&mut self, opened: Opened, linking: &Linking) -> Option<Link> {
         let window_ms = self.settings.window_s * 1000;
         self.latest = self.latest.max(opened.at);
         while self.recent.front().is_some_and(|m| m.opened.at < self.latest.saturating_sub(2 * window_ms)) {
@@ -246,7 +249,7 @@ impl Correlator {
             .iter()
             .filter(|m| &m.opened.incident_id != id && &m.root != id)
             .filter(|m| m.opened.tenant == new.opened.tenant && (m.opened.at - new.opened.at).abs() <= window_ms)
-            .filter_map(|m| Some((m, self.tie(m, &new)?)))
+            .filter_map(|m| Some((m, self.tie(m, &new, linking)?)))
             .max_by(|(_, (a, _)), (_, (b, _))| a.total_cmp(b));
         let link =
             best.map(|(member, (_, explanation))| Link { parent: member.root.clone(), child: id.clone(), explanation });
@@ -265,7 +268,9 @@ impl Correlator {
 
     /// How strongly `member` and `new` are tied (the surer of history's confidence and the
     /// text similarity), and the explanation; `None` when they are not.
-    fn tie(&self, member: &Member, new: &Member) -> Option<(f64, String)> {
+    fn tie(&self, member: &Member, new: &Member, linking: &Linking) -> Option<(f64, String)> {
+        let min_confidence = linking.min_confidence.unwrap_or(self.settings.min_confidence);
+        let min_similarity = linking.min_similarity.unwrap_or(self.settings.min_similarity);
         let (earlier, later) = if member.opened.at <= new.opened.at {
             (&member.opened, &new.opened)
         } else {
@@ -274,11 +279,11 @@ impl Correlator {
         let history = self
             .associations
             .get(&earlier.kind, &later.kind)
-            .filter(|(confidence, lift)| *confidence >= self.settings.min_confidence && *lift >= self.settings.min_lift)
+            .filter(|(confidence, lift)| *confidence >= min_confidence && *lift >= self.settings.min_lift)
             .map(|(confidence, _)| confidence);
         // Of two kinds only: one kind at two places is what the route's group_by keeps apart.
         let text = Some(similarity::similarity(&member.words, &new.words))
-            .filter(|similarity| earlier.kind != later.kind && *similarity >= self.settings.min_similarity);
+            .filter(|similarity| earlier.kind != later.kind && *similarity >= min_similarity);
         if history.is_none() && text.is_none() {
             return None;
         }
@@ -366,9 +371,15 @@ mod tests {
         let associations = Associations::learn(&history(), &Settings::default());
         let mut correlator = Correlator::new(Settings::default(), associations, Dependencies::default());
         let t0 = 100 * 24 * 60 * MIN;
-        assert_eq!(correlator.observe(opened("a", "LinkDown", t0, &[("cluster", "c1"), ("device", "sw-2")])), None);
-        let link =
-            correlator.observe(opened("b", "NodeUnreachable", t0 + 40_000, &[("cluster", "c1"), ("node", "n7")]));
+        assert_eq!(
+            correlator
+                .observe(opened("a", "LinkDown", t0, &[("cluster", "c1"), ("device", "sw-2")]), &Linking::default()),
+            None
+        );
+        let link = correlator.observe(
+            opened("b", "NodeUnreachable", t0 + 40_000, &[("cluster", "c1"), ("node", "n7")]),
+            &Linking::default(),
+        );
         assert_eq!(
             link,
             Some(Link {
@@ -379,9 +390,19 @@ mod tests {
             })
         );
         // Another cluster: no shared place. Unrelated kind: no history. Too late: out of the window.
-        assert_eq!(correlator.observe(opened("c", "NodeUnreachable", t0 + 50_000, &[("cluster", "c2")])), None);
-        assert_eq!(correlator.observe(opened("d", "DiskFull", t0 + 60_000, &[("cluster", "c1")])), None);
-        assert_eq!(correlator.observe(opened("e", "NodeUnreachable", t0 + 10 * MIN, &[("cluster", "c1")])), None);
+        assert_eq!(
+            correlator.observe(opened("c", "NodeUnreachable", t0 + 50_000, &[("cluster", "c2")]), &Linking::default()),
+            None
+        );
+        assert_eq!(
+            correlator.observe(opened("d", "DiskFull", t0 + 60_000, &[("cluster", "c1")]), &Linking::default()),
+            None
+        );
+        assert_eq!(
+            correlator
+                .observe(opened("e", "NodeUnreachable", t0 + 10 * MIN, &[("cluster", "c1")]), &Linking::default()),
+            None
+        );
     }
 
     #[test]
@@ -393,15 +414,42 @@ mod tests {
             ..opened(id, kind, t0 + 20_000 * i64::from(id.as_bytes()[0] - b'a'), &[("node", node)])
         };
         assert_eq!(
-            correlator.observe(ceph("a", "CephOsdDown", "Ceph OSD down (instance {{ $labels.instance }})", "n7")),
+            correlator.observe(
+                ceph("a", "CephOsdDown", "Ceph OSD down (instance {{ $labels.instance }})", "n7"),
+                &Linking::default()
+            ),
             None
         );
         let link = correlator
-            .observe(ceph("b", "CephOsdReweighted", "Ceph OSD down and reweighted (instance n7:9283)", "n7"))
+            .observe(
+                ceph("b", "CephOsdReweighted", "Ceph OSD down and reweighted (instance n7:9283)", "n7"),
+                &Linking::default(),
+            )
             .unwrap();
         assert_eq!(link.explanation, "same node `n7`, template similarity 0.67, 20 s apart");
-        assert_eq!(correlator.observe(ceph("c", "DiskFull", "Disk full on n7", "n7")), None, "unlike");
-        assert_eq!(correlator.observe(ceph("d", "CephOsdDown", "Ceph OSD down", "n9")), None, "elsewhere");
+        assert_eq!(
+            correlator.observe(ceph("c", "DiskFull", "Disk full on n7", "n7"), &Linking::default()),
+            None,
+            "unlike"
+        );
+        assert_eq!(
+            correlator.observe(ceph("d", "CephOsdDown", "Ceph OSD down", "n9"), &Linking::default()),
+            None,
+            "elsewhere"
+        );
+    }
+
+    #[test]
+    fn a_route_raises_or_lowers_the_thresholds_for_its_incidents() {
+        let associations = Associations::learn(&history(), &Settings::default());
+        let mut correlator = Correlator::new(Settings::default(), associations, Dependencies::default());
+        let t0 = 100 * 24 * 60 * MIN;
+        correlator.observe(opened("a", "LinkDown", t0, &[("cluster", "c1")]), &Linking::default());
+        let strict = Linking { min_confidence: Some(1.01), ..Linking::default() };
+        let b = opened("b", "NodeUnreachable", t0 + 40_000, &[("cluster", "c1")]);
+        assert_eq!(correlator.observe(b.clone(), &strict), None, "history's 100% is below 101%");
+        let c = Opened { incident_id: "c".into(), ..b };
+        assert!(correlator.observe(c, &Linking::default()).is_some(), "the global 30% lets it join");
     }
 
     #[test]
@@ -416,15 +464,18 @@ mod tests {
         let dependencies = Dependencies::parse("orders-db:5432,checkout\n").unwrap();
         let mut correlator = Correlator::new(Settings::default(), associations, dependencies);
         let t0 = 100 * 24 * 60 * MIN;
-        correlator.observe(opened("db", "PostgresDown", t0, &[("instance", "orders-db:5432")]));
-        let latency =
-            correlator.observe(opened("lat", "HighLatency", t0 + 40_000, &[("service", "checkout")])).unwrap();
+        correlator.observe(opened("db", "PostgresDown", t0, &[("instance", "orders-db:5432")]), &Linking::default());
+        let latency = correlator
+            .observe(opened("lat", "HighLatency", t0 + 40_000, &[("service", "checkout")]), &Linking::default())
+            .unwrap();
         assert_eq!(latency.parent, "db");
         assert!(latency.explanation.starts_with("`orders-db:5432` and `checkout` linked in the dependency map"));
-        let errors =
-            correlator.observe(opened("err", "HighErrorRate", t0 + 90_000, &[("service", "checkout")])).unwrap();
+        let errors = correlator
+            .observe(opened("err", "HighErrorRate", t0 + 90_000, &[("service", "checkout")]), &Linking::default())
+            .unwrap();
         assert_eq!(errors.parent, "db", "under the root, through its sibling: {errors:?}");
-        let elsewhere = correlator.observe(opened("x", "HighLatency", t0 + 50_000, &[("service", "search")]));
+        let elsewhere =
+            correlator.observe(opened("x", "HighLatency", t0 + 50_000, &[("service", "search")]), &Linking::default());
         assert_eq!(elsewhere, None, "search does not call orders-db");
     }
 }

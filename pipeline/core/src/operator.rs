@@ -40,7 +40,7 @@ use crate::{
     correlate::{Associations, Correlator, Link, Membership, Opened},
     mute::{Check, InhibitRule, Mutes, Source},
     routing::RoutingRules,
-    rules::{GroupKey, RouteTree},
+    rules::{GroupKey, Linking, RouteTree},
     window::{changelog, routing_event, transient::Transients, Flush, Group, Notice, Windows},
 };
 
@@ -270,10 +270,12 @@ impl Operator {
                 answers.len(),
                 subjects.len()
             );
-            for (Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps, correlated }, answer) in
-                flushed.into_iter().zip(answers)
+            for (
+                Flush { mut incident, subject, announce, at, new_fingerprints, notice, flaps, correlated, linking },
+                answer,
+            ) in flushed.into_iter().zip(answers)
             {
-                let link = self.correlate(&incident, &subject, announce, correlated);
+                let link = self.correlate(&incident, &subject, announce, correlated, &linking);
                 if let Some(link) = &link {
                     incident.parent_incident_id = Some(link.parent.clone());
                     incident.correlation = Some(link.explanation.clone());
@@ -291,8 +293,17 @@ impl Operator {
                 if let Some(reason) = announce {
                     let mut event = routing_event(&incident, reason, at);
                     event.flaps = flaps;
-                    event.parent_incident_id = incident.parent_incident_id.clone();
-                    event.correlation = incident.correlation.clone();
+                    // Notified in the parent's thread, or (the route says) as an incident of its own
+                    // that names the related one.
+                    match (&link, linking.separately) {
+                        (Some(link), true) => {
+                            event.correlation = Some(format!("related to {}: {}", link.parent, link.explanation))
+                        }
+                        _ => {
+                            event.parent_incident_id = incident.parent_incident_id.clone();
+                            event.correlation = incident.correlation.clone();
+                        }
+                    }
                     if let Some(notice) = notice {
                         list(&mut event, notice, check.rules);
                     }
@@ -358,6 +369,7 @@ impl Operator {
         subject: &Subject,
         announce: Option<RoutingReason>,
         decided: Option<Membership>,
+        linking: &Linking,
     ) -> Option<Link> {
         let key = GroupKey(incident.group_key.clone());
         if let Some(membership) = decided.or_else(|| self.windows.membership(&key, &incident.incident_id).cloned()) {
@@ -368,7 +380,7 @@ impl Operator {
             return None;
         }
         let opened = Opened::of(incident, subject);
-        let link = correlator.observe(opened.clone());
+        let link = correlator.observe(opened.clone(), linking);
         self.windows.correlated(&key, Membership { opened, link: link.clone() });
         link
     }

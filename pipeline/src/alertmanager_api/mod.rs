@@ -141,7 +141,7 @@ pub fn rfc3339(ms: i64) -> String {
 }
 
 /// An RFC 3339 time as epoch milliseconds, or why it is not one.
-fn parse_time(text: &str, field: &str) -> Result<i64, String> {
+pub fn parse_time(text: &str, field: &str) -> Result<i64, String> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
         .map_err(|e| format!("{field}: {text:?} is not an RFC 3339 time: {e}"))

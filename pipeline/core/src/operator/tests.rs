@@ -298,8 +298,10 @@ fn an_inhibited_alert_is_recorded_on_its_incident_with_the_source_incident_and_n
     assert_eq!(listed, ["db-2"], "the inhibited alert is not in the notification");
 }
 
-#[test]
-fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
+/// LinkDown, NodeUnreachable 20 s later in the same cluster (history says it follows), and
+/// LinkDown again after both groups flushed once, all flushed as one backlog, under a route
+/// grouping by alertname with `route_extra`.
+fn link_down_then_node_unreachable(route_extra: &str) -> Outputs {
     use crate::correlate::{Associations, Correlator, Dependencies, Settings};
     // History: every hour, LinkDown then NodeUnreachable 20 s later.
     let history: Vec<(String, String, i64)> = (0..24)
@@ -311,8 +313,10 @@ fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
     let settings = Settings::default();
     let correlator = Correlator::new(settings, Associations::learn(&history, &settings), Dependencies::default());
     let mut h = Harness::new();
-    h.rules = RouteTree::parse("[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"30s\"\ngroup_interval = \"1m\"\n")
-        .unwrap();
+    h.rules = RouteTree::parse(&format!(
+        "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"30s\"\ngroup_interval = \"1m\"\n{route_extra}"
+    ))
+    .unwrap();
     h.operator = Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, h.start)
         .with_correlator(correlator);
     let classifier = Fake::new("local");
@@ -325,7 +329,12 @@ fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
     sent("NodeUnreachable", T0 + 20 * S);
     // A backlog: both groups flush (and the first one flushes again) before the outputs are taken.
     sent("LinkDown", T0 + 120 * S);
-    let out = h.flush_at(T0 + 121 * S, &classifier);
+    h.flush_at(T0 + 121 * S, &classifier)
+}
+
+#[test]
+fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
+    let out = link_down_then_node_unreachable("");
     let parents: Vec<(String, Option<String>)> =
         out.incidents.iter().map(|i| (i.title.clone(), i.parent_incident_id.clone())).collect();
     let link_down = out.incidents.iter().find(|i| i.title == "LinkDown").unwrap().incident_id.clone();
@@ -337,4 +346,17 @@ fn an_incident_is_linked_once_when_first_announced_and_never_under_itself() {
     }
     let child = out.routing.iter().find(|e| e.title == "NodeUnreachable").expect("announced");
     assert!(child.correlation.as_deref().unwrap().starts_with("same cluster `c1`"), "{child:?}");
+    assert_eq!(child.parent_incident_id.as_ref(), Some(&link_down), "in the parent's thread");
+}
+
+#[test]
+fn a_route_may_have_its_linked_incidents_notified_on_their_own() {
+    let out = link_down_then_node_unreachable("correlate_separately = true\n");
+    let link_down = out.incidents.iter().find(|i| i.title == "LinkDown").unwrap().incident_id.clone();
+    let incident = out.incidents.iter().find(|i| i.title == "NodeUnreachable").unwrap();
+    assert_eq!(incident.parent_incident_id.as_ref(), Some(&link_down), "linked on the record");
+    let child = out.routing.iter().find(|e| e.title == "NodeUnreachable").expect("announced");
+    assert_eq!(child.parent_incident_id, None, "notified as an incident of its own");
+    let related = child.correlation.as_deref().unwrap();
+    assert!(related.starts_with(&format!("related to {link_down}: same cluster `c1`")), "{related}");
 }

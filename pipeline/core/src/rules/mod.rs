@@ -7,12 +7,14 @@ mod alertmanager;
 pub mod duration;
 mod holds;
 mod interval;
+mod linking;
 mod matcher;
 mod receiver;
 mod route;
 
 pub use holds::Holds;
 pub use interval::TimeInterval;
+pub use linking::Linking;
 pub use matcher::{is_label_name, Matcher};
 pub use receiver::{Integration, Receiver};
 pub use route::{alertmanager_group_key, GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

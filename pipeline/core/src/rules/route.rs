@@ -11,11 +11,12 @@ use super::{
     duration,
     holds::Holds,
     interval::TimeInterval,
+    linking::Linking,
     matcher::{is_label_name, Matcher},
 };
 
 /// The timings of a route, with Alertmanager's meaning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
     /// How long a new group waits for more alerts before its first notification.
     pub group_wait: Duration,
@@ -33,6 +34,9 @@ pub struct Timing {
     /// Quench's flap and transient holds (off unless configured; older changelogs: off).
     #[serde(default)]
     pub holds: Holds,
+    /// Its part in correlation across groups (older changelogs: the global settings).
+    #[serde(default)]
+    pub linking: Linking,
 }
 
 fn default_max_incident_age() -> Duration {
@@ -48,6 +52,7 @@ impl Default for Timing {
             resolve_timeout: Duration::from_secs(300),
             max_incident_age: default_max_incident_age(),
             holds: Holds::default(),
+            linking: Linking::default(),
         }
     }
 }
@@ -344,6 +349,10 @@ pub(super) struct RouteSpec {
     flap_stable: Option<Duration>,
     #[serde(deserialize_with = "duration::optional")]
     transient_pause: Option<Duration>,
+    /// Its part in correlation ([`Linking`]), inherited as the timers are.
+    correlate_min_confidence: Option<f64>,
+    correlate_min_similarity: Option<f64>,
+    correlate_separately: Option<bool>,
     #[serde(rename = "continue")]
     continue_matching: bool,
     /// Names of time intervals (Alertmanager's): read and checked against the file's intervals.
@@ -457,8 +466,14 @@ fn build(
             flap_stable: spec.flap_stable.unwrap_or(parent.timing.holds.flap_stable),
             transient_pause: spec.transient_pause.unwrap_or(parent.timing.holds.transient_pause),
         },
+        linking: Linking {
+            min_confidence: spec.correlate_min_confidence.or(parent.timing.linking.min_confidence),
+            min_similarity: spec.correlate_min_similarity.or(parent.timing.linking.min_similarity),
+            separately: spec.correlate_separately.unwrap_or(parent.timing.linking.separately),
+        },
     };
     timing.holds.check(position)?;
+    timing.linking.check(position)?;
     if timing.group_interval.is_zero() {
         return Err(format!("route {position}: group_interval must be greater than 0"));
     }
@@ -670,6 +685,20 @@ mod tests {
         assert_eq!(RouteTree::default().root.timing.holds, Holds::default(), "off by default");
         let err = RouteTree::parse("[route]\nflap_changes = 3\n").unwrap_err();
         assert!(err.contains("flap_window and flap_stable"), "{err}");
+    }
+
+    #[test]
+    fn a_routes_part_in_correlation_is_inherited_and_checked() {
+        let tree = RouteTree::parse(
+            "[route]\ncorrelate_min_confidence = 0.5\n\
+             [[route.routes]]\nmatchers = ['team=\"dba\"']\ncorrelate_separately = true\n",
+        )
+        .unwrap();
+        let dba = tree.root.children()[0].timing.linking;
+        assert_eq!(dba, Linking { min_confidence: Some(0.5), min_similarity: None, separately: true });
+        assert_eq!(RouteTree::default().root.timing.linking, Linking::default(), "the global settings");
+        let err = RouteTree::parse("[route]\ncorrelate_min_confidence = 1.5\n").unwrap_err();
+        assert!(err.contains("correlate_min_confidence must be between 0 and 1"), "{err}");
     }
 
     #[test]

@@ -569,7 +569,18 @@ impl Group {
         // The notification after a flap hold says how often the alerts changed.
         let flaps = if reason.is_some() && std::mem::take(&mut self.flaps_due) { self.state_changes } else { 0 };
         let correlated = self.correlation.clone();
-        out.push(Flush { incident, subject, announce: reason, at: now, new_fingerprints, notice, flaps, correlated });
+        let linking = self.timing.linking;
+        out.push(Flush {
+            incident,
+            subject,
+            announce: reason,
+            at: now,
+            new_fingerprints,
+            notice,
+            flaps,
+            correlated,
+            linking,
+        });
         !resolved
     }
 
@@ -658,6 +669,7 @@ impl Group {
             notice,
             flaps: 0,
             correlated: self.correlation.clone(),
+            linking: self.timing.linking,
         });
 
         // What still fires makes the new incident; what resolved stays with the old one.

@@ -31,7 +31,7 @@ use quench_schemas::{
 use crate::{
     correlate::Membership,
     mute::Check,
-    rules::{GroupKey, Placement, RouteTree},
+    rules::{GroupKey, Linking, Placement, RouteTree},
 };
 
 /// What one flush of a group produced: the incident's latest state (for the compacted `incidents`
@@ -53,6 +53,8 @@ pub struct Flush {
     pub flaps: i64,
     /// What correlation decided when the incident opened (`None` before it was asked).
     pub correlated: Option<Membership>,
+    /// The route's part in correlation.
+    pub linking: Linking,
 }
 
 /// The group and alerts an announcement lists, as Alertmanager's notifications do.

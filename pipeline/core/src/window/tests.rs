@@ -20,7 +20,7 @@ fn timing() -> Timing {
         repeat_interval: Duration::from_secs(3_600),
         resolve_timeout: Duration::from_secs(600),
         max_incident_age: Duration::from_secs(7 * 24 * 3600),
-        holds: Holds::default(),
+        ..Timing::default()
     }
 }
 
