@@ -33,6 +33,8 @@ pub struct Config {
     pub predict: crate::predict::PredictConfig,
     /// Correlation across groups in the worker (and the ingest's keys when it is on).
     pub correlate: crate::correlate::CorrelateConfig,
+    /// `quench api`: incidents over HTTP, tokens scoped to tenants.
+    pub api: crate::api::ApiConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -369,6 +371,7 @@ impl Config {
         self.notify.validate()?;
         self.predict.validate()?;
         self.correlate.validate()?;
+        self.api.validate()?;
         self.classify.validate()
     }
 

@@ -9,6 +9,7 @@
 pub use quench_classify::corpus;
 
 pub mod alertmanager_api;
+pub mod api;
 pub mod clickhouse;
 pub mod config;
 pub mod correlate;

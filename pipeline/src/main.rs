@@ -56,6 +56,10 @@ enum Command {
     /// receivers too), run escalation policies, and serve the acknowledgement API (ack, resolve,
     /// comment) on notify.listen
     Notify,
+    /// Serve incidents over HTTP from ClickHouse on api.listen: /api/v1/incidents (filters, cursor
+    /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked incidents) and
+    /// the OpenAPI document /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
+    Api,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
     /// Embed the local classifier's catalog, taxonomy and examples once and keep the vectors in
@@ -181,6 +185,10 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Notify => {
             preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
             quench_pipeline::notify::run(config, signals::shutdown_flag()).await?;
+        }
+        Command::Api => {
+            preflight::check(config, Needs::CLICKHOUSE).await?;
+            quench_pipeline::api::run(config, signals::shutdown_flag()).await?;
         }
         Command::Prepare => {
             let started = std::time::Instant::now();

@@ -9,7 +9,10 @@ crate speaks in front of it:
 * the query in the `query` URL parameter or in the body; when both, the body is INSERT data;
 * `INSERT ... FORMAT <fmt>` bodies (RowBinary and any other input format);
 * `default_format` (the crate asks for RowBinaryWithNamesAndTypes to validate schemas);
-* `param_<name>` server-side query parameters and every other URL parameter as a setting;
+* `param_<name>` server-side query parameters and every other URL parameter as a setting, for
+  that query only; `readonly` is checked here instead (a statement that is not a read is
+  refused with code 164), because the engine's session, shared by every client, could not be
+  set back from readonly;
 * errors as ClickHouse reports them: HTTP status, `X-ClickHouse-Exception-Code`, message body.
 
 It runs one query at a time (chdb allows one session per data directory) and persists tables in the
@@ -47,6 +50,7 @@ STATUS_BY_CODE = {
     **{code: 403 for code in (164, 497, 516)},
 }
 CODE_RE = re.compile(r"Code:\s*(\d+)")
+READ_RE = re.compile(r"\s*\(*\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.I)
 FORMAT_TAIL_RE = re.compile(r"^(?P<head>.*?)\s+FORMAT\s+(?P<fmt>\w+)\s*;?\s*$", re.S | re.I)
 
 
@@ -76,6 +80,8 @@ class Engine:
         with self.lock:
             self._run(f"USE `{database.replace('`', '')}`", "TabSeparated")
             previous = {}
+            if settings.pop("readonly", "0") != "0" and not READ_RE.match(sql):
+                raise QueryError(164, "Code: 164. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
             try:
                 for name, value in settings.items():
                     if not re.fullmatch(r"\w+", name):

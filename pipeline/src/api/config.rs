@@ -1,0 +1,79 @@
+//! `[api]`: where `quench api` listens and who may read what.
+
+use std::collections::BTreeMap;
+
+use quench_secret::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: String,
+    /// Bearer tokens by name (the name is what a write records as its actor).
+    pub tokens: BTreeMap<String, ApiToken>,
+    /// Rows a list answers at most per page, and by default.
+    pub max_limit: u32,
+    pub default_limit: u32,
+    /// ClickHouse's `max_execution_time` for each query, seconds.
+    pub query_timeout_s: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9490".into(),
+            tokens: BTreeMap::new(),
+            max_limit: 500,
+            default_limit: 50,
+            query_timeout_s: 10,
+        }
+    }
+}
+
+/// One token: the tenants it sees (`*`: all), and whether it may write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    pub token: Secret,
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub write: bool,
+}
+
+impl ApiToken {
+    /// Whether the token sees `tenant`.
+    pub fn sees(&self, tenant: &str) -> bool {
+        self.tenants.iter().any(|t| t == "*" || t == tenant)
+    }
+
+    /// The tenants it sees, or `None` for all.
+    pub fn scope(&self) -> Option<Vec<String>> {
+        (!self.tenants.iter().any(|t| t == "*")).then(|| self.tenants.clone())
+    }
+}
+
+impl ApiConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (name, token) in &self.tokens {
+            if token.token.expose().len() < 16 {
+                return Err((format!("api.tokens.{name}.token"), "tokens must be at least 16 characters".into()));
+            }
+            if token.tenants.is_empty() {
+                return Err((
+                    format!("api.tokens.{name}.tenants"),
+                    "name the tenants it sees, or \"*\" for all".into(),
+                ));
+            }
+        }
+        if self.default_limit == 0 || self.default_limit > self.max_limit {
+            return Err((
+                "api.default_limit".into(),
+                format!("must be between 1 and api.max_limit ({})", self.max_limit),
+            ));
+        }
+        if self.query_timeout_s == 0 {
+            return Err(("api.query_timeout_s".into(), "must be positive".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,206 @@
+//! `quench api`: Quench's incidents over HTTP, read from ClickHouse.
+//!
+//! - `GET /api/v1/incidents`: filters ([`params::LIST`]), newest first, cursor pagination;
+//! - `GET /api/v1/incidents/{id}`: one incident with its alerts, timeline, notifications and
+//!   the incidents linked under it;
+//! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, made from the same parameter and
+//!   field tables the handlers use.
+//!
+//! Every request but the document's needs a bearer token of `api.tokens`, which names the
+//! tenants it sees: a list is filtered to them, another tenant's incident is not found, and
+//! asking for another tenant by name is refused. Queries run read-only, with a time limit.
+
+mod config;
+mod incidents;
+mod openapi;
+mod params;
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+pub use config::{ApiConfig, ApiToken};
+use incidents::Bind;
+use quench_secret::Secret;
+use serde_json::{json, Map, Value};
+
+use crate::{
+    clickhouse,
+    config::{ClickHouseConfig, Config},
+    http,
+};
+
+#[derive(Clone)]
+struct Api {
+    config: Arc<ApiConfig>,
+    secrets: Arc<BTreeMap<String, Secret>>,
+    clickhouse: ::clickhouse::Client,
+}
+
+/// Serves the API on `api.listen` until `shutdown`.
+pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if config.api.tokens.is_empty() {
+        tracing::warn!("api.tokens is empty: every request but the OpenAPI document will be refused");
+    }
+    let readiness = http::serve(&config.http).await?;
+    let app = router(&config.api, &config.clickhouse);
+    let listener = http::bind(&config.api.listen, "api.listen").await?;
+    readiness.ready();
+    tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !shutdown.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig) -> Router {
+    let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
+    let api = Api {
+        config: Arc::new(config.clone()),
+        secrets: Arc::new(secrets),
+        clickhouse: clickhouse::client(clickhouse_config)
+            .with_setting("readonly", "2")
+            .with_setting("max_execution_time", config.query_timeout_s.to_string()),
+    };
+    Router::new()
+        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents/{id}", get(one))
+        .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .with_state(api)
+}
+
+/// Who is asking: the token's scope, and the client to ask ClickHouse with.
+pub struct Caller<'a> {
+    token: &'a ApiToken,
+    clickhouse: &'a ::clickhouse::Client,
+}
+
+impl Caller<'_> {
+    /// Limits `sql` to the tenants the token sees.
+    fn tenant_filter(&self, sql: &mut String, binds: &mut Vec<Bind>) {
+        if let Some(tenants) = self.token.scope() {
+            sql.push_str(" AND has(?, tenant)");
+            binds.push(Bind::Texts(tenants));
+        }
+    }
+
+    /// The rows of a query, as JSON objects (times in RFC 3339).
+    async fn rows(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<Map<String, Value>>, Failure> {
+        let mut query = self.clickhouse.query(sql);
+        for bind in binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+                Bind::Texts(texts) => query.bind(texts),
+            };
+        }
+        let bytes = query
+            .with_setting("date_time_output_format", "iso")
+            .with_setting("output_format_json_quote_64bit_integers", "0")
+            .fetch_bytes("JSONEachRow")
+            .map_err(Failure::clickhouse)?
+            .collect()
+            .await
+            .map_err(Failure::clickhouse)?;
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| serde_json::from_str(line).map_err(|e| Failure::clickhouse(format!("an unreadable row: {e}"))))
+            .collect()
+    }
+}
+
+/// An answer other than 200: its status, message and, for a bad request, the parameter.
+#[derive(Debug)]
+pub struct Failure {
+    status: StatusCode,
+    message: String,
+    parameter: Option<String>,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), parameter: None }
+    }
+
+    fn parameter(status: StatusCode, name: &str, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), parameter: Some(name.into()) }
+    }
+
+    fn clickhouse(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "a ClickHouse query of the API failed");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("ClickHouse did not answer: {error}"))
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.message});
+        if let Some(parameter) = self.parameter {
+            body["parameter"] = parameter.into();
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl Api {
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller<'_>, Failure> {
+        let name = quench_notify::api::authenticate(&self.secrets, headers).ok_or_else(|| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "a bearer token of api.tokens is required (Authorization: Bearer ...)",
+            )
+        })?;
+        Ok(Caller { token: &self.config.tokens[name], clickhouse: &self.clickhouse })
+    }
+}
+
+async fn list(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
+    let caller = api.caller(&headers)?;
+    let params = query_params(raw.as_deref())?;
+    let query = params::parse(&params, &api.config)
+        .map_err(|bad| Failure::parameter(StatusCode::BAD_REQUEST, &bad.name, bad.message))?;
+    if let Some(tenant) = params.get("tenant").filter(|t| !caller.token.sees(t)) {
+        return Err(Failure::parameter(
+            StatusCode::FORBIDDEN,
+            "tenant",
+            format!("the token does not see tenant `{tenant}`"),
+        ));
+    }
+    Ok(Json(incidents::list(&caller, &query).await?))
+}
+
+async fn one(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, Failure> {
+    let caller = api.caller(&headers)?;
+    incidents::one(&caller, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no incident `{id}` that the token sees")))
+}
+
+/// A query string's parameters by name; a parameter given twice is an error.
+fn query_params(raw: Option<&str>) -> Result<BTreeMap<String, String>, Failure> {
+    let mut params = BTreeMap::new();
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if params.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(Failure::parameter(StatusCode::BAD_REQUEST, &name, format!("`{name}` is given twice")));
+        }
+    }
+    Ok(params)
+}

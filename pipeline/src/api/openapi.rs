@@ -1,0 +1,91 @@
+//! The OpenAPI 3.1 document of `quench api`, made from the tables the handlers use: the list's
+//! parameters ([`params::LIST`]) and the incident's fields ([`incidents::FIELDS`]).
+
+use serde_json::{json, Map, Value};
+
+use super::{incidents, params};
+
+pub fn document() -> Value {
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let ok = |description: &str, schema: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+    let mut incident = Map::new();
+    for (name, kind, nullable, about) in incidents::FIELDS {
+        let kind = if *nullable { json!([kind, "null"]) } else { json!(kind) };
+        incident.insert(name.to_string(), json!({"type": kind, "description": about}));
+    }
+    let required: Vec<&str> = incidents::FIELDS.iter().map(|(name, ..)| *name).collect();
+    let rows = |about: &str| json!({"type": "array", "items": {"type": "object"}, "description": about});
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Quench incident API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Incidents as ClickHouse holds them, for the tenants a bearer token of `api.tokens` sees."
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/incidents": {"get": {
+                "operationId": "listIncidents",
+                "summary": "Incidents, newest first, a page at a time",
+                "parameters": params::openapi(),
+                "responses": {
+                    "200": ok("A page of incidents", "IncidentPage"),
+                    "400": error("A parameter is wrong (`parameter` names it)"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token does not see the tenant asked for"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
+            "/api/v1/incidents/{id}": {"get": {
+                "operationId": "getIncident",
+                "summary": "One incident with its alerts, timeline, notifications and linked incidents",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok("The incident", "IncidentDetail"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "404": error("No such incident among the tenants the token sees"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
+            "/api/v1/openapi.json": {"get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "The OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}
+            }}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string", "description": "What is wrong"},
+                        "parameter": {"type": "string", "description": "The parameter at fault"}
+                    }
+                },
+                "Incident": {"type": "object", "required": required, "properties": incident},
+                "IncidentPage": {
+                    "type": "object",
+                    "required": ["incidents", "next_cursor"],
+                    "properties": {
+                        "incidents": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
+                        "next_cursor": {"type": ["string", "null"], "description": "The `cursor` of the next page; null on the last"}
+                    }
+                },
+                "IncidentDetail": {
+                    "allOf": [
+                        {"$ref": "#/components/schemas/Incident"},
+                        {"type": "object", "required": ["alerts", "timeline", "notifications", "children"], "properties": {
+                            "alerts": rows("Its alerts: each fingerprint's latest record"),
+                            "timeline": rows("Its routing events, in order"),
+                            "notifications": rows("Every delivery attempt of its notifications"),
+                            "children": rows("Incidents linked under it by correlation")
+                        }}
+                    ]
+                }
+            }
+        }
+    })
+}

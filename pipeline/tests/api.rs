@@ -1,0 +1,193 @@
+//! `quench api` against the real ClickHouse of `infra/local/stack`, on a fixed data set of two
+//! tenants in a database of its own: lists with every filter, pages joined by their cursors,
+//! one incident with its alerts, timeline, notifications and linked incidents, bad requests
+//! named, and a token of tenant `a` never seeing tenant `b`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use quench_pipeline::{
+    clickhouse::{client, migrate, MIGRATIONS},
+    config::{isolated_env, quench_command, Config},
+};
+use serde_json::Value;
+use support::{ingest::free_port, KillOnDrop};
+
+const READER_A: &str = "reader-of-tenant-a-0123456789";
+const ADMIN: &str = "admin-of-all-tenants-0123456789";
+
+/// Tenant `a`: `inc-a1` PostgresDown (critical, database, service pg, team dba) opened 10:00 and
+/// resolved (two versions; the first must not show), `inc-a2` HttpErrors (warning, network,
+/// service web) at 10:01, linked under `inc-a1`, open; `inc-a3` DiskFilling (info, storage) at
+/// 12:00, acknowledged. Tenant `b`: `inc-b1` KafkaLag (critical, messaging) at 10:30, open.
+const FIXTURE: &[&str] = &[
+    "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, priority, category, \
+     first_seen, last_seen, acknowledged_at, resolved_at, alert_count, distinct_alerts, common_labels, flapping, version, \
+     parent_incident_id, correlation) VALUES \
+     ('a', 'inc-a1', 'k1', 'open', 'PostgresDown', 'Postgres is down', 'critical', 'P1', 'database', \
+      '2026-11-02 10:00:00', '2026-11-02 10:00:00', NULL, NULL, 1, 1, {'service': 'pg', 'team': 'dba'}, false, 1, NULL, NULL), \
+     ('a', 'inc-a1', 'k1', 'resolved', 'PostgresDown', 'Postgres is down', 'critical', 'P1', 'database', \
+      '2026-11-02 10:00:00', '2026-11-02 10:20:00', NULL, '2026-11-02 10:20:00', 4, 2, {'service': 'pg', 'team': 'dba'}, false, 2, NULL, NULL), \
+     ('a', 'inc-a2', 'k2', 'open', 'HttpErrors', 'Errors of the web front', 'warning', 'P3', 'network', \
+      '2026-11-02 10:01:00', '2026-11-02 10:05:00', NULL, NULL, 3, 1, {'service': 'web'}, false, 1, 'inc-a1', \
+      'same cluster `c1`, HttpErrors follows PostgresDown in 90% of history, 60 s apart'), \
+     ('a', 'inc-a3', 'k3', 'acknowledged', 'DiskFilling', 'The disk of db-2 fills', 'info', 'P5', 'storage', \
+      '2026-11-02 12:00:00', '2026-11-02 12:10:00', '2026-11-02 12:05:00', NULL, 2, 1, {'team': 'dba'}, false, 1, NULL, NULL), \
+     ('b', 'inc-b1', 'k4', 'open', 'KafkaLag', 'Consumers of orders lag', 'critical', 'P2', 'messaging', \
+      '2026-11-02 10:30:00', '2026-11-02 10:40:00', NULL, NULL, 5, 1, {'service': 'orders'}, false, 1, NULL, NULL)",
+    "INSERT INTO incident_alerts (tenant, incident_id, fingerprint, first_seen, last_seen) VALUES \
+     ('a', 'inc-a1', 'fa', '2026-11-02 10:00:00', '2026-11-02 10:20:00'), \
+     ('a', 'inc-a1', 'fb', '2026-11-02 10:00:10', '2026-11-02 10:20:00')",
+    "INSERT INTO alerts (tenant, received_at, starts_at, status, source, alertname, fingerprint, labels, kafka_partition, \
+     kafka_offset) VALUES \
+     ('a', '2026-11-02 10:00:00', '2026-11-02 10:00:00', 'firing', 'alertmanager', 'PostgresDown', 'fa', {'instance': 'db-1'}, 0, 1), \
+     ('a', '2026-11-02 10:20:00', '2026-11-02 10:00:00', 'resolved', 'alertmanager', 'PostgresDown', 'fa', {'instance': 'db-1'}, 0, 2), \
+     ('a', '2026-11-02 10:00:10', '2026-11-02 10:00:10', 'firing', 'alertmanager', 'PostgresDown', 'fb', {'instance': 'db-2'}, 0, 3), \
+     ('b', '2026-11-02 10:00:00', '2026-11-02 10:00:00', 'firing', 'alertmanager', 'PostgresDown', 'fa', {'instance': 'other'}, 0, 4)",
+    "INSERT INTO routing_events (tenant, event_id, incident_id, reason, status, severity, team, incident_version, emitted_at) VALUES \
+     ('a', 'e1', 'inc-a1', 'opened', 'open', 'critical', 'dba', 1, '2026-11-02 10:00:31'), \
+     ('a', 'e2', 'inc-a1', 'resolved', 'resolved', 'critical', 'dba', 2, '2026-11-02 10:20:01')",
+    "INSERT INTO notifications (tenant, incident_id, event_id, idempotency_key, channel, target, kind, attempt, outcome, \
+     status, error, latency_ms, at, emitted_at) VALUES \
+     ('a', 'inc-a1', 'e1', 'k1', 'slack', 'dba', 'event', 1, 'delivered', 200, '', 40, '2026-11-02 10:00:32', '2026-11-02 10:00:31')",
+];
+
+/// A database of its own with the fixture, and `quench api` on it; its address.
+async fn serve() -> (KillOnDrop, String, clickhouse::Client) {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let database = format!("quench_test_api_{}_{nanos}", std::process::id());
+    let port = free_port();
+    let env = isolated_env(
+        &format!("test-api-{nanos}"),
+        [
+            ("QUENCH_CLICKHOUSE__DATABASE", database),
+            ("QUENCH_API__LISTEN", format!("127.0.0.1:{port}")),
+            ("QUENCH_API__TOKENS__READER__TOKEN", READER_A.into()),
+            ("QUENCH_API__TOKENS__READER__TENANTS", "[\"a\"]".into()),
+            ("QUENCH_API__TOKENS__ADMIN__TOKEN", ADMIN.into()),
+            ("QUENCH_API__TOKENS__ADMIN__TENANTS", "[\"*\"]".into()),
+            ("QUENCH_HTTP__LISTEN", String::new()),
+            ("QUENCH_LOG__LEVEL", "warn".into()),
+        ],
+    );
+    let config = Config::load(None, env.clone()).unwrap();
+    migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
+    let clickhouse = client(&config.clickhouse);
+    for insert in FIXTURE {
+        clickhouse.query(insert).execute().await.unwrap();
+    }
+    let api =
+        KillOnDrop(quench_command(std::path::Path::new(env!("CARGO_BIN_EXE_quench")), "api", &env).spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/api/v1/openapi.json")).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(60), "quench api did not answer within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (api, base, clickhouse)
+}
+
+async fn get(base: &str, token: &str, path: &str) -> (u16, Value) {
+    let response = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(token).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["incidents"].as_array().unwrap().iter().map(|i| i["incident_id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn incidents_are_listed_filtered_paged_and_kept_to_the_tenants_a_token_sees() {
+    let (_api, base, _) = serve().await;
+
+    let (status, all) = get(&base, ADMIN, "/api/v1/incidents").await;
+    assert_eq!((status, ids(&all)), (200, vec!["inc-a3", "inc-b1", "inc-a2", "inc-a1"]), "newest first: {all}");
+    let a1 = &all["incidents"][3];
+    assert_eq!(
+        (a1["status"].as_str(), a1["resolved_at"].as_str()),
+        (Some("resolved"), Some("2026-11-02T10:20:00.000Z"))
+    );
+    let (_, oldest) = get(&base, ADMIN, "/api/v1/incidents?sort=first_seen").await;
+    assert_eq!(ids(&oldest), ["inc-a1", "inc-a2", "inc-b1", "inc-a3"]);
+
+    // Tenant a's token: b's incidents neither listed nor found, and asking for b is refused.
+    let (_, mine) = get(&base, READER_A, "/api/v1/incidents").await;
+    assert_eq!(ids(&mine), ["inc-a3", "inc-a2", "inc-a1"]);
+    let (status, refused) = get(&base, READER_A, "/api/v1/incidents?tenant=b").await;
+    assert_eq!((status, refused["parameter"].as_str()), (403, Some("tenant")), "{refused}");
+    assert_eq!(get(&base, READER_A, "/api/v1/incidents/inc-b1").await.0, 404);
+
+    for (query, expected) in [
+        ("status=resolved", vec!["inc-a1"]),
+        ("severity=critical", vec!["inc-b1", "inc-a1"]),
+        ("priority=P3", vec!["inc-a2"]),
+        ("category=messaging", vec!["inc-b1"]),
+        ("team=dba", vec!["inc-a3", "inc-a1"]),
+        ("service=web", vec!["inc-a2"]),
+        ("tenant=b", vec!["inc-b1"]),
+        ("q=POSTGRES", vec!["inc-a1"]),
+        ("q=disk%20of", vec!["inc-a3"]),
+        ("from=2026-11-02T10:01:00Z&to=2026-11-02T12:00:00Z", vec!["inc-b1", "inc-a2"]),
+    ] {
+        let (status, page) = get(&base, ADMIN, &format!("/api/v1/incidents?{query}")).await;
+        assert_eq!((status, ids(&page)), (200, expected), "{query}: {page}");
+    }
+
+    // Pages of 3 and 1: joined by their cursors, the whole list, and the last says so.
+    let (_, first) = get(&base, ADMIN, "/api/v1/incidents?limit=3").await;
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let (_, second) = get(&base, ADMIN, &format!("/api/v1/incidents?limit=3&cursor={cursor}")).await;
+    assert_eq!([ids(&first), ids(&second)].concat(), ids(&all));
+    assert!(second["next_cursor"].is_null(), "{second}");
+
+    for (query, parameter, status) in [
+        ("status=closed", "status", 400),
+        ("limit=0", "limit", 400),
+        ("from=yesterday", "from", 400),
+        ("cursor=garbage", "cursor", 400),
+        ("colour=red", "colour", 400),
+        ("status=open&status=resolved", "status", 400),
+    ] {
+        let (got, error) = get(&base, ADMIN, &format!("/api/v1/incidents?{query}")).await;
+        assert_eq!((got, error["parameter"].as_str()), (status, Some(parameter)), "{query}: {error}");
+        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{error}");
+    }
+    assert_eq!(get(&base, "not-a-token-at-all-000000", "/api/v1/incidents").await.0, 401);
+}
+
+#[tokio::test]
+async fn an_incident_comes_with_its_alerts_timeline_notifications_and_linked_incidents() {
+    let (_api, base, clickhouse) = serve().await;
+    let (status, incident) = get(&base, READER_A, "/api/v1/incidents/inc-a1").await;
+    assert_eq!(status, 200, "{incident}");
+    let alerts: Vec<(&str, &str)> = incident["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["fingerprint"].as_str().unwrap(), a["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(alerts, [("fa", "resolved"), ("fb", "firing")], "each alert's latest record, of tenant a only");
+    let reasons: Vec<&str> =
+        incident["timeline"].as_array().unwrap().iter().map(|e| e["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["opened", "resolved"]);
+    assert_eq!(incident["notifications"][0]["outcome"], "delivered");
+    assert_eq!(incident["children"][0]["incident_id"], "inc-a2");
+    assert!(incident["children"][0]["correlation"].as_str().unwrap().starts_with("same cluster"));
+
+    // The document lists what the handlers take and answer.
+    let document: Value = reqwest::get(format!("{base}/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let documented = document["components"]["schemas"]["Incident"]["properties"].as_object().unwrap();
+    let (_, page) = get(&base, ADMIN, "/api/v1/incidents?limit=1").await;
+    let answered = page["incidents"][0].as_object().unwrap();
+    assert_eq!(documented.keys().collect::<Vec<_>>(), answered.keys().collect::<Vec<_>>(), "fields as documented");
+    let parameters = document["paths"]["/api/v1/incidents"]["get"]["parameters"].as_array().unwrap();
+    assert!(parameters.iter().any(|p| p["name"] == "cursor") && parameters.len() == 13, "{parameters:?}");
+
+    // The API's queries are read-only, and leave ClickHouse writable for everyone else.
+    let insert = "INSERT INTO incidents (tenant, incident_id, version) VALUES ('a', 'inc-z', 1)";
+    assert!(clickhouse.query(insert).with_setting("readonly", "2").execute().await.is_err(), "refused read-only");
+    clickhouse.query(insert).execute().await.unwrap();
+}
