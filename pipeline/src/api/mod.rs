@@ -82,7 +82,10 @@ pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig) -> Route
     Router::new()
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(one))
-        .route("/api/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
+        )
         .with_state(api)
 }
 

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{incidents, params};
+use super::{incidents, params, ApiConfig};
 
-pub fn document() -> Value {
+pub fn document(config: &ApiConfig) -> Value {
     let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let ok = |description: &str, schema: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
     let mut incident = Map::new();
@@ -27,7 +27,7 @@ pub fn document() -> Value {
             "/api/v1/incidents": {"get": {
                 "operationId": "listIncidents",
                 "summary": "Incidents, newest first, a page at a time",
-                "parameters": params::openapi(),
+                "parameters": params::openapi(config),
                 "responses": {
                     "200": ok("A page of incidents", "IncidentPage"),
                     "400": error("A parameter is wrong (`parameter` names it)"),

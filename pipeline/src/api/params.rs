@@ -15,6 +15,8 @@ pub enum Kind {
     Time,
     /// Rows per page.
     Limit,
+    /// A `next_cursor` given before.
+    Cursor,
 }
 
 pub struct Param {
@@ -46,7 +48,7 @@ pub const LIST: &[Param] = &[
         kind: Kind::Limit,
         about: "Incidents per page (default `api.default_limit`, at most `api.max_limit`).",
     },
-    Param { name: "cursor", kind: Kind::Text, about: "The `next_cursor` of the previous page." },
+    Param { name: "cursor", kind: Kind::Cursor, about: "The `next_cursor` of the previous page." },
 ];
 
 /// A request's parameter that is wrong, and why.
@@ -85,6 +87,7 @@ pub fn parse(params: &BTreeMap<String, String>, config: &ApiConfig) -> Result<Li
             return Err(BadParam::new(name, format!("unknown parameter `{name}` (known: {})", known.join(", "))));
         };
         match (&param.kind, param.name) {
+            (Kind::Text, _) if value.is_empty() => return Err(BadParam::new(name, "must not be empty")),
             (Kind::OneOf(allowed), _) if !allowed.contains(&value.as_str()) => {
                 return Err(BadParam::new(name, format!("`{value}` is not one of {}", allowed.join(", "))))
             }
@@ -94,7 +97,10 @@ pub fn parse(params: &BTreeMap<String, String>, config: &ApiConfig) -> Result<Li
                 query.cursor = Some(cursor(value).ok_or_else(|| BadParam::new(name, "not a cursor this API gave"))?)
             }
             (Kind::Time, _) => {
-                let ms = crate::alertmanager_api::parse_time(value, name).map_err(|e| BadParam::new(name, e))?;
+                // Clamped to what ClickHouse's DateTime64 holds: beyond it, nothing is earlier or later.
+                let ms = crate::alertmanager_api::parse_time(value, name)
+                    .map_err(|e| BadParam::new(name, e))?
+                    .clamp(EARLIEST_MS, LATEST_MS);
                 if name == "from" {
                     query.from_ms = Some(ms);
                 } else {
@@ -106,7 +112,6 @@ pub fn parse(params: &BTreeMap<String, String>, config: &ApiConfig) -> Result<Li
                     BadParam::new(name, format!("must be a whole number from 1 to {}", config.max_limit))
                 })?;
             }
-            _ if value.is_empty() => return Err(BadParam::new(name, "must not be empty")),
             _ => query.equal.push((param.name, value.clone())),
         }
     }
@@ -120,19 +125,27 @@ pub fn next_cursor(first_seen_ms: i64, incident_id: &str) -> String {
 
 fn cursor(text: &str) -> Option<(i64, String)> {
     let (ms, id) = text.split_once('.')?;
-    let ms = ms.parse().ok()?;
+    let ms = ms.parse::<i64>().ok()?.clamp(EARLIEST_MS, LATEST_MS);
     (!id.is_empty()).then(|| (ms, id.to_string()))
 }
 
+/// 1900-01-01 and 2299-12-31, DateTime64's range.
+const EARLIEST_MS: i64 = -2_208_988_800_000;
+const LATEST_MS: i64 = 10_413_791_999_000;
+
+/// What a cursor looks like: first-alert time in ms, a dot, an incident id.
+const CURSOR_PATTERN: &str = r"^-?[0-9]{1,18}\..+$";
+
 /// The OpenAPI description of the list's parameters.
-pub fn openapi() -> Vec<Value> {
+pub fn openapi(config: &ApiConfig) -> Vec<Value> {
     LIST.iter()
         .map(|param| {
             let schema = match &param.kind {
                 Kind::Text => json!({"type": "string", "minLength": 1}),
                 Kind::OneOf(values) => json!({"type": "string", "enum": values}),
                 Kind::Time => json!({"type": "string", "format": "date-time"}),
-                Kind::Limit => json!({"type": "integer", "minimum": 1}),
+                Kind::Limit => json!({"type": "integer", "minimum": 1, "maximum": config.max_limit}),
+                Kind::Cursor => json!({"type": "string", "pattern": CURSOR_PATTERN}),
             };
             json!({"name": param.name, "in": "query", "required": false, "description": param.about, "schema": schema})
         })
