@@ -8,6 +8,7 @@
 
 pub use quench_classify::corpus;
 
+pub mod actions;
 pub mod alertmanager_api;
 pub mod api;
 pub mod clickhouse;

@@ -57,8 +57,9 @@ enum Command {
     /// comment) on notify.listen
     Notify,
     /// Serve incidents over HTTP from ClickHouse on api.listen: /api/v1/incidents (filters, cursor
-    /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked incidents) and
-    /// the OpenAPI document /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
+    /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked incidents),
+    /// POST /api/v1/incidents/{id}/acknowledge|resolve|comment (to incident-actions) and the
+    /// OpenAPI document /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
     Api,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
@@ -187,7 +188,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             quench_pipeline::notify::run(config, signals::shutdown_flag()).await?;
         }
         Command::Api => {
-            preflight::check(config, Needs::CLICKHOUSE).await?;
+            preflight::check(config, Needs::ALL).await?;
             quench_pipeline::api::run(config, signals::shutdown_flag()).await?;
         }
         Command::Prepare => {

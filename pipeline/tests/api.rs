@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
-    config::{isolated_env, quench_command, Config},
+    kafka::create_topics,
 };
+use quench_schemas::{now_ms, ActionKind, Alert, Encoder, Incident, IncidentAction, IncidentStatus};
 use serde_json::Value;
-use support::{ingest::free_port, KillOnDrop};
+use support::{alert, decode_all, ingest::free_port, produce, read_until, KillOnDrop, Run};
 
 const READER_A: &str = "reader-of-tenant-a-0123456789";
+const WRITER_A: &str = "writer-of-tenant-a-0123456789";
 const ADMIN: &str = "admin-of-all-tenants-0123456789";
 
 /// Tenant `a`: `inc-a1` PostgresDown (critical, database, service pg, team dba) opened 10:00 and
@@ -54,39 +56,46 @@ const FIXTURE: &[&str] = &[
      ('a', 'inc-a1', 'e1', 'k1', 'slack', 'dba', 'event', 1, 'delivered', 200, '', 40, '2026-11-02 10:00:32', '2026-11-02 10:00:31')",
 ];
 
-/// A database of its own with the fixture, and `quench api` on it; its address.
-async fn serve() -> (KillOnDrop, String, clickhouse::Client) {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let database = format!("quench_test_api_{}_{nanos}", std::process::id());
+/// Topics and a database of their own with the fixture, and `quench api` on them: the run, the
+/// API process, its address and the database.
+async fn serve() -> (Run, KillOnDrop, String, clickhouse::Client) {
+    let mut run = Run::new("api");
     let port = free_port();
-    let env = isolated_env(
-        &format!("test-api-{nanos}"),
-        [
-            ("QUENCH_CLICKHOUSE__DATABASE", database),
-            ("QUENCH_API__LISTEN", format!("127.0.0.1:{port}")),
-            ("QUENCH_API__TOKENS__READER__TOKEN", READER_A.into()),
-            ("QUENCH_API__TOKENS__READER__TENANTS", "[\"a\"]".into()),
-            ("QUENCH_API__TOKENS__ADMIN__TOKEN", ADMIN.into()),
-            ("QUENCH_API__TOKENS__ADMIN__TENANTS", "[\"*\"]".into()),
-            ("QUENCH_HTTP__LISTEN", String::new()),
-            ("QUENCH_LOG__LEVEL", "warn".into()),
-        ],
-    );
-    let config = Config::load(None, env.clone()).unwrap();
-    migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
-    let clickhouse = client(&config.clickhouse);
+    run.set_all(&[
+        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_test_api_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_API__LISTEN", format!("127.0.0.1:{port}")),
+        ("QUENCH_API__TOKENS__READER__TOKEN", READER_A.into()),
+        ("QUENCH_API__TOKENS__READER__TENANTS", "[\"a\"]".into()),
+        ("QUENCH_API__TOKENS__WRITER__TOKEN", WRITER_A.into()),
+        ("QUENCH_API__TOKENS__WRITER__TENANTS", "[\"a\"]".into()),
+        ("QUENCH_API__TOKENS__WRITER__WRITE", "true".into()),
+        ("QUENCH_API__TOKENS__ADMIN__TOKEN", ADMIN.into()),
+        ("QUENCH_API__TOKENS__ADMIN__TENANTS", "[\"*\"]".into()),
+        ("QUENCH_API__TOKENS__ADMIN__WRITE", "true".into()),
+    ]);
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let clickhouse = client(&run.config.clickhouse);
     for insert in FIXTURE {
         clickhouse.query(insert).execute().await.unwrap();
     }
-    let api =
-        KillOnDrop(quench_command(std::path::Path::new(env!("CARGO_BIN_EXE_quench")), "api", &env).spawn().unwrap());
+    let api = KillOnDrop(run.start("api"));
     let base = format!("http://127.0.0.1:{port}");
+    // Ready once the directory of incidents has read its topic: an unknown incident is 404, not 503.
     let started = Instant::now();
-    while reqwest::get(format!("{base}/api/v1/openapi.json")).await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(60), "quench api did not answer within 60 s");
+    while post(&base, ADMIN, "/api/v1/incidents/none/acknowledge", "").await.0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(60), "quench api was not ready within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    (api, base, clickhouse)
+    (run, api, base, clickhouse)
+}
+
+async fn post(base: &str, token: &str, path: &str, body: &str) -> (u16, Value) {
+    let request = reqwest::Client::new().post(format!("{base}{path}")).bearer_auth(token).body(body.to_string());
+    match request.send().await {
+        Ok(response) => (response.status().as_u16(), response.json().await.unwrap_or(Value::Null)),
+        Err(_) => (0, Value::Null),
+    }
 }
 
 async fn get(base: &str, token: &str, path: &str) -> (u16, Value) {
@@ -101,7 +110,7 @@ fn ids(page: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn incidents_are_listed_filtered_paged_and_kept_to_the_tenants_a_token_sees() {
-    let (_api, base, _) = serve().await;
+    let (_run, _api, base, _) = serve().await;
 
     let (status, all) = get(&base, ADMIN, "/api/v1/incidents").await;
     assert_eq!((status, ids(&all)), (200, vec!["inc-a3", "inc-b1", "inc-a2", "inc-a1"]), "newest first: {all}");
@@ -160,7 +169,7 @@ async fn incidents_are_listed_filtered_paged_and_kept_to_the_tenants_a_token_see
 
 #[tokio::test]
 async fn an_incident_comes_with_its_alerts_timeline_notifications_and_linked_incidents() {
-    let (_api, base, clickhouse) = serve().await;
+    let (_run, _api, base, clickhouse) = serve().await;
     let (status, incident) = get(&base, READER_A, "/api/v1/incidents/inc-a1").await;
     assert_eq!(status, 200, "{incident}");
     let alerts: Vec<(&str, &str)> = incident["alerts"]
@@ -195,7 +204,7 @@ async fn an_incident_comes_with_its_alerts_timeline_notifications_and_linked_inc
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_every_answer_as_documented() {
-    let (_api, base, _) = serve().await;
+    let (_run, _api, base, _) = serve().await;
     let schemathesis = std::env::var("SCHEMATHESIS_BIN")
         .expect("SCHEMATHESIS_BIN: eval \"$(infra/local/stack env)\" after infra/local/stack install");
     let dir = std::env::temp_dir().join(format!("quench-schemathesis-{}", std::process::id()));
@@ -210,6 +219,55 @@ async fn schemathesis_finds_no_server_error_and_every_answer_as_documented() {
             .unwrap_or_else(|e| panic!("{schemathesis}: {e}"));
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
-        assert!(report.contains("Tested: 2"), "both operations tested:\n{report}");
+        assert!(report.contains("Tested: 3"), "every operation tested:\n{report}");
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledgement_reaches_the_worker_as_the_tokens_and_only_on_the_tokens_tenants() {
+    let (run, _api, base, _) = serve().await;
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    produce(&run, vec![("PostgresDown".into(), encoder.encode(&alert("PostgresDown", 1, now_ms())).unwrap())]).await;
+    let _worker = KillOnDrop(run.start("run"));
+    let incidents = run.consumer(&run.config.topics.incidents);
+    let opened = read_until(&incidents, |read| !read.is_empty());
+    let incident: Vec<Incident> = decode_all(&run.registry(), &opened).await;
+    let (id, tenant) = (incident[0].incident_id.clone(), incident[0].tenant.clone());
+    assert_eq!(tenant, "default");
+    let path = format!("/api/v1/incidents/{id}/acknowledge");
+
+    // The directory follows `incidents`: wait until it knows the incident.
+    let started = Instant::now();
+    let mut answer = post(&base, ADMIN, &path, r#"{"actor": "someone else"}"#).await;
+    while answer.0 == 404 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = post(&base, ADMIN, &path, r#"{"actor": "someone else"}"#).await;
+    }
+    assert_eq!((answer.0, answer.1["parameter"].as_str()), (400, Some("body")), "no actor but the token: {answer:?}");
+    assert_eq!(post(&base, READER_A, &path, "").await.0, 403, "a read-only token");
+    assert_eq!(post(&base, WRITER_A, &path, "").await.0, 404, "tenant a's writer does not see tenant default");
+    let (status, empty) = post(&base, ADMIN, &format!("/api/v1/incidents/{id}/comment"), "{}").await;
+    assert_eq!((status, empty["parameter"].as_str()), (400, Some("comment")));
+    let (status, accepted) = post(&base, ADMIN, &path, r#"{"comment": "on it"}"#).await;
+    assert_eq!((status, accepted["actor"].as_str()), (202, Some("admin")), "{accepted}");
+
+    let actions = read_until(&run.consumer(&run.config.topics.actions), |read| !read.is_empty());
+    let action: Vec<IncidentAction> = decode_all(&run.registry(), &actions).await;
+    assert_eq!(action.len(), 1, "only the accepted request wrote: {action:?}");
+    let action = &action[0];
+    assert_eq!(
+        (action.kind, action.actor.as_str(), action.tenant.as_str()),
+        (ActionKind::Acknowledge, "admin", "default")
+    );
+    assert_eq!((action.incident_id.as_str(), action.comment.as_deref()), (id.as_str(), Some("on it")));
+    // The worker applies it: the incident is acknowledged on `incidents`.
+    let started = Instant::now();
+    loop {
+        let batch = read_until(&incidents, |read| !read.is_empty());
+        let decoded: Vec<Incident> = decode_all(&run.registry(), &batch).await;
+        if decoded.iter().any(|i| i.incident_id == id && i.status == IncidentStatus::Acknowledged) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never acknowledged: {decoded:?}");
     }
 }

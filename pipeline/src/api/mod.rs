@@ -3,12 +3,15 @@
 //! - `GET /api/v1/incidents`: filters ([`params::LIST`]), newest first, cursor pagination;
 //! - `GET /api/v1/incidents/{id}`: one incident with its alerts, timeline, notifications and
 //!   the incidents linked under it;
+//! - `POST /api/v1/incidents/{id}/{acknowledge|resolve|comment}`: an action on
+//!   `incident-actions` ([`crate::actions`]), recorded with the token's name as its actor;
 //! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, made from the same parameter and
 //!   field tables the handlers use.
 //!
 //! Every request but the document's needs a bearer token of `api.tokens`, which names the
 //! tenants it sees: a list is filtered to them, another tenant's incident is not found, and
-//! asking for another tenant by name is refused. Queries run read-only, with a time limit.
+//! asking for another tenant by name is refused; only a token with `write` acts. Queries run
+//! read-only, with a time limit.
 
 mod config;
 mod incidents;
@@ -25,21 +28,29 @@ use std::{
 };
 
 use axum::{
+    body::Bytes,
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
 pub use config::{ApiConfig, ApiToken};
 use incidents::Bind;
+use quench_notify::api::Rejection;
+use quench_schemas::{now_ms, ActionKind, IncidentAction};
 use quench_secret::Secret;
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::{
+    actions::Actions,
     clickhouse,
     config::{ClickHouseConfig, Config},
     http,
+    kafka::client_config,
+    preflight::registry_client,
 };
 
 #[derive(Clone)]
@@ -47,6 +58,7 @@ struct Api {
     config: Arc<ApiConfig>,
     secrets: Arc<BTreeMap<String, Secret>>,
     clickhouse: ::clickhouse::Client,
+    actions: Arc<Actions>,
 }
 
 /// Serves the API on `api.listen` until `shutdown`.
@@ -55,7 +67,9 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         tracing::warn!("api.tokens is empty: every request but the OpenAPI document will be refused");
     }
     let readiness = http::serve(&config.http).await?;
-    let app = router(&config.api, &config.clickhouse);
+    let producer: FutureProducer = client_config(&config.kafka, "api").set("enable.idempotence", "true").create()?;
+    let actions = Actions::start(config, &registry_client(&config.registry)?, producer, "api").await?;
+    let app = router(&config.api, &config.clickhouse, Arc::new(actions));
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
     tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
@@ -70,7 +84,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig) -> Router {
+pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig, actions: Arc<Actions>) -> Router {
     let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
     let api = Api {
         config: Arc::new(config.clone()),
@@ -78,10 +92,12 @@ pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig) -> Route
         clickhouse: clickhouse::client(clickhouse_config)
             .with_setting("readonly", "2")
             .with_setting("max_execution_time", config.query_timeout_s.to_string()),
+        actions,
     };
     Router::new()
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(one))
+        .route("/api/v1/incidents/{id}/{action}", post(act))
         .route(
             "/api/v1/openapi.json",
             get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
@@ -91,6 +107,7 @@ pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig) -> Route
 
 /// Who is asking: the token's scope, and the client to ask ClickHouse with.
 pub struct Caller<'a> {
+    name: &'a str,
     token: &'a ApiToken,
     clickhouse: &'a ::clickhouse::Client,
 }
@@ -170,7 +187,7 @@ impl Api {
                 "a bearer token of api.tokens is required (Authorization: Bearer ...)",
             )
         })?;
-        Ok(Caller { token: &self.config.tokens[name], clickhouse: &self.clickhouse })
+        Ok(Caller { name, token: &self.config.tokens[name], clickhouse: &self.clickhouse })
     }
 }
 
@@ -195,6 +212,78 @@ async fn one(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>)
         .await?
         .map(Json)
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no incident `{id}` that the token sees")))
+}
+
+/// The body of an action: a comment (required to comment, optional otherwise). There is no
+/// actor: the action is recorded as the token's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    comment: Option<String>,
+}
+
+/// The actions a token with `write` may take.
+const ACTIONS: &[(&str, ActionKind)] =
+    &[("acknowledge", ActionKind::Acknowledge), ("resolve", ActionKind::Resolve), ("comment", ActionKind::Comment)];
+
+async fn act(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path((id, verb)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Failure> {
+    let caller = api.caller(&headers)?;
+    if !caller.token.write {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            format!("token `{}` may only read (api.tokens.{0}.write)", caller.name),
+        ));
+    }
+    let Some(&(_, kind)) = ACTIONS.iter().find(|(name, _)| *name == verb) else {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no action `{verb}`: acknowledge, resolve or comment"),
+        ));
+    };
+    let body: ActionBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => ActionBody::default(),
+        false => serde_json::from_slice(&body).map_err(|e| {
+            Failure::parameter(StatusCode::BAD_REQUEST, "body", format!("not {{\"comment\": \"...\"}} JSON: {e}"))
+        })?,
+    };
+    let not_found = || Failure::new(StatusCode::NOT_FOUND, format!("no incident `{id}` that the token sees"));
+    let located = api.actions.locate(&id).map_err(|rejection| match rejection {
+        Rejection::UnknownIncident => not_found(),
+        Rejection::Unavailable(why) => Failure::new(StatusCode::SERVICE_UNAVAILABLE, why),
+    })?;
+    if !caller.token.sees(&located.tenant) {
+        return Err(not_found());
+    }
+    if kind == ActionKind::Comment && body.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        return Err(Failure::parameter(StatusCode::BAD_REQUEST, "comment", "a comment needs a non-empty `comment`"));
+    }
+    let at = now_ms();
+    let action_id = match headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim) {
+        Some(key) if !key.is_empty() => key.to_string(),
+        _ => format!("{id}/{verb}/{}/{at}", caller.name),
+    };
+    let action = IncidentAction {
+        action_id: action_id.clone(),
+        incident_id: id.clone(),
+        kind,
+        actor: caller.name.to_string(),
+        comment: body.comment,
+        at,
+        tenant: located.tenant,
+    };
+    api.actions.send(&action, located.partition).await.map_err(|rejection| match rejection {
+        Rejection::Unavailable(why) => {
+            Failure::new(StatusCode::SERVICE_UNAVAILABLE, format!("not recorded, retry: {why}"))
+        }
+        Rejection::UnknownIncident => not_found(),
+    })?;
+    let answer = json!({"action_id": action_id, "incident_id": id, "action": verb, "actor": caller.name});
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 /// A query string's parameters by name; a parameter given twice is an error.

@@ -47,6 +47,26 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("ClickHouse did not answer")
                 }
             }},
+            "/api/v1/incidents/{id}/{action}": {"post": {
+                "operationId": "actOnIncident",
+                "summary": "Acknowledge, resolve or comment on an incident, as the token's name (a token with write)",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "action", "in": "path", "required": true,
+                     "schema": {"type": "string", "enum": ["acknowledge", "resolve", "comment"]}},
+                    {"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string"},
+                     "description": "The action's id: a retried request applies once"}
+                ],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ActionBody"}}}},
+                "responses": {
+                    "202": ok("On incident-actions, for the worker to apply", "ActionAccepted"),
+                    "400": error("The body is wrong, or a comment has no text (`parameter` names it)"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token may only read"),
+                    "404": error("No such incident among the tenants the token sees"),
+                    "503": error("Kafka did not take it, or the incidents are still being read: retry")
+                }
+            }},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi",
                 "summary": "This document",
@@ -66,6 +86,21 @@ pub fn document(config: &ApiConfig) -> Value {
                     }
                 },
                 "Incident": {"type": "object", "required": required, "properties": incident},
+                "ActionBody": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "properties": {"comment": {"type": "string", "minLength": 1, "pattern": "\\S", "description": "Required to comment"}}
+                },
+                "ActionAccepted": {
+                    "type": "object",
+                    "required": ["action_id", "incident_id", "action", "actor"],
+                    "properties": {
+                        "action_id": {"type": "string"},
+                        "incident_id": {"type": "string"},
+                        "action": {"type": "string"},
+                        "actor": {"type": "string", "description": "The token's name"}
+                    }
+                },
                 "IncidentPage": {
                     "type": "object",
                     "required": ["incidents", "next_cursor"],

@@ -29,9 +29,9 @@ const TWO_WEEKS: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "12
 const DELIVERY_LOG: Settings =
     &[("cleanup.policy", "compact,delete"), ("retention.ms", "604800000"), ("min.compaction.lag.ms", "0")];
 /// The latest state of every incident, but not forever: a resolved incident's record goes after
-/// 30 days, so readers of the whole topic (the notifiers' incident directory at start) hold a
-/// bounded set. An open incident is written again at least every `repeat_interval` (4 hours by
-/// default, far below 30 days), so its latest state stays.
+/// 30 days, so readers of the whole topic (the incident directory of `quench notify` and
+/// `quench api`, at start) hold a bounded set. An open incident is written again at least every
+/// `repeat_interval` (4 hours by default, far below 30 days), so its latest state stays.
 const INCIDENT_STATES: Settings =
     &[("cleanup.policy", "compact,delete"), ("retention.ms", "2592000000"), ("min.compaction.lag.ms", "0")];
 const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];

@@ -15,7 +15,6 @@
 //! when it is assigned. When `max_queued` jobs wait, reading pauses (still polling, so the group
 //! keeps the consumer) until they drain.
 
-mod directory;
 pub(crate) mod receivers;
 mod state;
 
@@ -31,13 +30,13 @@ use std::{
 use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
 use quench_core::rules::RouteTree;
 use quench_notify::{
-    api::{self, Rejection, Submit},
+    api::{self, Submit},
     channel::Notice,
     deliver::{Attempt, Deliverer, Outcome},
     lanes::{Lanes, Queued},
     planner::{JobKind, PartitionState, Plan, StateRecord},
 };
-use quench_schemas::{now_ms, Decoder, Encoder, Incident, IncidentAction, RoutingEvent};
+use quench_schemas::{now_ms, Decoder, IncidentAction, RoutingEvent};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
@@ -48,13 +47,13 @@ use rdkafka::{
 use tokio::sync::mpsc;
 
 use crate::{
+    actions::Actions,
     config::Config,
     events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
     kafka::{client_config, consumed, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
 };
-use directory::Directory;
 
 /// An attempt that ended, reported by its task.
 struct Finished {
@@ -95,9 +94,8 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .set("compression.type", "lz4")
         .create()?;
     let readiness = http::Readiness::starting();
-    let directory = Directory::spawn(config, Decoder::<Incident>::new(registry.clone()))?;
-    let actions = Encoder::<IncidentAction>::register(&registry, &config.topics.actions).await?;
-    let submit = submitter(config, producer.clone(), actions, directory);
+    let actions = Actions::start(config, &registry, producer.clone(), "notify").await?;
+    let submit = submitter(Arc::new(actions));
     let app = api::router(notify.api_tokens.clone(), submit).merge(http::operations(readiness.clone())?);
     let listener = http::bind(&notify.listen, "notify.listen").await?;
     let stop = shutdown.clone();
@@ -181,35 +179,15 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     Ok(())
 }
 
-/// The API's way to Kafka: the incident's partition from the directory, then a produce that
-/// answers once Kafka has the action.
-fn submitter(
-    config: &Config,
-    producer: FutureProducer,
-    encoder: Encoder<IncidentAction>,
-    directory: Arc<Directory>,
-) -> Submit {
-    let topic = config.topics.actions.clone();
-    let encoder = Arc::new(encoder);
+/// The acknowledgement API's way to Kafka: the incident's partition and tenant from the
+/// directory, then the produce.
+fn submitter(actions: Arc<Actions>) -> Submit {
     Arc::new(move |mut action: IncidentAction| {
-        let (producer, encoder, directory, topic) =
-            (producer.clone(), encoder.clone(), directory.clone(), topic.clone());
+        let actions = actions.clone();
         Box::pin(async move {
-            let Some(located) = directory.find(&action.incident_id) else {
-                return Err(if directory.caught_up() {
-                    Rejection::UnknownIncident
-                } else {
-                    Rejection::Unavailable("still reading the incidents topic".into())
-                });
-            };
+            let located = actions.locate(&action.incident_id)?;
             action.tenant = located.tenant;
-            let value = encoder.encode(&action).map_err(|e| Rejection::Unavailable(e.to_string()))?;
-            let record = FutureRecord::to(&topic).key(&action.incident_id).payload(&value).partition(located.partition);
-            producer
-                .send(record, Duration::from_secs(5))
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| Rejection::Unavailable(e.to_string()))
+            actions.send(&action, located.partition).await
         })
     })
 }

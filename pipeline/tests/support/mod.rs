@@ -54,8 +54,15 @@ impl Run {
 
     /// Overrides a setting for this run's processes and its config.
     pub fn set(&mut self, key: &str, value: &str) {
-        self.env.retain(|(k, _)| k != key);
-        self.env.push((key.into(), value.into()));
+        self.set_all(&[(key, value.to_string())]);
+    }
+
+    /// Overrides settings that are only valid together (a token and its tenants).
+    pub fn set_all(&mut self, settings: &[(&str, String)]) {
+        for (key, value) in settings {
+            self.env.retain(|(k, _)| k != key);
+            self.env.push((key.to_string(), value.clone()));
+        }
         self.config = Config::load(None, self.env.clone()).unwrap();
     }
 

@@ -1,4 +1,4 @@
-//! Where each incident lives, for the acknowledgement API: a table of the compacted `incidents`
+//! Where each incident lives, for the APIs that write actions (`quench notify`'s, `quench api`): a table of the compacted `incidents`
 //! topic (incident id to the worker partition number in its `quench.partition` header, and tenant), kept current by a background reader. An action written to that partition number of
 //! `incident-actions` reaches the worker that holds the incident.
 
@@ -47,10 +47,11 @@ impl Directory {
     }
 
     /// Starts the reader on a thread of its own; it stops with the process.
-    pub fn spawn(config: &Config, decoder: Decoder<Incident>) -> anyhow::Result<Arc<Self>> {
+    /// `service` names its Kafka client and thread (`notify`, `api`).
+    pub fn spawn(config: &Config, decoder: Decoder<Incident>, service: &str) -> anyhow::Result<Arc<Self>> {
         let topic = config.topics.incidents.clone();
         let group = format!("{}-directory", config.notify.group_id);
-        let consumer: BaseConsumer = reader_config(&config.kafka, "notify-directory", &group).create()?;
+        let consumer: BaseConsumer = reader_config(&config.kafka, &format!("{service}-directory"), &group).create()?;
         let metadata = consumer.fetch_metadata(Some(&topic), config.kafka.connect_timeout())?;
         let mut assignment = TopicPartitionList::new();
         let mut ends = HashMap::new();
@@ -63,7 +64,7 @@ impl Directory {
         let directory = Arc::new(Self::default());
         let table = directory.clone();
         let handle = Handle::current();
-        std::thread::Builder::new().name("notify-directory".into()).spawn(move || loop {
+        std::thread::Builder::new().name(format!("{service}-directory")).spawn(move || loop {
             if !table.caught_up() && ends.iter().all(|(p, end)| position(&consumer, &topic, *p).unwrap_or(0) >= *end) {
                 table.caught_up.store(true, Ordering::SeqCst);
             }
