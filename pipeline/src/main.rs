@@ -58,8 +58,9 @@ enum Command {
     Notify,
     /// Serve incidents over HTTP from ClickHouse on api.listen: /api/v1/incidents (filters, cursor
     /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked incidents),
-    /// POST /api/v1/incidents/{id}/acknowledge|resolve|comment (to incident-actions) and the
-    /// OpenAPI document /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
+    /// POST /api/v1/incidents/{id}/acknowledge|resolve|comment (to incident-actions), the live
+    /// stream /api/v1/stream (server-sent events, resumable) and the OpenAPI document
+    /// /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
     Api,
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),

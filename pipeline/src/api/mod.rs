@@ -5,6 +5,8 @@
 //!   the incidents linked under it;
 //! - `POST /api/v1/incidents/{id}/{acknowledge|resolve|comment}`: an action on
 //!   `incident-actions` ([`crate::actions`]), recorded with the token's name as its actor;
+//! - `GET /api/v1/stream`: incident updates as they commit, as server-sent events, resumable
+//!   ([`stream`]);
 //! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, made from the same parameter and
 //!   field tables the handlers use.
 //!
@@ -17,6 +19,7 @@ mod config;
 mod incidents;
 mod openapi;
 mod params;
+mod stream;
 
 use std::{
     collections::BTreeMap,
@@ -38,7 +41,7 @@ use axum::{
 pub use config::{ApiConfig, ApiToken};
 use incidents::Bind;
 use quench_notify::api::Rejection;
-use quench_schemas::{now_ms, ActionKind, IncidentAction};
+use quench_schemas::{now_ms, ActionKind, Decoder, Incident, IncidentAction};
 use quench_secret::Secret;
 use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
@@ -47,7 +50,7 @@ use serde_json::{json, Map, Value};
 use crate::{
     actions::Actions,
     clickhouse,
-    config::{ClickHouseConfig, Config},
+    config::{Config, KafkaConfig},
     http,
     kafka::client_config,
     preflight::registry_client,
@@ -59,6 +62,10 @@ struct Api {
     secrets: Arc<BTreeMap<String, Secret>>,
     clickhouse: ::clickhouse::Client,
     actions: Arc<Actions>,
+    /// For the stream: where incidents are, and how to read them.
+    kafka: KafkaConfig,
+    topic: String,
+    decoder: Arc<Decoder<Incident>>,
 }
 
 /// Serves the API on `api.listen` until `shutdown`.
@@ -68,8 +75,9 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     }
     let readiness = http::serve(&config.http).await?;
     let producer: FutureProducer = client_config(&config.kafka, "api").set("enable.idempotence", "true").create()?;
-    let actions = Actions::start(config, &registry_client(&config.registry)?, producer, "api").await?;
-    let app = router(&config.api, &config.clickhouse, Arc::new(actions));
+    let registry = registry_client(&config.registry)?;
+    let actions = Actions::start(config, &registry, producer, "api").await?;
+    let app = router(config, Arc::new(actions), Decoder::new(registry));
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
     tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
@@ -84,20 +92,25 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn router(config: &ApiConfig, clickhouse_config: &ClickHouseConfig, actions: Arc<Actions>) -> Router {
+pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>) -> Router {
+    let config = &whole.api;
     let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
     let api = Api {
         config: Arc::new(config.clone()),
         secrets: Arc::new(secrets),
-        clickhouse: clickhouse::client(clickhouse_config)
+        clickhouse: clickhouse::client(&whole.clickhouse)
             .with_setting("readonly", "2")
             .with_setting("max_execution_time", config.query_timeout_s.to_string()),
         actions,
+        kafka: whole.kafka.clone(),
+        topic: whole.topics.incidents.clone(),
+        decoder: Arc::new(decoder),
     };
     Router::new()
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(one))
         .route("/api/v1/incidents/{id}/{action}", post(act))
+        .route("/api/v1/stream", get(stream::stream))
         .route(
             "/api/v1/openapi.json",
             get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
@@ -161,6 +174,11 @@ impl Failure {
 
     fn parameter(status: StatusCode, name: &str, message: impl Into<String>) -> Self {
         Self { status, message: message.into(), parameter: Some(name.into()) }
+    }
+
+    fn kafka(error: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %error, "the API could not read incidents from Kafka");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("Kafka did not answer: {error}"))
     }
 
     fn clickhouse(error: impl std::fmt::Display) -> Self {

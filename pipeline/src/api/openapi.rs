@@ -67,6 +67,18 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("Kafka did not take it, or the incidents are still being read: retry")
                 }
             }},
+            "/api/v1/stream": {"get": {
+                "operationId": "streamIncidents",
+                "summary": "Incident updates as they commit, as server-sent events (`incident`, data: an Incident)",
+                "parameters": [{"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"},
+                                "description": "The id of the last event received: the stream goes on after it"}],
+                "responses": {
+                    "200": {"description": "Events, without end", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "400": error("Last-Event-ID is not an id of this stream"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "503": error("Kafka did not answer")
+                }
+            }},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi",
                 "summary": "This document",
