@@ -5,6 +5,8 @@
 //!   the incidents linked under it;
 //! - `POST /api/v1/incidents/{id}/{acknowledge|resolve|comment}`: an action on
 //!   `incident-actions` ([`crate::actions`]), recorded with the token's name as its actor;
+//! - `GET /api/v1/analytics/daily` and `/noisy`: the analytics views, summed per day and per
+//!   alert name over what the filters leave ([`analytics`]);
 //! - `GET /api/v1/stream`: incident updates as they commit, as server-sent events, resumable
 //!   ([`stream`]);
 //! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, made from the same parameter and
@@ -15,6 +17,7 @@
 //! asking for another tenant by name is refused; only a token with `write` acts. Queries run
 //! read-only, with a time limit.
 
+mod analytics;
 mod config;
 mod incidents;
 mod openapi;
@@ -111,6 +114,8 @@ pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>)
         .route("/api/v1/incidents/{id}", get(one))
         .route("/api/v1/incidents/{id}/{action}", post(act))
         .route("/api/v1/stream", get(stream::stream))
+        .route("/api/v1/analytics/daily", get(daily))
+        .route("/api/v1/analytics/noisy", get(noisy))
         .route(
             "/api/v1/openapi.json",
             get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
@@ -207,21 +212,40 @@ impl Api {
         })?;
         Ok(Caller { name, token: &self.config.tokens[name], clickhouse: &self.clickhouse })
     }
+
+    /// The caller of a read and its parameters, parsed by `table`; a tenant the token does not
+    /// see is refused by name.
+    fn read(
+        &self,
+        headers: &HeaderMap,
+        raw: Option<&str>,
+        table: &'static [params::Param],
+    ) -> Result<(Caller<'_>, params::ListQuery), Failure> {
+        let caller = self.caller(headers)?;
+        let params = query_params(raw)?;
+        let query = params::parse(table, &params, &self.config)
+            .map_err(|bad| Failure::parameter(StatusCode::BAD_REQUEST, &bad.name, bad.message))?;
+        if let Some(tenant) = params.get("tenant").filter(|t| !caller.token.sees(t)) {
+            let message = format!("the token does not see tenant `{tenant}`");
+            return Err(Failure::parameter(StatusCode::FORBIDDEN, "tenant", message));
+        }
+        Ok((caller, query))
+    }
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
-    let caller = api.caller(&headers)?;
-    let params = query_params(raw.as_deref())?;
-    let query = params::parse(&params, &api.config)
-        .map_err(|bad| Failure::parameter(StatusCode::BAD_REQUEST, &bad.name, bad.message))?;
-    if let Some(tenant) = params.get("tenant").filter(|t| !caller.token.sees(t)) {
-        return Err(Failure::parameter(
-            StatusCode::FORBIDDEN,
-            "tenant",
-            format!("the token does not see tenant `{tenant}`"),
-        ));
-    }
+    let (caller, query) = api.read(&headers, raw.as_deref(), params::LIST)?;
     Ok(Json(incidents::list(&caller, &query).await?))
+}
+
+async fn daily(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
+    let (caller, query) = api.read(&headers, raw.as_deref(), params::ANALYTICS)?;
+    Ok(Json(analytics::daily(&caller, &query).await?))
+}
+
+async fn noisy(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
+    let (caller, query) = api.read(&headers, raw.as_deref(), params::NOISE)?;
+    Ok(Json(analytics::noisy(&caller, &query).await?))
 }
 
 async fn one(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, Failure> {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{incidents, params, ApiConfig};
+use super::{analytics, incidents, params, ApiConfig};
 
 pub fn document(config: &ApiConfig) -> Value {
     let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
@@ -27,7 +27,7 @@ pub fn document(config: &ApiConfig) -> Value {
             "/api/v1/incidents": {"get": {
                 "operationId": "listIncidents",
                 "summary": "Incidents, newest first, a page at a time",
-                "parameters": params::openapi(config),
+                "parameters": params::openapi(params::LIST, config),
                 "responses": {
                     "200": ok("A page of incidents", "IncidentPage"),
                     "400": error("A parameter is wrong (`parameter` names it)"),
@@ -67,6 +67,30 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("Kafka did not take it, or the incidents are still being read: retry")
                 }
             }},
+            "/api/v1/analytics/daily": {"get": {
+                "operationId": "analyticsDaily",
+                "summary": "Incidents, noise reduction, MTTA, MTTR and notifications per day",
+                "parameters": params::openapi(params::ANALYTICS, config),
+                "responses": {
+                    "200": ok("Per day, oldest first", "AnalyticsDays"),
+                    "400": error("A parameter is wrong (`parameter` names it)"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token does not see the tenant asked for"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
+            "/api/v1/analytics/noisy": {"get": {
+                "operationId": "analyticsNoisy",
+                "summary": "The noisiest alert names: records, distinct alerts, re-fires",
+                "parameters": params::openapi(params::NOISE, config),
+                "responses": {
+                    "200": ok("The noisiest first", "NoisyKinds"),
+                    "400": error("A parameter is wrong (`parameter` names it)"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token does not see the tenant asked for"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
             "/api/v1/stream": {"get": {
                 "operationId": "streamIncidents",
                 "summary": "Incident updates as they commit, as server-sent events (`incident`, data: an Incident)",
@@ -98,6 +122,14 @@ pub fn document(config: &ApiConfig) -> Value {
                     }
                 },
                 "Incident": {"type": "object", "required": required, "properties": incident},
+                "AnalyticsDays": {
+                    "type": "object", "required": ["days"],
+                    "properties": {"days": {"type": "array", "items": analytics::schema(analytics::DAILY)}}
+                },
+                "NoisyKinds": {
+                    "type": "object", "required": ["kinds"],
+                    "properties": {"kinds": {"type": "array", "items": analytics::schema(analytics::NOISY)}}
+                },
                 "ActionBody": {
                     "type": "object",
                     "additionalProperties": false,

@@ -1,5 +1,5 @@
-//! The incident list's query parameters, defined once: the handler parses requests with this
-//! table and the OpenAPI document describes it, so the two cannot drift apart.
+//! The query parameters of each read, defined once per operation in a table: the handler parses
+//! requests with it and the OpenAPI document describes it, so the two cannot drift apart.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +27,7 @@ pub struct Param {
 
 pub const STATUSES: &[&str] = &["open", "acknowledged", "resolved"];
 
+/// `GET /api/v1/incidents`.
 pub const LIST: &[Param] = &[
     Param { name: "tenant", kind: Kind::Text, about: "Only this tenant's incidents (one the token sees)." },
     Param { name: "status", kind: Kind::OneOf(STATUSES), about: "Only incidents in this state." },
@@ -49,6 +50,32 @@ pub const LIST: &[Param] = &[
         about: "Incidents per page (default `api.default_limit`, at most `api.max_limit`).",
     },
     Param { name: "cursor", kind: Kind::Cursor, about: "The `next_cursor` of the previous page." },
+];
+
+/// The analytics' common parameters: whose, and which days.
+const TENANT: Param = Param { name: "tenant", kind: Kind::Text, about: "Only this tenant's (one the token sees)." };
+const FROM_DAY: Param =
+    Param { name: "from", kind: Kind::Time, about: "From the day of this time (RFC 3339, UTC days)." };
+const TO_DAY: Param = Param { name: "to", kind: Kind::Time, about: "Before the day of this time." };
+
+/// `GET /api/v1/analytics/noisy`: what to count.
+pub const NOISE: &[Param] = &[
+    TENANT,
+    FROM_DAY,
+    TO_DAY,
+    Param { name: "limit", kind: Kind::Limit, about: "Alert names at most (default `api.default_limit`)." },
+];
+
+/// `GET /api/v1/analytics/daily`: what to count.
+pub const ANALYTICS: &[Param] = &[
+    TENANT,
+    Param { name: "team", kind: Kind::Text, about: "Only this team's incidents (routing's team, else the label)." },
+    Param { name: "service", kind: Kind::Text, about: "Only incidents of this service." },
+    Param { name: "category", kind: Kind::Text, about: "Only this category." },
+    Param { name: "route", kind: Kind::Text, about: "Only incidents of this route (its id, `{}/{team=\"dba\"}`)." },
+    FROM_DAY,
+    TO_DAY,
+    Param { name: "limit", kind: Kind::Limit, about: "Days at most (default `api.default_limit`)." },
 ];
 
 /// A request's parameter that is wrong, and why.
@@ -78,12 +105,16 @@ pub struct ListQuery {
     pub cursor: Option<(i64, String)>,
 }
 
-/// Parses a list request's parameters; any other parameter is an error.
-pub fn parse(params: &BTreeMap<String, String>, config: &ApiConfig) -> Result<ListQuery, BadParam> {
+/// Parses a request's parameters by `table`; any other parameter is an error.
+pub fn parse(
+    table: &'static [Param],
+    params: &BTreeMap<String, String>,
+    config: &ApiConfig,
+) -> Result<ListQuery, BadParam> {
     let mut query = ListQuery { limit: config.default_limit, ..ListQuery::default() };
     for (name, value) in params {
-        let Some(param) = LIST.iter().find(|p| p.name == name) else {
-            let known: Vec<&str> = LIST.iter().map(|p| p.name).collect();
+        let Some(param) = table.iter().find(|p| p.name == name) else {
+            let known: Vec<&str> = table.iter().map(|p| p.name).collect();
             return Err(BadParam::new(name, format!("unknown parameter `{name}` (known: {})", known.join(", "))));
         };
         match (&param.kind, param.name) {
@@ -136,9 +167,10 @@ const LATEST_MS: i64 = 10_413_791_999_000;
 /// What a cursor looks like: first-alert time in ms, a dot, an incident id.
 const CURSOR_PATTERN: &str = r"^-?[0-9]{1,18}\..+$";
 
-/// The OpenAPI description of the list's parameters.
-pub fn openapi(config: &ApiConfig) -> Vec<Value> {
-    LIST.iter()
+/// The OpenAPI description of `table`'s parameters.
+pub fn openapi(table: &[Param], config: &ApiConfig) -> Vec<Value> {
+    table
+        .iter()
         .map(|param| {
             let schema = match &param.kind {
                 Kind::Text => json!({"type": "string", "minLength": 1}),
@@ -164,6 +196,7 @@ mod tests {
     fn a_list_request_is_parsed_and_a_wrong_parameter_is_named() {
         let config = ApiConfig::default();
         let query = parse(
+            LIST,
             &params(&[("status", "open"), ("limit", "10"), ("from", "2026-11-02T10:00:00Z"), ("cursor", "5.inc-1")]),
             &config,
         )
@@ -181,7 +214,7 @@ mod tests {
             ("colour", "red", "unknown parameter `colour`"),
             ("severity", "", "must not be empty"),
         ] {
-            let error = parse(&params(&[(name, value)]), &config).unwrap_err();
+            let error = parse(LIST, &params(&[(name, value)]), &config).unwrap_err();
             assert_eq!(error.name, name);
             assert!(error.message.contains(says), "{name}={value}: {}", error.message);
         }
