@@ -1,6 +1,8 @@
-//! Where each incident lives, for the APIs that write actions (`quench notify`'s, `quench api`): a table of the compacted `incidents`
-//! topic (incident id to the worker partition number in its `quench.partition` header, and tenant), kept current by a background reader. An action written to that partition number of
-//! `incident-actions` reaches the worker that holds the incident.
+//! Where each incident lives, for the APIs that write actions (`quench notify`'s, `quench api`):
+//! a table of the compacted `incidents` topic (incident id to the worker partition number in its
+//! `quench.partition` header, and tenant), kept current by a background reader. An action
+//! written to that partition number of `incident-actions` reaches the worker that holds the
+//! incident.
 
 use std::{
     collections::HashMap,
@@ -15,6 +17,7 @@ use quench_schemas::{headers, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     message::Headers,
+    error::KafkaResult,
     Message, Offset, TopicPartitionList,
 };
 use tokio::runtime::Handle;
@@ -52,21 +55,39 @@ impl Directory {
         let topic = config.topics.incidents.clone();
         let group = format!("{}-directory", config.notify.group_id);
         let consumer: BaseConsumer = reader_config(&config.kafka, &format!("{service}-directory"), &group).create()?;
-        let metadata = consumer.fetch_metadata(Some(&topic), config.kafka.connect_timeout())?;
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            assignment.add_partition_offset(&topic, partition.id(), Offset::Beginning)?;
-            let (_, high) = consumer.fetch_watermarks(&topic, partition.id(), config.kafka.connect_timeout())?;
-            ends.insert(partition.id(), high);
-        }
-        consumer.assign(&assignment)?;
+        let timeout = config.kafka.connect_timeout();
         let directory = Arc::new(Self::default());
         let table = directory.clone();
         let handle = Handle::current();
-        std::thread::Builder::new().name(format!("{service}-directory")).spawn(move || loop {
-            if !table.caught_up() && ends.iter().all(|(p, end)| position(&consumer, &topic, *p).unwrap_or(0) >= *end) {
-                table.caught_up.store(true, Ordering::SeqCst);
+        std::thread::Builder::new().name(format!("{service}-directory")).spawn(move || {
+            // Until this succeeds nothing is caught up, so the APIs answer "retry": a broker still
+            // electing leaders (a topic just created, a restart) delays them, and stops nothing.
+            let ends = loop {
+                match assign_from_start(&consumer, &topic, timeout) {
+                    Ok(ends) => break ends,
+                    Err(e) => {
+                        tracing::warn!(error = %e, topic, "cannot read where incidents end yet; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            };
+            table.follow(&consumer, &topic, &ends, &decoder, &handle)
+        })?;
+        Ok(directory)
+    }
+
+    /// Reads `topic` for good, keeping the table current.
+    fn follow(
+        &self,
+        consumer: &BaseConsumer,
+        topic: &str,
+        ends: &HashMap<i32, i64>,
+        decoder: &Decoder<Incident>,
+        handle: &Handle,
+    ) -> ! {
+        loop {
+            if !self.caught_up() && ends.iter().all(|(p, end)| position(consumer, topic, *p).unwrap_or(0) >= *end) {
+                self.caught_up.store(true, Ordering::SeqCst);
             }
             let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
             let message = match message {
@@ -88,7 +109,7 @@ impl Directory {
                 Some(bytes) => handle.block_on(decoder.decode(bytes)).ok(),
                 None => None,
             };
-            let mut incidents = table.incidents.write().expect("directory lock");
+            let mut incidents = self.incidents.write().expect("directory lock");
             match (incident, partition) {
                 (Some(incident), Some(partition)) => {
                     incidents.insert(id, Located { partition, tenant: incident.tenant });
@@ -97,7 +118,19 @@ impl Directory {
                     incidents.remove(&id);
                 }
             }
-        })?;
-        Ok(directory)
+        }
     }
+}
+
+/// Assigns every partition of `topic` from its start; returns where each ends now.
+fn assign_from_start(consumer: &BaseConsumer, topic: &str, timeout: Duration) -> KafkaResult<HashMap<i32, i64>> {
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+        ends.insert(partition.id(), consumer.fetch_watermarks(topic, partition.id(), timeout)?.1);
+    }
+    consumer.assign(&assignment)?;
+    Ok(ends)
 }
