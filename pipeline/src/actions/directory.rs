@@ -16,8 +16,8 @@ use std::{
 use quench_schemas::{headers, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    message::Headers,
     error::KafkaResult,
+    message::Headers,
     Message, Offset, TopicPartitionList,
 };
 use tokio::runtime::Handle;

@@ -9,6 +9,7 @@
 //!   alert name over what the filters leave ([`analytics`]);
 //! - `GET /api/v1/stream`: incident updates as they commit, as server-sent events, resumable
 //!   ([`stream`]);
+//! - `GET /`: the console (`console.html`, embedded), a page that uses the rest;
 //! - `GET /api/v1/openapi.json`: the OpenAPI 3.1 document, made from the same parameter and
 //!   field tables the handlers use.
 //!
@@ -37,7 +38,7 @@ use axum::{
     body::Bytes,
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::{Html, IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
@@ -116,6 +117,7 @@ pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>)
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/analytics/daily", get(daily))
         .route("/api/v1/analytics/noisy", get(noisy))
+        .route("/", get(console))
         .route(
             "/api/v1/openapi.json",
             get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
@@ -231,6 +233,12 @@ impl Api {
         }
         Ok((caller, query))
     }
+}
+
+/// The console: one page, its script and styles inline, allowed to talk to this origin only.
+async fn console() -> impl IntoResponse {
+    let policy = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+    ([("content-security-policy", policy), ("x-content-type-options", "nosniff")], Html(include_str!("console.html")))
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {

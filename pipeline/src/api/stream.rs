@@ -19,8 +19,10 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
 };
 
-use super::{Api, ApiToken, Failure};
-use crate::kafka::reader_config;
+use serde_json::Value;
+
+use super::{incidents::FIELDS, Api, ApiToken, Failure};
+use crate::{alertmanager_api::rfc3339, kafka::reader_config};
 
 /// Next offset per partition.
 type Positions = BTreeMap<i32, i64>;
@@ -98,12 +100,27 @@ impl Reader {
             if !self.token.sees(&incident.tenant) {
                 continue;
             }
-            match Event::default().event("incident").id(format(&self.positions)).json_data(&incident) {
+            match Event::default().event("incident").id(format(&self.positions)).json_data(shaped(&incident)) {
                 Ok(event) => return event,
                 Err(e) => tracing::warn!(error = %e, "an incident the stream cannot write"),
             }
         }
     }
+}
+
+/// The incident as the rest of the API answers it: [`FIELDS`], times in RFC 3339, and its
+/// version (to tell a newer update from an older one).
+fn shaped(incident: &Incident) -> Value {
+    let mut value = serde_json::to_value(incident).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.retain(|name, _| name == "version" || FIELDS.iter().any(|(field, ..)| field == name));
+        for time in ["first_seen", "last_seen", "acknowledged_at", "resolved_at"] {
+            if let Some(ms) = fields.get(time).and_then(Value::as_i64) {
+                fields.insert(time.into(), rfc3339(ms).into());
+            }
+        }
+    }
+    value
 }
 
 fn format(positions: &Positions) -> String {

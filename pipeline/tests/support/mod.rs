@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+pub mod browser;
 pub mod fake_peers;
 pub mod ingest;
 
