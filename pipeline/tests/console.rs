@@ -77,9 +77,19 @@ async fn an_alert_appears_live_and_acknowledging_it_in_the_console_reaches_kafka
             "return document.querySelector('#timeline li[data-reason=\"acknowledged\"]') !== null",
         )
         .await;
+    // A comment: kept in ClickHouse's `actions` by the sink, shown in the timeline with its author.
+    browser
+        .run("document.getElementById('comment').value = 'failing over'; document.getElementById('send-comment').click(); return true")
+        .await;
+    browser
+        .wait_for(
+            "the comment in the timeline",
+            "return [...document.querySelectorAll('#timeline li[data-action=\"comment\"]')].some(li => li.textContent.endsWith('comment by console: failing over'))",
+        )
+        .await;
     browser.screenshot(&out.join("incident-1280x800.png")).await;
 
-    let actions = read_until(&run.consumer(&run.config.topics.actions), |read| !read.is_empty());
+    let actions = read_until(&run.consumer(&run.config.topics.actions), |read| read.len() >= 2);
     let action: Vec<IncidentAction> = decode_all(&run.registry(), &actions).await;
     assert_eq!((action[0].kind, action[0].actor.as_str()), (ActionKind::Acknowledge, "console"), "{action:?}");
 

@@ -105,19 +105,24 @@ impl Directory {
                     .and_then(|h| h.value)
                     .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
             });
-            let incident = match message.payload() {
-                Some(bytes) => handle.block_on(decoder.decode(bytes)).ok(),
-                None => None,
+            // A tombstone removes the incident; a record that cannot be decoded (a registry blip)
+            // leaves what was known of it rather than making a real incident unknown.
+            let Some(bytes) = message.payload() else {
+                self.incidents.write().expect("directory lock").remove(&id);
+                continue;
+            };
+            let incident = match handle.block_on(decoder.decode(bytes)) {
+                Ok(incident) => incident,
+                Err(e) => {
+                    tracing::warn!(error = %e, incident = id, "an incident the directory cannot decode; kept as it was");
+                    continue;
+                }
             };
             let mut incidents = self.incidents.write().expect("directory lock");
-            match (incident, partition) {
-                (Some(incident), Some(partition)) => {
-                    incidents.insert(id, Located { partition, tenant: incident.tenant });
-                }
-                _ => {
-                    incidents.remove(&id);
-                }
-            }
+            match partition {
+                Some(partition) => incidents.insert(id, Located { partition, tenant: incident.tenant }),
+                None => incidents.remove(&id),
+            };
         }
     }
 }

@@ -27,8 +27,8 @@ const fn column(
     Column { name, sql, kind, nullable, about }
 }
 
-/// Per day, from `analytics_daily`: ratios and means made again from the sums, so that they hold
-/// for any slice.
+/// Per day, newest first, from `analytics_daily`: ratios and means made again from the sums, so
+/// that they hold for any slice.
 pub const DAILY: &[Column] = &[
     column("day", "v.day", "string", false, "The UTC day (YYYY-MM-DD)."),
     column("incidents", "sum(v.incidents)", "integer", false, "Incidents whose first alert started that day."),
@@ -86,7 +86,7 @@ pub const NOISY: &[Column] = &[
 ];
 
 pub async fn daily(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failure> {
-    Ok(json!({"days": summed(caller, query, "analytics_daily", DAILY, "v.day", "v.day").await?}))
+    Ok(json!({"days": summed(caller, query, "analytics_daily", DAILY, "v.day", "v.day DESC").await?}))
 }
 
 pub async fn noisy(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failure> {
@@ -116,7 +116,7 @@ async fn summed(
     }
     for (bound, compare) in [(query.from_ms, ">="), (query.to_ms, "<")] {
         if let Some(ms) = bound {
-            sql.push_str(&format!(" AND v.day {compare} toDate(fromUnixTimestamp64Milli(?))"));
+            sql.push_str(&format!(" AND v.day {compare} toDate(fromUnixTimestamp64Milli(?, 'UTC'))"));
             binds.push(Bind::Int(ms));
         }
     }

@@ -54,7 +54,12 @@ impl ApiToken {
 
 impl ApiConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut secrets = std::collections::BTreeSet::new();
         for (name, token) in &self.tokens {
+            if !secrets.insert(token.token.expose()) {
+                // Otherwise one of the two would silently act with the other's tenants.
+                return Err((format!("api.tokens.{name}.token"), "the same token as another of api.tokens".into()));
+            }
             if token.token.expose().len() < 16 {
                 return Err((format!("api.tokens.{name}.token"), "tokens must be at least 16 characters".into()));
             }

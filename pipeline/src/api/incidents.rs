@@ -80,9 +80,12 @@ pub async fn list(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failu
         binds.extend([Bind::Int(*ms), Bind::Text(id.clone())]);
     }
     sql.push_str(&format!(" ORDER BY first_seen {order}, incident_id {order} LIMIT ?"));
-    binds.push(Bind::Int(i64::from(query.limit)));
+    // One more than a page: whether there is a next one.
+    binds.push(Bind::Int(i64::from(query.limit) + 1));
     let mut rows = caller.rows(&sql, binds).await?;
-    let next = (rows.len() == query.limit as usize)
+    let more = rows.len() > query.limit as usize;
+    rows.truncate(query.limit as usize);
+    let next = more
         .then(|| {
             rows.last()
                 .map(|last| next_cursor(last["first_seen_ms"].as_i64().unwrap_or(0), str_of(last, "incident_id")))
@@ -94,8 +97,8 @@ pub async fn list(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failu
     Ok(json!({"incidents": rows, "next_cursor": next}))
 }
 
-/// One incident with its alerts, its timeline (routing events), its notifications and the
-/// incidents linked under it; `None` when the token sees no such incident.
+/// One incident with its alerts, its timeline (routing events), what people did (actions, with
+/// their comments), its notifications and the incidents linked under it; `None` when the token sees no such incident.
 pub async fn one(caller: &Caller<'_>, id: &str) -> Result<Option<Value>, Failure> {
     let mut sql = format!("SELECT {} FROM incidents FINAL WHERE incident_id = ?", columns());
     let mut binds = vec![Bind::Text(id.into())];
@@ -137,6 +140,13 @@ pub async fn one(caller: &Caller<'_>, id: &str) -> Result<Option<Value>, Failure
             of(Vec::new()),
         )
         .await?;
+    let actions = caller
+        .rows(
+            "SELECT action_id, kind, actor, comment, at FROM actions FINAL \
+             WHERE tenant = ? AND incident_id = ? ORDER BY at, action_id",
+            of(Vec::new()),
+        )
+        .await?;
     let children = caller
         .rows(
             "SELECT incident_id, title, status, correlation FROM incidents FINAL \
@@ -144,9 +154,13 @@ pub async fn one(caller: &Caller<'_>, id: &str) -> Result<Option<Value>, Failure
             of(Vec::new()),
         )
         .await?;
-    for (name, rows) in
-        [("alerts", alerts), ("timeline", timeline), ("notifications", notifications), ("children", children)]
-    {
+    for (name, rows) in [
+        ("alerts", alerts),
+        ("timeline", timeline),
+        ("actions", actions),
+        ("notifications", notifications),
+        ("children", children),
+    ] {
         incident.insert(name.into(), Value::Array(rows.into_iter().map(Value::Object).collect()));
     }
     Ok(Some(Value::Object(incident)))

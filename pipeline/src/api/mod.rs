@@ -188,9 +188,10 @@ impl Failure {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("Kafka did not answer: {error}"))
     }
 
+    /// The error is logged, not answered: it may name tables, settings or other tenants' values.
     fn clickhouse(error: impl std::fmt::Display) -> Self {
         tracing::warn!(error = %error, "a ClickHouse query of the API failed");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("ClickHouse did not answer: {error}"))
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "ClickHouse did not answer; retry (the API's log says why)")
     }
 }
 
@@ -309,7 +310,8 @@ async fn act(
     if !caller.token.sees(&located.tenant) {
         return Err(not_found());
     }
-    if kind == ActionKind::Comment && body.comment.as_deref().is_none_or(|c| c.trim().is_empty()) {
+    let blank = body.comment.as_deref().map(|c| c.trim().is_empty());
+    if blank == Some(true) || (kind == ActionKind::Comment && blank.is_none()) {
         return Err(Failure::parameter(StatusCode::BAD_REQUEST, "comment", "a comment needs a non-empty `comment`"));
     }
     let at = now_ms();

@@ -72,7 +72,7 @@ pub fn document(config: &ApiConfig) -> Value {
                 "summary": "Incidents, noise reduction, MTTA, MTTR and notifications per day",
                 "parameters": params::openapi(params::ANALYTICS, config),
                 "responses": {
-                    "200": ok("Per day, oldest first", "AnalyticsDays"),
+                    "200": ok("Per day, newest first", "AnalyticsDays"),
                     "400": error("A parameter is wrong (`parameter` names it)"),
                     "401": error("No token, or not one of api.tokens"),
                     "403": error("The token does not see the tenant asked for"),
@@ -156,9 +156,10 @@ pub fn document(config: &ApiConfig) -> Value {
                 "IncidentDetail": {
                     "allOf": [
                         {"$ref": "#/components/schemas/Incident"},
-                        {"type": "object", "required": ["alerts", "timeline", "notifications", "children"], "properties": {
+                        {"type": "object", "required": ["alerts", "timeline", "actions", "notifications", "children"], "properties": {
                             "alerts": rows("Its alerts: each fingerprint's latest record"),
                             "timeline": rows("Its routing events, in order"),
+                            "actions": rows("What people did to it (acknowledge, resolve, comment), by whom, in order"),
                             "notifications": rows("Every delivery attempt of its notifications"),
                             "children": rows("Incidents linked under it by correlation")
                         }}

@@ -156,6 +156,11 @@ pub fn next_cursor(first_seen_ms: i64, incident_id: &str) -> String {
 
 fn cursor(text: &str) -> Option<(i64, String)> {
     let (ms, id) = text.split_once('.')?;
+    // As the document's pattern says: digits, perhaps after a minus, at most 18.
+    let digits = ms.strip_prefix('-').unwrap_or(ms);
+    if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let ms = ms.parse::<i64>().ok()?.clamp(EARLIEST_MS, LATEST_MS);
     (!id.is_empty()).then(|| (ms, id.to_string()))
 }
@@ -211,6 +216,7 @@ mod tests {
             ("limit", "0", "from 1 to 500"),
             ("from", "yesterday", "RFC 3339"),
             ("cursor", "inc-1", "not a cursor"),
+            ("cursor", "+5.inc-1", "not a cursor"),
             ("colour", "red", "unknown parameter `colour`"),
             ("severity", "", "must not be empty"),
         ] {

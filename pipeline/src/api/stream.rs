@@ -2,8 +2,10 @@
 //! server-sent events named `incident` whose data is the incident's JSON, only of the tenants
 //! the token sees. An event's id is the position after it in every partition (`0:15,1:7,2:9`):
 //! a client that reconnects with it as `Last-Event-ID` (browsers do) gets what committed after
-//! it, and nothing twice. Without one, the stream starts at the end. Each connection reads with
-//! a Kafka consumer of its own, assigned rather than in a group, committing nothing.
+//! it, and nothing twice (an offset outside what the partition holds is brought within it; a
+//! partition the id does not name, added since, is read from its start). Without one, the stream
+//! starts at the end. Each connection reads with a Kafka consumer of its own, assigned rather
+//! than in a group, committing nothing.
 
 use std::{collections::BTreeMap, convert::Infallible, sync::Arc, time::Duration};
 
@@ -56,9 +58,10 @@ async fn subscribe(api: &Api, resume: Option<Positions>) -> anyhow::Result<(Stre
         let mut assignment = TopicPartitionList::new();
         let mut positions = Positions::new();
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()) {
-            let at = match resume.as_ref().and_then(|r| r.get(&partition)) {
-                Some(&offset) => offset,
-                None => consumer.fetch_watermarks(&topic, partition, kafka.connect_timeout())?.1,
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, kafka.connect_timeout())?;
+            let at = match &resume {
+                Some(resume) => resume.get(&partition).map_or(low, |&offset| offset.clamp(low, high)),
+                None => high,
             };
             assignment.add_partition_offset(&topic, partition, Offset::Offset(at))?;
             positions.insert(partition, at);

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_precursor_edges.sql"),
     migration!(12, "0012_holds.sql"),
     migration!(13, "0013_correlation.sql"),
+    migration!(14, "0014_actions.sql"),
 ];
 
 #[derive(Debug, Default)]

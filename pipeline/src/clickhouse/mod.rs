@@ -6,7 +6,7 @@ mod rows;
 
 pub use history::labelled_incidents;
 pub use migrate::{migrate, Migration, MigrationReport, MIGRATIONS};
-pub use rows::{AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
+pub use rows::{ActionRow, AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
 
 use clickhouse::Client;
 

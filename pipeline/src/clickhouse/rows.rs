@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use clickhouse::Row;
 use quench_schemas::{
-    Alert, AlertStatus, Incident, IncidentAlerts, IncidentStatus, Prediction, PredictionOutcome, RoutingEvent,
+    Alert, AlertStatus, Incident, IncidentAction, IncidentAlerts, IncidentStatus, Prediction, PredictionOutcome,
+    RoutingEvent,
 };
 use serde::Serialize;
 use serde_repr::Serialize_repr;
@@ -211,6 +212,32 @@ impl From<RoutingEvent> for RoutingRow {
 /// The Avro symbol of a wire enum (`alerts_added`), as serde names it.
 fn symbol<T: Serialize>(value: &T) -> String {
     serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// One row of `actions` (sql/0014_actions.sql): what a person did to an incident.
+#[derive(Debug, Row, Serialize)]
+pub struct ActionRow {
+    pub tenant: String,
+    pub incident_id: String,
+    pub action_id: String,
+    pub kind: String,
+    pub actor: String,
+    pub comment: Option<String>,
+    pub at: i64,
+}
+
+impl From<IncidentAction> for ActionRow {
+    fn from(a: IncidentAction) -> Self {
+        Self {
+            tenant: a.tenant,
+            incident_id: a.incident_id,
+            action_id: a.action_id,
+            kind: symbol(&a.kind),
+            actor: a.actor,
+            comment: a.comment,
+            at: a.at,
+        }
+    }
 }
 
 /// One row of `predictions` (sql/0010_predictions.sql): one per prediction version.

@@ -4,10 +4,10 @@ use std::{collections::BTreeMap, time::Instant};
 
 use quench_schemas::{
     fingerprint::{alert_fingerprint, fnv1a},
-    Alert, Incident, IncidentAlerts, NotificationAttempt, Prediction, RoutingEvent,
+    Alert, Incident, IncidentAction, IncidentAlerts, NotificationAttempt, Prediction, RoutingEvent,
 };
 
-use crate::clickhouse::{AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
+use crate::clickhouse::{ActionRow, AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
 
 #[derive(Default)]
 pub struct Batch {
@@ -17,6 +17,7 @@ pub struct Batch {
     pub routing: Vec<RoutingRow>,
     pub notifications: Vec<NotificationAttempt>,
     pub predictions: Vec<PredictionRow>,
+    pub actions: Vec<ActionRow>,
     /// First and last offset per (topic, partition).
     pub offsets: BTreeMap<(String, i32), (i64, i64)>,
     pub started: Option<Instant>,
@@ -30,6 +31,7 @@ impl Batch {
             + self.routing.len()
             + self.notifications.len()
             + self.predictions.len()
+            + self.actions.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -63,6 +65,10 @@ impl Batch {
 
     pub fn add_prediction(&mut self, prediction: Prediction) {
         self.predictions.push(prediction.into());
+    }
+
+    pub fn add_action(&mut self, action: IncidentAction) {
+        self.actions.push(action.into());
     }
 
     /// Insert deduplication token for `table`: the same batch retried after a failure carries the

@@ -23,6 +23,7 @@ pub async fn insert(client: &Client, batch: &Batch) -> anyhow::Result<Vec<Refuse
     insert_table(client, "routing_events", &batch.routing, batch.token("routing_events"), &mut refused).await?;
     insert_table(client, "notifications", &batch.notifications, batch.token("notifications"), &mut refused).await?;
     insert_table(client, "predictions", &batch.predictions, batch.token("predictions"), &mut refused).await?;
+    insert_table(client, "actions", &batch.actions, batch.token("actions"), &mut refused).await?;
     Ok(refused)
 }
 

@@ -23,7 +23,8 @@ use std::{
 
 use clickhouse::Client;
 use quench_schemas::{
-    Alert, DecodeError, Decoder, Incident, IncidentAlerts, NotificationAttempt, Prediction, RoutingEvent,
+    Alert, DecodeError, Decoder, Incident, IncidentAction, IncidentAlerts, NotificationAttempt, Prediction,
+    RoutingEvent,
 };
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
@@ -52,6 +53,7 @@ struct Decoders {
     incidents: Decoder<Incident>,
     routing: Decoder<RoutingEvent>,
     predictions: Decoder<Prediction>,
+    actions: Decoder<IncidentAction>,
 }
 
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
@@ -60,7 +62,8 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         alerts: Decoder::new(registry.clone()),
         incidents: Decoder::new(registry.clone()),
         routing: Decoder::new(registry.clone()),
-        predictions: Decoder::new(registry),
+        predictions: Decoder::new(registry.clone()),
+        actions: Decoder::new(registry),
     };
     let consumer: StreamConsumer = reader_config(&config.kafka, "sink", &config.sink.group_id).create()?;
     let topics = [
@@ -70,6 +73,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         config.topics.incident_alerts.as_str(),
         config.topics.notifications.as_str(),
         config.topics.predictions.as_str(),
+        config.topics.actions.as_str(),
     ];
     consumer.subscribe(&topics)?;
     let writers = Writers {
@@ -124,6 +128,8 @@ async fn add(
         avro(decoders.routing.decode(bytes).await.map(|event| batch.add_routing(event)))?
     } else if topic == topics.predictions {
         avro(decoders.predictions.decode(bytes).await.map(|prediction| batch.add_prediction(prediction)))?
+    } else if topic == topics.actions {
+        avro(decoders.actions.decode(bytes).await.map(|action| batch.add_action(action)))?
     } else if topic == topics.incident_alerts {
         serde_json::from_slice::<IncidentAlerts>(bytes)
             .map(|joined| batch.add_incident_alerts(joined))
