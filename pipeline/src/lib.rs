@@ -11,6 +11,7 @@ pub use quench_classify::corpus;
 pub mod actions;
 pub mod alertmanager_api;
 pub mod api;
+pub mod ask;
 pub mod clickhouse;
 pub mod config;
 pub mod correlate;

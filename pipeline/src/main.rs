@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use quench_classify::LocalClassifier;
 use quench_core::rules::RouteTree;
 use quench_pipeline::{
+    ask::{self, eval::EvalAskArgs, AskArgs},
     clickhouse,
     config::{Config, WorkerConfig},
     demo::{self, DemoArgs},
@@ -62,6 +63,10 @@ enum Command {
     /// stream /api/v1/stream (server-sent events, resumable) and the OpenAPI document
     /// /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
     Api,
+    /// Answer a question about incidents in plain language from ClickHouse ("how many database
+    /// incidents this week?"): the configured LLM writes SQL over the analytics views, checked and
+    /// run read-only; without one (or when its SQL is refused) the local parser answers
+    Ask(AskArgs),
     /// Run the pipeline on a generated alert storm and summarise the incidents it made
     Demo(DemoArgs),
     /// Embed the local classifier's catalog, taxonomy and examples once and keep the vectors in
@@ -107,6 +112,9 @@ enum EvalCommand {
     /// Classify labelled alerts (the corpus format) and print category and severity accuracy,
     /// macro-F1, confusion matrices and throughput; without `expected`, print predictions
     Classify(EvalClassifyArgs),
+    /// Load a fixed data set into its own database, ask each question of a JSON-lines file and
+    /// score result-set accuracy against its reference SQL; the last line is JSON
+    Ask(EvalAskArgs),
 }
 
 #[tokio::main]
@@ -203,6 +211,14 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             );
         }
         Command::Eval(EvalCommand::Classify(args)) => eval::classify(&config.classify, &args).await?,
+        Command::Ask(args) => {
+            preflight::check(config, Needs::CLICKHOUSE).await?;
+            ask::run(config, &args).await?;
+        }
+        Command::Eval(EvalCommand::Ask(args)) => {
+            preflight::check(config, Needs::CLICKHOUSE).await?;
+            ask::eval::run(config, &args).await?;
+        }
         Command::Predict(PredictCommand::Eval(args)) => quench_pipeline::predict::eval::run(&args)?,
         Command::Predict(PredictCommand::Run) => {
             preflight::check(config, Needs::ALL).await?;

@@ -7,6 +7,8 @@
 //!   `incident-actions` ([`crate::actions`]), recorded with the token's name as its actor;
 //! - `GET /api/v1/analytics/daily` and `/noisy`: the analytics views, summed per day and per
 //!   alert name over what the filters leave ([`analytics`]);
+//! - `GET /api/v1/ask?q=...`: a question in plain language, answered by [`crate::ask`] over
+//!   the token's tenants (the SQL that ran comes with the rows);
 //! - `GET /api/v1/stream`: incident updates as they commit, as server-sent events, resumable
 //!   ([`stream`]);
 //! - `GET /`: the console (`console.html`, embedded), a page that uses the rest;
@@ -53,6 +55,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     actions::Actions,
+    ask::{AskError, Asker, Via},
     clickhouse,
     config::{Config, KafkaConfig},
     http,
@@ -70,6 +73,7 @@ struct Api {
     kafka: KafkaConfig,
     topic: String,
     decoder: Arc<Decoder<Incident>>,
+    asker: Arc<Asker>,
 }
 
 /// Serves the API on `api.listen` until `shutdown`.
@@ -81,7 +85,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let producer: FutureProducer = client_config(&config.kafka, "api").set("enable.idempotence", "true").create()?;
     let registry = registry_client(&config.registry)?;
     let actions = Actions::start(config, &registry, producer, "api").await?;
-    let app = router(config, Arc::new(actions), Decoder::new(registry));
+    let app = router(config, Arc::new(actions), Decoder::new(registry))?;
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
     tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
@@ -96,7 +100,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>) -> Router {
+pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>) -> anyhow::Result<Router> {
     let config = &whole.api;
     let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
     let api = Api {
@@ -109,20 +113,22 @@ pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>)
         kafka: whole.kafka.clone(),
         topic: whole.topics.incidents.clone(),
         decoder: Arc::new(decoder),
+        asker: Arc::new(Asker::new(whole, Via::Auto)?),
     };
-    Router::new()
+    Ok(Router::new()
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(one))
         .route("/api/v1/incidents/{id}/{action}", post(act))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/analytics/daily", get(daily))
         .route("/api/v1/analytics/noisy", get(noisy))
+        .route("/api/v1/ask", get(ask))
         .route("/", get(console))
         .route(
             "/api/v1/openapi.json",
             get(move |State(api): State<Api>| async move { Json(openapi::document(&api.config)) }),
         )
-        .with_state(api)
+        .with_state(api))
 }
 
 /// Who is asking: the token's scope, and the client to ask ClickHouse with.
@@ -263,6 +269,30 @@ async fn one(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>)
         .await?
         .map(Json)
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no incident `{id}` that the token sees")))
+}
+
+/// The longest question taken.
+const QUESTION_MAX: usize = 500;
+
+async fn ask(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
+    let caller = api.caller(&headers)?;
+    let params = query_params(raw.as_deref())?;
+    if let Some(name) = params.keys().find(|name| *name != "q") {
+        return Err(Failure::parameter(StatusCode::BAD_REQUEST, name, format!("unknown parameter `{name}`: only `q`")));
+    }
+    let question = params.get("q").map(|q| q.trim()).unwrap_or_default();
+    if question.is_empty() || question.chars().count() > QUESTION_MAX {
+        let message = format!("`q` must be a question of 1 to {QUESTION_MAX} characters");
+        return Err(Failure::parameter(StatusCode::BAD_REQUEST, "q", message));
+    }
+    let scope = caller.token.scope();
+    match api.asker.ask(question, now_ms(), scope.as_deref()).await {
+        Ok(answer) => Ok(Json(serde_json::to_value(answer).map_err(Failure::clickhouse)?)),
+        Err(e @ (AskError::NotUnderstood(_) | AskError::Refused(_))) => {
+            Err(Failure::parameter(StatusCode::UNPROCESSABLE_ENTITY, "q", e.to_string()))
+        }
+        Err(AskError::ClickHouse(e)) => Err(Failure::clickhouse(e)),
+    }
 }
 
 /// The body of an action: a comment (required to comment, optional otherwise). There is no

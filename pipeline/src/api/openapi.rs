@@ -91,6 +91,20 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("ClickHouse did not answer")
                 }
             }},
+            "/api/v1/ask": {"get": {
+                "operationId": "ask",
+                "summary": "A question in plain language, answered from the analytics views over the token's tenants",
+                "parameters": [{"name": "q", "in": "query", "required": true,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": super::QUESTION_MAX, "pattern": "\\S"},
+                                "description": "The question (\"how many database incidents this week?\")"}],
+                "responses": {
+                    "200": ok("The rows, with the SQL that made them and who wrote it", "Answer"),
+                    "400": error("`q` is missing, empty or too long, or another parameter is given"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "422": error("The question was not understood, or its SQL was refused"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
             "/api/v1/stream": {"get": {
                 "operationId": "streamIncidents",
                 "summary": "Incident updates as they commit, as server-sent events (`incident`, data: an Incident)",
@@ -129,6 +143,18 @@ pub fn document(config: &ApiConfig) -> Value {
                 "NoisyKinds": {
                     "type": "object", "required": ["kinds"],
                     "properties": {"kinds": {"type": "array", "items": analytics::schema(analytics::NOISY)}}
+                },
+                "Answer": {
+                    "type": "object",
+                    "required": ["question", "sql", "via", "columns", "rows"],
+                    "properties": {
+                        "question": {"type": "string"},
+                        "sql": {"type": "string", "description": "The SELECT that ran (read-only, narrowed to the token's tenants)"},
+                        "via": {"type": "string", "description": "`local` (the parser) or the LLM's provider/model"},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "rows": {"type": "array", "items": {"type": "array"}},
+                        "note": {"type": "string", "description": "Why the LLM's SQL was not used, when it was not"}
+                    }
                 },
                 "ActionBody": {
                     "type": "object",

@@ -5,7 +5,7 @@
 use quench_secret::Secret;
 use serde_json::{json, Value};
 
-use super::{prompt, send, CallError, Reply};
+use super::{prompt, send, CallError, Reply, Task};
 use crate::config::LlmConfig;
 
 pub struct Anthropic {
@@ -35,18 +35,18 @@ impl Anthropic {
         })
     }
 
-    pub async fn call(&self, user: &str, schema: &Value) -> Result<Reply, CallError> {
+    pub async fn call(&self, task: &Task<'_>, user: &str, schema: &Value) -> Result<Reply, CallError> {
         let body = json!({
             "model": self.model,
             "max_tokens": self.max_tokens,
-            "system": prompt::SYSTEM,
+            "system": task.system,
             "messages": [{ "role": "user", "content": user }],
             "tools": [{
-                "name": prompt::ANSWER_NAME,
-                "description": "Records the classification of every incident in the input.",
+                "name": task.name,
+                "description": task.description,
                 "input_schema": schema,
             }],
-            "tool_choice": { "type": "tool", "name": prompt::ANSWER_NAME },
+            "tool_choice": { "type": "tool", "name": task.name },
         });
         let request = self
             .client

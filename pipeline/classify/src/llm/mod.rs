@@ -52,6 +52,21 @@ pub struct Reply {
     pub output_tokens: u64,
 }
 
+/// What a request asks for: its system prompt, and the name and description of the answer
+/// (Anthropic's forced tool, OpenAI's schema name).
+pub struct Task<'a> {
+    pub system: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+}
+
+/// Classifying a batch of incidents.
+const CLASSIFY: Task<'static> = Task {
+    system: prompt::SYSTEM,
+    name: prompt::ANSWER_NAME,
+    description: "Records the classification of every incident in the input.",
+};
+
 /// The two wire protocols; an enum rather than a trait object, since there are exactly two.
 pub enum Provider {
     Anthropic(Anthropic),
@@ -59,10 +74,10 @@ pub enum Provider {
 }
 
 impl Provider {
-    async fn call(&self, user: &str, schema: &Value) -> Result<Reply, CallError> {
+    async fn call(&self, task: &Task<'_>, user: &str, schema: &Value) -> Result<Reply, CallError> {
         match self {
-            Self::Anthropic(p) => p.call(user, schema).await,
-            Self::OpenAi(p) => p.call(user, schema).await,
+            Self::Anthropic(p) => p.call(task, user, schema).await,
+            Self::OpenAi(p) => p.call(task, user, schema).await,
         }
     }
 
@@ -130,7 +145,7 @@ impl Llm {
                 LlmBudgetWaited.emit();
             }
             let started = std::time::Instant::now();
-            let result = self.provider.call(&user, &schema).await;
+            let result = self.provider.call(&CLASSIFY, &user, &schema).await;
             LlmRequest { provider: self.kind, elapsed: started.elapsed() }.emit();
             // A bad or partial answer is asked again at once; only the server's trouble waits.
             let delay = match result {
@@ -178,6 +193,39 @@ impl Llm {
             Err(last_error.unwrap_or_else(|| CallError::Malformed("no answer".into())))
         } else {
             Ok(items)
+        }
+    }
+
+    /// One answer to another task than classification, in `schema`'s shape: the same slots,
+    /// budget, retries of the server's trouble and metrics as a classification.
+    pub async fn complete(&self, task: &Task<'_>, user: &str, schema: &Value) -> Result<Value, CallError> {
+        let _slot = self.slots.acquire().await.expect("semaphore never closed");
+        let estimate = (task.system.len() + user.len()) as u64 / 4 + u64::from(self.config.max_tokens) / 4;
+        if self.budget.take(estimate).await {
+            LlmBudgetWaited.emit();
+        }
+        let mut attempt = 0;
+        loop {
+            let started = std::time::Instant::now();
+            let result = self.provider.call(task, user, schema).await;
+            LlmRequest { provider: self.kind, elapsed: started.elapsed() }.emit();
+            match result {
+                Ok(reply) => {
+                    self.record_usage(&reply);
+                    self.count("ok");
+                    return Ok(reply.answer);
+                }
+                Err(CallError::Transient { message, retry_after }) if attempt < self.config.max_retries => {
+                    self.count("failed");
+                    tracing::warn!(provider = self.kind, attempt, error = %message, "LLM request failed");
+                    tokio::time::sleep(BACKOFF.after(attempt, retry_after)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    self.count(if matches!(e, CallError::Malformed(_)) { "malformed" } else { "failed" });
+                    return Err(e);
+                }
+            }
         }
     }
 

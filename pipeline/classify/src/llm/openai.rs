@@ -5,7 +5,7 @@
 use quench_secret::Secret;
 use serde_json::{json, Value};
 
-use super::{prompt, send, CallError, Reply};
+use super::{prompt, send, CallError, Reply, Task};
 use crate::config::{JsonMode, LlmConfig};
 
 pub struct OpenAi {
@@ -35,11 +35,11 @@ impl OpenAi {
         self.json_mode == JsonMode::JsonObject
     }
 
-    pub async fn call(&self, user: &str, schema: &Value) -> Result<Reply, CallError> {
+    pub async fn call(&self, task: &Task<'_>, user: &str, schema: &Value) -> Result<Reply, CallError> {
         let response_format = match self.json_mode {
             JsonMode::JsonSchema => json!({
                 "type": "json_schema",
-                "json_schema": { "name": prompt::ANSWER_NAME, "strict": true, "schema": schema },
+                "json_schema": { "name": task.name, "strict": true, "schema": schema },
             }),
             JsonMode::JsonObject => json!({ "type": "json_object", "schema": schema }),
         };
@@ -48,7 +48,7 @@ impl OpenAi {
             "max_tokens": self.max_tokens,
             "temperature": 0,
             "messages": [
-                { "role": "system", "content": prompt::SYSTEM },
+                { "role": "system", "content": task.system },
                 { "role": "user", "content": user },
             ],
             "response_format": response_format,
