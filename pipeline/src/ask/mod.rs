@@ -27,6 +27,7 @@ pub mod fixture;
 mod llm;
 pub mod local;
 pub mod views;
+mod when;
 
 use std::time::Duration;
 
