@@ -1,8 +1,9 @@
 //! The console (`quench api`'s page) in headless Chromium against the real pipeline (ingest,
 //! worker, sink, api on the local stack): an alert posted to `quench ingest` appears in the open
 //! list without a reload, acknowledging it from the console reaches Kafka as the token's action
-//! and shows in the incident's timeline, and every page is usable at 1280×800 and at a phone's
-//! width. Screenshots of each page go to `$CARGO_TARGET_TMPDIR/console/`.
+//! and shows in the incident's timeline, a question in the ask box comes back with its rows and
+//! its SQL, and every page is usable at 1280×800 and at a phone's width. Screenshots of each page
+//! go to `$CARGO_TARGET_TMPDIR/console/`.
 
 mod support;
 
@@ -97,9 +98,19 @@ async fn an_alert_appears_live_and_acknowledging_it_in_the_console_reaches_kafka
     browser.wait_for("a day of analytics", "return document.querySelectorAll('#days tr').length").await;
     browser.screenshot(&out.join("analytics-1280x800.png")).await;
 
+    // A question in the ask box: its rows, and the SQL that made them.
+    browser.run("document.getElementById('tab-ask').click(); return true").await;
+    let ask = "document.getElementById('question').value = 'how many incidents by severity'; \
+               document.getElementById('ask-form').requestSubmit(); return true";
+    browser.run(ask).await;
+    browser.wait_for("an answer", "return document.querySelectorAll('#answer-rows tbody tr').length").await;
+    let sql = browser.run("return document.querySelector('#answer pre').textContent").await;
+    assert!(sql.as_str().unwrap().contains("GROUP BY severity"), "{sql}");
+    browser.screenshot(&out.join("ask-1280x800.png")).await;
+
     // A phone: nothing wider than the screen, on either page.
     browser.resize(390, 844).await;
-    for page in ["analytics", "incidents"] {
+    for page in ["ask", "analytics", "incidents"] {
         browser.run(&format!("document.getElementById('tab-{page}').click(); return true")).await;
         browser.screenshot(&out.join(format!("{page}-390x844.png"))).await;
         let widths = browser.run("return [document.documentElement.scrollWidth, window.innerWidth]").await;

@@ -55,6 +55,9 @@ pub async fn run(config: &Config, args: &EvalAskArgs) -> anyhow::Result<()> {
     if questions.is_empty() {
         bail!("{} holds no questions", args.input.display());
     }
+    if args.database.is_empty() || !args.database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("--database must be a plain identifier (letters, digits, _), not `{}`", args.database);
+    }
     let mut config = config.clone();
     config.clickhouse.database.clone_from(&args.database);
     let loading = Instant::now();
@@ -100,7 +103,7 @@ pub async fn run(config: &Config, args: &EvalAskArgs) -> anyhow::Result<()> {
 
 /// Makes the database again with Quench's migrations and inserts the data set; returns the
 /// number of rows.
-async fn load(config: &Config) -> anyhow::Result<usize> {
+pub async fn load(config: &Config) -> anyhow::Result<usize> {
     let server = clickhouse::server_client(&config.clickhouse);
     let database = &config.clickhouse.database;
     server.query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute().await?;

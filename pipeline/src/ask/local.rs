@@ -141,39 +141,36 @@ pub fn parse(question: &str, now: i64, vocabulary: &Vocabulary) -> Result<Query,
         None
     };
 
-    let measure =
-        if has("mtta") || phrase("time to acknowledge") || phrase("time to ack") || phrase("long to acknowledge") {
-            Measure::Mtta
-        } else if has("mttr")
-            || [
-                "time to resolve",
-                "time to resolution",
-                "time to recover",
-                "time to recovery",
-                "time to repair",
-                "time to fix",
-            ]
+    // How long until acknowledged or resolved: MTTA/MTTR by name, "time to resolve", "how long
+    // to fix", "average resolution time".
+    let timing = phrase("time to")
+        || phrase("how long")
+        || ["resolution time", "resolve time", "response time", "ack time", "acknowledgement time", "fix time"]
             .iter()
             .any(|p| phrase(p))
-            || phrase("long to resolve")
-            || phrase("long to fix")
-        {
-            Measure::Mttr
-        } else if phrase("noise reduction") || has("reduction") || phrase("noise reduced") {
-            Measure::NoiseReduction
-        } else if (starts("fail") || has("undelivered")) && starts("notification") {
-            Measure::Failed
-        } else if has("escalations") && !has("escalated") {
-            Measure::Escalations
-        } else if starts("notification") {
-            Measure::Notifications
-        } else if has("refires") || has("flappiest") || phrase("most flapping") {
-            Measure::Refires
-        } else if (starts("alert") || has("noisiest") || phrase("alert volume")) && !starts("incident") {
-            Measure::Alerts
-        } else {
-            Measure::Count
-        };
+        || ((has("average") || has("avg") || has("mean") || has("typical"))
+            && (has("time") || has("duration") || has("took") || has("take")));
+    let fixing = ["resol", "fix", "recover", "repair", "clos", "mitigat"].iter().any(|p| starts(p));
+    let acking = ["ack", "respon"].iter().any(|p| starts(p));
+    let measure = if has("mtta") || (timing && acking && !fixing) {
+        Measure::Mtta
+    } else if has("mttr") || (timing && fixing) {
+        Measure::Mttr
+    } else if phrase("noise reduction") || has("reduction") || phrase("noise reduced") {
+        Measure::NoiseReduction
+    } else if (starts("fail") || has("undelivered")) && starts("notification") {
+        Measure::Failed
+    } else if has("escalations") && !has("escalated") {
+        Measure::Escalations
+    } else if starts("notification") {
+        Measure::Notifications
+    } else if has("refires") || has("flappiest") || phrase("most flapping") {
+        Measure::Refires
+    } else if (starts("alert") || has("noisiest") || phrase("alert volume")) && !starts("incident") {
+        Measure::Alerts
+    } else {
+        Measure::Count
+    };
 
     // The grouping: a dimension word after by/per/which/top..., or "noisiest alerts".
     let mut group = None;
@@ -225,19 +222,14 @@ pub fn parse(question: &str, now: i64, vocabulary: &Vocabulary) -> Result<Query,
         (Source::Actions(_), _) => Measure::Count,
         (_, m) => m,
     };
-    let group = match source {
+    let mut group = match source {
         // "how many comments have people left" counts; "which people", "who" and "top 3 people" group.
         Source::Actions(_) if group == Some("actor") || has("who") => Some("actor"),
         Source::Actions(_) => group.filter(|g| *g != "actor"),
         _ => group,
     };
 
-    let list = group.is_none()
-        && measure == Measure::Count
-        && !matches!(source, Source::Actions(_))
-        && !(has("many") || phrase("number of") || starts("count") || has("total"))
-        && (["list", "show", "which", "what", "any", "give", "display", "find", "get"].iter().any(|w| has(w)));
-
+    let versus = has("vs") || has("versus") || has("compared");
     let mut conditions = Vec::new();
     let mut own = Vec::new();
     for column in FILTERED {
@@ -254,8 +246,9 @@ pub fn parse(question: &str, now: i64, vocabulary: &Vocabulary) -> Result<Query,
             }
             values.dedup();
         }
-        if group == Some(*column) && values.len() > 1 {
-            continue;
+        // "tickets vs oncall": one row for each.
+        if versus && group.is_none() && values.len() > 1 {
+            group = Some(*column);
         }
         if let Some(condition) = membership(column, &values) {
             if *column == "tenant" {
@@ -264,7 +257,20 @@ pub fn parse(question: &str, now: i64, vocabulary: &Vocabulary) -> Result<Query,
             conditions.push(condition);
         }
     }
-    if let Some(status) = status(&words, &text, action.is_some() || acting) {
+    let statuses: Vec<&str> = [
+        ("open", "open"),
+        ("acked", "acknowledged"),
+        ("acknowledged", "acknowledged"),
+        ("resolved", "resolved"),
+        ("closed", "resolved"),
+    ]
+    .iter()
+    .filter(|(word, _)| has(word))
+    .map(|(_, status)| *status)
+    .collect();
+    if versus && group.is_none() && statuses.len() > 1 {
+        group = Some("status");
+    } else if let Some(status) = status(&words, &text, action.is_some() || acting) {
         conditions.push(status);
     }
     if (starts("flap") || has("flaky") || has("flappy")) && source == Source::Incidents && measure != Measure::Refires {
@@ -296,6 +302,12 @@ pub fn parse(question: &str, now: i64, vocabulary: &Vocabulary) -> Result<Query,
              service, severity, tenant) and a shape (\"how many\", \"by team\", \"top 5\", \"list\")"
         ));
     }
+    let list = group.is_none()
+        && measure == Measure::Count
+        && !matches!(source, Source::Actions(_))
+        && !(has("many") || phrase("number of") || starts("count") || has("total"))
+        && (["list", "show", "which", "what", "any", "give", "display", "find", "get"].iter().any(|w| has(w)));
+
     // "Which services had failed notifications": those with some.
     let some =
         group.is_some() && matches!(measure, Measure::Failed | Measure::Escalations) && (has("which") || has("what"));
@@ -350,7 +362,13 @@ fn status(words: &[&str], text: &str, about_people: bool) -> Option<String> {
         || ["not resolved", "not yet resolved", "not been resolved", "yet to be resolved", "still open"]
             .iter()
             .any(|p| padded.contains(&format!(" {p} ")));
-    if has("unacknowledged") || has("unacked") || padded.contains(" not acknowledged ") {
+    let unacknowledged =
+        ["not acknowledged", "not acked", "not yet acknowledged", "not been acknowledged", "not been acked"]
+            .iter()
+            .any(|p| padded.contains(&format!(" {p} ")))
+            || ((has("nobody") || has("noone") || padded.contains(" no one "))
+                && words.iter().any(|w| w.starts_with("ack")));
+    if has("unacknowledged") || has("unacked") || unacknowledged {
         return Some("status = 'open'".into());
     }
     if about_people {
