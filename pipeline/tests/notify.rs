@@ -32,6 +32,9 @@ struct ChannelRow {
     retried: u64,
 }
 
+const SLACK_SIGNING_SECRET: &str = "slack-signing-secret-0123";
+const PAGERDUTY_WEBHOOK_SECRET: &str = "pagerduty-webhook-secret-0123";
+
 fn port(offset: u32) -> u16 {
     u16::try_from(20_000 + (std::process::id() % 2_000) * 4 + offset).unwrap()
 }
@@ -57,6 +60,9 @@ tick_ms = 200
 incident_url = "https://quench.example/incidents/{{incident_id}}"
 [notify.api_tokens]
 ops-bot = "api-token-0123456789"
+[notify.callbacks]
+slack_signing_secret = "{SLACK_SIGNING_SECRET}"
+pagerduty_webhook_secret = "{PAGERDUTY_WEBHOOK_SECRET}"
 [notify.slack.ops]
 url = "{peers}/slack/api/chat.postMessage"
 token = "{SLACK_TOKEN}"
@@ -258,6 +264,123 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     assert!(mtta.is_some_and(|a| a > 0) && mttr >= mtta, "MTTA {mtta:?} ms, MTTR {mttr:?} ms");
 
     for child in [&mut worker, &mut notifier, &mut sink] {
+        support::sigterm(child);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+fn hmac_hex(secret: &str, message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// POSTs `body` to the notifier's `path` with `headers`: the status and the answer.
+async fn callback(api: &str, path: &str, headers: &[(&str, String)], body: String) -> (u16, String) {
+    let mut request = reqwest::Client::new().post(format!("http://{api}{path}")).body(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// A PagerDuty v3 webhook as PagerDuty sends it (FAKE PagerDuty: the test signs it).
+async fn pagerduty_webhook(api: &str, event: &str, incident: &str, secret: &str) -> (u16, String) {
+    let body = serde_json::json!({"event": {
+        "id": format!("01{event}{incident}"), "event_type": event, "resource_type": "incident",
+        "occurred_at": "2026-12-01T10:00:00Z",
+        "agent": {"id": "PLH1HKV", "summary": "Alice Example", "type": "user_reference"},
+        "data": {"id": "PGR0VU2", "type": "incident", "incident_key": incident, "status": "acknowledged",
+                 "title": "PostgresqlDown"}
+    }})
+    .to_string();
+    let signature = format!("v1={}", hmac_hex(secret, body.as_bytes()));
+    callback(api, "/v1/pagerduty/webhooks", &[("x-pagerduty-signature", signature)], body).await
+}
+
+/// A click on a Slack button as Slack sends it (FAKE Slack: the test signs it).
+async fn slack_click(api: &str, action_id: &str, incident: &str) -> (u16, String) {
+    let payload = serde_json::json!({
+        "type": "block_actions", "user": {"id": "U0ALICE", "username": "alice"},
+        "actions": [{"action_id": action_id, "value": incident, "type": "button", "action_ts": "1764583200.000200"}]
+    });
+    let body: String =
+        form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+    let timestamp = (now_ms() / 1000).to_string();
+    let signature = format!("v0={}", hmac_hex(SLACK_SIGNING_SECRET, format!("v0:{timestamp}:{body}").as_bytes()));
+    let headers = [("x-slack-signature", signature), ("x-slack-request-timestamp", timestamp)];
+    callback(api, "/v1/slack/interactions", &headers, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledging_in_pagerduty_stops_the_escalation_and_a_slack_button_resolves() {
+    let mut run = Run::new("notify-callbacks");
+    let dir = tempdir("notify-callbacks");
+    let peers = Arc::new(Peers::default());
+    let base = fake_peers::serve(peers.clone()).await;
+    let api = format!("127.0.0.1:{}", support::ingest::free_port());
+    let wait = Duration::from_secs(20);
+    run.set("QUENCH_CONFIG", &write_config(&dir, &base, 1, &api, wait.as_secs_f64() / 60.0));
+    let routing = dir.join("routing.yaml");
+    let rules =
+        "default:\n  team: dba\n  escalation_policy: db\n  targets:\n    - { channel: slack, target: ops }\n    \
+                 - { channel: pagerduty, target: db }\n";
+    std::fs::write(&routing, rules).unwrap();
+    run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    produce(&run, vec![("PostgresqlDown".to_string(), encoder.encode(&alert("PostgresqlDown", 0, now)).unwrap())])
+        .await;
+    let mut worker = run.start("run");
+    let mut notifier = run.start("notify");
+    wait_for("the opened notifications and the first page", || {
+        peers.of("webhook/alice").len() == 1 && peers.of("slack").len() == 1 && peers.of("pagerduty").len() == 1
+    })
+    .await;
+    let first_page = Instant::now();
+    let incident = peers.of("pagerduty")[0].key.clone();
+    // The Slack message carries the buttons, with the incident's id.
+    let blocks = peers.of("slack")[0].body["blocks"].to_string();
+    assert!(blocks.contains("quench_acknowledge") && blocks.contains(&format!("\"value\":\"{incident}\"")), "{blocks}");
+
+    // Signed with another secret, or by nobody: refused, and nothing happens.
+    let (status, _) = pagerduty_webhook(&api, "incident.acknowledged", &incident, "not-the-secret").await;
+    assert_eq!(status, 401);
+    let (status, _) = callback(&api, "/v1/slack/interactions", &[], "payload=%7B%7D".into()).await;
+    assert_eq!(status, 401);
+    // Another service's incident in PagerDuty: answered, and left alone.
+    let (status, answer) =
+        pagerduty_webhook(&api, "incident.acknowledged", "not-quench", PAGERDUTY_WEBHOOK_SECRET).await;
+    assert_eq!((status, answer.as_str()), (200, r#"{"accepted":[]}"#));
+
+    let (status, answer) = pagerduty_webhook(&api, "incident.acknowledged", &incident, PAGERDUTY_WEBHOOK_SECRET).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(&incident), "{answer}");
+    wait_for("the acknowledgement notifications", || peers.of("pagerduty").len() == 2 && peers.of("slack").len() == 2)
+        .await;
+    let (status, answer) = slack_click(&api, "quench_resolve", &incident).await;
+    assert_eq!(status, 200, "{answer}");
+    wait_for("the resolution notifications", || peers.of("pagerduty").len() == 3).await;
+    let resolved = peers.of("slack");
+    assert!(!resolved.last().unwrap().body["blocks"].to_string().contains("quench_"), "no buttons once resolved");
+    // Past the second step's due time: acknowledged in PagerDuty before it, it never fires.
+    tokio::time::sleep((first_page + wait + Duration::from_secs(3)).saturating_duration_since(Instant::now())).await;
+    assert!(peers.of("webhook/manager").is_empty(), "escalation stopped at PagerDuty's acknowledgement");
+
+    let actions = read_until(&run.consumer(&run.config.topics.actions), |read| read.len() >= 2);
+    let actions: Vec<quench_schemas::IncidentAction> = decode_all(&run.registry(), &actions).await;
+    let by: Vec<(&str, quench_schemas::ActionKind)> = actions.iter().map(|a| (a.actor.as_str(), a.kind)).collect();
+    assert_eq!(
+        by,
+        [
+            ("pagerduty:Alice Example", quench_schemas::ActionKind::Acknowledge),
+            ("slack:alice", quench_schemas::ActionKind::Resolve)
+        ]
+    );
+    for child in [&mut worker, &mut notifier] {
         support::sigterm(child);
         assert!(child.wait().unwrap().success());
     }

@@ -11,6 +11,7 @@ use std::{collections::BTreeMap, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    callbacks::CallbacksConfig,
     channel::{self, with_channels, Deliver},
     schedule::Schedule,
     template::Templates,
@@ -55,6 +56,8 @@ macro_rules! notify_config {
             /// unless this is set, and then is skipped with a warning.
             pub skip_unsupported_receivers: bool,
             pub templates: Templates,
+            /// Slack buttons and PagerDuty webhooks that acknowledge and resolve ([`crate::callbacks`]).
+            pub callbacks: CallbacksConfig,
             $(pub $module: BTreeMap<String, <channel::$module::$Type as Deliver>::Target>,)*
             pub users: BTreeMap<String, User>,
             pub schedules: BTreeMap<String, Schedule>,
@@ -78,6 +81,7 @@ macro_rules! notify_config {
                     incident_url: String::new(),
                     skip_unsupported_receivers: false,
                     templates: Templates::default(),
+                    callbacks: CallbacksConfig::default(),
                     $($module: BTreeMap::new(),)*
                     users: BTreeMap::new(),
                     schedules: BTreeMap::new(),

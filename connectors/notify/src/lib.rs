@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 pub mod api;
+pub mod callbacks;
 pub mod channel;
 pub mod config;
 pub mod deliver;
@@ -16,6 +17,7 @@ pub mod events;
 pub mod lanes;
 pub mod planner;
 pub mod schedule;
+pub mod signing;
 pub mod template;
 
 pub use config::NotifyConfig;

@@ -31,6 +31,7 @@ use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
 use quench_core::rules::RouteTree;
 use quench_notify::{
     api::{self, Submit},
+    callbacks,
     channel::Notice,
     deliver::{Attempt, Deliverer, Outcome},
     lanes::{Lanes, Queued},
@@ -96,7 +97,9 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let readiness = http::Readiness::starting();
     let actions = Actions::start(config, &registry, producer.clone(), "notify").await?;
     let submit = submitter(Arc::new(actions));
-    let app = api::router(notify.api_tokens.clone(), submit).merge(http::operations(readiness.clone())?);
+    let app = api::router(notify.api_tokens.clone(), submit.clone())
+        .merge(callbacks::router(&notify.callbacks, submit))
+        .merge(http::operations(readiness.clone())?);
     let listener = http::bind(&notify.listen, "notify.listen").await?;
     let stop = shutdown.clone();
     tokio::spawn(async move {

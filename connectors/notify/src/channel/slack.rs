@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use quench_schemas::IncidentStatus;
 use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +81,9 @@ impl Deliver for Slack {
         if let Some(thread) = notice.thread {
             body["thread_ts"] = json!(thread);
         }
+        if notice.event.status != IncidentStatus::Resolved {
+            body["blocks"].as_array_mut().expect("blocks").push(buttons(&notice.event.incident_id));
+        }
         let request = self.http.post(self.target.url.expose()).bearer_auth(token.expose()).json(&body);
         let (status, answer) = post(request).await?;
         let answer: Value = serde_json::from_str(&answer).map_err(|e| SendError::Transient {
@@ -100,6 +104,18 @@ impl Deliver for Slack {
         let thread = notice.thread.map(str::to_string).or_else(|| answer["ts"].as_str().map(str::to_string));
         Ok(Receipt { status, thread })
     }
+}
+
+/// The `action_id`s of the buttons under each message of an unresolved incident, which Slack
+/// sends back to [`crate::callbacks`] when clicked, with the incident id as their `value`.
+pub const ACKNOWLEDGE_BUTTON: &str = "quench_acknowledge";
+pub const RESOLVE_BUTTON: &str = "quench_resolve";
+
+fn buttons(incident: &str) -> Value {
+    let button = |id: &str, label: &str| {
+        json!({"type": "button", "action_id": id, "value": incident, "text": {"type": "plain_text", "text": label}})
+    };
+    json!({"type": "actions", "elements": [button(ACKNOWLEDGE_BUTTON, "Acknowledge"), button(RESOLVE_BUTTON, "Resolve")]})
 }
 
 fn truncate(text: &str, max: usize) -> String {

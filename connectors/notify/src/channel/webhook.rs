@@ -1,9 +1,7 @@
 //! Generic webhook: the routing event and the rendered message as JSON, signed so receivers can
 //! check where it came from and when (replays of old bodies fail the timestamp check).
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 use std::collections::BTreeMap;
 
@@ -57,12 +55,7 @@ pub struct Webhook {
 
 /// `sha256=` + hex HMAC-SHA256 of `timestamp.body`, as Stripe and Slack sign theirs.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::signing::hmac_hex(secret.as_bytes(), &[timestamp.to_string().as_bytes(), b".", body]);
     format!("sha256={hex}")
 }
 

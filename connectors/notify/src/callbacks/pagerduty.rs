@@ -1,0 +1,94 @@
+//! PagerDuty's webhooks (v3): `incident.acknowledged` and `incident.resolved` of an incident
+//! Quench triggered (its `incident_key` is the dedup key Quench sent, the incident id) become
+//! actions by the agent who took them; other event types are answered 200 and left alone.
+//! Signed as PagerDuty documents: `X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>`,
+//! several comma-separated while a secret is being rotated.
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, response::Response};
+use quench_schemas::{ActionKind, IncidentAction};
+use serde_json::Value;
+
+use super::{error, Callbacks};
+use crate::signing::{hmac_hex, same};
+
+pub async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Bytes) -> Response {
+    let secret = callbacks.config.pagerduty_webhook_secret.as_ref().expect("routed only with a secret");
+    let presented = headers.get("x-pagerduty-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !signed(secret.expose(), presented, &body) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "X-PagerDuty-Signature does not match the body (notify.callbacks.pagerduty_webhook_secret)",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let action = action(&body["event"], jiff::Timestamp::now().as_millisecond());
+    callbacks.submit(action.into_iter().collect(), "pagerduty").await
+}
+
+/// Whether one of the `v1=` signatures is the body's.
+fn signed(secret: &str, presented: &str, body: &[u8]) -> bool {
+    let expected = format!("v1={}", hmac_hex(secret.as_bytes(), &[body]));
+    presented.split(',').any(|signature| same(&expected, signature.trim()))
+}
+
+/// The action an event asks for, if it is one Quench takes.
+fn action(event: &Value, at: i64) -> Option<IncidentAction> {
+    let kind = match event["event_type"].as_str()? {
+        "incident.acknowledged" => ActionKind::Acknowledge,
+        "incident.resolved" => ActionKind::Resolve,
+        _ => return None,
+    };
+    let incident = event["data"]["incident_key"].as_str().filter(|k| !k.is_empty())?;
+    let agent = event["agent"]["summary"].as_str().unwrap_or("someone");
+    Some(IncidentAction {
+        // PagerDuty's event id: a redelivered webhook applies once.
+        action_id: format!("pagerduty/{}", event["id"].as_str().unwrap_or(incident)),
+        incident_id: incident.to_string(),
+        kind,
+        actor: format!("pagerduty:{agent}"),
+        comment: None,
+        at,
+        tenant: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn any_of_the_rotating_signatures_may_match() {
+        let body = br#"{"event":{}}"#;
+        let good = format!("v1={}", hmac_hex(b"s3cret", &[body]));
+        assert!(signed("s3cret", &good, body));
+        assert!(signed("s3cret", &format!("v1=00ff, {good}"), body));
+        assert!(!signed("s3cret", "v1=00ff", body));
+        assert!(!signed("other", &good, body));
+        assert!(!signed("s3cret", &good, br#"{"event":{"x":1}}"#));
+    }
+
+    #[test]
+    fn acknowledged_and_resolved_incidents_of_quench_become_actions() {
+        let event = json!({
+            "id": "01DEN2HQ", "event_type": "incident.acknowledged",
+            "agent": {"summary": "Alice Example", "type": "user_reference"},
+            "data": {"id": "PGR0VU2", "type": "incident", "incident_key": "inc-7", "status": "acknowledged"}
+        });
+        let action = action(&event, 5).unwrap();
+        assert_eq!((action.kind, action.incident_id.as_str()), (ActionKind::Acknowledge, "inc-7"));
+        assert_eq!(
+            (action.actor.as_str(), action.action_id.as_str()),
+            ("pagerduty:Alice Example", "pagerduty/01DEN2HQ")
+        );
+        let mut other = event.clone();
+        other["event_type"] = "incident.priority_updated".into();
+        assert!(super::action(&other, 5).is_none());
+        other["event_type"] = "incident.resolved".into();
+        other["data"]["incident_key"] = Value::Null;
+        assert!(super::action(&other, 5).is_none(), "not one Quench triggered");
+    }
+}
