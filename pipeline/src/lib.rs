@@ -32,5 +32,6 @@ pub mod reload;
 pub mod replay;
 pub mod rules;
 pub mod signals;
+pub mod similar;
 pub mod sink;
 pub mod worker;

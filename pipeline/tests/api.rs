@@ -204,6 +204,45 @@ async fn an_incident_comes_with_its_alerts_timeline_notifications_and_linked_inc
 }
 
 #[tokio::test]
+async fn an_incident_comes_with_the_resolved_incidents_like_it_and_how_they_ended() {
+    let (_run, _api, base, clickhouse) = serve().await;
+    // PostgresDown again, weeks later, on tenant `a` (like `inc-a1`, resolved in 20 min) and on
+    // tenant `b` (which has no resolved incident like it).
+    let insert =
+        "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, first_seen, \
+                  last_seen, alert_count, distinct_alerts, common_labels, flapping, version) VALUES \
+                  ('a', 'inc-a4', 'k5', 'open', 'PostgresDown', 'Postgres is down', 'critical', '2026-11-20 08:00:00', \
+                   '2026-11-20 08:00:00', 1, 1, {'service': 'pg', 'alertname': 'PostgresDown'}, false, 1), \
+                  ('b', 'inc-b2', 'k6', 'open', 'PostgresDown', 'Postgres is down', 'critical', '2026-11-20 08:00:00', \
+                   '2026-11-20 08:00:00', 1, 1, {'service': 'pg', 'alertname': 'PostgresDown'}, false, 1)";
+    clickhouse.query(insert).execute().await.unwrap();
+    let actions = "INSERT INTO actions (tenant, incident_id, action_id, kind, actor, comment, at) VALUES \
+                   ('a', 'inc-a1', 'r1', 'resolve', 'alice', NULL, '2026-11-02 10:20:00'), \
+                   ('a', 'inc-a1', 'c1', 'comment', 'alice', 'failed over to db-2', '2026-11-02 10:19:00')";
+    clickhouse.query(actions).execute().await.unwrap();
+    let started = Instant::now();
+    let similar = loop {
+        let (status, incident) = get(&base, ADMIN, "/api/v1/incidents/inc-a4").await;
+        assert_eq!(status, 200, "{incident}");
+        let similar = incident["similar"].as_array().unwrap().clone();
+        if !similar.is_empty() {
+            break similar;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "inc-a4 was not indexed within 60 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(similar.len(), 1, "only resolved incidents, of the same tenant: {similar:?}");
+    assert_eq!(similar[0]["incident_id"], "inc-a1");
+    assert_eq!((similar[0]["resolved_in_s"].as_u64(), similar[0]["resolved_by"].as_str()), (Some(1200), Some("alice")));
+    assert_eq!(
+        similar[0]["sentence"],
+        "Looks like inc-a1 of 2026-11-02, resolved in 20 min by alice: \"failed over to db-2\""
+    );
+    let (_, other) = get(&base, ADMIN, "/api/v1/incidents/inc-b2").await;
+    assert_eq!(other["similar"], serde_json::json!([]), "tenant a's incidents are not tenant b's past");
+}
+
+#[tokio::test]
 async fn questions_are_answered_over_the_tokens_tenants_only() {
     let (_run, _api, base, _) = serve().await;
     let path = "/api/v1/ask?q=how%20many%20incidents%20per%20tenant";

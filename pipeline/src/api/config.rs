@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
+use crate::similar::SimilarConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
@@ -16,6 +18,8 @@ pub struct ApiConfig {
     pub default_limit: u32,
     /// ClickHouse's `max_execution_time` for each query, seconds.
     pub query_timeout_s: u64,
+    /// Similar past incidents on an incident's detail (and the indexer that embeds incidents).
+    pub similar: SimilarConfig,
 }
 
 impl Default for ApiConfig {
@@ -26,6 +30,7 @@ impl Default for ApiConfig {
             max_limit: 500,
             default_limit: 50,
             query_timeout_s: 10,
+            similar: SimilarConfig::default(),
         }
     }
 }
@@ -79,6 +84,6 @@ impl ApiConfig {
         if self.query_timeout_s == 0 {
             return Err(("api.query_timeout_s".into(), "must be positive".into()));
         }
-        Ok(())
+        self.similar.validate()
     }
 }

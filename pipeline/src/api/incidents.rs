@@ -1,6 +1,7 @@
 //! `GET /api/v1/incidents` and `GET /api/v1/incidents/{id}`: incidents as ClickHouse holds them
 //! (the latest version of each), only of the tenants the token sees.
 
+use crate::similar::Similar;
 use serde_json::{json, Map, Value};
 
 use super::{
@@ -99,7 +100,7 @@ pub async fn list(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failu
 
 /// One incident with its alerts, its timeline (routing events), what people did (actions, with
 /// their comments), its notifications and the incidents linked under it; `None` when the token sees no such incident.
-pub async fn one(caller: &Caller<'_>, id: &str) -> Result<Option<Value>, Failure> {
+pub async fn one(caller: &Caller<'_>, id: &str, similar: Option<&Similar>) -> Result<Option<Value>, Failure> {
     let mut sql = format!("SELECT {} FROM incidents FINAL WHERE incident_id = ?", columns());
     let mut binds = vec![Bind::Text(id.into())];
     caller.tenant_filter(&mut sql, &mut binds);
@@ -154,6 +155,15 @@ pub async fn one(caller: &Caller<'_>, id: &str) -> Result<Option<Value>, Failure
             of(Vec::new()),
         )
         .await?;
+    // Similar incidents are a help, not the answer: without them the incident is still shown.
+    let similar = match similar {
+        Some(similar) => similar.of_incident(&tenant, id).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, incident = id, "similar incidents could not be read");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    incident.insert("similar".into(), Value::Array(similar));
     for (name, rows) in [
         ("alerts", alerts),
         ("timeline", timeline),

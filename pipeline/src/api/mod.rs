@@ -29,6 +29,7 @@ mod stream;
 
 use std::{
     collections::BTreeMap,
+    num::NonZeroUsize,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -46,6 +47,7 @@ use axum::{
 };
 pub use config::{ApiConfig, ApiToken};
 use incidents::Bind;
+use quench_classify::embed::Embedder;
 use quench_notify::api::Rejection;
 use quench_schemas::{now_ms, ActionKind, Decoder, Incident, IncidentAction};
 use quench_secret::Secret;
@@ -61,6 +63,7 @@ use crate::{
     http,
     kafka::client_config,
     preflight::registry_client,
+    similar::{indexer, Similar},
 };
 
 #[derive(Clone)]
@@ -74,6 +77,8 @@ struct Api {
     topic: String,
     decoder: Arc<Decoder<Incident>>,
     asker: Arc<Asker>,
+    /// Similar past incidents, when `api.similar.enabled`.
+    similar: Option<Arc<Similar>>,
 }
 
 /// Serves the API on `api.listen` until `shutdown`.
@@ -85,6 +90,13 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let producer: FutureProducer = client_config(&config.kafka, "api").set("enable.idempotence", "true").create()?;
     let registry = registry_client(&config.registry)?;
     let actions = Actions::start(config, &registry, producer, "api").await?;
+    if config.api.similar.enabled {
+        let embedder = Arc::new(tokio::task::block_in_place(|| {
+            Embedder::load(&config.classify.local.model_dir, NonZeroUsize::new(100_000).expect("positive"))
+        })?);
+        let interval = Duration::from_millis(config.api.similar.index_interval_ms);
+        tokio::spawn(indexer::run(clickhouse::client(&config.clickhouse), embedder, interval, shutdown.clone()));
+    }
     let app = router(config, Arc::new(actions), Decoder::new(registry))?;
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
@@ -103,12 +115,14 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
 pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>) -> anyhow::Result<Router> {
     let config = &whole.api;
     let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
+    let reader = clickhouse::client(&whole.clickhouse)
+        .with_setting("readonly", "2")
+        .with_setting("max_execution_time", config.query_timeout_s.to_string());
     let api = Api {
         config: Arc::new(config.clone()),
         secrets: Arc::new(secrets),
-        clickhouse: clickhouse::client(&whole.clickhouse)
-            .with_setting("readonly", "2")
-            .with_setting("max_execution_time", config.query_timeout_s.to_string()),
+        similar: config.similar.enabled.then(|| Arc::new(Similar::new(reader.clone(), &config.similar))),
+        clickhouse: reader,
         actions,
         kafka: whole.kafka.clone(),
         topic: whole.topics.incidents.clone(),
@@ -265,7 +279,7 @@ async fn noisy(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQue
 
 async fn one(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Value>, Failure> {
     let caller = api.caller(&headers)?;
-    incidents::one(&caller, &id)
+    incidents::one(&caller, &id, api.similar.as_deref())
         .await?
         .map(Json)
         .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, format!("no incident `{id}` that the token sees")))

@@ -182,12 +182,13 @@ pub fn document(config: &ApiConfig) -> Value {
                 "IncidentDetail": {
                     "allOf": [
                         {"$ref": "#/components/schemas/Incident"},
-                        {"type": "object", "required": ["alerts", "timeline", "actions", "notifications", "children"], "properties": {
+                        {"type": "object", "required": ["alerts", "timeline", "actions", "notifications", "children", "similar"], "properties": {
                             "alerts": rows("Its alerts: each fingerprint's latest record"),
                             "timeline": rows("Its routing events, in order"),
                             "actions": rows("What people did to it (acknowledge, resolve, comment), by whom, in order"),
                             "notifications": rows("Every delivery attempt of its notifications"),
-                            "children": rows("Incidents linked under it by correlation")
+                            "children": rows("Incidents linked under it by correlation"),
+                            "similar": rows("Resolved incidents most like it, best first, with how they ended (`sentence`: \"Looks like inc-… of 2026-11-12, resolved in 14 min by alice\")")
                         }}
                     ]
                 }

@@ -1,0 +1,273 @@
+//! Similar past incidents: each incident's text embedded with the local classifier's model and
+//! kept in ClickHouse (`incident_embeddings`, an HNSW index; [`indexer`] fills it), and for an
+//! incident the resolved incidents nearest to it, with how they ended (how long, who resolved,
+//! the last comment). Looked up by `quench api`, outside any worker's transaction.
+//!
+//! Ranking: cosine similarity of the texts, plus `service_boost` when the service is the same
+//! (an alert of one rule means more on the same service); ties go to the most recent, so a
+//! recurring incident finds its last occurrence first.
+
+pub mod indexer;
+
+use std::collections::BTreeMap;
+
+use quench_classify::subject::{template, Subject};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// `[api.similar]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimilarConfig {
+    /// Index incidents and attach similar ones to an incident's detail.
+    pub enabled: bool,
+    /// Similar incidents shown.
+    pub k: usize,
+    /// Nearest vectors read from the index before the resolved ones are ranked.
+    pub candidates: usize,
+    /// Added to the similarity of an incident of the same service.
+    pub service_boost: f32,
+    /// Below this similarity (boost included) an incident is not similar.
+    pub min_similarity: f32,
+    /// How often the indexer looks for incidents not embedded yet.
+    pub index_interval_ms: u64,
+}
+
+impl Default for SimilarConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            k: 3,
+            candidates: 100,
+            service_boost: 0.05,
+            min_similarity: 0.6,
+            index_interval_ms: 2_000,
+        }
+    }
+}
+
+impl SimilarConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.k == 0 || self.candidates < self.k {
+            return Err(("api.similar.candidates".into(), "must be at least api.similar.k (and k at least 1)".into()));
+        }
+        if !(0.0..=1.0).contains(&self.min_similarity) {
+            return Err(("api.similar.min_similarity".into(), "must be between 0 and 1".into()));
+        }
+        if self.index_interval_ms == 0 {
+            return Err(("api.similar.index_interval_ms".into(), "must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The text an incident is embedded by: its rule as the classifier reads it, what varies masked.
+pub fn text(title: &str, summary: &str, labels: &BTreeMap<String, String>) -> String {
+    let alertname = labels.get("alertname").cloned().unwrap_or_else(|| title.to_string());
+    let subject = Subject {
+        id: String::new(),
+        alertnames: vec![alertname],
+        labels: labels.clone(),
+        summary: summary.to_string(),
+        description: String::new(),
+        alerts: 1,
+    };
+    template(&subject)
+}
+
+/// A candidate read from the index.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+pub struct Candidate {
+    pub incident_id: String,
+    pub service: String,
+    pub first_seen: i64,
+    pub distance: f32,
+}
+
+/// How a resolved candidate ended.
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct Outcome {
+    incident_id: String,
+    title: String,
+    resolved_at: i64,
+    resolved_by: String,
+    last_comment: String,
+}
+
+/// Reads the index and the outcomes of the nearest incidents.
+pub struct Similar {
+    clickhouse: clickhouse::Client,
+    config: SimilarConfig,
+}
+
+/// The stored vector of an incident.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Stored {
+    embedding: Vec<f32>,
+    service: String,
+    first_seen: i64,
+}
+
+impl Similar {
+    pub fn new(clickhouse: clickhouse::Client, config: &SimilarConfig) -> Self {
+        Self { clickhouse, config: config.clone() }
+    }
+
+    /// The incidents similar to `incident_id` of `tenant`, as JSON objects; empty when it is not
+    /// indexed yet.
+    pub async fn of_incident(&self, tenant: &str, incident_id: &str) -> Result<Vec<Value>, clickhouse::error::Error> {
+        let stored: Option<Stored> = self
+            .clickhouse
+            .query(
+                "SELECT embedding, service, first_seen FROM incident_embeddings \
+                 WHERE tenant = ? AND incident_id = ? LIMIT 1",
+            )
+            .bind(tenant)
+            .bind(incident_id)
+            .fetch_optional()
+            .await?;
+        let Some(stored) = stored else { return Ok(Vec::new()) };
+        let nearest = self.nearest(tenant, &stored.embedding, &stored.service, stored.first_seen).await?;
+        self.outcomes(tenant, nearest, &stored.service).await
+    }
+
+    /// The candidates nearest `vector` among `tenant`'s incidents that started before
+    /// `before_ms`, ranked (similarity, same-service boost, then the most recent).
+    pub async fn nearest(
+        &self,
+        tenant: &str,
+        vector: &[f32],
+        service: &str,
+        before_ms: i64,
+    ) -> Result<Vec<(Candidate, f32)>, clickhouse::error::Error> {
+        let candidates: Vec<Candidate> = self
+            .clickhouse
+            .query(
+                "SELECT incident_id, service, first_seen, \
+                 toFloat32(cosineDistance(embedding, ?)) AS distance FROM incident_embeddings \
+                 WHERE tenant = ? AND first_seen < fromUnixTimestamp64Milli(?) ORDER BY distance LIMIT ?",
+            )
+            .bind(vector)
+            .bind(tenant)
+            .bind(before_ms)
+            .bind(self.config.candidates as u64)
+            .fetch_all()
+            .await?;
+        Ok(rank(candidates, service, &self.config))
+    }
+
+    /// The resolved ones among `ranked`, best first, at most `k`, with how each ended.
+    async fn outcomes(
+        &self,
+        tenant: &str,
+        ranked: Vec<(Candidate, f32)>,
+        service: &str,
+    ) -> Result<Vec<Value>, clickhouse::error::Error> {
+        if ranked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = ranked.iter().map(|(c, _)| c.incident_id.as_str()).collect();
+        let outcomes: Vec<Outcome> = self
+            .clickhouse
+            .query(
+                "SELECT i.incident_id AS incident_id, i.title AS title, \
+                 assumeNotNull(i.resolved_at) AS resolved_at, \
+                 a.resolved_by AS resolved_by, a.last_comment AS last_comment \
+                 FROM (SELECT incident_id, title, resolved_at FROM incidents FINAL \
+                       WHERE tenant = ? AND incident_id IN ? AND status = 'resolved') AS i \
+                 LEFT JOIN (SELECT incident_id, argMaxIf(actor, at, kind = 'resolve') AS resolved_by, \
+                            ifNull(argMaxIf(comment, at, kind = 'comment'), '') AS last_comment \
+                            FROM actions FINAL WHERE tenant = ? AND incident_id IN ? GROUP BY incident_id) AS a \
+                 ON a.incident_id = i.incident_id",
+            )
+            .bind(tenant)
+            .bind(&ids)
+            .bind(tenant)
+            .bind(&ids)
+            .fetch_all()
+            .await?;
+        let by_id: BTreeMap<&str, &Outcome> = outcomes.iter().map(|o| (o.incident_id.as_str(), o)).collect();
+        Ok(ranked
+            .iter()
+            .filter_map(|(candidate, _)| {
+                let outcome = by_id.get(candidate.incident_id.as_str())?;
+                Some(describe(candidate, outcome, service))
+            })
+            .take(self.config.k)
+            .collect())
+    }
+}
+
+/// Similarity (1 - cosine distance) plus the boost of the same service, above the floor, best
+/// first; ties to the most recent.
+pub fn rank(candidates: Vec<Candidate>, service: &str, config: &SimilarConfig) -> Vec<(Candidate, f32)> {
+    let mut ranked: Vec<(Candidate, f32)> = candidates
+        .into_iter()
+        .map(|c| {
+            let boost = if !service.is_empty() && c.service == service { config.service_boost } else { 0.0 };
+            let score = 1.0 - c.distance + boost;
+            (c, score)
+        })
+        .filter(|(_, score)| *score >= config.min_similarity)
+        .collect();
+    ranked.sort_by(|(a, x), (b, y)| y.total_cmp(x).then(b.first_seen.cmp(&a.first_seen)));
+    ranked
+}
+
+fn describe(candidate: &Candidate, outcome: &Outcome, service: &str) -> Value {
+    let took_s = (outcome.resolved_at - candidate.first_seen).max(0) / 1000;
+    let day = crate::ask::time_text(candidate.first_seen);
+    let took = if took_s < 120 { format!("{took_s} s") } else { format!("{} min", took_s / 60) };
+    let by = if outcome.resolved_by.is_empty() { String::new() } else { format!(" by {}", outcome.resolved_by) };
+    let mut sentence = format!("Looks like {} of {}, resolved in {took}{by}", candidate.incident_id, &day[..10]);
+    if !outcome.last_comment.is_empty() {
+        sentence.push_str(&format!(": \"{}\"", outcome.last_comment));
+    }
+    json!({
+        "incident_id": candidate.incident_id,
+        "title": outcome.title,
+        "service": candidate.service,
+        "similarity": ((1.0 - f64::from(candidate.distance)) * 1000.0).round() / 1000.0,
+        "same_service": !service.is_empty() && candidate.service == service,
+        "first_seen": crate::ask::time_text(candidate.first_seen),
+        "resolved_in_s": took_s,
+        "resolved_by": outcome.resolved_by,
+        "last_comment": outcome.last_comment,
+        "sentence": sentence,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(id: &str, service: &str, first_seen: i64, distance: f32) -> Candidate {
+        Candidate { incident_id: id.into(), service: service.into(), first_seen, distance }
+    }
+
+    #[test]
+    fn the_same_service_and_then_the_latest_come_first() {
+        let config = SimilarConfig::default();
+        let ranked = rank(
+            vec![
+                candidate("other-service", "mysql", 5, 0.0),
+                candidate("older", "pg", 1, 0.0),
+                candidate("latest", "pg", 3, 0.0),
+                candidate("unlike", "pg", 9, 0.6),
+            ],
+            "pg",
+            &config,
+        );
+        let ids: Vec<&str> = ranked.iter().map(|(c, _)| c.incident_id.as_str()).collect();
+        assert_eq!(ids, ["latest", "older", "other-service"], "below min_similarity: left out");
+    }
+
+    #[test]
+    fn the_text_is_the_rule_with_what_varies_masked() {
+        let labels = BTreeMap::from([("alertname".to_string(), "PostgresqlDown".to_string())]);
+        assert_eq!(
+            text("x", "Postgres down on db-7 (10.0.0.7)", &labels),
+            text("x", "Postgres down on db-9 (10.0.0.9)", &labels)
+        );
+    }
+}
