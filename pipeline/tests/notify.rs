@@ -286,6 +286,42 @@ async fn callback(api: &str, path: &str, headers: &[(&str, String)], body: Strin
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// A PostgresqlDown of 12 November, resolved by bob in 14 minutes, in ClickHouse with its
+/// embedding (as `quench api`'s indexer writes it).
+async fn past_incident_like_postgresql_down(run: &Run) {
+    use quench_pipeline::similar::{indexer::EmbeddingRow, text, text_hash};
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let clickhouse = client(&run.config.clickhouse);
+    let insert =
+        "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, first_seen, \
+                  last_seen, resolved_at, alert_count, distinct_alerts, common_labels, flapping, version) VALUES \
+                  ('default', 'inc-past', 'k', 'resolved', 'PostgresqlDown', '', 'critical', '2026-11-12 09:00:00', \
+                   '2026-11-12 09:14:00', '2026-11-12 09:14:00', 1, 1, {'alertname': 'PostgresqlDown'}, false, 2)";
+    clickhouse.query(insert).execute().await.unwrap();
+    let action = "INSERT INTO actions (tenant, incident_id, action_id, kind, actor, at) VALUES \
+                  ('default', 'inc-past', 'r', 'resolve', 'bob', '2026-11-12 09:14:00')";
+    clickhouse.query(action).execute().await.unwrap();
+    let model = quench_classify::embed::Embedder::load(
+        &run.config.classify.local.model_dir,
+        std::num::NonZeroUsize::new(10).unwrap(),
+    )
+    .unwrap();
+    let labels = std::collections::BTreeMap::from([("alertname".to_string(), "PostgresqlDown".to_string())]);
+    let past = text("PostgresqlDown", "", &labels);
+    let embedding = model.embed(&[past.as_str()]).unwrap().pop().unwrap();
+    let mut rows = clickhouse.insert::<EmbeddingRow>("incident_embeddings").await.unwrap();
+    let row = EmbeddingRow {
+        tenant: "default".into(),
+        incident_id: "inc-past".into(),
+        service: String::new(),
+        text_hash: text_hash(&past),
+        first_seen: 1_794_474_000_000,
+        embedding,
+    };
+    rows.write(&row).await.unwrap();
+    rows.end().await.unwrap();
+}
+
 /// A PagerDuty v3 webhook as PagerDuty sends it (FAKE PagerDuty: the test signs it).
 async fn pagerduty_webhook(api: &str, event: &str, incident: &str, secret: &str) -> (u16, String) {
     let body = serde_json::json!({"event": {
@@ -315,7 +351,7 @@ async fn slack_click(api: &str, action_id: &str, incident: &str) -> (u16, String
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledging_in_pagerduty_stops_the_escalation_and_a_slack_button_resolves() {
+async fn a_similar_past_incident_is_named_acknowledging_in_pagerduty_stops_the_escalation_and_slack_resolves() {
     let mut run = Run::new("notify-callbacks");
     let dir = tempdir("notify-callbacks");
     let peers = Arc::new(Peers::default());
@@ -329,7 +365,9 @@ async fn acknowledging_in_pagerduty_stops_the_escalation_and_a_slack_button_reso
                  - { channel: pagerduty, target: db }\n";
     std::fs::write(&routing, rules).unwrap();
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_notify_callbacks_{}", std::process::id()));
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    past_incident_like_postgresql_down(&run).await;
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let now = now_ms();
     produce(&run, vec![("PostgresqlDown".to_string(), encoder.encode(&alert("PostgresqlDown", 0, now)).unwrap())])
@@ -342,6 +380,9 @@ async fn acknowledging_in_pagerduty_stops_the_escalation_and_a_slack_button_reso
     .await;
     let first_page = Instant::now();
     let incident = peers.of("pagerduty")[0].key.clone();
+    // The opening message says which resolved incident it looks like, and how that one ended.
+    let text = peers.of("slack")[0].body["text"].as_str().unwrap().to_string();
+    assert!(text.contains("Looks like inc-past of 2026-11-12, resolved in 14 min by bob"), "{text}");
     // The Slack message carries the buttons, with the incident's id.
     let blocks = peers.of("slack")[0].body["blocks"].to_string();
     assert!(blocks.contains("quench_acknowledge") && blocks.contains(&format!("\"value\":\"{incident}\"")), "{blocks}");

@@ -37,7 +37,7 @@ use quench_notify::{
     lanes::{Lanes, Queued},
     planner::{JobKind, PartitionState, Plan, StateRecord},
 };
-use quench_schemas::{now_ms, Decoder, IncidentAction, RoutingEvent};
+use quench_schemas::{now_ms, Decoder, IncidentAction, RoutingEvent, RoutingReason};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
@@ -49,11 +49,13 @@ use tokio::sync::mpsc;
 
 use crate::{
     actions::Actions,
+    clickhouse,
     config::Config,
     events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
     kafka::{client_config, consumed, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
+    similar::note::Notes,
 };
 
 /// An attempt that ended, reported by its task.
@@ -119,6 +121,11 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .create_with_context(Rebalances::new(|| {}))?;
     consumer.subscribe(&[&config.topics.routing])?;
     let deliverer = Deliverer::new(notify)?;
+    let notes = config.api.similar.enabled.then(|| {
+        let model_dir = &config.classify.local.model_dir;
+        let reader = clickhouse::client(&config.clickhouse).with_setting("readonly", "2");
+        tokio::task::block_in_place(|| Notes::load(reader, &config.api.similar, model_dir)).map(Arc::new)
+    });
     let (finished, mut finishes) = mpsc::unbounded_channel();
     let mut notifier = Notifier {
         config,
@@ -133,6 +140,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         finished,
         tasks: tokio::task::JoinSet::new(),
         in_flight: 0,
+        notes: notes.flatten(),
         acks: FuturesUnordered::new(),
         paused: false,
         last_commit: Instant::now(),
@@ -212,6 +220,8 @@ struct Notifier<'a> {
     /// notifier again) starts them over, and a stale attempt must not overtake a newer one.
     tasks: tokio::task::JoinSet<()>,
     in_flight: usize,
+    /// The "looks like" line of opening messages (`api.similar.enabled` and the model loaded).
+    notes: Option<Arc<Notes>>,
     /// Records of ended jobs, until Kafka acknowledges them.
     acks: FuturesUnordered<BoxFuture<'static, anyhow::Result<Acked>>>,
     paused: bool,
@@ -352,11 +362,24 @@ impl Notifier<'_> {
             let thread =
                 self.partitions.get(&queued.job.partition).and_then(|s| s.thread(&queued.job)).map(str::to_string);
             let (deliverer, finished, generation) = (self.deliverer.clone(), self.finished.clone(), self.generation);
+            let notes = self.notes.clone();
             self.in_flight += 1;
             self.tasks.spawn(async move {
                 let job = &queued.job;
-                let notice =
-                    Notice { key: &job.key, event: &job.event, message: &job.message, thread: thread.as_deref() };
+                // An opening message says which resolved incident it looks like, when one does.
+                let opening = job.kind == JobKind::Event && job.event.reason == RoutingReason::Opened;
+                let line = match (&notes, opening) {
+                    (Some(notes), true) => notes.line(&job.event).await,
+                    _ => None,
+                };
+                let message = match line {
+                    Some(line) => {
+                        let body = format!("{}\n{line}", job.message.body);
+                        Arc::new(quench_notify::template::Message { body, ..(*job.message).clone() })
+                    }
+                    None => job.message.clone(),
+                };
+                let notice = Notice { key: &job.key, event: &job.event, message: &message, thread: thread.as_deref() };
                 let (attempt, outcome) = deliverer.attempt(&job.target, &notice, queued.attempt).await;
                 // The receiver is gone only when the notifier stopped: nothing to report to.
                 let _ = finished.send(Finished { generation, queued, attempt, outcome, at: now_ms() });

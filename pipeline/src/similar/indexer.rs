@@ -15,7 +15,7 @@ use std::{
 use quench_classify::embed::Embedder;
 use serde::{Deserialize, Serialize};
 
-use super::text;
+use super::{text, text_hash};
 
 /// An incident to embed.
 #[derive(Debug, clickhouse::Row, Deserialize)]
@@ -34,6 +34,7 @@ pub struct EmbeddingRow {
     pub tenant: String,
     pub incident_id: String,
     pub service: String,
+    pub text_hash: u64,
     pub first_seen: i64,
     pub embedding: Vec<f32>,
 }
@@ -74,17 +75,18 @@ pub async fn once(clickhouse: &clickhouse::Client, embedder: &Arc<Embedder>) -> 
         return Ok(0);
     }
     let texts: Vec<String> = pending.iter().map(|p| text(&p.title, &p.summary, &p.common_labels)).collect();
-    let embedder = embedder.clone();
+    let (embedder, owned) = (embedder.clone(), texts.clone());
     let vectors =
-        tokio::task::spawn_blocking(move || embedder.embed(&texts.iter().map(String::as_str).collect::<Vec<_>>()))
+        tokio::task::spawn_blocking(move || embedder.embed(&owned.iter().map(String::as_str).collect::<Vec<_>>()))
             .await??;
     let mut insert = clickhouse.insert::<EmbeddingRow>("incident_embeddings").await?;
-    for (incident, embedding) in pending.iter().zip(vectors) {
+    for ((incident, embedding), text) in pending.iter().zip(vectors).zip(&texts) {
         insert
             .write(&EmbeddingRow {
                 tenant: incident.tenant.clone(),
                 incident_id: incident.incident_id.clone(),
                 service: incident.common_labels.get("service").cloned().unwrap_or_default(),
+                text_hash: text_hash(text),
                 first_seen: incident.first_seen,
                 embedding,
             })

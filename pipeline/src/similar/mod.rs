@@ -1,13 +1,15 @@
 //! Similar past incidents: each incident's text embedded with the local classifier's model and
 //! kept in ClickHouse (`incident_embeddings`, an HNSW index; [`indexer`] fills it), and for an
 //! incident the resolved incidents nearest to it, with how they ended (how long, who resolved,
-//! the last comment). Looked up by `quench api`, outside any worker's transaction.
+//! the last comment). Looked up by `quench api` (an incident's detail) and `quench notify` (the
+//! opening notification's line, [`note`]), outside any worker's transaction.
 //!
 //! Ranking: cosine similarity of the texts, plus `service_boost` when the service is the same
 //! (an alert of one rule means more on the same service); ties go to the most recent, so a
 //! recurring incident finds its last occurrence first.
 
 pub mod indexer;
+pub mod note;
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,8 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SimilarConfig {
-    /// Index incidents and attach similar ones to an incident's detail.
+    /// Index incidents, attach similar ones to an incident's detail, and add the best one's line
+    /// to opening notifications.
     pub enabled: bool,
     /// Similar incidents shown.
     pub k: usize,
@@ -75,8 +78,29 @@ pub fn text(title: &str, summary: &str, labels: &BTreeMap<String, String>) -> St
     template(&subject)
 }
 
-/// A candidate read from the index.
-#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+/// FNV-1a, 64 bits: the same text has the same hash on every machine and release.
+pub fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A text the index found near, and how near.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Near {
+    text_hash: u64,
+    distance: f32,
+}
+
+/// An occurrence of one of those texts.
+#[derive(Debug, clickhouse::Row, Deserialize)]
+struct Occurrence {
+    incident_id: String,
+    service: String,
+    first_seen: i64,
+    text_hash: u64,
+}
+
+/// A similar incident before ranking.
+#[derive(Debug, Clone)]
 pub struct Candidate {
     pub incident_id: String,
     pub service: String,
@@ -127,8 +151,20 @@ impl Similar {
             .fetch_optional()
             .await?;
         let Some(stored) = stored else { return Ok(Vec::new()) };
-        let nearest = self.nearest(tenant, &stored.embedding, &stored.service, stored.first_seen).await?;
-        self.outcomes(tenant, nearest, &stored.service).await
+        self.lookup(tenant, &stored.embedding, &stored.service, stored.first_seen).await
+    }
+
+    /// The resolved incidents of `tenant` before `before_ms` most like `vector` (of an incident
+    /// of `service`), best first, with how they ended.
+    pub async fn lookup(
+        &self,
+        tenant: &str,
+        vector: &[f32],
+        service: &str,
+        before_ms: i64,
+    ) -> Result<Vec<Value>, clickhouse::error::Error> {
+        let nearest = self.nearest(tenant, vector, service, before_ms).await?;
+        self.outcomes(tenant, nearest, service).await
     }
 
     /// The candidates nearest `vector` among `tenant`'s incidents that started before
@@ -140,11 +176,11 @@ impl Similar {
         service: &str,
         before_ms: i64,
     ) -> Result<Vec<(Candidate, f32)>, clickhouse::error::Error> {
-        let candidates: Vec<Candidate> = self
+        // The texts nearest, from the index.
+        let near: Vec<Near> = self
             .clickhouse
             .query(
-                "SELECT incident_id, service, first_seen, \
-                 toFloat32(cosineDistance(embedding, ?)) AS distance FROM incident_embeddings \
+                "SELECT text_hash, toFloat32(cosineDistance(embedding, ?)) AS distance FROM incident_embeddings \
                  WHERE tenant = ? AND first_seen < fromUnixTimestamp64Milli(?) ORDER BY distance LIMIT ?",
             )
             .bind(vector)
@@ -153,6 +189,38 @@ impl Similar {
             .bind(self.config.candidates as u64)
             .fetch_all()
             .await?;
+        let mut distances: BTreeMap<u64, f32> = BTreeMap::new();
+        for n in near {
+            let d = distances.entry(n.text_hash).or_insert(n.distance);
+            *d = d.min(n.distance);
+        }
+        if distances.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Their latest occurrences on each service.
+        let hashes: Vec<u64> = distances.keys().copied().collect();
+        let occurrences: Vec<Occurrence> = self
+            .clickhouse
+            .query(
+                "SELECT incident_id, service, first_seen, text_hash FROM incident_embeddings \
+                 WHERE tenant = ? AND text_hash IN ? AND first_seen < fromUnixTimestamp64Milli(?) \
+                 ORDER BY first_seen DESC LIMIT ? BY text_hash, service",
+            )
+            .bind(tenant)
+            .bind(&hashes)
+            .bind(before_ms)
+            .bind(self.config.k as u64)
+            .fetch_all()
+            .await?;
+        let candidates = occurrences
+            .into_iter()
+            .map(|o| Candidate {
+                distance: distances[&o.text_hash],
+                incident_id: o.incident_id,
+                service: o.service,
+                first_seen: o.first_seen,
+            })
+            .collect();
         Ok(rank(candidates, service, &self.config))
     }
 
