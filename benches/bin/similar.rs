@@ -1,5 +1,6 @@
 //! Similar past incidents, measured: a generated history of recurring incidents in ClickHouse
-//! (`incident_embeddings` with its HNSW index, and the incidents), then new occurrences looked up
+//! (`similar_texts` with its HNSW index, `similar_incidents`, and the incidents, as `quench api`'s
+//! indexer writes them), then new occurrences looked up
 //! as `quench api` looks them up. Prints recall@5 of the true previous occurrence (the latest
 //! earlier incident of the same rule on the same service) and the lookup's latency percentiles;
 //! the last line is JSON `{"incidents":N,"queries":N,"recall_at_5":R,"p50_ms":F,"p99_ms":F}`.
@@ -23,7 +24,10 @@ use quench_pipeline::{
     config::Config,
     corpus,
     loadgen::rng::Rng,
-    similar::{indexer::EmbeddingRow, text, text_hash, Similar},
+    similar::{
+        indexer::{IncidentRow, TextRow},
+        text, text_hash, Similar,
+    },
 };
 use serde_json::json;
 
@@ -90,17 +94,23 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("{} incidents, {} distinct texts embedded in {:.1?}", history.len(), unique.len(), started.elapsed());
 
     let started = Instant::now();
+    let mut texts = clickhouse.insert::<TextRow>("similar_texts").await?;
+    for (text, embedding) in &vectors {
+        texts
+            .write(&TextRow { tenant: TENANT.into(), text_hash: text_hash(text), embedding: embedding.clone() })
+            .await?;
+    }
+    texts.end().await?;
     for chunk in history.chunks(CHUNK) {
-        let mut insert = clickhouse.insert::<EmbeddingRow>("incident_embeddings").await?;
+        let mut insert = clickhouse.insert::<IncidentRow>("similar_incidents").await?;
         for i in chunk {
             insert
-                .write(&EmbeddingRow {
+                .write(&IncidentRow {
                     tenant: TENANT.into(),
-                    incident_id: i.id.clone(),
-                    service: service_name(i.service),
                     text_hash: text_hash(&i.text),
                     first_seen: i.first_seen,
-                    embedding: vectors[i.text.as_str()].clone(),
+                    incident_id: i.id.clone(),
+                    service: service_name(i.service),
                 })
                 .await?;
         }

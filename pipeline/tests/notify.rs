@@ -286,10 +286,13 @@ async fn callback(api: &str, path: &str, headers: &[(&str, String)], body: Strin
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-/// A PostgresqlDown of 12 November, resolved by bob in 14 minutes, in ClickHouse with its
-/// embedding (as `quench api`'s indexer writes it).
+/// A PostgresqlDown of 12 November, resolved by bob in 14 minutes, in ClickHouse with its text's
+/// embedding (as `quench api`'s indexer writes them).
 async fn past_incident_like_postgresql_down(run: &Run) {
-    use quench_pipeline::similar::{indexer::EmbeddingRow, text, text_hash};
+    use quench_pipeline::similar::{
+        indexer::{IncidentRow, TextRow},
+        text, text_hash,
+    };
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let clickhouse = client(&run.config.clickhouse);
     let insert =
@@ -309,17 +312,19 @@ async fn past_incident_like_postgresql_down(run: &Run) {
     let labels = std::collections::BTreeMap::from([("alertname".to_string(), "PostgresqlDown".to_string())]);
     let past = text("PostgresqlDown", "", &labels);
     let embedding = model.embed(&[past.as_str()]).unwrap().pop().unwrap();
-    let mut rows = clickhouse.insert::<EmbeddingRow>("incident_embeddings").await.unwrap();
-    let row = EmbeddingRow {
+    let mut texts = clickhouse.insert::<TextRow>("similar_texts").await.unwrap();
+    texts.write(&TextRow { tenant: "default".into(), text_hash: text_hash(&past), embedding }).await.unwrap();
+    texts.end().await.unwrap();
+    let mut incidents = clickhouse.insert::<IncidentRow>("similar_incidents").await.unwrap();
+    let row = IncidentRow {
         tenant: "default".into(),
-        incident_id: "inc-past".into(),
-        service: String::new(),
         text_hash: text_hash(&past),
         first_seen: 1_794_474_000_000,
-        embedding,
+        incident_id: "inc-past".into(),
+        service: String::new(),
     };
-    rows.write(&row).await.unwrap();
-    rows.end().await.unwrap();
+    incidents.write(&row).await.unwrap();
+    incidents.end().await.unwrap();
 }
 
 /// A PagerDuty v3 webhook as PagerDuty sends it (FAKE PagerDuty: the test signs it).

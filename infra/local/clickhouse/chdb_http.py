@@ -116,6 +116,9 @@ def make_handler(engine):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "chdb-http"
+        # Headers and body go out in two writes: with Nagle's algorithm the second waits for the
+        # client's delayed ACK of the first, 40 ms on every answer of a kept-alive connection.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt, *args):
             pass  # one line per request is written by _answer instead

@@ -38,7 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_holds.sql"),
     migration!(13, "0013_correlation.sql"),
     migration!(14, "0014_actions.sql"),
-    migration!(15, "0015_incident_embeddings.sql"),
+    migration!(15, "0015_similar_incidents.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -1,5 +1,6 @@
 //! Similar past incidents: each incident's text embedded with the local classifier's model and
-//! kept in ClickHouse (`incident_embeddings`, an HNSW index; [`indexer`] fills it), and for an
+//! kept in ClickHouse (`similar_texts`, one vector per distinct text under an HNSW index, and
+//! `similar_incidents`, each incident's text; [`indexer`] fills them), and for an
 //! incident the resolved incidents nearest to it, with how they ended (how long, who resolved,
 //! the last comment). Looked up by `quench api` (an incident's detail) and `quench notify` (the
 //! opening notification's line, [`note`]), outside any worker's transaction.
@@ -26,7 +27,7 @@ pub struct SimilarConfig {
     pub enabled: bool,
     /// Similar incidents shown.
     pub k: usize,
-    /// Nearest vectors read from the index before the resolved ones are ranked.
+    /// Nearest texts read from the index; the 2k nearest of them are looked up.
     pub candidates: usize,
     /// Added to the similarity of an incident of the same service.
     pub service_boost: f32,
@@ -38,14 +39,7 @@ pub struct SimilarConfig {
 
 impl Default for SimilarConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            k: 3,
-            candidates: 100,
-            service_boost: 0.05,
-            min_similarity: 0.6,
-            index_interval_ms: 2_000,
-        }
+        Self { enabled: true, k: 3, candidates: 20, service_boost: 0.05, min_similarity: 0.6, index_interval_ms: 2_000 }
     }
 }
 
@@ -124,11 +118,12 @@ pub struct Similar {
     config: SimilarConfig,
 }
 
-/// The stored vector of an incident.
+/// What an incident's text is made of.
 #[derive(Debug, clickhouse::Row, Deserialize)]
-struct Stored {
-    embedding: Vec<f32>,
-    service: String,
+struct Described {
+    title: String,
+    summary: String,
+    common_labels: BTreeMap<String, String>,
     first_seen: i64,
 }
 
@@ -137,21 +132,31 @@ impl Similar {
         Self { clickhouse, config: config.clone() }
     }
 
-    /// The incidents similar to `incident_id` of `tenant`, as JSON objects; empty when it is not
-    /// indexed yet.
+    /// The incidents similar to `incident_id` of `tenant`, as JSON objects; empty while its
+    /// text is not indexed yet.
     pub async fn of_incident(&self, tenant: &str, incident_id: &str) -> Result<Vec<Value>, clickhouse::error::Error> {
-        let stored: Option<Stored> = self
+        let described: Option<Described> = self
             .clickhouse
             .query(
-                "SELECT embedding, service, first_seen FROM incident_embeddings \
+                "SELECT title, summary, common_labels, first_seen FROM incidents FINAL \
                  WHERE tenant = ? AND incident_id = ? LIMIT 1",
             )
             .bind(tenant)
             .bind(incident_id)
             .fetch_optional()
             .await?;
-        let Some(stored) = stored else { return Ok(Vec::new()) };
-        self.lookup(tenant, &stored.embedding, &stored.service, stored.first_seen).await
+        let Some(incident) = described else { return Ok(Vec::new()) };
+        let hash = text_hash(&text(&incident.title, &incident.summary, &incident.common_labels));
+        let vector: Option<Vec<f32>> = self
+            .clickhouse
+            .query("SELECT embedding FROM similar_texts WHERE tenant = ? AND text_hash = ? LIMIT 1")
+            .bind(tenant)
+            .bind(hash)
+            .fetch_optional()
+            .await?;
+        let Some(vector) = vector else { return Ok(Vec::new()) };
+        let service = incident.common_labels.get("service").map_or("", String::as_str);
+        self.lookup(tenant, &vector, service, incident.first_seen).await
     }
 
     /// The resolved incidents of `tenant` before `before_ms` most like `vector` (of an incident
@@ -180,12 +185,11 @@ impl Similar {
         let near: Vec<Near> = self
             .clickhouse
             .query(
-                "SELECT text_hash, toFloat32(cosineDistance(embedding, ?)) AS distance FROM incident_embeddings \
-                 WHERE tenant = ? AND first_seen < fromUnixTimestamp64Milli(?) ORDER BY distance LIMIT ?",
+                "SELECT text_hash, toFloat32(cosineDistance(embedding, ?)) AS distance FROM similar_texts \
+                 WHERE tenant = ? ORDER BY distance LIMIT ?",
             )
             .bind(vector)
             .bind(tenant)
-            .bind(before_ms)
             .bind(self.config.candidates as u64)
             .fetch_all()
             .await?;
@@ -197,19 +201,25 @@ impl Similar {
         if distances.is_empty() {
             return Ok(Vec::new());
         }
-        // Their latest occurrences on each service.
-        let hashes: Vec<u64> = distances.keys().copied().collect();
+        // The nearest few texts are enough to fill k places (a text's occurrences on other
+        // services, and its older ones, are its back-ups); reading the occurrences of all the
+        // candidates would read most of a large table.
+        let mut nearest: Vec<(u64, f32)> = distances.iter().map(|(h, d)| (*h, *d)).collect();
+        nearest.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let hashes: Vec<u64> = nearest.iter().take(2 * self.config.k).map(|(h, _)| *h).collect();
+        // Their latest occurrences on each service: a range of the primary key per text.
         let occurrences: Vec<Occurrence> = self
             .clickhouse
             .query(
-                "SELECT incident_id, service, first_seen, text_hash FROM incident_embeddings \
+                "SELECT incident_id, service, first_seen, text_hash FROM similar_incidents \
                  WHERE tenant = ? AND text_hash IN ? AND first_seen < fromUnixTimestamp64Milli(?) \
                  ORDER BY first_seen DESC LIMIT ? BY text_hash, service",
             )
             .bind(tenant)
             .bind(&hashes)
             .bind(before_ms)
-            .bind(self.config.k as u64)
+            // A few more than shown: the latest may still be open.
+            .bind(self.config.k as u64 + 2)
             .fetch_all()
             .await?;
         let candidates = occurrences
