@@ -58,9 +58,10 @@ enum Command {
     /// comment) on notify.listen
     Notify,
     /// Serve incidents over HTTP from ClickHouse on api.listen: /api/v1/incidents (filters, cursor
-    /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked incidents),
-    /// POST /api/v1/incidents/{id}/acknowledge|resolve|comment (to incident-actions), the live
-    /// stream /api/v1/stream (server-sent events, resumable) and the OpenAPI document
+    /// pagination), /api/v1/incidents/{id} (alerts, timeline, notifications, linked and similar
+    /// past incidents), POST /api/v1/incidents/{id}/acknowledge|resolve|comment (to
+    /// incident-actions), /api/v1/silences, /api/v1/ask, the live stream /api/v1/stream
+    /// (server-sent events, resumable), the console at / and the OpenAPI document
     /// /api/v1/openapi.json; bearer tokens of api.tokens, scoped to tenants
     Api,
     /// Answer a question about incidents in plain language from ClickHouse ("how many database

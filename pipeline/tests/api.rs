@@ -243,6 +243,56 @@ async fn an_incident_comes_with_the_resolved_incidents_like_it_and_how_they_ende
 }
 
 #[tokio::test]
+async fn silences_are_made_listed_and_expired_by_a_token_of_all_tenants_only() {
+    let (run, _api, base, _) = serve().await;
+    let body = r#"{"matchers": [{"name": "alertname", "value": "PostgresDown", "isRegex": false}],
+                   "ends_at": "2099-01-01T00:00:00Z", "comment": "maintenance of db-1"}"#;
+    let started = Instant::now();
+    let made = loop {
+        let (status, made) = post(&base, ADMIN, "/api/v1/silences", body).await;
+        if status != 503 {
+            assert_eq!(status, 201, "{made}");
+            break made;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the silences were not read within 60 s");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(made["created_by"], "admin", "made by the token's name");
+    let id = made["silence_id"].as_str().unwrap().to_string();
+    let (status, list) = get(&base, ADMIN, "/api/v1/silences").await;
+    assert_eq!(status, 200, "{list}");
+    let silence = list["silences"].as_array().unwrap().iter().find(|s| s["id"] == id.as_str()).unwrap().clone();
+    assert_eq!((silence["state"].as_str(), silence["comment"].as_str()), (Some("active"), Some("maintenance of db-1")));
+    // On the topic the worker and the Alertmanager API read.
+    let records = read_until(&run.consumer(&run.config.topics.silences), |read| !read.is_empty());
+    assert!(String::from_utf8_lossy(&records[0].1).contains(&id), "{records:?}");
+
+    // A silence mutes every tenant's alerts: a token of tenant `a` reaches none of it.
+    assert_eq!(get(&base, READER_A, "/api/v1/silences").await.0, 403);
+    assert_eq!(post(&base, WRITER_A, "/api/v1/silences", body).await.0, 403);
+    for (bad, parameter) in [
+        (body.replace("2099-01-01", "2001-01-01"), "ends_at"),
+        (body.replace("2099-01-01T00:00:00Z", "tomorrow"), "ends_at"),
+        (body.replace(r#""comment": "maintenance of db-1""#, r#""comment": " ""#), "comment"),
+        (r#"{"matchers": [], "ends_at": "2099-01-01T00:00:00Z", "comment": "x"}"#.to_string(), "matchers"),
+        (body.replace(r#""value": "PostgresDown", "isRegex": false"#, r#""value": "(", "isRegex": true"#), "matchers"),
+    ] {
+        let (status, error) = post(&base, ADMIN, "/api/v1/silences", &bad).await;
+        assert_eq!((status, error["parameter"].as_str()), (400, Some(parameter)), "{bad}: {error}");
+    }
+
+    let delete = |path: String| {
+        let request = reqwest::Client::new().delete(format!("{base}{path}")).bearer_auth(ADMIN);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete(format!("/api/v1/silences/{id}")).await, 200);
+    assert_eq!(delete("/api/v1/silences/no-such-silence".into()).await, 404);
+    let (_, list) = get(&base, ADMIN, "/api/v1/silences").await;
+    let silence = list["silences"].as_array().unwrap().iter().find(|s| s["id"] == id.as_str()).unwrap().clone();
+    assert_eq!(silence["state"], "expired", "{silence}");
+}
+
+#[tokio::test]
 async fn questions_are_answered_over_the_tokens_tenants_only() {
     let (_run, _api, base, _) = serve().await;
     let path = "/api/v1/ask?q=how%20many%20incidents%20per%20tenant";
@@ -271,8 +321,11 @@ async fn schemathesis_finds_no_server_error_and_every_answer_as_documented() {
     std::fs::create_dir_all(&dir).unwrap();
     // Any text is a valid question, but not every text is one the parser understands: 422 is
     // what a schema-valid question may get (the check then holds for every other operation).
-    let config = "[[operations]]\ninclude-path = \"/api/v1/ask\"\n\
-                  checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"401\", \"422\"]\n";
+    // Likewise a silence whose end has passed, or whose regex does not compile, is refused (400).
+    let config = "[[operations]]\ninclude-operation-id = \"ask\"\n\
+                  checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"401\", \"422\"]\n\
+                  [[operations]]\ninclude-operation-id = \"createSilence\"\n\
+                  checks.positive_data_acceptance.expected-statuses = [\"2xx\", \"400\", \"401\", \"403\"]\n";
     std::fs::write(dir.join("schemathesis.toml"), config).unwrap();
     // Both scopes: a token of all tenants and one of tenant `a` (whose other tenants are 403).
     for token in [ADMIN, READER_A] {
@@ -286,7 +339,7 @@ async fn schemathesis_finds_no_server_error_and_every_answer_as_documented() {
             .unwrap_or_else(|e| panic!("{schemathesis}: {e}"));
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
-        assert!(report.contains("Tested: 6"), "every operation tested:\n{report}");
+        assert!(report.contains("Tested: 9"), "every operation tested:\n{report}");
     }
 }
 

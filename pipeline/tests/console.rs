@@ -1,8 +1,8 @@
 //! The console (`quench api`'s page) in headless Chromium against the real pipeline (ingest,
 //! worker, sink, api on the local stack): an alert posted to `quench ingest` appears in the open
 //! list without a reload, acknowledging it from the console reaches Kafka as the token's action
-//! and shows in the incident's timeline, a question in the ask box comes back with its rows and
-//! its SQL, and every page is usable at 1280×800 and at a phone's width. Screenshots of each page
+//! and shows in the incident's timeline, silencing it puts the silence on the silences topic, a
+//! question in the ask box comes back with its rows and its SQL, and every page is usable at 1280×800 and at a phone's width. Screenshots of each page
 //! go to `$CARGO_TARGET_TMPDIR/console/`.
 
 mod support;
@@ -89,6 +89,14 @@ async fn an_alert_appears_live_and_acknowledging_it_in_the_console_reaches_kafka
         )
         .await;
     browser.screenshot(&out.join("incident-1280x800.png")).await;
+
+    // Silencing its alerts from the console puts a silence on the topic the worker reads.
+    browser.run("document.getElementById('silence').click(); return true").await;
+    browser.wait_for("the silence made", "return document.getElementById('silenced') !== null").await;
+    let silences = read_until(&run.consumer(&run.config.topics.silences), |read| !read.is_empty());
+    let silence: serde_json::Value = serde_json::from_slice(&silences[0].1).unwrap();
+    assert_eq!(silence["created_by"], "console", "{silence}");
+    assert!(silence["matchers"].to_string().contains("alertname"), "{silence}");
 
     let actions = read_until(&run.consumer(&run.config.topics.actions), |read| read.len() >= 2);
     let action: Vec<IncidentAction> = decode_all(&run.registry(), &actions).await;

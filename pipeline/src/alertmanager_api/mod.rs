@@ -11,6 +11,8 @@
 mod alerts;
 mod silences;
 
+pub use silences::{Change, Refusal};
+
 use std::{
     collections::BTreeMap,
     sync::{

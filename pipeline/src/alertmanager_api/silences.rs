@@ -75,23 +75,16 @@ pub async fn list(State(api): State<Arc<Api>>, RawQuery(query): RawQuery) -> Res
         Err(response) => return *response,
     };
     let now = now_ms();
-    let mutes = api.mutes.read().expect("mutes lock");
-    let mut found: Vec<&Silence> = mutes
-        .silences
-        .iter()
+    let found: Vec<Silence> = api
+        .silences(now)
+        .into_iter()
         .filter(|silence| {
             let labels: BTreeMap<String, String> =
                 silence.matchers.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
             matchers.iter().all(|m| m.matches(&labels))
         })
         .collect();
-    let rank = |s: &Silence| match s.state(now) {
-        "active" => (0, s.ends_at),
-        "pending" => (1, s.starts_at),
-        _ => (2, -s.ends_at),
-    };
-    found.sort_by_key(|s| (rank(s), s.id.clone()));
-    Json(found.into_iter().map(|s| gettable(s, now)).collect::<Vec<_>>()).into_response()
+    Json(found.iter().map(|s| gettable(s, now)).collect::<Vec<_>>()).into_response()
 }
 
 pub async fn get_one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
@@ -115,58 +108,17 @@ pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         Ok(posted) => posted,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a silence: {e}")),
     };
-    let now = now_ms();
     let (starts_at, ends_at) = match (parse_time(&posted.starts_at, "startsAt"), parse_time(&posted.ends_at, "endsAt"))
     {
-        (Ok(starts), Ok(ends)) => (starts.max(now), ends),
+        (Ok(starts), Ok(ends)) => (starts, ends),
         (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, why),
     };
-    if ends_at <= now {
-        return error(StatusCode::BAD_REQUEST, "endsAt is in the past: the silence would mute nothing");
-    }
-    let existing = match &posted.id {
-        Some(id) => match api.mutes.read().expect("mutes lock").silences.get(id).cloned() {
-            Some(silence) => Some(silence),
-            None => return error(StatusCode::NOT_FOUND, format!("silence {id} not found")),
-        },
-        None => None,
-    };
     let created_by = if posted.created_by.is_empty() { token.to_string() } else { posted.created_by };
-    let mut writes = Vec::new();
-    let silence = match existing {
-        Some(old) if old.matchers == posted.matchers && old.state(now) != "expired" => Silence {
-            // An active silence keeps its start: what it muted stays muted.
-            starts_at: if old.state(now) == "active" { old.starts_at } else { starts_at },
-            ends_at,
-            updated_at: now,
-            comment: posted.comment,
-            created_by,
-            ..old
-        },
-        replaced => {
-            if let Some(old) = replaced.filter(|old| old.state(now) != "expired") {
-                writes.push(expired(old, now));
-            }
-            Silence {
-                id: new_id(),
-                matchers: posted.matchers,
-                starts_at,
-                ends_at,
-                created_at: now,
-                updated_at: now,
-                created_by,
-                comment: posted.comment,
-            }
-        }
-    };
-    if let Err(e) = silence.compile() {
-        return error(StatusCode::BAD_REQUEST, e);
-    }
-    let id = silence.id.clone();
-    writes.push(silence);
-    match write(&api, writes).await {
-        Ok(()) => Json(json!({"silenceID": id})).into_response(),
-        Err(response) => response,
+    let change =
+        Change { id: posted.id, matchers: posted.matchers, starts_at, ends_at, created_by, comment: posted.comment };
+    match api.save(change, now_ms()).await {
+        Ok(id) => Json(json!({"silenceID": id})).into_response(),
+        Err(refusal) => refused(refusal),
     }
 }
 
@@ -178,16 +130,132 @@ pub async fn expire(State(api): State<Arc<Api>>, Path(id): Path<String>, headers
     if let Some(response) = unready(&api) {
         return response;
     }
-    let now = now_ms();
-    let Some(silence) = api.mutes.read().expect("mutes lock").silences.get(&id).cloned() else {
-        return error(StatusCode::NOT_FOUND, format!("silence {id} not found"));
-    };
-    if silence.state(now) == "expired" {
-        return StatusCode::OK.into_response();
-    }
-    match write(&api, vec![expired(silence, now)]).await {
+    match api.expire(&id, now_ms()).await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(response) => response,
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// A silence to make, or (with `id`) to change, as the Alertmanager API and `quench api` take it.
+pub struct Change {
+    pub id: Option<String>,
+    pub matchers: Vec<SilenceMatcher>,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_by: String,
+    pub comment: String,
+}
+
+/// Why a silence was not saved or expired.
+#[derive(Debug)]
+pub enum Refusal {
+    NotFound(String),
+    Invalid(String),
+    /// Kafka did not take it: retry.
+    Unavailable(String),
+}
+
+/// Alertmanager's shape for a refusal: 404, 400, or 500 (the one status it declares for failures).
+fn refused(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::NotFound(why) => error(StatusCode::NOT_FOUND, why),
+        Refusal::Invalid(why) => error(StatusCode::BAD_REQUEST, why),
+        Refusal::Unavailable(why) => error(StatusCode::INTERNAL_SERVER_ERROR, why),
+    }
+}
+
+impl Api {
+    /// Whether the silences topic was read to its end (until then the set may be incomplete).
+    pub fn ready(&self) -> bool {
+        unready(self).is_none()
+    }
+
+    /// Every silence: active ones first by end, then pending by start, then expired, most
+    /// recent first.
+    pub fn silences(&self, now: i64) -> Vec<Silence> {
+        let mut all: Vec<Silence> = self.mutes.read().expect("mutes lock").silences.iter().cloned().collect();
+        let rank = |s: &Silence| match s.state(now) {
+            "active" => (0, s.ends_at),
+            "pending" => (1, s.starts_at),
+            _ => (2, -s.ends_at),
+        };
+        all.sort_by_key(|s| (rank(s), s.id.clone()));
+        all
+    }
+
+    /// Saves `change` with Alertmanager's rules (see the module's comment); the silence's id.
+    pub async fn save(&self, change: Change, now: i64) -> Result<String, Refusal> {
+        let starts_at = change.starts_at.max(now);
+        if change.ends_at <= now {
+            return Err(Refusal::Invalid("endsAt is in the past: the silence would mute nothing".into()));
+        }
+        let existing = match &change.id {
+            Some(id) => match self.mutes.read().expect("mutes lock").silences.get(id).cloned() {
+                Some(silence) => Some(silence),
+                None => return Err(Refusal::NotFound(format!("silence {id} not found"))),
+            },
+            None => None,
+        };
+        let mut writes = Vec::new();
+        let silence = match existing {
+            Some(old) if old.matchers == change.matchers && old.state(now) != "expired" => Silence {
+                // An active silence keeps its start: what it muted stays muted.
+                starts_at: if old.state(now) == "active" { old.starts_at } else { starts_at },
+                ends_at: change.ends_at,
+                updated_at: now,
+                comment: change.comment,
+                created_by: change.created_by,
+                ..old
+            },
+            replaced => {
+                if let Some(old) = replaced.filter(|old| old.state(now) != "expired") {
+                    writes.push(expired(old, now));
+                }
+                Silence {
+                    id: new_id(),
+                    matchers: change.matchers,
+                    starts_at,
+                    ends_at: change.ends_at,
+                    created_at: now,
+                    updated_at: now,
+                    created_by: change.created_by,
+                    comment: change.comment,
+                }
+            }
+        };
+        silence.compile().map_err(Refusal::Invalid)?;
+        let id = silence.id.clone();
+        writes.push(silence);
+        self.write(writes).await?;
+        Ok(id)
+    }
+
+    /// Expires the silence `id` now; an expired one stays as it is.
+    pub async fn expire(&self, id: &str, now: i64) -> Result<(), Refusal> {
+        let Some(silence) = self.mutes.read().expect("mutes lock").silences.get(id).cloned() else {
+            return Err(Refusal::NotFound(format!("silence {id} not found")));
+        };
+        if silence.state(now) == "expired" {
+            return Ok(());
+        }
+        self.write(vec![expired(silence, now)]).await
+    }
+
+    /// Writes the silences to the topic, then to this process's set (the follower applies the
+    /// same records again later, which changes nothing).
+    async fn write(&self, silences: Vec<Silence>) -> Result<(), Refusal> {
+        for silence in &silences {
+            let value = serde_json::to_vec(silence).expect("a silence serialises");
+            let record = FutureRecord::to(&self.silences_topic).key(&silence.id).payload(&value);
+            if let Err((e, _)) = self.producer.send(record, Duration::from_secs(10)).await {
+                return Err(Refusal::Unavailable(format!("the silence was not stored: {e}")));
+            }
+        }
+        let mut mutes = self.mutes.write().expect("mutes lock");
+        for silence in silences {
+            mutes.silences.upsert(silence).expect("checked before it was written");
+        }
+        Ok(())
     }
 }
 
@@ -197,23 +265,6 @@ fn unauthorized() -> Response {
 
 fn expired(silence: Silence, now: i64) -> Silence {
     Silence { starts_at: silence.starts_at.min(now), ends_at: now, updated_at: now, ..silence }
-}
-
-/// Writes the silences to the topic, then to this process's set (the follower applies the same
-/// records again later, which changes nothing); 500 when Kafka does not acknowledge them.
-async fn write(api: &Api, silences: Vec<Silence>) -> Result<(), Response> {
-    for silence in &silences {
-        let value = serde_json::to_vec(silence).expect("a silence serialises");
-        let record = FutureRecord::to(&api.silences_topic).key(&silence.id).payload(&value);
-        if let Err((e, _)) = api.producer.send(record, Duration::from_secs(10)).await {
-            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("the silence was not stored: {e}")));
-        }
-    }
-    let mut mutes = api.mutes.write().expect("mutes lock");
-    for silence in silences {
-        mutes.silences.upsert(silence).expect("checked before it was written");
-    }
-    Ok(())
 }
 
 /// A random id in the form of a UUID, as Alertmanager's silence ids are.

@@ -9,6 +9,8 @@
 //!   alert name over what the filters leave ([`analytics`]);
 //! - `GET /api/v1/ask?q=...`: a question in plain language, answered by [`crate::ask`] over
 //!   the token's tenants (the SQL that ran comes with the rows);
+//! - `GET`/`POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`: the silences ([`silences`]),
+//!   for tokens of all tenants only, as a silence is not per tenant yet;
 //! - `GET /api/v1/stream`: incident updates as they commit, as server-sent events, resumable
 //!   ([`stream`]);
 //! - `GET /`: the console (`console.html`, embedded), a page that uses the rest;
@@ -25,6 +27,7 @@ mod config;
 mod incidents;
 mod openapi;
 mod params;
+mod silences;
 mod stream;
 
 use std::{
@@ -42,12 +45,13 @@ use axum::{
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
+    routing::{delete, get, post},
     Json, Router,
 };
 pub use config::{ApiConfig, ApiToken};
 use incidents::Bind;
 use quench_classify::embed::Embedder;
+use quench_core::rules::RouteTree;
 use quench_notify::api::Rejection;
 use quench_schemas::{now_ms, ActionKind, Decoder, Incident, IncidentAction};
 use quench_secret::Secret;
@@ -57,6 +61,7 @@ use serde_json::{json, Map, Value};
 
 use crate::{
     actions::Actions,
+    alertmanager_api,
     ask::{AskError, Asker, Via},
     clickhouse,
     config::{Config, KafkaConfig},
@@ -79,6 +84,8 @@ struct Api {
     asker: Arc<Asker>,
     /// Similar past incidents, when `api.similar.enabled`.
     similar: Option<Arc<Similar>>,
+    /// The silences, shared with the Alertmanager API and the worker through their topic.
+    silences: Arc<alertmanager_api::Api>,
 }
 
 /// Serves the API on `api.listen` until `shutdown`.
@@ -97,7 +104,10 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         let interval = Duration::from_millis(config.api.similar.index_interval_ms);
         tokio::spawn(indexer::run(clickhouse::client(&config.clickhouse), embedder, interval, shutdown.clone()));
     }
-    let app = router(config, Arc::new(actions), Decoder::new(registry))?;
+    // The silences' store needs rules only to list alerts, which this API does not.
+    let rules = Arc::new(std::sync::RwLock::new(RouteTree::parse("[route]\n").map_err(anyhow::Error::msg)?));
+    let silences = Arc::new(alertmanager_api::Api::start(config, rules, shutdown.clone())?);
+    let app = router(config, Arc::new(actions), Decoder::new(registry), silences)?;
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
     tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
@@ -112,7 +122,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     Ok(())
 }
 
-pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>) -> anyhow::Result<Router> {
+pub fn router(
+    whole: &Config,
+    actions: Arc<Actions>,
+    decoder: Decoder<Incident>,
+    silences: Arc<alertmanager_api::Api>,
+) -> anyhow::Result<Router> {
     let config = &whole.api;
     let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
     let reader = clickhouse::client(&whole.clickhouse)
@@ -128,6 +143,7 @@ pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>)
         topic: whole.topics.incidents.clone(),
         decoder: Arc::new(decoder),
         asker: Arc::new(Asker::new(whole, Via::Auto)?),
+        silences,
     };
     Ok(Router::new()
         .route("/api/v1/incidents", get(list))
@@ -137,6 +153,8 @@ pub fn router(whole: &Config, actions: Arc<Actions>, decoder: Decoder<Incident>)
         .route("/api/v1/analytics/daily", get(daily))
         .route("/api/v1/analytics/noisy", get(noisy))
         .route("/api/v1/ask", get(ask))
+        .route("/api/v1/silences", get(silences::list).post(silences::create))
+        .route("/api/v1/silences/{id}", delete(silences::expire))
         .route("/", get(console))
         .route(
             "/api/v1/openapi.json",

@@ -105,6 +105,42 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("ClickHouse did not answer")
                 }
             }},
+            "/api/v1/silences": {
+                "get": {
+                    "operationId": "listSilences",
+                    "summary": "Every silence: active by end, then pending, then expired (a token of all tenants)",
+                    "responses": {
+                        "200": ok("The silences", "Silences"),
+                        "401": error("No token, or not one of api.tokens"),
+                        "403": error("The token does not see every tenant (a silence mutes all tenants' alerts)"),
+                        "503": error("The silences are still being read")
+                    }
+                },
+                "post": {
+                    "operationId": "createSilence",
+                    "summary": "Make a silence, as the token's name (a token of all tenants, with write)",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SilenceBody"}}}},
+                    "responses": {
+                        "201": ok("Made; on the silences topic", "SilenceMade"),
+                        "400": error("The body is wrong: no matcher, no comment, a time that is not RFC 3339 or already past, a bad regex (`parameter` names it)"),
+                        "401": error("No token, or not one of api.tokens"),
+                        "403": error("The token does not see every tenant, or may only read"),
+                        "503": error("Kafka did not take it, or the silences are still being read: retry")
+                    }
+                }
+            },
+            "/api/v1/silences/{id}": {"delete": {
+                "operationId": "expireSilence",
+                "summary": "Expire a silence now (a token of all tenants, with write)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": ok("Expired (or already was)", "SilenceExpired"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token does not see every tenant, or may only read"),
+                    "404": error("No such silence"),
+                    "503": error("Kafka did not take it, or the silences are still being read: retry")
+                }
+            }},
             "/api/v1/stream": {"get": {
                 "operationId": "streamIncidents",
                 "summary": "Incident updates as they commit, as server-sent events (`incident`, data: an Incident)",
@@ -155,6 +191,47 @@ pub fn document(config: &ApiConfig) -> Value {
                         "rows": {"type": "array", "items": {"type": "array"}},
                         "note": {"type": "string", "description": "Why the LLM's SQL was not used, when it was not"}
                     }
+                },
+                "SilenceMatcher": {
+                    "type": "object",
+                    "required": ["name", "value", "isRegex"],
+                    "properties": {
+                        "name": {"type": "string"}, "value": {"type": "string"},
+                        "isRegex": {"type": "boolean"}, "isEqual": {"type": "boolean", "description": "false for != and !~ (default true)"}
+                    }
+                },
+                "SilenceBody": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["matchers", "ends_at", "comment"],
+                    "properties": {
+                        "matchers": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/SilenceMatcher"}},
+                        "starts_at": {"type": "string", "format": "date-time", "description": "Default: now"},
+                        "ends_at": {"type": "string", "format": "date-time"},
+                        "comment": {"type": "string", "minLength": 1, "pattern": "\\S"}
+                    }
+                },
+                "Silence": {
+                    "type": "object",
+                    "required": ["id", "state", "matchers", "starts_at", "ends_at", "updated_at", "created_by", "comment"],
+                    "properties": {
+                        "id": {"type": "string"}, "state": {"type": "string", "enum": ["active", "pending", "expired"]},
+                        "matchers": {"type": "array", "items": {"$ref": "#/components/schemas/SilenceMatcher"}},
+                        "starts_at": {"type": "string"}, "ends_at": {"type": "string"}, "updated_at": {"type": "string"},
+                        "created_by": {"type": "string"}, "comment": {"type": "string"}
+                    }
+                },
+                "Silences": {
+                    "type": "object", "required": ["silences"],
+                    "properties": {"silences": {"type": "array", "items": {"$ref": "#/components/schemas/Silence"}}}
+                },
+                "SilenceMade": {
+                    "type": "object", "required": ["silence_id", "created_by"],
+                    "properties": {"silence_id": {"type": "string"}, "created_by": {"type": "string", "description": "The token's name"}}
+                },
+                "SilenceExpired": {
+                    "type": "object", "required": ["silence_id", "state"],
+                    "properties": {"silence_id": {"type": "string"}, "state": {"type": "string"}}
                 },
                 "ActionBody": {
                     "type": "object",
