@@ -194,7 +194,7 @@ async fn an_incident_comes_with_its_alerts_timeline_notifications_and_linked_inc
     let answered = page["incidents"][0].as_object().unwrap();
     assert_eq!(documented.keys().collect::<Vec<_>>(), answered.keys().collect::<Vec<_>>(), "fields as documented");
     let parameters = document["paths"]["/api/v1/incidents"]["get"]["parameters"].as_array().unwrap();
-    assert!(parameters.iter().any(|p| p["name"] == "cursor") && parameters.len() == 13, "{parameters:?}");
+    assert!(parameters.iter().any(|p| p["name"] == "cursor") && parameters.len() == 14, "{parameters:?}");
 
     // A write asked with readonly is refused (the local adapter checks it as ClickHouse does),
     // and the API's read-only queries leave ClickHouse writable for everyone else.
@@ -293,6 +293,50 @@ async fn silences_are_made_listed_and_expired_by_a_token_of_all_tenants_only() {
 }
 
 #[tokio::test]
+async fn alerts_are_searched_with_their_incidents_and_incidents_listed_by_route() {
+    let (_run, _api, base, clickhouse) = serve().await;
+    let alert_ids = |found: &Value| -> Vec<String> {
+        let alerts = found["alerts"].as_array().unwrap();
+        alerts
+            .iter()
+            .map(|a| format!("{}/{}", a["tenant"].as_str().unwrap(), a["fingerprint"].as_str().unwrap()))
+            .collect()
+    };
+    let (status, found) = get(&base, ADMIN, "/api/v1/alerts?alertname=PostgresDown").await;
+    assert_eq!(status, 200, "{found}");
+    let mut all = alert_ids(&found);
+    all.sort();
+    assert_eq!(all, ["a/fa", "a/fb", "b/fa"]);
+    let fa =
+        found["alerts"].as_array().unwrap().iter().find(|a| a["tenant"] == "a" && a["fingerprint"] == "fa").unwrap();
+    assert_eq!((fa["status"].as_str(), &fa["incidents"]), (Some("resolved"), &serde_json::json!(["inc-a1"])), "{fa}");
+    let (_, firing) = get(&base, ADMIN, "/api/v1/alerts?alertname=PostgresDown&status=firing").await;
+    let mut firing = alert_ids(&firing);
+    firing.sort();
+    assert_eq!(firing, ["a/fb", "b/fa"], "the latest record decides");
+    let (_, of_a) = get(&base, READER_A, "/api/v1/alerts").await;
+    assert!(alert_ids(&of_a).iter().all(|id| id.starts_with("a/")) && alert_ids(&of_a).len() == 2, "{of_a}");
+    let (_, text) = get(&base, ADMIN, "/api/v1/alerts?q=DB-2").await;
+    assert_eq!(alert_ids(&text), ["a/fb"], "a label value, any case");
+    let (status, error) = get(&base, ADMIN, "/api/v1/alerts?status=pending").await;
+    assert_eq!((status, error["parameter"].as_str()), (400, Some("status")), "{error}");
+
+    let insert =
+        "INSERT INTO incidents (tenant, incident_id, group_key, status, title, summary, severity, first_seen, \
+                  last_seen, alert_count, distinct_alerts, common_labels, flapping, version) VALUES \
+                  ('a', 'inc-a9', 'db|a|{}:{alertname=\"X\"}', 'open', 'X', 'x', 'low', '2026-11-03 10:00:00', \
+                   '2026-11-03 10:00:00', 1, 1, {}, false, 1)";
+    clickhouse.query(insert).execute().await.unwrap();
+    let (_, by_route) = get(&base, ADMIN, "/api/v1/incidents?route=db").await;
+    assert_eq!(ids(&by_route), ["inc-a9"]);
+    let (_, incident) = get(&base, ADMIN, "/api/v1/incidents/inc-a1").await;
+    assert!(
+        incident.as_object().unwrap().contains_key("root_cause") && incident["root_cause"].is_null(),
+        "no graph learned"
+    );
+}
+
+#[tokio::test]
 async fn questions_are_answered_over_the_tokens_tenants_only() {
     let (_run, _api, base, _) = serve().await;
     let path = "/api/v1/ask?q=how%20many%20incidents%20per%20tenant";
@@ -339,7 +383,7 @@ async fn schemathesis_finds_no_server_error_and_every_answer_as_documented() {
             .unwrap_or_else(|e| panic!("{schemathesis}: {e}"));
         let report = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
-        assert!(report.contains("Tested: 9"), "every operation tested:\n{report}");
+        assert!(report.contains("Tested: 10"), "every operation tested:\n{report}");
     }
 }
 

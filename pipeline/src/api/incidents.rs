@@ -56,6 +56,11 @@ pub async fn list(caller: &Caller<'_>, query: &ListQuery) -> Result<Value, Failu
                 sql.push_str(" AND common_labels[?] = ?");
                 binds.extend([Bind::Text(name.to_string()), Bind::Text(value.clone())]);
             }
+            // A group key starts with its route's id, then its tenant (as `incident_facts` reads it).
+            "route" => {
+                sql.push_str(" AND startsWith(group_key, concat(?, '|', tenant, '|'))");
+                binds.push(Bind::Text(value.clone()));
+            }
             // Names from the parameter table, never from the request.
             column => {
                 sql.push_str(&format!(" AND {column} = ?"));
@@ -164,6 +169,17 @@ pub async fn one(caller: &Caller<'_>, id: &str, similar: Option<&Similar>) -> Re
         None => Vec::new(),
     };
     incident.insert("similar".into(), Value::Array(similar));
+    // The learned graph's hint of which of its alerts came first and caused the rest; like the
+    // similar incidents, a help whose failure leaves the incident shown.
+    let hint = caller
+        .rows(
+            "SELECT cause, entity, effect_kinds, effect_alerts, probability, hint FROM incident_root_causes \
+             WHERE tenant = ? AND incident_id = ? LIMIT 1",
+            of(Vec::new()),
+        )
+        .await
+        .unwrap_or_default();
+    incident.insert("root_cause".into(), hint.into_iter().next().map_or(Value::Null, Value::Object));
     for (name, rows) in [
         ("alerts", alerts),
         ("timeline", timeline),

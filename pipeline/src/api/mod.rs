@@ -5,6 +5,8 @@
 //!   the incidents linked under it;
 //! - `POST /api/v1/incidents/{id}/{acknowledge|resolve|comment}`: an action on
 //!   `incident-actions` ([`crate::actions`]), recorded with the token's name as its actor;
+//! - `GET /api/v1/alerts`: alerts (each fingerprint's latest record) by name, status, time and
+//!   text, with the incidents they joined ([`alerts`]);
 //! - `GET /api/v1/analytics/daily` and `/noisy`: the analytics views, summed per day and per
 //!   alert name over what the filters leave ([`analytics`]);
 //! - `GET /api/v1/ask?q=...`: a question in plain language, answered by [`crate::ask`] over
@@ -22,6 +24,7 @@
 //! asking for another tenant by name is refused; only a token with `write` acts. Queries run
 //! read-only, with a time limit.
 
+mod alerts;
 mod analytics;
 mod config;
 mod incidents;
@@ -153,6 +156,7 @@ pub fn router(
         .route("/api/v1/analytics/daily", get(daily))
         .route("/api/v1/analytics/noisy", get(noisy))
         .route("/api/v1/ask", get(ask))
+        .route("/api/v1/alerts", get(alert_search))
         .route("/api/v1/silences", get(silences::list).post(silences::create))
         .route("/api/v1/silences/{id}", delete(silences::expire))
         .route("/", get(console))
@@ -283,6 +287,15 @@ async fn console() -> impl IntoResponse {
 async fn list(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {
     let (caller, query) = api.read(&headers, raw.as_deref(), params::LIST)?;
     Ok(Json(incidents::list(&caller, &query).await?))
+}
+
+async fn alert_search(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, Failure> {
+    let (caller, query) = api.read(&headers, raw.as_deref(), params::ALERTS)?;
+    Ok(Json(alerts::search(&caller, &query).await?))
 }
 
 async fn daily(State(api): State<Api>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, Failure> {

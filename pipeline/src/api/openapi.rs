@@ -67,6 +67,18 @@ pub fn document(config: &ApiConfig) -> Value {
                     "503": error("Kafka did not take it, or the incidents are still being read: retry")
                 }
             }},
+            "/api/v1/alerts": {"get": {
+                "operationId": "searchAlerts",
+                "summary": "Alerts (each fingerprint's latest record), the latest first, with the incidents they joined",
+                "parameters": params::openapi(params::ALERTS, config),
+                "responses": {
+                    "200": ok("The alerts", "AlertList"),
+                    "400": error("A parameter is wrong (`parameter` names it)"),
+                    "401": error("No token, or not one of api.tokens"),
+                    "403": error("The token does not see the tenant asked for"),
+                    "503": error("ClickHouse did not answer")
+                }
+            }},
             "/api/v1/analytics/daily": {"get": {
                 "operationId": "analyticsDaily",
                 "summary": "Incidents, noise reduction, MTTA, MTTR and notifications per day",
@@ -221,6 +233,15 @@ pub fn document(config: &ApiConfig) -> Value {
                         "created_by": {"type": "string"}, "comment": {"type": "string"}
                     }
                 },
+                "AlertList": {
+                    "type": "object", "required": ["alerts"],
+                    "properties": {"alerts": {"type": "array", "items": {"type": "object", "required": ["tenant", "fingerprint", "alertname", "status", "labels", "incidents"], "properties": {
+                        "tenant": {"type": "string"}, "fingerprint": {"type": "string"}, "alertname": {"type": "string"},
+                        "status": {"type": "string"}, "labels": {"type": "object"}, "annotations": {"type": "object"},
+                        "starts_at": {"type": "string"}, "last_received_at": {"type": "string"},
+                        "incidents": {"type": "array", "items": {"type": "string"}}
+                    }}}}
+                },
                 "Silences": {
                     "type": "object", "required": ["silences"],
                     "properties": {"silences": {"type": "array", "items": {"$ref": "#/components/schemas/Silence"}}}
@@ -259,12 +280,13 @@ pub fn document(config: &ApiConfig) -> Value {
                 "IncidentDetail": {
                     "allOf": [
                         {"$ref": "#/components/schemas/Incident"},
-                        {"type": "object", "required": ["alerts", "timeline", "actions", "notifications", "children", "similar"], "properties": {
+                        {"type": "object", "required": ["alerts", "timeline", "actions", "notifications", "children", "similar", "root_cause"], "properties": {
                             "alerts": rows("Its alerts: each fingerprint's latest record"),
                             "timeline": rows("Its routing events, in order"),
                             "actions": rows("What people did to it (acknowledge, resolve, comment), by whom, in order"),
                             "notifications": rows("Every delivery attempt of its notifications"),
                             "children": rows("Incidents linked under it by correlation"),
+                            "root_cause": {"type": ["object", "null"], "description": "The learned graph's hint of the alert that came first and caused the rest (`hint`: a sentence), or null"},
                             "similar": rows("Resolved incidents most like it, best first, with how they ended (`sentence`: \"Looks like inc-… of 2026-11-12, resolved in 14 min by alice\")")
                         }}
                     ]

@@ -36,6 +36,7 @@ pub const LIST: &[Param] = &[
     Param { name: "category", kind: Kind::Text, about: "Only this category of the taxonomy (database...)." },
     Param { name: "team", kind: Kind::Text, about: "Only incidents whose alerts all carry this `team` label." },
     Param { name: "service", kind: Kind::Text, about: "Only incidents whose alerts all carry this `service` label." },
+    Param { name: "route", kind: Kind::Text, about: "Only incidents of this route (its id, as in the group key)." },
     Param { name: "from", kind: Kind::Time, about: "Only incidents whose first alert started at or after this time." },
     Param { name: "to", kind: Kind::Time, about: "Only incidents whose first alert started before this time." },
     Param { name: "q", kind: Kind::Text, about: "Only incidents whose title or summary holds this text (any case)." },
@@ -50,6 +51,29 @@ pub const LIST: &[Param] = &[
         about: "Incidents per page (default `api.default_limit`, at most `api.max_limit`).",
     },
     Param { name: "cursor", kind: Kind::Cursor, about: "The `next_cursor` of the previous page." },
+];
+
+/// `GET /api/v1/alerts`.
+pub const ALERTS: &[Param] = &[
+    Param { name: "tenant", kind: Kind::Text, about: "Only this tenant's alerts (one the token sees)." },
+    Param { name: "alertname", kind: Kind::Text, about: "Only alerts of this name." },
+    Param {
+        name: "status",
+        kind: Kind::OneOf(&["firing", "resolved"]),
+        about: "Only alerts whose latest record is this.",
+    },
+    Param { name: "from", kind: Kind::Time, about: "Only alerts received at or after this time." },
+    Param { name: "to", kind: Kind::Time, about: "Only alerts received before this time." },
+    Param {
+        name: "q",
+        kind: Kind::Text,
+        about: "Only alerts with this text in a label or annotation value (any case).",
+    },
+    Param {
+        name: "limit",
+        kind: Kind::Limit,
+        about: "Alerts at most, the latest first (default `api.default_limit`).",
+    },
 ];
 
 /// The analytics' common parameters: whose, and which days.
