@@ -104,6 +104,10 @@ async fn an_alert_appears_live_and_acknowledging_it_in_the_console_reaches_kafka
 
     browser.run("document.getElementById('tab-analytics').click(); return true").await;
     browser.wait_for("a day of analytics", "return document.querySelectorAll('#days tr').length").await;
+    for chart in ["chart-incidents", "chart-noise", "chart-mtta", "chart-mttr"] {
+        let bars = browser.run(&format!("return document.querySelectorAll('#{chart} div').length")).await;
+        assert!(bars.as_u64() >= Some(1), "{chart}: {bars}");
+    }
     browser.screenshot(&out.join("analytics-1280x800.png")).await;
 
     // A question in the ask box: its rows, and the SQL that made them.
