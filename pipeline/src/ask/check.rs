@@ -8,7 +8,7 @@
 use std::{collections::BTreeSet, ops::ControlFlow};
 
 use sqlparser::{
-    ast::{Expr, Query, SetExpr, Statement, TableFactor, VisitMut, VisitorMut},
+    ast::{Expr, InTarget, Query, SetExpr, Statement, TableFactor, VisitMut, VisitorMut},
     dialect::ClickHouseDialect,
     parser::Parser,
 };
@@ -49,6 +49,12 @@ const DENIED_FUNCTIONS: &[&str] = &[
 /// `sql` checked and rewritten, or why it is refused.
 pub fn checked(sql: &str, tenants: Option<&[String]>, max_rows: u64) -> Result<String, String> {
     let sql = sql.trim().trim_end_matches(';');
+    // The parser reads `\` in a literal as an escape and prints it back unescaped: what it checked
+    // and what ClickHouse would run would differ. Values that need one are written as
+    // `unhex(...)` by [`quote`]; SQL from anywhere else has none.
+    if sql.contains('\\') {
+        return Err("a backslash is not allowed (write such values as unhex('...'))".into());
+    }
     let mut statements =
         Parser::parse_sql(&ClickHouseDialect {}, sql).map_err(|e| format!("not SQL that parses: {e}"))?;
     if statements.len() != 1 {
@@ -73,9 +79,15 @@ pub fn string_array(values: &[String]) -> String {
     format!("[{}]", quoted.join(", "))
 }
 
-/// A ClickHouse string literal of any text.
+/// A ClickHouse string expression of any text: a literal, or `unhex('...')` when the text holds
+/// a quote or a backslash, which no two readers of SQL escape alike.
 pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    if text.contains(['\'', '\\']) {
+        let hex: String = text.bytes().map(|b| format!("{b:02X}")).collect();
+        format!("unhex('{hex}')")
+    } else {
+        format!("'{text}'")
+    }
 }
 
 /// Names the SQL itself defines (aliases of tables and columns, lambda parameters): these may be
@@ -197,13 +209,20 @@ impl VisitorMut for Narrow<'_> {
                     return ControlFlow::Continue(());
                 };
                 let alias = alias.as_ref().map_or(view.clone(), |a| a.name.value.clone());
+                if !alias.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return self.refuse(format!("`{alias}`: name tables with letters, digits and _"));
+                }
                 let narrowed = format!(
-                    "SELECT 1 FROM (SELECT * FROM {view} WHERE has({}, tenant)) AS {}",
-                    string_array(tenants),
-                    sqlparser::ast::Ident::with_quote('`', alias)
+                    "SELECT 1 FROM (SELECT * FROM {view} WHERE has({}, tenant)) AS {alias}",
+                    string_array(tenants)
                 );
-                *factor = only_table_factor(&narrowed);
-                ControlFlow::Continue(())
+                match only_table_factor(&narrowed) {
+                    Some(narrowed) => {
+                        *factor = narrowed;
+                        ControlFlow::Continue(())
+                    }
+                    None => self.refuse(format!("`{view}` could not be narrowed to the tenants")),
+                }
             }
             TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => ControlFlow::Continue(()),
             other => self.refuse(format!("`{other}` is not allowed in FROM")),
@@ -215,15 +234,27 @@ impl VisitorMut for Narrow<'_> {
             Expr::Identifier(ident) if !self.known_column(&ident.value) => {
                 self.refuse(format!("`{}` is not a column of the views", ident.value))
             }
+            Expr::CompoundIdentifier(parts) if parts.len() > 2 => {
+                self.refuse(format!("`{expr}`: name columns as view.column at most"))
+            }
             Expr::CompoundIdentifier(parts) => match parts.last() {
                 Some(last) if !self.known_column(&last.value) => {
                     self.refuse(format!("`{}` is not a column of the views", last.value))
                 }
                 _ => ControlFlow::Continue(()),
             },
+            // `x IN incidents` reads a table: only lists of values and subqueries are allowed.
+            Expr::In { target: InTarget::Table { .. } | InTarget::Unnest(_), .. } => {
+                self.refuse("IN a table is not allowed; use IN (SELECT ...)".into())
+            }
+            Expr::In { target: InTarget::List(list), .. }
+                if list.iter().any(|e| matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))) =>
+            {
+                self.refuse("IN lists hold values, not names".into())
+            }
             Expr::Function(function) => {
-                let name = function.name.to_string().to_ascii_lowercase();
-                let name = name.rsplit('.').next().unwrap_or_default().trim_matches('`').to_string();
+                let last = function.name.0.last().and_then(|part| part.as_ident()).map(|i| i.value.clone());
+                let name = last.unwrap_or_default().to_ascii_lowercase();
                 if DENIED_FUNCTIONS.iter().any(|denied| name.starts_with(denied)) {
                     self.refuse(format!("function `{name}` is not allowed"))
                 } else {
@@ -236,16 +267,18 @@ impl VisitorMut for Narrow<'_> {
 }
 
 /// The FROM of a `SELECT 1 FROM (...) AS alias` written by this module.
-fn only_table_factor(sql: &str) -> TableFactor {
-    let mut statements = Parser::parse_sql(&ClickHouseDialect {}, sql).expect("a narrowed view parses");
-    let Some(Statement::Query(query)) = statements.pop() else { unreachable!("written as one query") };
-    let SetExpr::Select(select) = *query.body else { unreachable!("written as a SELECT") };
-    select.from.into_iter().next().expect("written with a FROM").relation
+fn only_table_factor(sql: &str) -> Option<TableFactor> {
+    let mut statements = Parser::parse_sql(&ClickHouseDialect {}, sql).ok()?;
+    let Some(Statement::Query(query)) = statements.pop() else { return None };
+    let SetExpr::Select(select) = *query.body else { return None };
+    select.from.into_iter().next().map(|from| from.relation)
 }
 
 /// The query with at most `max_rows` rows: its own LIMIT when that is a number no larger,
 /// otherwise wrapped in a SELECT that limits it.
 fn cap(query: &Query, max_rows: u64) -> Result<String, String> {
+    // A LIMIT after a UNION limits its last SELECT only: such a query is always wrapped.
+    let single = !matches!(query.body.as_ref(), SetExpr::SetOperation { .. });
     let own = match &query.limit_clause {
         Some(sqlparser::ast::LimitClause::LimitOffset { limit: Some(limit), limit_by, .. }) if limit_by.is_empty() => {
             limit.to_string().parse::<u64>().ok()
@@ -253,7 +286,7 @@ fn cap(query: &Query, max_rows: u64) -> Result<String, String> {
         _ => None,
     };
     Ok(match own {
-        Some(n) if n <= max_rows => query.to_string(),
+        Some(n) if n <= max_rows && single => query.to_string(),
         _ => format!("SELECT * FROM ({query}) LIMIT {max_rows}"),
     })
 }
@@ -273,7 +306,7 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT * FROM (SELECT service, count() AS n FROM (SELECT * FROM incident_facts WHERE has(['acme'], \
-             tenant)) AS `incident_facts` GROUP BY service) LIMIT 100"
+             tenant)) AS incident_facts GROUP BY service) LIMIT 100"
         );
         let own = checked("SELECT incident_id FROM incident_facts f ORDER BY first_seen DESC LIMIT 5", None, 100);
         assert_eq!(own.unwrap(), "SELECT incident_id FROM incident_facts f ORDER BY first_seen DESC LIMIT 5");
@@ -312,7 +345,28 @@ mod tests {
 
     #[test]
     fn literals_are_quoted_whatever_they_hold() {
-        assert_eq!(quote(r"it's a \ test"), r"'it\'s a \\ test'");
-        assert_eq!(string_array(&["a".into(), "b'".into()]), r"['a', 'b\'']");
+        assert_eq!(quote("plain"), "'plain'");
+        assert_eq!(quote(r"it's \"), "unhex('6974277320 5C')".replace(' ', ""));
+        assert_eq!(string_array(&["a".into(), "b'".into()]), "['a', unhex('6227')]");
+        // Checked and run alike: what the value holds cannot end the string early.
+        let sql = format!("SELECT count() FROM incident_facts WHERE service = {}", quote(r"x\' OR 1 = 1 --"));
+        assert!(checked(&sql, Some(&tenants()), 10).unwrap().contains("service = unhex("));
+    }
+
+    #[test]
+    fn backslashes_in_table_and_other_ways_out_are_refused() {
+        for (sql, why) in [
+            (r"SELECT '\\' AS x, ' AS x, tenant FROM incidents -- ' AS y FROM incident_facts", "backslash"),
+            ("SELECT count() FROM incident_facts WHERE tenant IN incidents", "IN "),
+            ("SELECT count() FROM incident_facts WHERE 0 IN (system.one)", "IN lists hold values"),
+            ("SELECT a.b.c FROM incident_facts", "view.column at most"),
+            (r#"SELECT "dictGet"('d', 'x', 1) FROM incident_facts"#, "function `dictget`"),
+            ("SELECT count() FROM incident_facts AS `x y`", "letters, digits and _"),
+        ] {
+            let refused = checked(sql, Some(&tenants()), 10).unwrap_err();
+            assert!(refused.contains(why), "{sql}: {refused}");
+        }
+        let union = checked("SELECT 1 AS n FROM incident_facts UNION ALL SELECT 2 AS n FROM actions LIMIT 5", None, 10);
+        assert!(union.unwrap().starts_with("SELECT * FROM ("), "a UNION is wrapped");
     }
 }

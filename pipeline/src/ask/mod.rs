@@ -114,7 +114,17 @@ impl Asker {
                     return Ok(Answer { question: question.into(), sql, via: llm.label().into(), table, note })
                 }
                 Err(e) if self.via == Via::Llm => return Err(e),
-                Err(e) => note = Some(format!("the LLM's answer was not used ({e}); answered by the local parser")),
+                Err(e) => {
+                    // ClickHouse's own text may describe tables the question may not read: logged only.
+                    let why = match e {
+                        AskError::ClickHouse(detail) => {
+                            tracing::warn!(error = %detail, "the LLM's SQL failed in ClickHouse");
+                            "its SQL failed in ClickHouse".to_string()
+                        }
+                        other => other.to_string(),
+                    };
+                    note = Some(format!("the LLM's answer was not used ({why}); answered by the local parser"));
+                }
             }
         }
         let vocabulary = views::Vocabulary::load(&self.clickhouse, tenants).await?;
@@ -165,8 +175,9 @@ pub async fn fetch(client: &::clickhouse::Client, sql: &str) -> Result<Table, ::
 
 /// `2026-09-28 00:00:00.000`: how JSONEachRow takes a DateTime64(3) (a number would be seconds).
 pub fn time_text(ms: i64) -> String {
-    let at =
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("a time of the data set");
+    // 1900 to 2299: what ClickHouse's DateTime64 holds, whatever range a question names.
+    let ms = ms.clamp(-2_208_988_800_000, 10_413_791_999_000);
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).expect("clamped");
     let format =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
     at.format(&format).expect("formats")

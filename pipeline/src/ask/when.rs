@@ -72,7 +72,8 @@ pub fn find(words: &[&str], now: i64) -> Option<(Range, Vec<usize>)> {
             ("past", "month") => Some((Range { start: now - 30 * DAY, end: now }, span(2))),
             ("last" | "past" | "previous", n) => {
                 let unit = words.get(i + 2).copied().unwrap_or_default();
-                number(n).and_then(|n| unit_ms(unit).map(|ms| (Range { start: now - n * ms, end: now }, span(3))))
+                let back = number(n).zip(unit_ms(unit)).and_then(|(n, ms)| n.checked_mul(ms));
+                back.and_then(|back| now.checked_sub(back)).map(|start| (Range { start, end: now }, span(3)))
             }
             ("in" | "during", month) => month_named(month, now).map(|range| (range, span(2))),
             _ => None,
@@ -105,7 +106,8 @@ fn compact(word: &str, now: i64) -> Option<Range> {
     let split = word.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = word.split_at(split);
     let ms = unit_ms(unit)?;
-    Some(Range { start: now - n.parse::<i64>().ok()? * ms, end: now })
+    let back = n.parse::<i64>().ok()?.checked_mul(ms)?;
+    Some(Range { start: now.checked_sub(back)?, end: now })
 }
 
 /// "in october": that month of this year, or of last year when it is still to come.
@@ -181,5 +183,8 @@ mod tests {
         assert_eq!(range("last month", "2026-01-10T00:00:00Z").unwrap().0, "2025-12-01 00:00:00.000");
         assert_eq!(range("this week", "2026-11-23T08:00:00Z").unwrap().0, "2026-11-23 00:00:00.000");
         assert_eq!(range("how many incidents", now), None);
+        // Absurd spans end somewhere, without overflowing.
+        assert!(range("in the last 99999999999999 weeks", now).is_none());
+        assert_eq!(range("in the last 9999999 weeks", now).unwrap().0, "1900-01-01 00:00:00.000");
     }
 }

@@ -118,12 +118,11 @@ pub struct Similar {
     config: SimilarConfig,
 }
 
-/// What an incident's text is made of.
+/// An indexed incident: its text and what else the lookup needs.
 #[derive(Debug, clickhouse::Row, Deserialize)]
-struct Described {
-    title: String,
-    summary: String,
-    common_labels: BTreeMap<String, String>,
+struct Indexed {
+    text_hash: u64,
+    service: String,
     first_seen: i64,
 }
 
@@ -132,31 +131,29 @@ impl Similar {
         Self { clickhouse, config: config.clone() }
     }
 
-    /// The incidents similar to `incident_id` of `tenant`, as JSON objects; empty while its
-    /// text is not indexed yet.
+    /// The incidents similar to `incident_id` of `tenant`, as JSON objects; empty while it is not
+    /// indexed yet. It is looked up by the text it was indexed with, whatever changed since.
     pub async fn of_incident(&self, tenant: &str, incident_id: &str) -> Result<Vec<Value>, clickhouse::error::Error> {
-        let described: Option<Described> = self
+        let indexed: Option<Indexed> = self
             .clickhouse
             .query(
-                "SELECT title, summary, common_labels, first_seen FROM incidents FINAL \
+                "SELECT text_hash, service, first_seen FROM similar_incidents \
                  WHERE tenant = ? AND incident_id = ? LIMIT 1",
             )
             .bind(tenant)
             .bind(incident_id)
             .fetch_optional()
             .await?;
-        let Some(incident) = described else { return Ok(Vec::new()) };
-        let hash = text_hash(&text(&incident.title, &incident.summary, &incident.common_labels));
+        let Some(incident) = indexed else { return Ok(Vec::new()) };
         let vector: Option<Vec<f32>> = self
             .clickhouse
             .query("SELECT embedding FROM similar_texts WHERE tenant = ? AND text_hash = ? LIMIT 1")
             .bind(tenant)
-            .bind(hash)
+            .bind(incident.text_hash)
             .fetch_optional()
             .await?;
         let Some(vector) = vector else { return Ok(Vec::new()) };
-        let service = incident.common_labels.get("service").map_or("", String::as_str);
-        self.lookup(tenant, &vector, service, incident.first_seen).await
+        self.lookup(tenant, &vector, &incident.service, incident.first_seen).await
     }
 
     /// The resolved incidents of `tenant` before `before_ms` most like `vector` (of an incident
@@ -188,6 +185,10 @@ impl Similar {
                 "SELECT text_hash, toFloat32(cosineDistance(embedding, ?)) AS distance FROM similar_texts \
                  WHERE tenant = ? ORDER BY distance LIMIT ?",
             )
+            // The tenant first, then the nearest of its texts: after the index, a small tenant's
+            // texts could all fall outside the first candidates of every tenant's. A tenant's
+            // distinct texts are few, so reading them all is cheap.
+            .with_setting("vector_search_filter_strategy", "prefilter")
             .bind(vector)
             .bind(tenant)
             .bind(self.config.candidates as u64)

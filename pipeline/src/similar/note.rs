@@ -67,7 +67,9 @@ impl Notes {
         let embedder = self.embedder.clone();
         let vector = tokio::task::spawn_blocking(move || embedder.embed(&[text.as_str()])).await.ok()?.ok()?.pop()?;
         let service = event.common_labels.get("service").map_or("", String::as_str);
-        match self.similar.lookup(&event.tenant, &vector, service, event.emitted_at).await {
+        // Only incidents that began before this one's first alert: none opened since.
+        let began = event.alerts.iter().map(|a| a.starts_at).min().unwrap_or(event.emitted_at);
+        match self.similar.lookup(&event.tenant, &vector, service, began).await {
             Ok(found) => found.first().and_then(|m| m["sentence"].as_str()).map(str::to_string),
             Err(e) => {
                 tracing::warn!(error = %e, "similar incidents could not be read; sent without them");

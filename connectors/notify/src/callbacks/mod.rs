@@ -40,13 +40,22 @@ pub struct CallbacksConfig {
     pub slack_signing_secret: Option<Secret>,
     /// The PagerDuty webhook subscription's secret; unset, no PagerDuty route.
     pub pagerduty_webhook_secret: Option<Secret>,
+    /// The PagerDuty services (ids) Quench pages through: an event of another service is left
+    /// alone, so that whoever can raise an incident there with Quench's dedup key cannot act on
+    /// Quench's incidents. Empty: every service of the subscription.
+    pub pagerduty_services: Vec<String>,
     /// Slack requests older than this (by their signed timestamp) are refused as replays.
     pub max_age_s: u64,
 }
 
 impl Default for CallbacksConfig {
     fn default() -> Self {
-        Self { slack_signing_secret: None, pagerduty_webhook_secret: None, max_age_s: 300 }
+        Self {
+            slack_signing_secret: None,
+            pagerduty_webhook_secret: None,
+            pagerduty_services: Vec::new(),
+            max_age_s: 300,
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, bod
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
-    let action = action(&body["event"], jiff::Timestamp::now().as_millisecond());
+    let action = action(&body["event"], &callbacks.config.pagerduty_services, jiff::Timestamp::now().as_millisecond());
     callbacks.submit(action.into_iter().collect(), "pagerduty").await
 }
 
@@ -33,8 +33,14 @@ fn signed(secret: &str, presented: &str, body: &[u8]) -> bool {
     presented.split(',').any(|signature| same(&expected, signature.trim()))
 }
 
-/// The action an event asks for, if it is one Quench takes.
-fn action(event: &Value, at: i64) -> Option<IncidentAction> {
+/// The action an event asks for, if it is one Quench takes (of one of `services`, when named).
+/// A redelivered event has the same id, so the action applies once; the signature and the
+/// service are what keep others' events out.
+fn action(event: &Value, services: &[String], at: i64) -> Option<IncidentAction> {
+    let service = event["data"]["service"]["id"].as_str().unwrap_or_default();
+    if !services.is_empty() && !services.iter().any(|s| s == service) {
+        return None;
+    }
     let kind = match event["event_type"].as_str()? {
         "incident.acknowledged" => ActionKind::Acknowledge,
         "incident.resolved" => ActionKind::Resolve,
@@ -78,7 +84,11 @@ mod tests {
             "agent": {"summary": "Alice Example", "type": "user_reference"},
             "data": {"id": "PGR0VU2", "type": "incident", "incident_key": "inc-7", "status": "acknowledged"}
         });
-        let action = action(&event, 5).unwrap();
+        let action = action(&event, &[], 5).unwrap();
+        assert!(super::action(&event, &["PSERVICE".to_string()], 5).is_none(), "not a service Quench pages through");
+        let mut ours = event.clone();
+        ours["data"]["service"] = json!({"id": "PSERVICE"});
+        assert!(super::action(&ours, &["PSERVICE".to_string()], 5).is_some());
         assert_eq!((action.kind, action.incident_id.as_str()), (ActionKind::Acknowledge, "inc-7"));
         assert_eq!(
             (action.actor.as_str(), action.action_id.as_str()),
@@ -86,9 +96,9 @@ mod tests {
         );
         let mut other = event.clone();
         other["event_type"] = "incident.priority_updated".into();
-        assert!(super::action(&other, 5).is_none());
+        assert!(super::action(&other, &[], 5).is_none());
         other["event_type"] = "incident.resolved".into();
         other["data"]["incident_key"] = Value::Null;
-        assert!(super::action(&other, 5).is_none(), "not one Quench triggered");
+        assert!(super::action(&other, &[], 5).is_none(), "not one Quench triggered");
     }
 }

@@ -112,9 +112,7 @@ pub const ACKNOWLEDGE_BUTTON: &str = "quench_acknowledge";
 pub const RESOLVE_BUTTON: &str = "quench_resolve";
 
 fn buttons(incident: &str) -> Value {
-    let button = |id: &str, label: &str| {
-        json!({"type": "button", "action_id": id, "value": incident, "text": {"type": "plain_text", "text": label}})
-    };
+    let button = |id: &str, label: &str| json!({"type": "button", "action_id": id, "value": incident, "text": {"type": "plain_text", "text": label}});
     json!({"type": "actions", "elements": [button(ACKNOWLEDGE_BUTTON, "Acknowledge"), button(RESOLVE_BUTTON, "Resolve")]})
 }
 
