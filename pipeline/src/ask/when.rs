@@ -2,6 +2,7 @@
 //! millisecond bounds that end at the time the question is asked (see [`super`] for what each
 //! means).
 
+use quench_core::rules::MONTHS;
 use time::{Date, Month, OffsetDateTime, Time};
 
 const HOUR: i64 = 3_600_000;
@@ -28,21 +29,6 @@ const NUMBERS: &[(&str, i64)] = &[
     ("twelve", 12),
     ("fourteen", 14),
     ("thirty", 30),
-];
-
-const MONTHS: &[&str] = &[
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
 ];
 
 /// A number written as digits or a word.

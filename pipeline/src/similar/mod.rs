@@ -74,7 +74,7 @@ pub fn text(title: &str, summary: &str, labels: &BTreeMap<String, String>) -> St
 
 /// FNV-1a, 64 bits: the same text has the same hash on every machine and release.
 pub fn text_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    quench_schemas::fingerprint::fnv1a(text.bytes())
 }
 
 /// A text the index found near, and how near.

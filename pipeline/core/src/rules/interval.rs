@@ -48,7 +48,8 @@ struct TimesSpec {
 }
 
 const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
-const MONTHS: [&str; 12] = [
+/// Month names, January first (time intervals here, time ranges of questions elsewhere).
+pub const MONTHS: [&str; 12] = [
     "january",
     "february",
     "march",

@@ -14,6 +14,7 @@ mod route;
 
 pub use holds::Holds;
 pub use interval::TimeInterval;
+pub use interval::MONTHS;
 pub use linking::Linking;
 pub use matcher::{is_label_name, Matcher};
 pub use receiver::{Integration, Receiver};
