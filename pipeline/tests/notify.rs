@@ -58,8 +58,10 @@ max_attempts = 3
 initial_backoff_ms = 100
 tick_ms = 200
 incident_url = "https://quench.example/incidents/{{incident_id}}"
-[notify.api_tokens]
-ops-bot = "api-token-0123456789"
+[notify.api_tokens.ops-bot]
+token = "api-token-0123456789"
+tenants = ["*"]
+write = true
 [notify.callbacks]
 slack_signing_secret = "{SLACK_SIGNING_SECRET}"
 pagerduty_webhook_secret = "{PAGERDUTY_WEBHOOK_SECRET}"

@@ -81,7 +81,12 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let http_config = dir.join("amtool-http.yml");
     std::fs::write(&http_config, format!("authorization:\n  credentials: {API_TOKEN}\n")).unwrap();
-    let ingest = Ingest::start(&run, &[("QUENCH_INGEST__API_TOKENS__ALICE", API_TOKEN)]);
+    let token = [
+        ("QUENCH_INGEST__API_TOKENS__ALICE__TOKEN", API_TOKEN),
+        ("QUENCH_INGEST__API_TOKENS__ALICE__TENANTS", r#"["*"]"#),
+        ("QUENCH_INGEST__API_TOKENS__ALICE__WRITE", "true"),
+    ];
+    let ingest = Ingest::start(&run, &token);
     let url = ingest.url.as_str();
     let mut sink = run.start("sink");
 

@@ -8,10 +8,15 @@ pub struct IncidentAction {
     pub action_id: String,
     pub incident_id: String,
     pub kind: ActionKind,
+    /// Who the request says acted (a person's name); as claimed, not verified.
     pub actor: String,
     pub comment: Option<String>,
     pub at: i64,
     pub tenant: String,
+    /// The credential that made the request: the API token's name, or `slack`/`pagerduty` for a
+    /// signed callback. Verified, unlike `actor`; empty in actions written before it existed.
+    #[serde(default)]
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

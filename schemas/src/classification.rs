@@ -24,6 +24,14 @@ pub struct Subject {
     pub description: String,
     /// Distinct alerts (fingerprints): how broad the incident is, for the priority's impact.
     pub alerts: usize,
+    /// The incident's tenant: answers are cached, and LLM requests batched, per tenant, so one
+    /// tenant's text can neither decide nor be shown in another's classification.
+    #[serde(default)]
+    pub tenant: String,
+    /// The severity its alerts' own labels give (the highest firing), the floor under an LLM's
+    /// answer (`classify.llm.severity_floor`); empty when unknown.
+    #[serde(default)]
+    pub severity: String,
 }
 
 impl Subject {
@@ -40,6 +48,8 @@ impl Subject {
             summary: annotations.get("summary").or_else(|| annotations.get("message")).cloned().unwrap_or_default(),
             description: annotations.get("description").cloned().unwrap_or_default(),
             alerts: 1,
+            tenant: String::new(),
+            severity: labels.get("severity").cloned().unwrap_or_default(),
         }
     }
 }

@@ -131,6 +131,7 @@ fn sample_action() -> IncidentAction {
         comment: Some("looking".into()),
         at: 1_764_000_030_000,
         tenant: "acme".into(),
+        token: "ops-bot".into(),
     }
 }
 

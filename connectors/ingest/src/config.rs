@@ -1,7 +1,7 @@
 //! The `[ingest]` section: where `quench ingest` listens, its limits, and the sources allowed to
 //! post. A source is a named sender with one payload format, one credential and one tenant.
 
-use quench_secret::Secret;
+use quench_secret::{ApiToken, Secret};
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -25,9 +25,10 @@ pub struct IngestConfig {
     /// (`alertmanager`, `grafana`, `pagerduty`, `prometheus`, `generic`); others are reached by
     /// adding their name to the path (`/v1/alertmanager/<name>`, `/<name>/api/v2/alerts`).
     pub sources: BTreeMap<String, SourceConfig>,
-    /// Bearer tokens, by name, that may write silences through the Alertmanager API
-    /// (`/api/v2/silences`); reads need none. Without any, writes are refused.
-    pub api_tokens: BTreeMap<String, Secret>,
+    /// Bearer tokens, by name, for the Alertmanager API (`/api/v2/silences`); reads need none.
+    /// Silences mute every tenant's alerts, so only tokens with `write = true` and
+    /// `tenants = ["*"]` may write them. Without any, writes are refused.
+    pub api_tokens: BTreeMap<String, ApiToken>,
 }
 
 impl Default for IngestConfig {
@@ -102,10 +103,7 @@ impl IngestConfig {
                 return Err((key("tenant"), "must not be empty".into()));
             }
         }
-        if let Some((name, _)) = self.api_tokens.iter().find(|(_, token)| token.expose().len() < 16) {
-            return Err((format!("ingest.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
-        }
-        Ok(())
+        quench_secret::validate_tokens("ingest.api_tokens", &self.api_tokens)
     }
 }
 

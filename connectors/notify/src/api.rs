@@ -4,6 +4,11 @@
 //!
 //! Body (optional for ack and resolve): `{"actor": "alice", "comment": "on it"}`. An
 //! `Idempotency-Key` header becomes the action id, so a retried request applies once.
+//!
+//! A token acts only on its tenants' incidents (another tenant's is answered 404, as if it did not
+//! exist) and only with `write = true`. The action records the token's name as `token` and the
+//! body's `actor` (default: the token's name) as `actor`: a claim the token vouches for, kept
+//! apart so the trail cannot be forged.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -19,9 +24,8 @@ use futures::future::BoxFuture;
 use quench_schemas::{ActionKind, IncidentAction};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
-use quench_secret::Secret;
+use quench_secret::ApiToken;
 
 use crate::events::ActionAccepted;
 
@@ -34,12 +38,16 @@ pub enum Rejection {
     Unavailable(String),
 }
 
-/// Writes an action to Kafka once it is valid; the notifier's Kafka shell provides it.
-pub type Submit = Arc<dyn Fn(IncidentAction) -> BoxFuture<'static, Result<(), Rejection>> + Send + Sync>;
+/// The tenants whose incidents a request may act on; `None` for all.
+pub type Scope = Option<Vec<String>>;
+
+/// Writes an action to Kafka once it is valid and its incident is in scope (else
+/// [`Rejection::UnknownIncident`]); the notifier's Kafka shell provides it.
+pub type Submit = Arc<dyn Fn(IncidentAction, Scope) -> BoxFuture<'static, Result<(), Rejection>> + Send + Sync>;
 
 #[derive(Clone)]
 struct Api {
-    tokens: Arc<BTreeMap<String, Secret>>,
+    tokens: Arc<BTreeMap<String, ApiToken>>,
     submit: Submit,
 }
 
@@ -50,25 +58,12 @@ struct Body {
     comment: Option<String>,
 }
 
-pub fn router(tokens: BTreeMap<String, Secret>, submit: Submit) -> Router {
+pub fn router(tokens: BTreeMap<String, ApiToken>, submit: Submit) -> Router {
     Router::new().route("/v1/incidents/{id}/{verb}", post(act)).with_state(Api { tokens: Arc::new(tokens), submit })
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-/// The name of the token presented, if it is one of ours (compared in constant time).
-pub fn authenticate<'a>(tokens: &'a BTreeMap<String, Secret>, headers: &HeaderMap) -> Option<&'a str> {
-    let presented = headers.get("authorization")?.to_str().ok()?;
-    let presented = presented.strip_prefix("Bearer ").or_else(|| presented.strip_prefix("bearer "))?.trim();
-    let mut found = None;
-    for (name, token) in tokens {
-        if bool::from(token.expose().as_bytes().ct_eq(presented.as_bytes())) {
-            found = Some(name.as_str());
-        }
-    }
-    found
 }
 
 async fn act(
@@ -77,12 +72,16 @@ async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(token_name) = authenticate(&api.tokens, &headers) else {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let Some((token_name, token)) = quench_secret::authenticate(&api.tokens, authorization) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or unknown `Authorization: Bearer <token>` (see notify.api_tokens)",
         );
     };
+    if !token.write {
+        return error(StatusCode::FORBIDDEN, format!("token `{token_name}` may not write (notify.api_tokens)"));
+    }
     let kind = match verb.as_str() {
         "ack" | "acknowledge" => ActionKind::Acknowledge,
         "resolve" => ActionKind::Resolve,
@@ -115,9 +114,11 @@ async fn act(
         actor,
         comment: body.comment,
         at,
-        tenant: "default".into(),
+        // The incident's, from the directory, once it is found in scope.
+        tenant: String::new(),
+        token: token_name.to_string(),
     };
-    match (api.submit)(action).await {
+    match (api.submit)(action, token.scope()).await {
         Ok(()) => {
             ActionAccepted { kind: &verb }.emit();
             (StatusCode::ACCEPTED, Json(json!({ "action_id": action_id, "incident_id": id, "kind": verb })))
@@ -140,17 +141,29 @@ mod tests {
     use super::*;
 
     fn app(seen: Arc<Mutex<Vec<IncidentAction>>>) -> Router {
-        let submit: Submit = Arc::new(move |action: IncidentAction| {
+        // A fake directory: `missing` is nobody's, `inc-b` is tenant b's, the rest tenant a's.
+        let submit: Submit = Arc::new(move |action: IncidentAction, scope: Scope| {
             let seen = seen.clone();
             Box::pin(async move {
-                if action.incident_id == "missing" {
+                let tenant = if action.incident_id == "inc-b" { "b" } else { "a" };
+                if action.incident_id == "missing" || scope.is_some_and(|s| !s.iter().any(|t| t == tenant)) {
                     return Err(Rejection::UnknownIncident);
                 }
                 seen.lock().unwrap().push(action);
                 Ok(())
             })
         });
-        router([("ops-bot".to_string(), "0123456789abcdef".into())].into(), submit)
+        let token = |secret: &str, tenants: &[&str], write| ApiToken {
+            token: secret.into(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            write,
+        };
+        let tokens = [
+            ("ops-bot".to_string(), token("0123456789abcdef", &["*"], true)),
+            ("team-a".to_string(), token("aaaaaaaaaaaaaaaa", &["a"], true)),
+            ("reader".to_string(), token("rrrrrrrrrrrrrrrr", &["*"], false)),
+        ];
+        router(tokens.into(), submit)
     }
 
     async fn call(app: Router, path: &str, token: Option<&str>, body: &str) -> (StatusCode, String) {
@@ -198,5 +211,21 @@ mod tests {
             (seen[1].kind, seen[1].actor.as_str(), seen[1].comment.as_deref()),
             (ActionKind::Resolve, "alice", Some("fixed"))
         );
+        assert_eq!((seen[0].token.as_str(), seen[1].token.as_str()), ("ops-bot", "ops-bot"), "the token, verified");
+    }
+
+    #[tokio::test]
+    async fn a_token_acts_only_on_its_tenants_incidents_and_only_if_it_may_write() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (status, _) = call(app(seen.clone()), "/v1/incidents/inc-b/ack", Some("aaaaaaaaaaaaaaaa"), "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's incident is not there for this token");
+        let (status, text) = call(app(seen.clone()), "/v1/incidents/inc-a/ack", Some("rrrrrrrrrrrrrrrr"), "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+        assert!(seen.lock().unwrap().is_empty());
+        let claimed = r#"{"actor":"the-cto"}"#;
+        let (status, _) = call(app(seen.clone()), "/v1/incidents/inc-a/ack", Some("aaaaaaaaaaaaaaaa"), claimed).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let seen = seen.lock().unwrap();
+        assert_eq!((seen[0].actor.as_str(), seen[0].token.as_str()), ("the-cto", "team-a"), "claim and token apart");
     }
 }

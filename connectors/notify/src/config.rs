@@ -5,7 +5,7 @@
 //! says what `db` is (a routing key, a URL, addresses). Escalation steps name targets as
 //! `channel:name`, `user:name` (every target of that user) or `schedule:name` (whoever is on call).
 
-use quench_secret::Secret;
+use quench_secret::ApiToken;
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
@@ -29,8 +29,9 @@ macro_rules! notify_config {
             /// Listen address of the acknowledgement API (`POST /v1/incidents/{id}/ack`, `/resolve`,
             /// `/comment`), which also serves `/metrics`, `/healthz` and `/readyz`.
             pub listen: String,
-            /// Bearer tokens allowed to call the API, by the name recorded as the action's actor.
-            pub api_tokens: BTreeMap<String, Secret>,
+            /// Bearer tokens allowed to call the API, by the name recorded as the action's
+            /// `token`; each acts only on its tenants' incidents, and only with `write = true`.
+            pub api_tokens: BTreeMap<String, ApiToken>,
             /// Attempts per delivery before it goes to the notifications DLQ.
             pub max_attempts: u32,
             pub initial_backoff_ms: u64,
@@ -169,11 +170,7 @@ impl NotifyConfig {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((format!("notify.{key}"), "must be at least 1".into()));
         }
-        for (name, token) in &self.api_tokens {
-            if token.expose().len() < 16 {
-                return Err((format!("notify.api_tokens.{name}"), "tokens must be at least 16 characters".into()));
-            }
-        }
+        quench_secret::validate_tokens("notify.api_tokens", &self.api_tokens)?;
         self.check_targets()?;
         for (name, user) in &self.users {
             for (i, target) in user.targets.iter().enumerate() {
@@ -269,7 +266,7 @@ mod tests {
     fn short_tokens_and_zero_settings_are_named() {
         let config = parse("max_attempts = 0");
         assert_eq!(config.validate().unwrap_err().0, "notify.max_attempts");
-        let config = parse("[api_tokens]\nbot = \"short\"");
-        assert_eq!(config.validate().unwrap_err().0, "notify.api_tokens.bot");
+        let config = parse("[api_tokens.bot]\ntoken = \"short\"\ntenants = [\"*\"]");
+        assert_eq!(config.validate().unwrap_err().0, "notify.api_tokens.bot.token");
     }
 }

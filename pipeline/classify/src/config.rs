@@ -68,6 +68,10 @@ pub struct LlmConfig {
     /// US dollars per million input and output tokens, for the cost metric.
     pub input_price_per_mtok: f64,
     pub output_price_per_mtok: f64,
+    /// An answer never lowers an incident's severity below its alerts' own (label) severity:
+    /// the alert's author decided it, and routing and paging follow it. `false` lets the model
+    /// lower it too.
+    pub severity_floor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +133,7 @@ impl Default for LlmConfig {
             max_tokens: 4_096,
             input_price_per_mtok: 0.0,
             output_price_per_mtok: 0.0,
+            severity_floor: true,
         }
     }
 }

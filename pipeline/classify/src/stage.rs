@@ -50,6 +50,7 @@ pub struct Classifier {
     max_wait: Duration,
     cool_down: Duration,
     signature_labels: Vec<String>,
+    severity_floor: bool,
     /// Longest a batch may take, retries included, before its incidents fall back.
     batch_deadline: Duration,
     calls: AtomicU64,
@@ -94,6 +95,7 @@ impl Classifier {
             max_wait: Duration::from_millis(config.max_wait_ms),
             cool_down: Duration::from_millis(config.breaker.open_ms.max(1)),
             signature_labels: config.cache.labels.clone(),
+            severity_floor: config.llm.severity_floor,
             batch_deadline: Duration::from_millis(config.llm.timeout_ms) * (config.llm.max_retries + 1)
                 + crate::llm::MAX_WAIT * config.llm.max_retries,
             calls: AtomicU64::new(0),
@@ -191,8 +193,10 @@ impl Classifier {
                     Ok(None) | Err(_) => break,
                 }
             }
-            let stage = self.clone();
-            tokio::spawn(async move { stage.refine_batch(batch).await });
+            for batch in by_tenant(batch) {
+                let stage = self.clone();
+                tokio::spawn(async move { stage.refine_batch(batch).await });
+            }
         }
     }
 
@@ -305,7 +309,8 @@ impl Classifier {
             Classified { by: AnsweredBy::Local, count: subjects.len() }.emit();
             return self.local.classify(subjects);
         };
-        let batches = subjects.chunks(self.max_batch).map(|batch| self.ask(llm, batch));
+        let tenants = by_tenant(subjects.to_vec());
+        let batches = tenants.iter().flat_map(|t| t.chunks(self.max_batch)).map(|batch| self.ask(llm, batch));
         let answered: HashMap<String, Item> =
             futures::future::join_all(batches).await.into_iter().flat_map(|(items, _)| items).collect();
         let from_llm = self.llm_answers(llm, subjects, &answered);
@@ -339,9 +344,10 @@ impl Classifier {
             .iter()
             .map(|s| {
                 let item = answered.get(&s.id)?;
+                let severity = self.floored(&item.severity, &s.severity);
                 Some(Classification {
-                    priority: taxonomy.priority(&item.severity, s.alerts),
-                    severity: item.severity.clone(),
+                    priority: taxonomy.priority(&severity, s.alerts),
+                    severity,
                     category: item.category.clone(),
                     confidence: item.confidence.unwrap_or(0.8),
                     summary: item.summary.clone(),
@@ -349,6 +355,18 @@ impl Classifier {
                 })
             })
             .collect()
+    }
+
+    /// The LLM's severity, or the alerts' own when it is lower and `severity_floor` is set: the
+    /// labels are what the alert's author decided, and routing and paging follow severity, so a
+    /// model's misreading (or a crafted text) must not be able to silence a critical alert.
+    fn floored(&self, answered: &str, own: &str) -> String {
+        let scale = &self.local.taxonomy().scale;
+        if self.severity_floor && scale.rank(Some(own)) > scale.rank(Some(answered)) {
+            scale.level(own).unwrap_or(own).to_string()
+        } else {
+            answered.to_string()
+        }
     }
 
     /// One batch through the breaker and the deadline: what it answered, by id, and whether this
@@ -384,4 +402,17 @@ impl Classifier {
 /// two agree and tests can stop and move it (`tokio::time::pause`) instead of racing it.
 fn now() -> std::time::Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// `subjects` split by tenant, each tenant's in their order: one LLM request never holds two
+/// tenants' texts (an answer written for one could otherwise be matched to, or shown in, the other).
+fn by_tenant(subjects: Vec<Subject>) -> Vec<Vec<Subject>> {
+    let mut groups: Vec<Vec<Subject>> = Vec::new();
+    for subject in subjects {
+        match groups.iter_mut().find(|g| g[0].tenant == subject.tenant) {
+            Some(group) => group.push(subject),
+            None => groups.push(vec![subject]),
+        }
+    }
+    groups
 }

@@ -29,11 +29,14 @@ pub fn template(subject: &Subject) -> String {
     parts.join(". ")
 }
 
-/// The classification cache's key: the template plus the values of `labels` (by default
-/// `severity`, so that an incident whose severity changed is judged again, while a re-sent,
-/// repeated or fleet-wide one is not).
+/// The classification cache's key: the tenant, the template and the values of `labels` (by
+/// default `severity`, so that an incident whose severity changed is judged again, while a
+/// re-sent, repeated or fleet-wide one is not). With the tenant, so that an answer (and its
+/// summary, written from one tenant's text) is never reused for another tenant.
 pub fn signature(subject: &Subject, labels: &[String]) -> String {
-    let mut signature = template(subject);
+    let mut signature = subject.tenant.clone();
+    signature.push('\u{1f}');
+    signature.push_str(&template(subject));
     for name in labels {
         signature.push('\u{1f}');
         signature.push_str(subject.labels.get(name).map(String::as_str).unwrap_or(""));
@@ -98,5 +101,12 @@ mod tests {
         c.labels.insert("service".into(), "search".into());
         assert_eq!(signature(&b, &labels), signature(&c, &labels), "other labels are not");
         assert_ne!(signature(&b, &["service".to_string()]), signature(&c, &["service".to_string()]));
+    }
+
+    #[test]
+    fn the_same_incident_in_two_tenants_has_two_signatures() {
+        let a = Subject { tenant: "a".into(), ..subject("db-1:9187", "91%") };
+        let b = Subject { tenant: "b".into(), ..a.clone() };
+        assert_ne!(signature(&a, &[]), signature(&b, &[]));
     }
 }

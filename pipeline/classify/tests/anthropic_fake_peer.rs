@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 #[derive(Clone, Copy, Debug)]
 enum Reply {
     Answer,
+    /// Answers every incident asked with severity `low`.
+    AnswerLow,
     /// Answers only the first incident asked.
     Partial,
     RateLimited,
@@ -57,10 +59,10 @@ async fn messages(State(peer): State<Shared>, headers: HeaderMap, Json(body): Js
         let body = json!({ "type": "error", "error": { "type": kind, "message": format!("fake {kind}") } });
         (axum::http::StatusCode::from_u16(status).unwrap(), headers, Json(body)).into_response()
     };
-    let answer = |ids: &[String]| {
+    let answer = |ids: &[String], severity: &str| {
         let incidents: Vec<Value> = ids
             .iter()
-            .map(|id| json!({ "id": id, "severity": "critical", "category": "database", "confidence": 0.93, "summary": "fake: database down" }))
+            .map(|id| json!({ "id": id, "severity": severity, "category": "database", "confidence": 0.93, "summary": "fake: database down" }))
             .collect();
         Json(json!({
             "id": "msg_fake", "type": "message", "role": "assistant", "model": "claude-test",
@@ -71,8 +73,9 @@ async fn messages(State(peer): State<Shared>, headers: HeaderMap, Json(body): Js
         .into_response()
     };
     match reply {
-        Reply::Answer => answer(&ids),
-        Reply::Partial => answer(&ids[..1]),
+        Reply::Answer => answer(&ids, "critical"),
+        Reply::AnswerLow => answer(&ids, "low"),
+        Reply::Partial => answer(&ids[..1], "critical"),
         Reply::RateLimited => error(429, "rate_limit_error"),
         Reply::Overloaded => error(529, "overloaded_error"),
         Reply::ServerError => error(500, "api_error"),
@@ -214,6 +217,36 @@ async fn anthropic_fake_peer_gets_one_request_per_batch_and_none_for_cached_inci
     assert!(answers.iter().all(|a| a.classified_by == "anthropic/claude-test"));
     assert_eq!(peer.lock().unwrap().bodies.len(), 3, "no request for cached signatures");
     assert_eq!(classifier.llm_calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_gets_one_request_per_tenant_and_cannot_lower_the_alerts_severity() {
+    let (url, peer) = start(Peer { then: Some(Reply::AnswerLow), ..Default::default() }).await;
+    let in_tenant = |tenant: &str, i| Subject {
+        id: format!("{tenant}-{i}"),
+        tenant: tenant.into(),
+        severity: "critical".into(),
+        ..subject(i)
+    };
+    let subjects = vec![in_tenant("a", 0), in_tenant("b", 0), in_tenant("a", 1)];
+    let answers = Classifier::new(&config(&url)).unwrap().classify(&subjects).await.unwrap();
+    {
+        let peer = peer.lock().unwrap();
+        assert_eq!(peer.bodies.len(), 2, "one request per tenant, and b's copy of a's text is no cache hit");
+        for body in &peer.bodies {
+            let ids = &body["tools"][0]["input_schema"]["properties"]["incidents"]["items"]["properties"]["id"]["enum"];
+            let tenants: std::collections::BTreeSet<_> =
+                ids.as_array().unwrap().iter().map(|id| id.as_str().unwrap().split('-').next().unwrap()).collect();
+            assert_eq!(tenants.len(), 1, "one tenant per request: {ids}");
+        }
+    }
+    for answer in &answers {
+        assert_eq!((answer.severity.as_str(), answer.priority.as_str()), ("critical", "P2"), "the labels' floor");
+    }
+    let mut unfloored = config(&url);
+    unfloored.llm.severity_floor = false;
+    let answers = Classifier::new(&unfloored).unwrap().classify(&subjects[..1]).await.unwrap();
+    assert_eq!(answers[0].severity, "low", "without the floor the model may lower it");
 }
 
 /// The breaker runs on tokio's clock. Its cool-down is far longer than any local fallback takes,

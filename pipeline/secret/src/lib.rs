@@ -8,7 +8,11 @@
 //! URL's user-info (`https://user:pass@host`), and [`serialize_properties`] for librdkafka
 //! properties whose names say they hold a credential.
 
+mod token;
+
 use std::{collections::BTreeMap, fmt};
+
+pub use token::{authenticate, validate as validate_tokens, ApiToken};
 
 use serde::{Deserialize, Serialize, Serializer};
 

@@ -31,7 +31,7 @@ use axum::{
 };
 use quench_core::{mute::Mutes, rules::RouteTree};
 use quench_schemas::now_ms;
-use quench_secret::Secret;
+use quench_secret::ApiToken;
 use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -46,7 +46,7 @@ pub struct Api {
     /// The side inputs were read up to their end: until then the API answers 500, since the
     /// silences it knows may not be all.
     caught_up: Arc<AtomicBool>,
-    tokens: BTreeMap<String, Secret>,
+    tokens: BTreeMap<String, ApiToken>,
     clickhouse: clickhouse::Client,
     started: i64,
 }

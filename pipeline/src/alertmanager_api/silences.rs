@@ -18,7 +18,6 @@ use axum::{
     Json,
 };
 use quench_core::mute::{Silence, SilenceMatcher};
-use quench_notify::api::authenticate;
 use quench_schemas::now_ms;
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
@@ -100,7 +99,7 @@ pub async fn get_one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Res
 
 /// POST: creates a silence, or changes the one its `id` names; answers its id.
 pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(token) = authenticate(&api.tokens, &headers) else { return unauthorized() };
+    let Some(token) = writer(&api, &headers) else { return unauthorized() };
     if let Some(response) = unready(&api) {
         return response;
     }
@@ -124,7 +123,7 @@ pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
 
 /// DELETE: expires the silence now (a pending one never starts).
 pub async fn expire(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if authenticate(&api.tokens, &headers).is_none() {
+    if writer(&api, &headers).is_none() {
         return unauthorized();
     }
     if let Some(response) = unready(&api) {
@@ -259,8 +258,20 @@ impl Api {
     }
 }
 
+/// The name of the token presented, if it may write silences: a silence mutes every tenant's
+/// alerts, so only a writing token of all tenants may.
+fn writer<'a>(api: &'a Api, headers: &HeaderMap) -> Option<&'a str> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    quench_secret::authenticate(&api.tokens, authorization)
+        .filter(|(_, token)| token.write && token.sees_all())
+        .map(|(name, _)| name)
+}
+
 fn unauthorized() -> Response {
-    error(StatusCode::UNAUTHORIZED, "missing or unknown `Authorization: Bearer <token>` (see ingest.api_tokens)")
+    error(
+        StatusCode::UNAUTHORIZED,
+        "missing or unknown `Authorization: Bearer <token>`, or not a writing token of all tenants (see ingest.api_tokens)",
+    )
 }
 
 fn expired(silence: Silence, now: i64) -> Silence {

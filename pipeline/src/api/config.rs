@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use quench_secret::Secret;
+pub use quench_secret::ApiToken;
 use serde::{Deserialize, Serialize};
 
 use crate::similar::SimilarConfig;
@@ -35,46 +35,9 @@ impl Default for ApiConfig {
     }
 }
 
-/// One token: the tenants it sees (`*`: all), and whether it may write.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiToken {
-    pub token: Secret,
-    pub tenants: Vec<String>,
-    #[serde(default)]
-    pub write: bool,
-}
-
-impl ApiToken {
-    /// Whether the token sees `tenant`.
-    pub fn sees(&self, tenant: &str) -> bool {
-        self.tenants.iter().any(|t| t == "*" || t == tenant)
-    }
-
-    /// The tenants it sees, or `None` for all.
-    pub fn scope(&self) -> Option<Vec<String>> {
-        (!self.tenants.iter().any(|t| t == "*")).then(|| self.tenants.clone())
-    }
-}
-
 impl ApiConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let mut secrets = std::collections::BTreeSet::new();
-        for (name, token) in &self.tokens {
-            if !secrets.insert(token.token.expose()) {
-                // Otherwise one of the two would silently act with the other's tenants.
-                return Err((format!("api.tokens.{name}.token"), "the same token as another of api.tokens".into()));
-            }
-            if token.token.expose().len() < 16 {
-                return Err((format!("api.tokens.{name}.token"), "tokens must be at least 16 characters".into()));
-            }
-            if token.tenants.is_empty() {
-                return Err((
-                    format!("api.tokens.{name}.tenants"),
-                    "name the tenants it sees, or \"*\" for all".into(),
-                ));
-            }
-        }
+        quench_secret::validate_tokens("api.tokens", &self.tokens)?;
         if self.default_limit == 0 || self.default_limit > self.max_limit {
             return Err((
                 "api.default_limit".into(),

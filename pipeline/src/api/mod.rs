@@ -57,7 +57,6 @@ use quench_classify::embed::Embedder;
 use quench_core::rules::RouteTree;
 use quench_notify::api::Rejection;
 use quench_schemas::{now_ms, ActionKind, Decoder, Incident, IncidentAction};
-use quench_secret::Secret;
 use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -77,7 +76,6 @@ use crate::{
 #[derive(Clone)]
 struct Api {
     config: Arc<ApiConfig>,
-    secrets: Arc<BTreeMap<String, Secret>>,
     clickhouse: ::clickhouse::Client,
     actions: Arc<Actions>,
     /// For the stream: where incidents are, and how to read them.
@@ -132,13 +130,11 @@ pub fn router(
     silences: Arc<alertmanager_api::Api>,
 ) -> anyhow::Result<Router> {
     let config = &whole.api;
-    let secrets = config.tokens.iter().map(|(name, token)| (name.clone(), token.token.clone())).collect();
     let reader = clickhouse::client(&whole.clickhouse)
         .with_setting("readonly", "2")
         .with_setting("max_execution_time", config.query_timeout_s.to_string());
     let api = Api {
         config: Arc::new(config.clone()),
-        secrets: Arc::new(secrets),
         similar: config.similar.enabled.then(|| Arc::new(Similar::new(reader.clone(), &config.similar))),
         clickhouse: reader,
         actions,
@@ -249,13 +245,14 @@ impl IntoResponse for Failure {
 
 impl Api {
     fn caller(&self, headers: &HeaderMap) -> Result<Caller<'_>, Failure> {
-        let name = quench_notify::api::authenticate(&self.secrets, headers).ok_or_else(|| {
+        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+        let (name, token) = quench_secret::authenticate(&self.config.tokens, authorization).ok_or_else(|| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,
                 "a bearer token of api.tokens is required (Authorization: Bearer ...)",
             )
         })?;
-        Ok(Caller { name, token: &self.config.tokens[name], clickhouse: &self.clickhouse })
+        Ok(Caller { name, token, clickhouse: &self.clickhouse })
     }
 
     /// The caller of a read and its parameters, parsed by `table`; a tenant the token does not
@@ -402,6 +399,7 @@ async fn act(
         comment: body.comment,
         at,
         tenant: located.tenant,
+        token: caller.name.to_string(),
     };
     api.actions.send(&action, located.partition).await.map_err(|rejection| match rejection {
         Rejection::Unavailable(why) => {

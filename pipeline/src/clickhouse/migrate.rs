@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_correlation.sql"),
     migration!(14, "0014_actions.sql"),
     migration!(15, "0015_similar_incidents.sql"),
+    migration!(16, "0016_action_tokens.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -222,6 +222,7 @@ pub struct ActionRow {
     pub action_id: String,
     pub kind: String,
     pub actor: String,
+    pub token: String,
     pub comment: Option<String>,
     pub at: i64,
 }
@@ -234,6 +235,7 @@ impl From<IncidentAction> for ActionRow {
             action_id: a.action_id,
             kind: symbol(&a.kind),
             actor: a.actor,
+            token: a.token,
             comment: a.comment,
             at: a.at,
         }

@@ -30,7 +30,7 @@ use std::{
 use futures::{future::BoxFuture, stream::FuturesUnordered, StreamExt};
 use quench_core::rules::RouteTree;
 use quench_notify::{
-    api::{self, Submit},
+    api::{self, Rejection, Submit},
     callbacks,
     channel::Notice,
     deliver::{Attempt, Deliverer, Outcome},
@@ -191,12 +191,15 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
 }
 
 /// The acknowledgement API's way to Kafka: the incident's partition and tenant from the
-/// directory, then the produce.
+/// directory, then the produce. An incident outside the caller's scope is unknown to it.
 fn submitter(actions: Arc<Actions>) -> Submit {
-    Arc::new(move |mut action: IncidentAction| {
+    Arc::new(move |mut action: IncidentAction, scope| {
         let actions = actions.clone();
         Box::pin(async move {
             let located = actions.locate(&action.incident_id)?;
+            if scope.is_some_and(|tenants| !tenants.contains(&located.tenant)) {
+                return Err(Rejection::UnknownIncident);
+            }
             action.tenant = located.tenant;
             actions.send(&action, located.partition).await
         })

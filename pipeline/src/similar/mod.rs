@@ -68,6 +68,8 @@ pub fn text(title: &str, summary: &str, labels: &BTreeMap<String, String>) -> St
         summary: summary.to_string(),
         description: String::new(),
         alerts: 1,
+        tenant: String::new(),
+        severity: String::new(),
     };
     template(&subject)
 }

@@ -11,7 +11,7 @@
 //! signed, signed with another secret, or (Slack) older than `max_age_s` is refused with 401
 //! before its body is read.
 
-mod pagerduty;
+pub(crate) mod pagerduty;
 mod slack;
 
 use std::sync::Arc;
@@ -88,7 +88,9 @@ impl Callbacks {
         let mut accepted = Vec::new();
         for action in actions {
             let id = action.incident_id.clone();
-            match (self.submit)(action).await {
+            // An action that knows its tenant (PagerDuty's dedup key holds it) acts only there.
+            let scope = (!action.tenant.is_empty()).then(|| vec![action.tenant.clone()]);
+            match (self.submit)(action, scope).await {
                 Ok(()) => {
                     ActionAccepted { kind: source }.emit();
                     accepted.push(id);

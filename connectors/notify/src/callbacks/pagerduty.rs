@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{error, Callbacks};
 use crate::signing::{hmac_hex, same};
 
-pub async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Bytes) -> Response {
     let secret = callbacks.config.pagerduty_webhook_secret.as_ref().expect("routed only with a secret");
     let presented = headers.get("x-pagerduty-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !signed(secret.expose(), presented, &body) {
@@ -46,7 +46,7 @@ fn action(event: &Value, services: &[String], at: i64) -> Option<IncidentAction>
         "incident.resolved" => ActionKind::Resolve,
         _ => return None,
     };
-    let incident = event["data"]["incident_key"].as_str().filter(|k| !k.is_empty())?;
+    let (tenant, incident) = incident_of(event["data"]["incident_key"].as_str().filter(|k| !k.is_empty())?);
     let agent = event["agent"]["summary"].as_str().unwrap_or("someone");
     Some(IncidentAction {
         // PagerDuty's event id: a redelivered webhook applies once.
@@ -56,8 +56,19 @@ fn action(event: &Value, services: &[String], at: i64) -> Option<IncidentAction>
         actor: format!("pagerduty:{agent}"),
         comment: None,
         at,
-        tenant: String::new(),
+        tenant: tenant.to_string(),
+        token: "pagerduty".into(),
     })
+}
+
+/// The dedup key Quench sends PagerDuty for an incident: `<tenant>/<incident id>`.
+pub fn dedup_key(tenant: &str, incident_id: &str) -> String {
+    format!("{tenant}/{incident_id}")
+}
+
+/// The tenant (empty for a key sent before keys held it) and incident of a dedup key.
+fn incident_of(key: &str) -> (&str, &str) {
+    key.rsplit_once('/').unwrap_or(("", key))
 }
 
 #[cfg(test)]
@@ -89,7 +100,14 @@ mod tests {
         let mut ours = event.clone();
         ours["data"]["service"] = json!({"id": "PSERVICE"});
         assert!(super::action(&ours, &["PSERVICE".to_string()], 5).is_some());
-        assert_eq!((action.kind, action.incident_id.as_str()), (ActionKind::Acknowledge, "inc-7"));
+        assert_eq!(
+            (action.kind, action.incident_id.as_str(), action.tenant.as_str()),
+            (ActionKind::Acknowledge, "inc-7", "")
+        );
+        let mut keyed = event.clone();
+        keyed["data"]["incident_key"] = dedup_key("team-a", "inc-7").into();
+        let keyed = super::action(&keyed, &[], 5).unwrap();
+        assert_eq!((keyed.tenant.as_str(), keyed.incident_id.as_str()), ("team-a", "inc-7"), "acts only in its tenant");
         assert_eq!(
             (action.actor.as_str(), action.action_id.as_str()),
             ("pagerduty:Alice Example", "pagerduty/01DEN2HQ")

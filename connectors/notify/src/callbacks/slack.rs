@@ -70,6 +70,7 @@ fn actions(payload: &Value, at: i64) -> Vec<IncidentAction> {
                 comment: None,
                 at,
                 tenant: String::new(),
+                token: "slack".into(),
             })
         })
         .collect()

@@ -9,6 +9,7 @@ use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::{post, Deliver, Notice, Receipt, SendError};
+use crate::callbacks::pagerduty::dedup_key;
 
 /// PagerDuty Events API v2; PagerDuty accepts 120 events a minute per routing key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,7 +66,9 @@ impl Deliver for Pagerduty {
         let mut body = json!({
             "routing_key": self.target.routing_key.expose(),
             "event_action": action,
-            "dedup_key": event.incident_id,
+            // With the tenant, so one PagerDuty account serving many tenants never merges two
+            // tenants' incidents; the webhook callback reads the tenant back from it.
+            "dedup_key": dedup_key(&event.tenant, &event.incident_id),
         });
         if action == "trigger" {
             let timestamp =

@@ -219,6 +219,7 @@ fn an_acknowledgement_is_announced_at_the_next_flush_and_a_resolution_ends_the_g
         comment: None,
         at,
         tenant: "default".into(),
+        token: "ops-bot".into(),
     };
     assert!(h.operator.action(&action(ActionKind::Acknowledge, T0 + 40 * S), h.wall(T0 + 40 * S)));
     let out = h.flush_at(T0 + 40 * S, &classifier);

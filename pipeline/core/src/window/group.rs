@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use quench_schemas::{
-    fingerprint::fnv1a, ActionKind, Alert, AlertStatus, EventAlert, Incident, IncidentStatus, RoutingEvent,
-    RoutingReason, Subject,
+    ActionKind, Alert, AlertStatus, EventAlert, Incident, IncidentStatus, RoutingEvent, RoutingReason, Subject,
 };
 use serde::{Deserialize, Serialize};
 
@@ -212,10 +211,15 @@ fn bounded(text: Option<&String>) -> String {
     text.map(|t| t.chars().take(MAX_TEXT).collect()).unwrap_or_default()
 }
 
-/// Deterministic incident id from the group key and the start of the incident's first window,
-/// so that a replay or a restarted worker names the same incident the same way.
+/// Deterministic incident id from the group key (which holds the tenant) and the start of the
+/// incident's first window, so that a replay or a restarted worker names the same incident the
+/// same way. 128 bits of SHA-256 rather than a 64-bit hash: the id alone locates an incident for
+/// actions, the directory and PagerDuty, so two tenants' incidents must never share one.
 pub fn incident_id(key: &GroupKey, window_start: i64) -> String {
-    format!("inc-{:016x}", fnv1a(key.0.bytes().chain(window_start.to_be_bytes())))
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(key.0.as_bytes()).chain_update(window_start.to_be_bytes()).finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("inc-{hex}")
 }
 
 fn ms(duration: std::time::Duration) -> i64 {
@@ -561,7 +565,7 @@ impl Group {
             }
         }
         let resolved = incident.status == IncidentStatus::Resolved;
-        let subject = self.subject(&incident.incident_id);
+        let subject = self.subject(&incident);
         let notice = reason.map(|_| self.notice(&mutes));
         // Alertmanager drops resolved alerts from a group once a flush went through, announced
         // or not: they are listed no more.
@@ -655,7 +659,7 @@ impl Group {
         let mut incident = self.snapshot(now, scale);
         incident.status = IncidentStatus::Resolved;
         incident.resolved_at = Some(now);
-        let subject = self.subject(&incident.incident_id);
+        let subject = self.subject(&incident);
         let mut new_fingerprints: Vec<u64> =
             self.alerts.iter().filter(|(_, e)| !e.recorded).map(|(fingerprint, _)| *fingerprint).collect();
         new_fingerprints.sort_unstable();
@@ -748,9 +752,11 @@ impl Group {
         !self.full
     }
 
-    fn subject(&self, incident_id: &str) -> Subject {
+    fn subject(&self, incident: &Incident) -> Subject {
         Subject {
-            id: incident_id.to_string(),
+            id: incident.incident_id.clone(),
+            tenant: self.tenant.clone(),
+            severity: incident.severity.clone(),
             alertnames: self.alertnames.clone(),
             labels: self.common_labels.clone(),
             summary: self.summary.clone(),

@@ -243,6 +243,21 @@ fn incident_ids_are_deterministic_across_workers() {
 }
 
 #[test]
+fn the_same_alert_in_two_tenants_makes_two_incidents_with_different_ids() {
+    let mut h = Harness::new();
+    let mut a = alert("PgDown", "db-1", "critical", T0);
+    a.tenant = "a".into();
+    let b = Alert { tenant: "b".into(), ..a.clone() };
+    h.send(&a, T0);
+    h.send(&b, T0);
+    let (incidents, _) = h.tick(T0 + 30 * S);
+    let ids: Vec<_> = incidents.iter().map(|i| (i.tenant.as_str(), i.incident_id.as_str())).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_ne!(ids[0].1, ids[1].1);
+    assert!(ids.iter().all(|(_, id)| id.len() == "inc-".len() + 32), "128-bit ids: {ids:?}");
+}
+
+#[test]
 fn an_alert_that_keeps_flipping_marks_the_incident_flapping() {
     let mut h = Harness::new();
     let a = alert("Flappy", "h1", "warning", T0);
