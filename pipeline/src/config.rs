@@ -307,7 +307,7 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError(format!("{}: {e}", path.display())))?
+                text.parse::<toml::Table>().map_err(|e| ConfigError(toml_error(path, &text, &e)))?
             }
             None => toml::Table::new(),
         };
@@ -390,6 +390,7 @@ impl Config {
         }
         for (key, url) in [("registry.url", &self.registry.url), ("clickhouse.url", &self.clickhouse.url)] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
+                let url = quench_secret::mask_url_password(url);
                 return Err((key, format!("`{url}` is not an http:// or https:// URL")));
             }
         }
@@ -488,13 +489,28 @@ fn properties<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTree
 }
 
 /// Environment values are TOML scalars when they parse as one (`4`, `true`), strings otherwise.
+/// An environment value as TOML when it reads back as written (`8`, `true`, `["a"]`), else as
+/// a string: `0x1F` or `1_000` set as a password stay what was typed.
 fn parse_scalar(raw: &str) -> toml::Value {
     format!("v = {raw}")
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
         .filter(|v| !v.is_table())
+        .filter(|v| v.is_array() || v.to_string() == raw.trim())
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// A TOML syntax error by its line and column and message, without the quoted source line (which
+/// may be a `password = ...` line).
+fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> String {
+    let at = error.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!(" line {line}, column {column}")
+    });
+    format!("{}{}: {}", path.display(), at.unwrap_or_default(), error.message())
 }
 
 fn set_path(tree: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
@@ -616,6 +632,32 @@ mod tests {
         }
         assert!(printed.contains("https://ch:<redacted>@clickhouse:8443"), "{printed}");
         assert_eq!(config.kafka.properties["sasl.password"], "kafka-pass", "librdkafka still gets it");
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_read_as_written_and_never_echoed() {
+        let config = Config::load(
+            None,
+            env(&[("QUENCH_CLICKHOUSE__PASSWORD", "12345678"), ("QUENCH_NOTIFY__CALLBACKS__MAX_AGE_S", "300")]),
+        )
+        .unwrap();
+        assert_eq!(config.clickhouse.password.expose(), "12345678", "an all-digit password");
+        let config = Config::load(None, env(&[("QUENCH_CLICKHOUSE__PASSWORD", "0x1F")])).unwrap();
+        assert_eq!(config.clickhouse.password.expose(), "0x1F", "not read as the number 31");
+        let bad = Config::load(None, env(&[("QUENCH_CLICKHOUSE__URL", "ftp://ch:ch-pass-9@clickhouse")])).unwrap_err();
+        assert!(!bad.to_string().contains("ch-pass-9"), "{bad}");
+    }
+
+    #[test]
+    fn a_syntax_error_in_the_file_names_the_line_but_does_not_quote_it() {
+        let dir = std::env::temp_dir().join(format!("quench-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "[clickhouse]\npassword = \"hunter2-pass\" oops\n").unwrap();
+        let error = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(error.contains("line 2"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -1,3 +1,4 @@
+use quench_secret::mask_url_password;
 use thiserror::Error;
 
 /// Why a Kafka record could not be decoded. The worker writes `to_string()` into the DLQ's reason
@@ -25,12 +26,31 @@ impl DecodeError {
     }
 }
 
-/// A failed call to the schema registry, naming the registry's address.
+/// A failed call to the schema registry, naming the registry's address (its password masked,
+/// in the message too: the registry client's own errors may quote the URL).
 #[derive(Debug, Error)]
-#[error("schema registry at {url}: {message}")]
+#[error("schema registry at {}: {}", mask_url_password(.url), .message.replace(.url.as_str(), &mask_url_password(.url)))]
 pub struct RegistryError {
     pub url: String,
     pub message: String,
     /// The registry was unreachable, timed out or failed (5xx): the call may succeed later.
     pub transient: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_error_masks_the_password_of_its_url_wherever_it_appears() {
+        let url = "https://quench:reg-pass-7@registry:8081/apis/ccompat/v7";
+        let error = RegistryError {
+            url: url.into(),
+            message: format!("error sending request for url ({url})"),
+            transient: true,
+        };
+        let text = error.to_string();
+        assert!(!text.contains("reg-pass-7"), "{text}");
+        assert!(text.contains("https://quench:<redacted>@registry:8081"), "{text}");
+    }
 }

@@ -41,11 +41,11 @@ impl Registry {
             .set_timeout(timeout)
             .build()
             .map_err(|e| error(&url, "invalid registry settings", e))?;
-        let http = reqwest::Client::builder().timeout(timeout).build().map_err(|e| RegistryError {
-            url: url.clone(),
-            message: e.to_string(),
-            transient: false,
-        })?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| RegistryError { url: url.clone(), message: e.to_string(), transient: false })?;
         Ok(Self { url, settings, http })
     }
 
@@ -99,7 +99,11 @@ impl Registry {
                 .json(&Body { compatibility: level })
                 .send()
                 .await
-                .map_err(|e| RegistryError { url: self.url.clone(), message: e.to_string(), transient: true })?;
+                .map_err(|e| RegistryError {
+                    url: self.url.clone(),
+                    message: e.without_url().to_string(),
+                    transient: true,
+                })?;
             if response.status() != reqwest::StatusCode::CONFLICT || conflicts == 3 {
                 break response;
             }

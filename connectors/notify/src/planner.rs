@@ -19,7 +19,7 @@ use crate::{
     deliver::Attempt,
     escalation::{resolve, Escalation, Escalations},
     lanes::Queued,
-    template::Message,
+    template::{Markup, Message},
 };
 
 /// Key prefix of escalation records in the notifier's state topic (then the incident id).
@@ -185,7 +185,8 @@ impl PartitionState {
             self.escalations.observe(&event, &config.policies, now);
         }
         let event = Arc::new(event);
-        let message = Arc::new(config.templates.render(&event, &config.incident_url, None));
+        // Rendered once per markup the targets read (values are escaped for it).
+        let mut messages: HashMap<Markup, Arc<Message>> = HashMap::new();
         let mut jobs = 0;
         // A target without send_resolved (an Alertmanager receiver's) does not hear of resolutions.
         let resolved = matches!(event.reason, RoutingReason::Resolved | RoutingReason::AlertsResolved);
@@ -206,7 +207,12 @@ impl PartitionState {
                 }
                 None => (1, now),
             };
-            let (event, message) = (event.clone(), message.clone());
+            let markup = Markup::of_channel(target.split(':').next().unwrap_or_default());
+            let message = messages
+                .entry(markup)
+                .or_insert_with(|| Arc::new(config.templates.render(&event, &config.incident_url, None, markup)))
+                .clone();
+            let event = event.clone();
             let job = Job { partition, key, target, event, message, kind: JobKind::Event, routing_offset, note: None };
             plan.jobs.push(Queued { job, attempt, not_before });
             jobs += 1;
@@ -356,7 +362,8 @@ fn page_job(
     event: Arc<RoutingEvent>,
     note: String,
 ) -> Job {
-    let message = Arc::new(config.templates.render(&event, &config.incident_url, Some(&note)));
+    let markup = Markup::of_channel(target.split(':').next().unwrap_or_default());
+    let message = Arc::new(config.templates.render(&event, &config.incident_url, Some(&note), markup));
     Job { partition, key, target, event, message, kind: JobKind::Escalation, routing_offset: -1, note: Some(note) }
 }
 

@@ -13,7 +13,21 @@ crate speaks in front of it:
   that query only; `readonly` is checked here instead (a statement that is not a read is
   refused with code 164), because the engine's session, shared by every client, could not be
   set back from readonly;
-* errors as ClickHouse reports them: HTTP status, `X-ClickHouse-Exception-Code`, message body.
+* errors as ClickHouse reports them: HTTP status, `X-ClickHouse-Exception-Code`, message body;
+* GET is read-only, as in ClickHouse: `readonly=2` unless the URL asks for 1 or 2 (a URL `readonly=0`
+  does not undo it).
+
+Under readonly this adapter has limits of its own, on top of "only SELECT, WITH, SHOW, DESCRIBE,
+EXISTS and EXPLAIN": it refuses (code 164) `INTO OUTFILE`, the table functions that reach files,
+URLs, object stores, other servers or programs (file, url, s3, remote and their kin: see
+READONLY_REFUSED_RE) and more than one statement (a `;` followed by anything but spaces). The checks
+read the raw text, so such a word or a `;` inside a string literal is refused too.
+
+Every request must name this server in its Host header: 127.0.0.1, localhost or [::1] with the
+listening port (`/ping` takes any port), else 403 with code 516; so must an `Origin` header if
+there is one, and `Sec-Fetch-Site` may only be `same-origin` or `none`. A web page that a browser on
+this machine visits can thus neither reach the adapter through a DNS name of its own (rebinding) nor
+send it a cross-site POST.
 
 It runs one query at a time (chdb allows one session per data directory) and persists tables in the
 directory given by --path. Block-level compression (`compress=1`, `decompress=1`) is refused with a
@@ -51,6 +65,14 @@ STATUS_BY_CODE = {
 }
 CODE_RE = re.compile(r"Code:\s*(\d+)")
 READ_RE = re.compile(r"\s*\(*\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.I)
+# Under readonly: what would reach outside the engine's own tables, or a second statement.
+READONLY_REFUSED_RE = re.compile(
+    r"\bINTO\s+OUTFILE\b"
+    r"|\b(file|fileCluster|url|urlCluster|s3|s3Cluster|gcs|azureBlobStorage|azureBlobStorageCluster|hdfs"
+    r"|hdfsCluster|remote|remoteSecure|cluster|clusterAllReplicas|mysql|postgresql|mongodb|redis|sqlite"
+    r"|jdbc|odbc|executable|python|iceberg\w*|deltaLake\w*|hudi\w*)\s*\("
+    r"|;\s*\S",
+    re.I)
 FORMAT_TAIL_RE = re.compile(r"^(?P<head>.*?)\s+FORMAT\s+(?P<fmt>\w+)\s*;?\s*$", re.S | re.I)
 
 
@@ -58,6 +80,52 @@ class QueryError(Exception):
     def __init__(self, code, message):
         super().__init__(message)
         self.code = code
+
+
+def readonly_error(reason):
+    return QueryError(164, f"Code: 164. DB::Exception: Cannot execute query in readonly mode{reason}. (READONLY)")
+
+
+def check_readonly(sql):
+    """Raises the readonly error unless sql is one read that stays inside the engine."""
+    if not READ_RE.match(sql):
+        raise readonly_error("")
+    refused = READONLY_REFUSED_RE.search(sql)
+    if refused:
+        raise readonly_error(f": this chdb HTTP adapter refuses {' '.join(refused.group(0).split())!r} under "
+                             "readonly (INTO OUTFILE, table functions that reach outside, multiple statements)")
+
+
+def effective_settings(method, settings):
+    """The URL's settings; a GET is read-only (readonly=2 unless the URL asks for 1 or 2)."""
+    settings = dict(settings)
+    if method == "GET" and settings.get("readonly", "0") in ("0", ""):
+        settings["readonly"] = "2"
+    return settings
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def request_refusal(headers, port, ping=False):
+    """Why a request may not be served (a message), or None. Against DNS rebinding and CSRF."""
+    host = (headers.get("Host") or "").strip().lower()
+    allowed = {f"{h}:{port}" for h in LOCAL_HOSTS} | (set(LOCAL_HOSTS) if port == 80 else set())
+    if ping:
+        allowed |= set(LOCAL_HOSTS)
+        name, sep, rest = host.rpartition(":")
+        if sep and rest.isdigit() and name in LOCAL_HOSTS:
+            allowed.add(host)
+    if host not in allowed:
+        return (f"Host header {host!r} is not this server: use 127.0.0.1:{port}, localhost:{port} "
+                f"or [::1]:{port}" if host else "no Host header")
+    origin = headers.get("Origin")
+    if origin is not None and origin.strip().lower().rstrip("/") not in {f"http://{a}" for a in allowed}:
+        return f"requests from web pages of other origins are refused (Origin {origin!r})"
+    fetch_site = headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
+        return f"requests from web pages of other origins are refused (Sec-Fetch-Site {fetch_site!r})"
+    return None
 
 
 class Engine:
@@ -80,8 +148,11 @@ class Engine:
         with self.lock:
             self._run(f"USE `{database.replace('`', '')}`", "TabSeparated")
             previous = {}
-            if settings.pop("readonly", "0") != "0" and not READ_RE.match(sql):
-                raise QueryError(164, "Code: 164. DB::Exception: Cannot execute query in readonly mode. (READONLY)")
+            if settings.pop("readonly", "0") != "0":
+                if data:
+                    # ClickHouse reads a query in the URL and a body as one text: check all of it.
+                    sql, data = sql + "\n" + data.decode("utf-8", "replace"), b""
+                check_readonly(sql)
             try:
                 for name, value in settings.items():
                     if not re.fullmatch(r"\w+", name):
@@ -126,11 +197,29 @@ def make_handler(engine):
         def do_GET(self):
             url = urlsplit(self.path)
             if url.path in ("/ping", "/") and "query" not in dict(parse_qsl(url.query)):
+                if self._refused(ping=True):
+                    return
                 return self._send(200, b"Ok.\n", {})
-            return self._query(url, b"")
+            if self._refused():
+                return
+            return self._query(url, b"", "GET")
 
         def do_POST(self):
-            return self._query(urlsplit(self.path), self._read_body())
+            if self._refused():
+                return
+            return self._query(urlsplit(self.path), self._read_body(), "POST")
+
+        def _refused(self, ping=False):
+            """Answers 403 (code 516) and closes the connection when request_refusal says so."""
+            reason = request_refusal(self.headers, self.server.server_address[1], ping)
+            if reason is None:
+                return False
+            message = f"Code: 516. DB::Exception: chdb-http: {reason}. (AUTHENTICATION_FAILED)\n".encode()
+            # The body, if any, is not read: the connection cannot carry another request.
+            self.close_connection = True
+            self._send(403, message, {"X-ClickHouse-Exception-Code": "516", "Connection": "close"})
+            self._log(403, f"refused: {reason}", time.monotonic())
+            return True
 
         def _read_body(self):
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -145,7 +234,7 @@ def make_handler(engine):
                     self.rfile.readline()
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def _query(self, url, body):
+        def _query(self, url, body, method):
             started = time.monotonic()
             params = dict(parse_qsl(url.query, keep_blank_values=True))
             try:
@@ -162,8 +251,8 @@ def make_handler(engine):
                     raise QueryError(62, "Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)")
                 fmt = params.get("default_format", "TabSeparated")
                 query_params = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-                settings = {k: v for k, v in params.items()
-                            if k not in PROTOCOL_PARAMS and not k.startswith("param_")}
+                settings = effective_settings(method, {k: v for k, v in params.items()
+                                                       if k not in PROTOCOL_PARAMS and not k.startswith("param_")})
                 result = engine.execute(sql, fmt, params.get("database", "default"),
                                         settings, query_params, data)
             except QueryError as err:

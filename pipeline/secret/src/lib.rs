@@ -19,9 +19,38 @@ use serde::{Deserialize, Serialize, Serializer};
 /// What a secret prints and serialises as.
 pub const REDACTED: &str = "<redacted>";
 
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+/// A secret is read as written: a string, or a number or boolean (an all-digit PIN set through an
+/// environment variable reaches serde as a number). Never as an error that quotes the value.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a secret (a string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Secret, E> {
+                Ok(Secret::new(value))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Secret, E> {
+                Ok(Secret::new(value.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Secret, E> {
+                Ok(Secret::new(value.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Secret, E> {
+                Ok(Secret::new(value.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Secret, E> {
+                Ok(Secret::new(value.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -90,9 +119,12 @@ pub fn serialize_url<S: Serializer>(url: &str, serializer: S) -> Result<S::Ok, S
 }
 
 /// Whether a librdkafka property holds a credential (`sasl.password`, `ssl.key.password`,
-/// `sasl.jaas.config`, `sasl.oauthbearer.client.secret`...).
+/// `sasl.jaas.config`, `sasl.oauthbearer.client.secret`, an inline `ssl.key.pem`,
+/// `sasl.oauthbearer.config` with its `clientSecret=`...).
 pub fn is_secret_property(name: &str) -> bool {
-    ["password", "secret", "jaas", "token", "credentials"].iter().any(|word| name.contains(word))
+    ["password", "secret", "jaas", "token", "credentials", "pem", "oauthbearer.config"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// Serialises librdkafka properties with the credentials masked (`serialize_with`).
@@ -124,11 +156,21 @@ mod tests {
     }
 
     #[test]
+    fn an_all_digit_secret_is_read_as_written() {
+        let secret: Secret = serde_json::from_str("12345678").unwrap();
+        assert_eq!(secret.expose(), "12345678");
+        let error = serde_json::from_str::<Secret>("[\"hunter2-pass\"]").unwrap_err().to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn passwords_in_urls_and_kafka_properties_are_masked() {
         assert_eq!(mask_url_password("http://app:s3cret@db:8123/x?y=1"), "http://app:<redacted>@db:8123/x?y=1");
         assert_eq!(mask_url_password("http://db:8123/a@b"), "http://db:8123/a@b", "an @ in the path is not user-info");
         assert_eq!(mask_url_password("http://user@db"), "http://user@db");
         let properties = BTreeMap::from([
+            ("ssl.key.pem".to_string(), "p4".to_string()),
+            ("sasl.oauthbearer.config".to_string(), "clientSecret=p5".to_string()),
             ("sasl.password".to_string(), "p1".to_string()),
             ("ssl.key.password".to_string(), "p2".to_string()),
             ("sasl.jaas.config".to_string(), "p3".to_string()),
@@ -137,7 +179,7 @@ mod tests {
         let mut json = serde_json::Serializer::new(Vec::new());
         serialize_properties(&properties, &mut json).unwrap();
         let json = String::from_utf8(json.into_inner()).unwrap();
-        assert!(!json.contains("p1") && !json.contains("p2") && !json.contains("p3"), "{json}");
+        assert!(["p1", "p2", "p3", "p4", "p5"].iter().all(|p| !json.contains(p)), "{json}");
         assert!(json.contains("SASL_SSL"), "{json}");
     }
 }

@@ -36,6 +36,7 @@ use quench_notify::{
     deliver::{Attempt, Deliverer, Outcome},
     lanes::{Lanes, Queued},
     planner::{JobKind, PartitionState, Plan, StateRecord},
+    template::{self, Markup},
 };
 use quench_schemas::{now_ms, Decoder, IncidentAction, RoutingEvent, RoutingReason};
 use rdkafka::{
@@ -377,8 +378,11 @@ impl Notifier<'_> {
                 };
                 let message = match line {
                     Some(line) => {
-                        let body = format!("{}\n{line}", job.message.body);
-                        Arc::new(quench_notify::template::Message { body, ..(*job.message).clone() })
+                        // It quotes past incidents' titles and comments: data, escaped as the
+                        // template's values are.
+                        let markup = Markup::of_channel(job.target.split(':').next().unwrap_or_default());
+                        let body = format!("{}\n{}", job.message.body, markup.escape(&line));
+                        Arc::new(template::Message { body, ..(*job.message).clone() })
                     }
                     None => job.message.clone(),
                 };

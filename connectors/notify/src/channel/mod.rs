@@ -87,10 +87,7 @@ macro_rules! adapters {
 
         /// Every configured target's adapter and per-minute budget, by `channel:name`.
         pub fn adapters(config: &NotifyConfig) -> anyhow::Result<HashMap<String, (Adapter, u64)>> {
-            let http = reqwest::Client::builder()
-                .timeout(config.timeout())
-                .pool_max_idle_per_host(config.concurrency)
-                .build()?;
+            let http = client(config.timeout(), config.concurrency)?;
             let mut out = HashMap::new();
             $(
                 for (name, target) in &config.$module {
@@ -107,11 +104,28 @@ macro_rules! adapters {
 }
 with_channels!(adapters);
 
+/// The one HTTP client of every channel. No redirects: one would carry the body (PagerDuty's
+/// routing key, signed payloads) and custom headers to a host nobody configured; a 3xx is a
+/// permanent failure instead.
+fn client(timeout: Duration, concurrency: usize) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .pool_max_idle_per_host(concurrency)
+        .build()
+}
+
 /// Sends `request` and returns the status and body of a 2xx answer; anything else is a
 /// [`SendError`] that says whether to try again, and when the receiver asked for.
 async fn post(request: reqwest::RequestBuilder) -> Result<(u16, String), SendError> {
+    // Without the URL: a Slack or Teams webhook URL is the credential itself, and this text is
+    // logged, dead-lettered and written to ClickHouse.
     let response = request.send().await.map_err(|e| SendError::Transient {
-        message: if e.is_timeout() { "request timed out".into() } else { format!("request failed: {e}") },
+        message: if e.is_timeout() {
+            "request timed out".into()
+        } else {
+            format!("request failed: {}", e.without_url())
+        },
         status: 0,
         retry_after: None,
     })?;
@@ -127,5 +141,60 @@ async fn post(request: reqwest::RequestBuilder) -> Result<(u16, String), SendErr
         200..=299 => Ok((status, body)),
         408 | 425 | 429 | 500..=599 => Err(SendError::Transient { message: message(), status, retry_after }),
         _ => Err(SendError::Permanent { message: message(), status }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use axum::{http::StatusCode, response::IntoResponse, routing, Router};
+
+    use super::*;
+
+    async fn serve(app: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_does_not_name_its_url() {
+        let http = client(Duration::from_secs(2), 1).unwrap();
+        // Nothing listens on port 1: the request fails with reqwest's own error.
+        let error = post(http.post("http://127.0.0.1:1/services/T000/B000/planted-webhook-secret")).await.unwrap_err();
+        let text = format!("{error} {error:?}");
+        assert!(!text.contains("planted-webhook-secret") && text.contains("request failed"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let stolen = Arc::new(AtomicUsize::new(0));
+        let counter = stolen.clone();
+        let elsewhere = serve(Router::new().route(
+            "/steal",
+            routing::post(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                StatusCode::OK
+            }),
+        ))
+        .await;
+        let target = format!("{elsewhere}/steal");
+        let redirecting = serve(Router::new().route(
+            "/hook",
+            routing::post(
+                move || async move { (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response() },
+            ),
+        ))
+        .await;
+        let http = client(Duration::from_secs(2), 1).unwrap();
+        let error = post(http.post(format!("{redirecting}/hook")).body("routing_key=secret")).await.unwrap_err();
+        assert_eq!(error.status(), 307);
+        assert!(matches!(error, SendError::Permanent { .. }), "{error:?}");
+        assert_eq!(stolen.load(Ordering::SeqCst), 0, "the body never reached the other host");
     }
 }

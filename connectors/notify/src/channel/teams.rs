@@ -7,6 +7,7 @@ use quench_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::{post, Deliver, Notice, Receipt, SendError};
+use crate::template::Markup;
 
 /// Microsoft Teams incoming webhook or Workflows URL; the message is an Adaptive Card.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +67,7 @@ impl Deliver for Teams {
                  "wrap": true, "color": color(&event.severity)},
                 {"type": "TextBlock", "text": notice.message.body, "wrap": true},
                 {"type": "FactSet", "facts": facts.iter().filter(|(_, v)| !v.is_empty())
-                    .map(|(t, v)| json!({"title": t, "value": v})).collect::<Vec<_>>()},
+                    .map(|(t, v)| json!({"title": t, "value": Markup::TeamsMarkdown.escape(v)})).collect::<Vec<_>>()},
             ],
         });
         if let Some(url) = &notice.message.url {

@@ -105,7 +105,11 @@ pub struct Llm {
 impl Llm {
     /// `taxonomy` must have its categories filled.
     pub fn new(kind: ProviderKind, config: &LlmConfig, taxonomy: Taxonomy, redactor: Redactor) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(Duration::from_millis(config.timeout_ms)).build()?;
+        // No redirects: one would take the API key's request to a host nobody configured.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()?;
         let (provider, name) = match kind {
             ProviderKind::Anthropic => (Provider::Anthropic(Anthropic::new(client, config)?), "anthropic"),
             ProviderKind::Openai => (Provider::OpenAi(OpenAi::new(client, config)), "openai"),
@@ -259,7 +263,11 @@ fn status_error(status: reqwest::StatusCode, retry_after: Option<Duration>, body
 /// Sends `request` and returns the JSON body of a 2xx answer.
 async fn send(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
     let response = request.send().await.map_err(|e| CallError::Transient {
-        message: if e.is_timeout() { "request timed out".into() } else { format!("request failed: {e}") },
+        message: if e.is_timeout() {
+            "request timed out".into()
+        } else {
+            format!("request failed: {}", e.without_url())
+        },
         retry_after: None,
     })?;
     let status = response.status();
@@ -268,10 +276,10 @@ async fn send(request: reqwest::RequestBuilder) -> Result<Value, CallError> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(quench_retry::retry_after);
-    let body = response
-        .text()
-        .await
-        .map_err(|e| CallError::Transient { message: format!("reading the answer failed: {e}"), retry_after: None })?;
+    let body = response.text().await.map_err(|e| CallError::Transient {
+        message: format!("reading the answer failed: {}", e.without_url()),
+        retry_after: None,
+    })?;
     if !status.is_success() {
         return Err(status_error(status, retry_after, &body));
     }
