@@ -1,7 +1,10 @@
 //! The operations endpoint: Prometheus `/metrics`, `/healthz` (the process serves requests) and
 //! `/readyz` (it is doing its job: classifier loaded, partitions assigned and restored, ClickHouse
-//! reachable). `serve` runs it on `http.listen` for `quench run`, `sink`, `predict run` and `demo`; `operations`
-//! gives its routes to `quench ingest` and `quench notify`, which serve them beside their own.
+//! reachable). `serve` runs it on `http.listen` for `quench run`, `sink`, `predict run` and `demo`.
+//! `quench ingest` and `quench notify` face senders and chat services: with `http.listen` set they
+//! serve the endpoint there too and give their public listener only `/healthz` and a `/readyz`
+//! that does not say why (its reason may quote a broker's error); with `http.listen` empty (one
+//! port for everything) the public listener serves all three ([`public`]).
 //! Load balancers and Kubernetes probes read the last two.
 
 use std::sync::{Arc, Mutex};
@@ -51,13 +54,29 @@ pub async fn serve(config: &HttpConfig) -> anyhow::Result<Arc<Readiness>> {
     Ok(readiness)
 }
 
-/// `/metrics`, `/healthz` and `/readyz`, for commands that serve them beside routes of their own.
-/// Installs the process's metrics recorder, so it is called once per process.
-pub fn operations(readiness: Arc<Readiness>) -> anyhow::Result<Router> {
+/// `/metrics`, `/healthz` and `/readyz`. Installs the process's metrics recorder, so it is called
+/// once per process.
+fn operations(readiness: Arc<Readiness>) -> anyhow::Result<Router> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     Ok(Router::new().route("/metrics", get(metrics)).with_state(handle).merge(
         Router::new().route("/healthz", get(|| async { "ok\n" })).route("/readyz", get(ready)).with_state(readiness),
     ))
+}
+
+/// For a command with a public listener of its own: the readiness it reports through, and the
+/// operations routes to serve beside its own routes (see the module's documentation).
+pub async fn public(config: &HttpConfig) -> anyhow::Result<(Arc<Readiness>, Router)> {
+    if config.listen.is_empty() {
+        let readiness = Readiness::starting();
+        let routes = operations(readiness.clone())?;
+        return Ok((readiness, routes));
+    }
+    let readiness = serve(config).await?;
+    let probes = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(terse))
+        .with_state(readiness.clone());
+    Ok((readiness, probes))
 }
 
 /// Binds `address`, naming the configuration key when it cannot.
@@ -69,9 +88,38 @@ async fn metrics(State(handle): State<PrometheusHandle>) -> String {
     handle.render()
 }
 
+async fn terse(State(readiness): State<Arc<Readiness>>) -> (StatusCode, &'static str) {
+    match readiness.reason() {
+        None => (StatusCode::OK, "ready\n"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+    }
+}
+
 async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, String) {
     match readiness.reason() {
         None => (StatusCode::OK, "ready\n".into()),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_public_listener_with_an_operations_port_says_neither_metrics_nor_why_it_is_not_ready() {
+        let config = HttpConfig { listen: "127.0.0.1:0".into() };
+        let (readiness, probes) = public(&config).await.unwrap();
+        readiness.not_ready("broker 10.0.0.7:9092 refused SASL user alice");
+        let get = |path: &str| probes.clone().oneshot(Request::get(path).body(Body::empty()).unwrap());
+        assert_eq!(get("/metrics").await.unwrap().status(), StatusCode::NOT_FOUND);
+        let answer = get("/readyz").await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(answer.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"not ready\n");
+        assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
     }
 }

@@ -43,14 +43,14 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
         partition_keys,
         config.ingest.ack_timeout(),
     )?);
-    let readiness = http::Readiness::starting();
+    let (readiness, operations) = http::public(&config.http).await?;
     let api = Api::start(config, rules, shutdown.clone())?;
     if config.ingest.api_tokens.is_empty() {
         tracing::warn!("ingest.api_tokens is empty: the Alertmanager API refuses to write silences");
     }
     let app = quench_ingest::router(config.ingest.clone(), publisher.clone())
         .merge(alertmanager_api::router(Arc::new(api)))
-        .merge(http::operations(readiness.clone())?);
+        .merge(operations);
     let listener = http::bind(&config.ingest.listen, "ingest.listen").await?;
     tracing::info!(
         address = %config.ingest.listen,

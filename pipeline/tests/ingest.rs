@@ -140,10 +140,13 @@ async fn every_endpoint_produces_keyed_avro_and_bad_requests_get_named_4xx() {
     let (status, answer, _) = send("/v1/grafana", Some(TOKEN), valid.clone()).await;
     assert_eq!(status, 401, "Grafana's source wants a signature: {answer}");
     assert!(answer["message"].as_str().unwrap().contains("x-quench-signature"));
-    let (status, answer, _) = send("/v1/alertmanager/nobody", Some(TOKEN), valid.clone()).await;
-    assert_eq!(status, 404);
-    assert!(answer["message"].as_str().unwrap().contains("nobody"));
-    assert_eq!(send("/v1/alerts/alertmanager", Some(TOKEN), valid.clone()).await.0, 404, "format mismatch");
+    // A source that does not exist answers as one whose token is wrong: no name can be probed.
+    let (status, nobody, _) = send("/v1/alertmanager/nobody", Some(TOKEN), valid.clone()).await;
+    let (_, wrong, _) = send("/v1/alertmanager", Some("wrong-token-0123456789"), valid.clone()).await;
+    assert_eq!((status, &nobody), (401, &wrong));
+    assert_eq!(send("/v1/alerts/alertmanager", Some(TOKEN), valid.clone()).await.0, 401, "format mismatch");
+    let (status, answer, _) = send("/v1/grafana", None, valid.clone()).await;
+    assert_eq!(status, 401, "{answer}");
     // Refused on the announced length, before any of the body is read.
     let address = ingest.url.trim_start_matches("http://").to_string();
     assert_eq!(status_line(&address, "/v1/alertmanager", 70_000), "HTTP/1.1 413");

@@ -52,11 +52,18 @@ pub struct SourceConfig {
     pub format: Option<Format>,
     /// Requests must carry `Authorization: Bearer <token>`...
     pub token: Option<Secret>,
-    /// ...or an HMAC-SHA256 of the body under this secret, hex, in `hmac_header`
-    /// (`sha256=` prefix optional, as GitHub and Grafana send it).
+    /// ...or an HMAC-SHA256 under this secret, hex, in `hmac_header` (`sha256=` prefix
+    /// optional), of `<timestamp>.<body>` with the Unix time in seconds in
+    /// `hmac_timestamp_header`, refused beyond `hmac_max_age_s` (so a captured request cannot be
+    /// replayed later); `hmac_max_age_s = 0` signs the body alone, for senders that cannot send
+    /// a timestamp (and accepts replays).
     pub hmac_secret: Option<Secret>,
     #[serde(default = "default_hmac_header")]
     pub hmac_header: String,
+    #[serde(default = "default_hmac_timestamp_header")]
+    pub hmac_timestamp_header: String,
+    #[serde(default = "default_hmac_max_age_s")]
+    pub hmac_max_age_s: u64,
     /// Every alert from this source belongs to this tenant; senders cannot choose another.
     #[serde(default = "default_tenant")]
     pub tenant: String,
@@ -64,6 +71,14 @@ pub struct SourceConfig {
 
 fn default_hmac_header() -> String {
     "x-quench-signature".into()
+}
+
+fn default_hmac_timestamp_header() -> String {
+    "x-quench-timestamp".into()
+}
+
+fn default_hmac_max_age_s() -> u64 {
+    300
 }
 
 fn default_tenant() -> String {
@@ -123,6 +138,8 @@ pub(crate) mod tests {
             token: token.map(Into::into),
             hmac_secret: hmac.map(Into::into),
             hmac_header: default_hmac_header(),
+            hmac_timestamp_header: default_hmac_timestamp_header(),
+            hmac_max_age_s: default_hmac_max_age_s(),
             tenant: default_tenant(),
         }
     }

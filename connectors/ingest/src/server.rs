@@ -1,6 +1,6 @@
 //! The HTTP side: one route per format, each with a default source and a named-source variant,
-//! and the mapping of every failure to the status a sender can act on: 401 (credentials), 404
-//! (no such source), 408 (body too slow), 413 (body too large), 400 (payload, with the field
+//! and the mapping of every failure to the status a sender can act on: 401 (credentials, and no
+//! such source: the two answer alike, so source names cannot be probed), 408 (body too slow), 413 (body too large), 400 (payload, with the field
 //! named), 503 with Retry-After (Kafka did not acknowledge; retry the same request).
 
 use std::{sync::Arc, time::Instant};
@@ -99,24 +99,31 @@ impl Ingest {
     }
 
     async fn accept(&self, format: Format, name: &str, headers: &HeaderMap, body: Body) -> Result<Response, Rejection> {
-        let source = self.source(format, name)?;
         let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let unauthorized = |e: auth::AuthError| Rejection::new(StatusCode::UNAUTHORIZED, e.to_string());
+        let source = self.source(format, name).ok_or_else(|| {
+            // What a token source answers without its token: no answer tells a source that
+            // exists from one that does not.
+            let present = header_text(header::AUTHORIZATION.as_str()).is_some();
+            unauthorized(if present { auth::AuthError::WrongToken } else { auth::AuthError::MissingToken })
+        })?;
         let mut presented = Presented {
             authorization: header_text(header::AUTHORIZATION.as_str()),
             signature: header_text(&source.hmac_header),
+            timestamp: header_text(&source.hmac_timestamp_header),
             routing_key: None,
         };
-        let unauthorized = |e: auth::AuthError| Rejection::new(StatusCode::UNAUTHORIZED, e.to_string());
-        // Header credentials are checked before the body is read, so that unauthenticated
-        // clients cannot make Quench buffer anything.
-        if !auth::needs_body(source, &presented) {
-            auth::verify(source, &presented, b"").map_err(unauthorized)?;
+        let now_s = now_ms() / 1000;
+        // Only a request carrying what it needs gets its body read (see `auth::needs_body`).
+        let pagerduty = format == Format::Pagerduty;
+        if !auth::needs_body(source, &presented, pagerduty, now_s) {
+            auth::verify(source, &presented, b"", now_s).map_err(unauthorized)?;
         }
         let body = self.read_body(headers, body).await?;
-        if auth::needs_body(source, &presented) {
-            let routing_key = (format == Format::Pagerduty).then(|| routing_key(&body)).flatten();
+        if auth::needs_body(source, &presented, pagerduty, now_s) {
+            let routing_key = pagerduty.then(|| routing_key(&body)).flatten();
             presented.routing_key = routing_key.as_deref();
-            auth::verify(source, &presented, &body).map_err(unauthorized)?;
+            auth::verify(source, &presented, &body, now_s).map_err(unauthorized)?;
         }
 
         let context =
@@ -144,13 +151,8 @@ impl Ingest {
         })
     }
 
-    fn source(&self, format: Format, name: &str) -> Result<&SourceConfig, Rejection> {
-        self.config.sources.get(name).filter(|source| source.format(name) == Some(format)).ok_or_else(|| {
-            Rejection::new(
-                StatusCode::NOT_FOUND,
-                format!("no source `{name}` takes {} payloads here (see ingest.sources)", format.name()),
-            )
-        })
+    fn source(&self, format: Format, name: &str) -> Option<&SourceConfig> {
+        self.config.sources.get(name).filter(|source| source.format(name) == Some(format))
     }
 
     async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, Rejection> {

@@ -64,6 +64,7 @@ STATUS_BY_CODE = {
     **{code: 403 for code in (164, 497, 516)},
 }
 CODE_RE = re.compile(r"Code:\s*(\d+)")
+STRING_LITERAL_RE = re.compile(r"'(?:[^'\\]|\\.|'')*'", re.S)
 READ_RE = re.compile(r"\s*\(*\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS|EXPLAIN)\b", re.I)
 # Under readonly: what would reach outside the engine's own tables, or a second statement.
 READONLY_REFUSED_RE = re.compile(
@@ -90,7 +91,8 @@ def check_readonly(sql):
     """Raises the readonly error unless sql is one read that stays inside the engine."""
     if not READ_RE.match(sql):
         raise readonly_error("")
-    refused = READONLY_REFUSED_RE.search(sql)
+    # Values are bound into the text as string literals; a `;` or a word inside one is data.
+    refused = READONLY_REFUSED_RE.search(STRING_LITERAL_RE.sub("''", sql))
     if refused:
         raise readonly_error(f": this chdb HTTP adapter refuses {' '.join(refused.group(0).split())!r} under "
                              "readonly (INTO OUTFILE, table functions that reach outside, multiple statements)")

@@ -58,7 +58,10 @@ class PureRules(unittest.TestCase):
         for sql in ("SELECT version()", " with x AS (SELECT 1) SELECT * FROM x", "SHOW TABLES",
                     "DESCRIBE TABLE t", "EXISTS TABLE t", "EXPLAIN SELECT 1", "(SELECT 1)",
                     "SELECT 1;", "SELECT 1 ;  \n", "SELECT 1 FORMAT RowBinaryWithNamesAndTypes",
-                    "SELECT fingerprint, profile FROM incidents WHERE x = 'a'"):
+                    "SELECT fingerprint, profile FROM incidents WHERE x = 'a'",
+                    # Bound values are string literals: what is inside one is data.
+                    "SELECT 1 FROM t WHERE tenant = '!;J' AND c = 'x; DROP TABLE t' AND d = 'it''s file(x)'",
+                    "SELECT 1 FROM t WHERE c = 'a\\';b'"):
             chdb_http.check_readonly(sql)
 
     def test_readonly_refuses_writes_outfile_table_functions_and_statements(self):
@@ -67,7 +70,8 @@ class PureRules(unittest.TestCase):
                     "SELECT * FROM file('/etc/passwd', LineAsString)", "SELECT * FROM url('http://x', CSV)",
                     "SELECT * FROM S3 ('http://x')", "SELECT * FROM remote('h', system.one)",
                     "SELECT * FROM remoteSecure('h', system.one)", "SELECT * FROM executable('x', CSV, 'a String')",
-                    "SELECT file('/etc/passwd')", "SELECT 1; DROP TABLE t", "SELECT 1;SELECT 2"):
+                    "SELECT file('/etc/passwd')", "SELECT 1; DROP TABLE t", "SELECT 1;SELECT 2",
+                    "SELECT 'a'; DROP TABLE t"):
             with self.assertRaises(chdb_http.QueryError, msg=sql) as raised:
                 chdb_http.check_readonly(sql)
             self.assertEqual(raised.exception.code, 164)

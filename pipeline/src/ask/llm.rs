@@ -15,6 +15,8 @@ use super::views::VIEWS;
 pub struct SqlWriter {
     llm: Llm,
     system: String,
+    /// The question is redacted like alert text: a user may paste a secret into it.
+    redactor: Redactor,
 }
 
 const INSTRUCTIONS: &str = "You translate questions about incidents into one ClickHouse SELECT. \
@@ -39,8 +41,8 @@ impl SqlWriter {
             return Ok(None);
         }
         let redactor = Redactor::new(&config.redact.patterns)?;
-        let llm = Llm::new(config.provider, &config.llm, config.taxonomy.clone(), redactor)?;
-        Ok(Some(Self { llm, system: INSTRUCTIONS.replace("{views}", &views()) }))
+        let llm = Llm::new(config.provider, &config.llm, config.taxonomy.clone(), redactor.clone())?;
+        Ok(Some(Self { llm, system: INSTRUCTIONS.replace("{views}", &views()), redactor }))
     }
 
     pub fn label(&self) -> &str {
@@ -57,7 +59,7 @@ impl SqlWriter {
             "required": ["sql"],
             "additionalProperties": false,
         });
-        let user = format!("Asked at {now}.\nQuestion: {question}");
+        let user = format!("Asked at {now}.\nQuestion: {}", self.redactor.redact(question));
         let answer = self.llm.complete(&task, &user, &schema).await.map_err(|e| format!("the LLM failed: {e}"))?;
         match answer.get("sql").and_then(Value::as_str) {
             Some(sql) if !sql.trim().is_empty() => Ok(sql.to_string()),

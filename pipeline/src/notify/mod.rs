@@ -97,12 +97,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .set("linger.ms", "5")
         .set("compression.type", "lz4")
         .create()?;
-    let readiness = http::Readiness::starting();
+    let (readiness, operations) = http::public(&config.http).await?;
     let actions = Actions::start(config, &registry, producer.clone(), "notify").await?;
     let submit = submitter(Arc::new(actions));
     let app = api::router(notify.api_tokens.clone(), submit.clone())
         .merge(callbacks::router(&notify.callbacks, submit))
-        .merge(http::operations(readiness.clone())?);
+        .merge(operations);
     let listener = http::bind(&notify.listen, "notify.listen").await?;
     let stop = shutdown.clone();
     tokio::spawn(async move {

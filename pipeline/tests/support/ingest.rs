@@ -69,8 +69,11 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-pub fn signature(body: &[u8]) -> String {
+/// The signature of `body` sent at `timestamp` (Unix seconds), as a signing source checks it.
+pub fn signature(timestamp: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
     mac.update(body);
     let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
@@ -89,7 +92,8 @@ pub async fn try_post(
 ) -> reqwest::Result<reqwest::Response> {
     let request = client.post(format!("{base}{path}"));
     let request = if path.starts_with("/v1/grafana") {
-        request.header("x-quench-signature", signature(&body))
+        let timestamp = (quench_schemas::now_ms() / 1000).to_string();
+        request.header("x-quench-signature", signature(&timestamp, &body)).header("x-quench-timestamp", timestamp)
     } else {
         request.bearer_auth(TOKEN)
     };

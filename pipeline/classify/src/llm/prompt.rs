@@ -28,7 +28,7 @@ pub fn user_message(taxonomy: &Taxonomy, subjects: &[Subject], redactor: &Redact
                 s.labels.iter().map(|(k, v)| (k.as_str(), redactor.redact(v))).collect();
             json!({
                 "id": s.id,
-                "alertnames": s.alertnames,
+                "alertnames": s.alertnames.iter().map(|n| redactor.redact(n)).collect::<Vec<_>>(),
                 "labels": labels,
                 "summary": redactor.redact(&s.summary),
                 "description": redactor.redact(&s.description),
