@@ -120,11 +120,14 @@ impl Default for SinkConfig {
 pub struct HttpConfig {
     /// Listen address; empty turns the endpoint off.
     pub listen: String,
+    /// Limits of the listeners that face the network: ingest's webhooks, the incident API and
+    /// the acknowledgement API.
+    pub limits: crate::serve::Limits,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:9464".into() }
+        Self { listen: "127.0.0.1:9464".into(), limits: crate::serve::Limits::default() }
     }
 }
 
@@ -368,6 +371,7 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
         self.ingest.validate()?;
+        self.http.limits.validate()?;
         self.notify.validate()?;
         self.predict.validate()?;
         self.correlate.validate()?;

@@ -111,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_public_listener_with_an_operations_port_says_neither_metrics_nor_why_it_is_not_ready() {
-        let config = HttpConfig { listen: "127.0.0.1:0".into() };
+        let config = HttpConfig { listen: "127.0.0.1:0".into(), ..HttpConfig::default() };
         let (readiness, probes) = public(&config).await.unwrap();
         readiness.not_ready("broker 10.0.0.7:9092 refused SASL user alice");
         let get = |path: &str| probes.clone().oneshot(Request::get(path).body(Body::empty()).unwrap());

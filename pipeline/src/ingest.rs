@@ -60,13 +60,12 @@ pub async fn run(config: &Config, rules: (RulesSource, RouteTree), shutdown: Arc
     );
     readiness.ready();
     let fatal = tokio::spawn(watch_producer(publisher.clone(), readiness, shutdown.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !shutdown.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await?;
+    let stopped = async move {
+        while !shutdown.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    crate::serve::serve(listener, app, &config.http.limits, stopped).await?;
     if let Some(error) = fatal.await? {
         anyhow::bail!("the Kafka producer failed for good ({error}); exiting for the supervisor to restart ingest");
     }

@@ -31,6 +31,7 @@ pub mod preflight;
 pub mod reload;
 pub mod replay;
 pub mod rules;
+pub mod serve;
 pub mod signals;
 pub mod similar;
 pub mod sink;

@@ -551,3 +551,89 @@ async fn analytics_are_summed_per_day_and_per_alert_name_over_the_tokens_tenants
     let (status, refused) = get(&base, ADMIN, "/api/v1/analytics/noisy?team=dba").await;
     assert_eq!((status, refused["parameter"].as_str()), (400, Some("team")), "no team in the noise view");
 }
+
+/// A body no endpoint can take as valid, of one of the shapes attackers and broken clients send.
+fn hostile_body(valid: &str, rng: &mut quench_pipeline::loadgen::rng::Rng) -> Vec<u8> {
+    let wrong = ["12345", "[1,2]", "true", "null", "{\"x\":{\"y\":1}}", "\"\""];
+    match rng.below(8) {
+        // Cut short (never the whole body, which would be valid).
+        0 => valid.as_bytes()[..rng.below(valid.len() - 1)].to_vec(),
+        // A field of the wrong type.
+        1 => {
+            let value = wrong[rng.below(wrong.len())];
+            valid.replacen(":\"", &format!(":{value},\"x\":\""), 1).into_bytes()
+        }
+        // Invalid UTF-8 inside a string.
+        2 => {
+            let mut bytes = valid.as_bytes().to_vec();
+            let at = valid.find(":\"").map_or(1, |i| i + 2);
+            bytes.splice(at..at, [0xff, 0xfe, 0xc3][..1 + rng.below(3)].iter().copied());
+            bytes
+        }
+        // Deep nesting.
+        3 => format!("{{\"comment\":{}", "[".repeat(200 + rng.below(50_000))).into_bytes(),
+        // Random bytes.
+        4 => (0..1 + rng.below(4_096)).map(|_| rng.next_u64() as u8).collect(),
+        // Unknown fields.
+        5 => valid.replacen('{', "{\"evil\":1,", 1).into_bytes(),
+        // Not JSON at all.
+        6 => ["{}x", "[]", "question=1&x=2", "{\"a\"", "\u{0}", "{,}"][rng.below(6)].into(),
+        // A body far beyond any limit.
+        _ => format!("{{\"comment\":\"{}\"}}", "x".repeat(3 << 20)).into_bytes(),
+    }
+}
+
+/// 10,000 hostile bodies to every endpoint that takes a body, of the incident API and of the
+/// notifier's acknowledgement API: each answered 4xx, and both processes serving afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_hostile_bodies_to_the_apis_each_get_a_4xx() {
+    let (mut run, mut api, base, _clickhouse) = serve().await;
+    let notify_port = free_port();
+    run.set_all(&[
+        ("QUENCH_NOTIFY__LISTEN", format!("127.0.0.1:{notify_port}")),
+        ("QUENCH_NOTIFY__API_TOKENS__OPS__TOKEN", ADMIN.into()),
+        ("QUENCH_NOTIFY__API_TOKENS__OPS__TENANTS", "[\"*\"]".into()),
+        ("QUENCH_NOTIFY__API_TOKENS__OPS__WRITE", "true".into()),
+    ]);
+    let mut notify = KillOnDrop(run.start("notify"));
+    let acks = format!("http://127.0.0.1:{notify_port}");
+    let started = Instant::now();
+    while post(&acks, ADMIN, "/v1/incidents/none/ack", "").await.0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(60), "quench notify was not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Each endpoint with a valid body, on an incident that does not exist (so that even a body
+    // a lenient parser took would end in 404).
+    let endpoints = [
+        (base.as_str(), "/api/v1/incidents/none/acknowledge", r#"{"comment":"on it"}"#),
+        (base.as_str(), "/api/v1/incidents/none/comment", r#"{"comment":"looking"}"#),
+        (base.as_str(), "/api/v1/incidents/none/resolve", r#"{"comment":"fixed"}"#),
+        (base.as_str(), "/api/v1/silences", r#"{"matchers":[{"name":"a","value":"b"}],"comment":"x","duration":"1h"}"#),
+        (acks.as_str(), "/v1/incidents/none/ack", r#"{"actor":"alice","comment":"on it"}"#),
+        (acks.as_str(), "/v1/incidents/none/comment", r#"{"actor":"alice","comment":"on it"}"#),
+    ];
+    let client = reqwest::Client::builder().pool_max_idle_per_host(16).build().unwrap();
+    let mut rng = quench_pipeline::loadgen::rng::Rng::new(19);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = 10_000;
+    for i in 0..total {
+        let (host, path, valid) = endpoints[i % endpoints.len()];
+        let body = hostile_body(valid, &mut rng);
+        let request = client.post(format!("{host}{path}")).bearer_auth(ADMIN).body(body.clone());
+        tasks.spawn(async move { (request.send().await.map(|r| r.status().as_u16()), path, body) });
+        if tasks.len() >= 16 || i == total - 1 {
+            while let Some(done) = tasks.join_next().await {
+                let (status, path, body) = done.unwrap();
+                let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                let status = status.unwrap_or_else(|e| panic!("{path}: no answer ({e}) to {shown:?}"));
+                assert!((400..500).contains(&status), "{path} answered {status} to {shown:?}");
+                *statuses.entry(status).or_default() += 1;
+            }
+        }
+    }
+    println!("answers to {total} hostile bodies: {statuses:?}");
+    assert!(api.try_wait().unwrap().is_none() && notify.try_wait().unwrap().is_none(), "both still running");
+    assert_eq!(post(&base, ADMIN, "/api/v1/incidents/none/acknowledge", "").await.0, 404, "the API still serves");
+    assert_eq!(post(&acks, ADMIN, "/v1/incidents/none/ack", "").await.0, 404, "the notifier still serves");
+}

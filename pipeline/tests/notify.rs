@@ -182,8 +182,9 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     })
     .await;
     let first_page = Instant::now();
-    let incident = peers.of("pagerduty")[0].key.clone();
-    assert!(incident.starts_with("inc-"), "dedup_key is the incident id: {incident}");
+    let dedup_key = peers.of("pagerduty")[0].key.clone();
+    let incident = dedup_key.strip_prefix("default/").expect("the dedup key is <tenant>/<incident id>").to_string();
+    assert!(incident.starts_with("inc-"), "dedup_key is the tenant and the incident id: {dedup_key}");
     act(&api, &incident, "ack", r#"{"actor": "alice"}"#).await;
     wait_for("the acknowledgement notifications", || peers.of("pagerduty").len() == 2 && peers.of("slack").len() == 2)
         .await;
@@ -201,7 +202,7 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     let pagerduty = peers.of("pagerduty");
     let actions: Vec<&str> = pagerduty.iter().map(|r| r.detail.as_str()).collect();
     assert_eq!(actions, ["trigger", "acknowledge", "resolve"]);
-    assert!(pagerduty.iter().all(|r| r.key == incident));
+    assert!(pagerduty.iter().all(|r| r.key == dedup_key));
     assert_eq!(pagerduty[0].body["payload"]["severity"], "critical", "{}", pagerduty[0].body);
     let slack = peers.of("slack");
     assert_eq!(slack[0].detail, "", "the first message starts the thread");
@@ -386,7 +387,8 @@ async fn a_similar_past_incident_is_named_acknowledging_in_pagerduty_stops_the_e
     })
     .await;
     let first_page = Instant::now();
-    let incident = peers.of("pagerduty")[0].key.clone();
+    let dedup_key = peers.of("pagerduty")[0].key.clone();
+    let incident = dedup_key.strip_prefix("default/").expect("the dedup key is <tenant>/<incident id>").to_string();
     // The opening message says which resolved incident it looks like, and how that one ended.
     let text = peers.of("slack")[0].body["text"].as_str().unwrap().to_string();
     assert!(text.contains("Looks like inc-past of 2026-11-12, resolved in 14 min by bob"), "{text}");
@@ -395,7 +397,7 @@ async fn a_similar_past_incident_is_named_acknowledging_in_pagerduty_stops_the_e
     assert!(blocks.contains("quench_acknowledge") && blocks.contains(&format!("\"value\":\"{incident}\"")), "{blocks}");
 
     // Signed with another secret, or by nobody: refused, and nothing happens.
-    let (status, _) = pagerduty_webhook(&api, "incident.acknowledged", &incident, "not-the-secret").await;
+    let (status, _) = pagerduty_webhook(&api, "incident.acknowledged", &dedup_key, "not-the-secret").await;
     assert_eq!(status, 401);
     let (status, _) = callback(&api, "/v1/slack/interactions", &[], "payload=%7B%7D".into()).await;
     assert_eq!(status, 401);
@@ -404,7 +406,8 @@ async fn a_similar_past_incident_is_named_acknowledging_in_pagerduty_stops_the_e
         pagerduty_webhook(&api, "incident.acknowledged", "not-quench", PAGERDUTY_WEBHOOK_SECRET).await;
     assert_eq!((status, answer.as_str()), (200, r#"{"accepted":[]}"#));
 
-    let (status, answer) = pagerduty_webhook(&api, "incident.acknowledged", &incident, PAGERDUTY_WEBHOOK_SECRET).await;
+    // PagerDuty's incident_key is the dedup key Quench sent: the tenant and the incident.
+    let (status, answer) = pagerduty_webhook(&api, "incident.acknowledged", &dedup_key, PAGERDUTY_WEBHOOK_SECRET).await;
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains(&incident), "{answer}");
     wait_for("the acknowledgement notifications", || peers.of("pagerduty").len() == 2 && peers.of("slack").len() == 2)

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::payload::{Format, Limits};
+use crate::{
+    payload::{Format, Limits},
+    quota::QuotaConfig,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,8 @@ pub struct IngestConfig {
     /// Silences mute every tenant's alerts, so only tokens with `write = true` and
     /// `tenants = ["*"]` may write them. Without any, writes are refused.
     pub api_tokens: BTreeMap<String, ApiToken>,
+    /// Each tenant's alerts per second; over it, 429 with Retry-After.
+    pub quotas: QuotaConfig,
 }
 
 impl Default for IngestConfig {
@@ -41,6 +46,7 @@ impl Default for IngestConfig {
             limits: Limits::default(),
             sources: BTreeMap::new(),
             api_tokens: BTreeMap::new(),
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -118,6 +124,7 @@ impl IngestConfig {
                 return Err((key("tenant"), "must not be empty".into()));
             }
         }
+        self.quotas.validate()?;
         quench_secret::validate_tokens("ingest.api_tokens", &self.api_tokens)
     }
 }

@@ -24,6 +24,19 @@ impl RequestAnswered {
     }
 }
 
+/// A request refused with 429: its tenant is over `ingest.quotas`.
+pub struct QuotaExceeded<'a> {
+    pub tenant: &'a str,
+    pub alerts: usize,
+}
+
+impl QuotaExceeded<'_> {
+    pub fn emit(self) {
+        metrics::counter!("quench_ingest_quota_rejected_alerts_total", "tenant" => self.tenant.to_string())
+            .increment(self.alerts as u64);
+    }
+}
+
 /// Alerts of a source that Kafka acknowledged.
 pub struct AlertsAccepted<'a> {
     pub source: &'a str,

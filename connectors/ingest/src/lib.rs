@@ -3,7 +3,7 @@
 //! alerts on Kafka, answered 2xx only once Kafka holds every alert of the request.
 //!
 //! `payload` is the pure core (bytes in, alerts or a named error out; also the fuzz targets'
-//! entry point), `auth` checks credentials, `publish` is the Kafka side and `server` the HTTP
+//! entry point), `auth` checks credentials, `quota` each tenant's rate, `publish` is the Kafka side and `server` the HTTP
 //! side. The `quench ingest` command wires them to the configuration and the route rules.
 
 pub mod auth;
@@ -13,6 +13,7 @@ pub mod events;
 pub mod payload;
 #[cfg(feature = "server")]
 pub mod publish;
+pub mod quota;
 #[cfg(feature = "server")]
 pub mod server;
 

@@ -21,19 +21,22 @@ use quench_schemas::now_ms;
 use crate::{
     auth::{self, Presented},
     config::{IngestConfig, SourceConfig},
-    events::{AlertsAccepted, RequestAnswered},
+    events::{AlertsAccepted, QuotaExceeded, RequestAnswered},
     payload::{self, Context, Format},
     publish::Publisher,
+    quota::Quotas,
 };
 
 struct Ingest {
     config: IngestConfig,
     publisher: Arc<Publisher>,
+    quotas: Quotas,
 }
 
 /// The webhook routes; the caller adds `/metrics` and `/healthz` and serves them.
 pub fn router(config: IngestConfig, publisher: Arc<Publisher>) -> Router {
-    let state = Arc::new(Ingest { config, publisher });
+    let quotas = Quotas::new(config.quotas.clone());
+    let state = Arc::new(Ingest { config, publisher, quotas });
     let route = |format: Format| {
         post(move |State(ingest): State<Arc<Ingest>>, source: Option<Path<String>>, headers: HeaderMap, body: Body| {
             let source = source.map_or_else(|| format.name().to_string(), |Path(name)| name);
@@ -131,6 +134,20 @@ impl Ingest {
         let parsed = payload::parse(format, &body, &context).map_err(|e| Rejection {
             field: Some(e.field.clone()),
             ..Rejection::new(StatusCode::BAD_REQUEST, e.to_string())
+        })?;
+        self.quotas.take(&source.tenant, parsed.alerts.len(), Instant::now()).map_err(|wait| {
+            QuotaExceeded { tenant: &source.tenant, alerts: parsed.alerts.len() }.emit();
+            Rejection {
+                retry_after_secs: Some(wait.as_secs().max(1)),
+                ..Rejection::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "tenant `{}` is over its quota of alerts per second (ingest.quotas); retry after the wait, \
+                         or in smaller requests",
+                        source.tenant
+                    ),
+                )
+            }
         })?;
         self.publisher.publish(&parsed.alerts).await.map_err(|e| {
             tracing::warn!(source = name, error = %e, "answering 503");

@@ -72,6 +72,9 @@ pub struct LlmConfig {
     /// the alert's author decided it, and routing and paging follow it. `false` lets the model
     /// lower it too.
     pub severity_floor: bool,
+    /// US dollars (by the prices above) the LLM may cost per UTC day; past it the local
+    /// classifier answers alone until midnight. 0: no cap.
+    pub max_usd_per_day: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ impl Default for LlmConfig {
             input_price_per_mtok: 0.0,
             output_price_per_mtok: 0.0,
             severity_floor: true,
+            max_usd_per_day: 0.0,
         }
     }
 }

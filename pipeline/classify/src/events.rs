@@ -99,6 +99,15 @@ impl LlmBudgetWaited {
     }
 }
 
+/// A request was not sent: today's spend reached `classify.llm.max_usd_per_day`.
+pub struct LlmSpendCapped;
+
+impl LlmSpendCapped {
+    pub fn emit(self) {
+        metrics::counter!("quench_llm_spend_capped_total").increment(1);
+    }
+}
+
 /// One HTTP call to an LLM provider ended.
 pub struct LlmRequest {
     pub provider: &'static str,

@@ -249,6 +249,22 @@ async fn anthropic_fake_peer_gets_one_request_per_tenant_and_cannot_lower_the_al
     assert_eq!(answers[0].severity, "low", "without the floor the model may lower it");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_is_not_asked_past_the_daily_spend_cap() {
+    let (url, peer) = start(Peer::default()).await;
+    let mut capped = config(&url);
+    // The fake's usage (1,200 tokens in, 300 out) at these prices costs 0.0081 USD a request.
+    (capped.llm.input_price_per_mtok, capped.llm.output_price_per_mtok) = (3.0, 15.0);
+    capped.llm.max_usd_per_day = 0.005;
+    let classifier = Classifier::new(&capped).unwrap();
+    let answers = classifier.classify(&[subject(0)]).await.unwrap();
+    assert_eq!(answers[0].classified_by, "anthropic/claude-test", "under the cap");
+    let answers = classifier.classify(&[subject(1)]).await.unwrap();
+    assert_eq!(answers[0].classified_by, FALLBACK, "past the cap the local classifier answers");
+    assert_eq!(answers[0].category, "database");
+    assert_eq!(peer.lock().unwrap().bodies.len(), 1, "no request past the cap");
+}
+
 /// The breaker runs on tokio's clock. Its cool-down is far longer than any local fallback takes,
 /// on however slow a machine, and it passes only when the test moves the clock (stopped only
 /// while no request is in flight: real HTTP needs it running).

@@ -112,13 +112,12 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
     let listener = http::bind(&config.api.listen, "api.listen").await?;
     readiness.ready();
     tracing::info!(address = %config.api.listen, tokens = config.api.tokens.len(), "serving the incident API");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !shutdown.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await?;
+    let stopped = async move {
+        while !shutdown.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    crate::serve::serve(listener, app, &config.http.limits, stopped).await?;
     tracing::info!("stopped");
     Ok(())
 }

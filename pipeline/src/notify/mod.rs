@@ -104,14 +104,14 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         .merge(callbacks::router(&notify.callbacks, submit))
         .merge(operations);
     let listener = http::bind(&notify.listen, "notify.listen").await?;
-    let stop = shutdown.clone();
+    let (stop, limits) = (shutdown.clone(), config.http.limits.clone());
     tokio::spawn(async move {
         let stopped = async move {
             while !stop.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        if let Err(e) = crate::serve::serve(listener, app, &limits, stopped).await {
             tracing::error!(error = %e, "acknowledgement API stopped");
         }
     });

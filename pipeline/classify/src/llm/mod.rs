@@ -16,7 +16,7 @@ pub use openai::OpenAi;
 use prompt::Item;
 use quench_retry::{Backoff, TokenBucket};
 
-use crate::events::{LlmBudgetWaited, LlmOutcome, LlmRequest, LlmUsage};
+use crate::events::{LlmBudgetWaited, LlmOutcome, LlmRequest, LlmSpendCapped, LlmUsage};
 use crate::{
     config::{LlmConfig, ProviderKind},
     redact::Redactor,
@@ -97,6 +97,8 @@ pub struct Llm {
     redactor: Redactor,
     slots: Semaphore,
     budget: TokenBucket,
+    /// What today's requests cost: (UTC day number, US dollars).
+    spent: std::sync::Mutex<(i64, f64)>,
     /// `provider/model`, recorded on every incident it classifies.
     label: String,
     kind: &'static str,
@@ -124,6 +126,7 @@ impl Llm {
             redactor,
             slots: Semaphore::new(config.concurrency.max(1)),
             budget: TokenBucket::per_minute(config.tokens_per_minute),
+            spent: std::sync::Mutex::new((0, 0.0)),
         })
     }
 
@@ -135,6 +138,7 @@ impl Llm {
     /// may be missing when the model left them out or answered them invalidly even after a retry
     /// for just those. `Err` when no attempt produced an answer.
     pub async fn classify(&self, subjects: &[Subject]) -> Result<HashMap<String, Item>, CallError> {
+        self.within_spend_cap()?;
         let _slot = self.slots.acquire().await.expect("semaphore never closed");
         let mut items: HashMap<String, Item> = HashMap::new();
         let mut pending: Vec<Subject> = subjects.to_vec();
@@ -203,6 +207,7 @@ impl Llm {
     /// One answer to another task than classification, in `schema`'s shape: the same slots,
     /// budget, retries of the server's trouble and metrics as a classification.
     pub async fn complete(&self, task: &Task<'_>, user: &str, schema: &Value) -> Result<Value, CallError> {
+        self.within_spend_cap()?;
         let _slot = self.slots.acquire().await.expect("semaphore never closed");
         let estimate = (task.system.len() + user.len()) as u64 / 4 + u64::from(self.config.max_tokens) / 4;
         if self.budget.take(estimate).await {
@@ -237,12 +242,36 @@ impl Llm {
         LlmOutcome { provider: self.kind, outcome }.emit();
     }
 
+    /// Refuses a request once today's spend reached `max_usd_per_day` (the caller falls back to
+    /// the local classifier, as for any refused request).
+    fn within_spend_cap(&self) -> Result<(), CallError> {
+        let cap = self.config.max_usd_per_day;
+        let (day, spent) = *self.spent.lock().expect("spend lock");
+        if cap > 0.0 && day == today() && spent >= cap {
+            LlmSpendCapped.emit();
+            return Err(CallError::Permanent(format!(
+                "today's LLM spend reached classify.llm.max_usd_per_day ({cap} USD); the local classifier answers until midnight UTC"
+            )));
+        }
+        Ok(())
+    }
+
     fn record_usage(&self, reply: &Reply) {
         let cost = reply.input_tokens as f64 * self.config.input_price_per_mtok / 1e6
             + reply.output_tokens as f64 * self.config.output_price_per_mtok / 1e6;
+        let mut spent = self.spent.lock().expect("spend lock");
+        let today = today();
+        *spent = if spent.0 == today { (today, spent.1 + cost) } else { (today, cost) };
+        drop(spent);
         LlmUsage { provider: self.kind, input_tokens: reply.input_tokens, output_tokens: reply.output_tokens, cost }
             .emit();
     }
+}
+
+/// Days since the epoch, UTC: the spend cap's day.
+fn today() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_secs() / 86_400).unwrap_or(i64::MAX)
 }
 
 /// The longest wait between two attempts, whatever Retry-After says.
