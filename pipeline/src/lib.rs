@@ -16,6 +16,7 @@ pub mod clickhouse;
 pub mod config;
 pub mod correlate;
 pub mod demo;
+pub mod erase;
 pub mod eval;
 pub mod events;
 pub mod http;

@@ -84,6 +84,10 @@ enum Command {
     /// Check a rules file, or show where a label set goes, offline (no Kafka, registry or ClickHouse)
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Erase a tenant's alerts and incidents (all, with a label, or before a date) from ClickHouse
+    /// (lightweight deletes) and the compacted incidents topic (tombstones); the erasure is
+    /// recorded in the erasures table and the audit view
+    Erase(quench_pipeline::erase::EraseArgs),
     /// Replay stored alerts (ClickHouse, or a file) through candidate rules and the current ones
     /// in virtual time; print incidents, notifications, pages, reduction and what the change splits
     /// or merges (--correlate: with correlation across groups, to tune [correlate] and the holds)
@@ -227,6 +231,12 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             quench_pipeline::predict::service::run(config, signals::shutdown_flag(), readiness).await?;
         }
         Command::Rules(RulesCommand::Check(args)) => rules::check(&args)?,
+        Command::Erase(args) => {
+            preflight::check(config, Needs::ALL).await?;
+            let erased = quench_pipeline::erase::run(config, &args).await?;
+            let verb = if args.dry_run { "would erase" } else { "erased" };
+            println!("{verb} {} alerts and {} incidents of tenant {}", erased.alerts, erased.incidents, args.tenant);
+        }
         Command::Replay(args) => {
             if args.input.is_none() {
                 preflight::check(config, Needs::CLICKHOUSE).await?;

@@ -29,12 +29,26 @@ there is one, and `Sec-Fetch-Site` may only be `same-origin` or `none`. A web pa
 this machine visits can thus neither reach the adapter through a DNS name of its own (rebinding) nor
 send it a cross-site POST.
 
+With `--user NAME` (the password in the environment variable CHDB_HTTP_PASSWORD, never on the
+command line, which `ps` shows), every request but `GET /ping` and a `GET /` without a query must
+carry that user and password, read as ClickHouse reads them (src/Server/HTTP/authenticateUserByHTTP.cpp):
+the headers `X-ClickHouse-User` and `X-ClickHouse-Key`, else HTTP Basic `Authorization`, else the
+URL parameters `user` and `password` (no credentials at all: user `default`, empty password); two
+of these ways in one request are refused. A wrong user or password answers as ClickHouse 25 and 26
+do: HTTP 403 with code 516 (AUTHENTICATION_FAILED), except for the user `default` (which a
+production server keeps, with a password): HTTP 401 with code 194 (REQUIRED_PASSWORD) and
+`WWW-Authenticate: Basic`. The presented password is never echoed. Without `--user`, credentials
+are ignored.
+
 It runs one query at a time (chdb allows one session per data directory) and persists tables in the
 directory given by --path. Block-level compression (`compress=1`, `decompress=1`) is refused with a
 clear error: configure the client with `Compression::None`. It binds 127.0.0.1 only.
 """
 
 import argparse
+import base64
+import binascii
+import hmac
 import os
 import re
 import tempfile
@@ -62,6 +76,8 @@ STATUS_BY_CODE = {
     **{code: 404 for code in (46, 50, 60, 81, 83, 107, 158)},
     # 403: permissions and readonly
     **{code: 403 for code in (164, 497, 516)},
+    # 401: the user `default` without its password (REQUIRED_PASSWORD)
+    194: 401,
 }
 CODE_RE = re.compile(r"Code:\s*(\d+)")
 STRING_LITERAL_RE = re.compile(r"'(?:[^'\\]|\\.|'')*'", re.S)
@@ -130,6 +146,103 @@ def request_refusal(headers, port, ping=False):
     return None
 
 
+PASSWORD_ENV = "CHDB_HTTP_PASSWORD"
+AUTH_REALM = "ClickHouse server HTTP API"
+
+
+def header_bytes(headers, name):
+    """A header's raw bytes (http.server decodes header values as ISO-8859-1), b"" when absent."""
+    return (headers.get(name) or "").encode("latin-1", "replace")
+
+
+def authentication_error(message):
+    return QueryError(516, f"Code: 516. DB::Exception: {message}. (AUTHENTICATION_FAILED)")
+
+
+def presented_credentials(headers, query):
+    """(user, password) as bytes, taken as ClickHouse takes them; QueryError 516 if they are malformed.
+
+    The X-ClickHouse-User/-Key headers, else HTTP Basic, else the URL parameters `user` and
+    `password`, defaulting to user `default` with an empty password; mixing ways is refused."""
+    user, key = header_bytes(headers, "X-ClickHouse-User"), header_bytes(headers, "X-ClickHouse-Key")
+    # ISO-8859-1 maps each percent-decoded byte to one character: .encode("latin-1") gives them back.
+    params = dict(parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
+    in_params = "user" in params or "password" in params
+    authorization = headers.get("Authorization")
+    if user or key:
+        if not user:
+            raise authentication_error("Got an empty user name from X-ClickHouse HTTP headers")
+        for other, present in (("Authorization HTTP header", authorization is not None),
+                               ("authentication via parameters", in_params)):
+            if present:
+                raise authentication_error(f"Invalid authentication: it is not allowed to use X-ClickHouse HTTP "
+                                           f"headers and {other} simultaneously")
+        return user, key
+    if authorization is not None:
+        if in_params:
+            raise authentication_error("Invalid authentication: it is not allowed to use Authorization HTTP header "
+                                       "and authentication via parameters simultaneously")
+        scheme, _, info = authorization.strip().partition(" ")
+        if scheme.lower() != "basic":
+            raise authentication_error(f"Invalid authentication: '{printable(scheme)}' HTTP Authorization scheme "
+                                       "is not supported")
+        try:
+            decoded = base64.b64decode(info.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise authentication_error("Invalid authentication: malformed Basic credentials") from None
+        user, _, password = decoded.partition(b":")
+        if not user:
+            raise authentication_error("Got an empty user name from Authorization HTTP header")
+        return user, password
+    user = params.get("user", "default").encode("latin-1")
+    if not user:
+        raise authentication_error("Got an empty user name from authentication via parameters")
+    return user, params.get("password", "").encode("latin-1")
+
+
+def printable(text, limit=100):
+    """text for a message: control characters replaced, at most limit characters."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
+class Auth:
+    """The one user this adapter accepts (--user, the password from CHDB_HTTP_PASSWORD)."""
+
+    def __init__(self, user, password):
+        if not user:
+            raise ValueError("the user name is empty")
+        self.user, self.password = user.encode(), password.encode()
+
+    def check(self, headers, query):
+        """None when the request carries this user and password, else the QueryError to answer."""
+        try:
+            user, password = presented_credentials(headers, query)
+        except QueryError as err:
+            return err
+        # Both compared, in constant time: neither a user name nor a password prefix shows in the timing.
+        user_ok = hmac.compare_digest(user, self.user)
+        password_ok = hmac.compare_digest(password, self.password)
+        if user_ok and password_ok:
+            return None
+        name = printable(user.decode("utf-8", "replace"))
+        reason = f"{name}: Authentication failed: password is incorrect, or there is no user with such name"
+        if name == "default":
+            return QueryError(194, f"Code: 194. DB::Exception: {reason}. (REQUIRED_PASSWORD)")
+        return authentication_error(reason)
+
+
+def auth_from(user, environ):
+    """The Auth that --user asks for (None without it); the password is taken out of environ."""
+    if user is None:
+        return None
+    if not user:
+        raise SystemExit("chdb-http: --user names no user")
+    password = environ.pop(PASSWORD_ENV, None)
+    if password is None:
+        raise SystemExit(f"chdb-http: --user {user} needs the password in the environment variable {PASSWORD_ENV}")
+    return Auth(user, password)
+
+
 class Engine:
     """One chdb session behind a lock: the protocol is concurrent, the engine is not."""
 
@@ -185,7 +298,7 @@ def quote(value):
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def make_handler(engine):
+def make_handler(engine, auth=None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "chdb-http"
@@ -202,14 +315,33 @@ def make_handler(engine):
                 if self._refused(ping=True):
                     return
                 return self._send(200, b"Ok.\n", {})
-            if self._refused():
+            if self._refused() or self._unauthenticated(url):
                 return
             return self._query(url, b"", "GET")
 
         def do_POST(self):
-            if self._refused():
+            url = urlsplit(self.path)
+            if self._refused() or self._unauthenticated(url):
                 return
-            return self._query(urlsplit(self.path), self._read_body(), "POST")
+            return self._query(url, self._read_body(), "POST")
+
+        def _unauthenticated(self, url):
+            """With --user: answers as ClickHouse (403/516, or 401/194 for `default`) and closes the
+            connection unless the request carries the user and password."""
+            if auth is None:
+                return False
+            err = auth.check(self.headers, url.query)
+            if err is None:
+                return False
+            status = STATUS_BY_CODE.get(err.code, 403)
+            headers = {"X-ClickHouse-Exception-Code": str(err.code), "Connection": "close"}
+            if status == 401:
+                headers["WWW-Authenticate"] = f'Basic realm="{AUTH_REALM}"'
+            # The body, if any, is not read: the connection cannot carry another request.
+            self.close_connection = True
+            self._send(status, f"{err} (version {engine.version} (chdb-core))\n".encode(), headers)
+            self._log(status, f"refused: {err}", time.monotonic())
+            return True
 
         def _refused(self, ping=False):
             """Answers 403 (code 516) and closes the connection when request_refusal says so."""
@@ -293,14 +425,16 @@ def main():
     parser.add_argument("--path", required=True, help="data directory (one adapter per directory)")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--user", help=f"require this user, with the password in the environment variable {PASSWORD_ENV}")
     args = parser.parse_args()
+    auth = auth_from(args.user, os.environ)
     os.makedirs(args.path, exist_ok=True)
     engine = Engine(args.path)
     ThreadingHTTPServer.request_queue_size = 128
-    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, auth))
     server.daemon_threads = True
-    print(f"chdb-http: ClickHouse {engine.version} (chdb-core) on http://{args.host}:{args.port}, data in {args.path}",
-          flush=True)
+    print(f"chdb-http: ClickHouse {engine.version} (chdb-core) on http://{args.host}:{args.port}, data in {args.path}"
+          + (f", user {args.user} required" if auth else ""), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

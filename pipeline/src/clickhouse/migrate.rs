@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_actions.sql"),
     migration!(15, "0015_similar_incidents.sql"),
     migration!(16, "0016_action_tokens.sql"),
+    migration!(17, "0017_audit.sql"),
 ];
 
 #[derive(Debug, Default)]

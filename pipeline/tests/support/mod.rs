@@ -208,6 +208,24 @@ impl PrivateServer {
         self.stack_on(action, self.service);
     }
 
+    /// What `stack env` prints for the instance (`export NAME=value` lines), by name.
+    pub fn env(&self) -> std::collections::BTreeMap<String, String> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
+        let output = Command::new(script)
+            .arg("env")
+            .env("QUENCH_STACK_INSTANCE", &self.instance)
+            .envs(self.ports.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .envs(self.env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "stack env: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
     /// `up`, `down` or `kill` one of the instance's services (`kafka2`: one node of a cluster).
     pub fn stack_on(&self, action: &str, service: &str) {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
