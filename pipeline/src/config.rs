@@ -62,6 +62,10 @@ pub struct WorkerConfig {
     /// (`quench_dlq_records_total{reason="group_limit"}`), so that a storm of distinct group keys
     /// cannot exhaust a worker's memory.
     pub max_open_groups: usize,
+    /// Open groups one tenant may hold on an input partition (0: no limit of its own); alerts
+    /// that would open more are dead-lettered the same way, so one tenant's storm of distinct
+    /// groups cannot take the partition's `max_open_groups` from the others.
+    pub max_open_groups_per_tenant: usize,
     /// Routes and windows (TOML); the built-in default groups by alertname with Alertmanager's timings.
     pub rules: Option<std::path::PathBuf>,
     /// Routing rules (YAML): team, targets and escalation policy of each routing event. Without
@@ -86,6 +90,7 @@ impl Default for WorkerConfig {
             input_keyed_by_group: true,
             session_timeout_ms: 15_000,
             max_open_groups: 200_000,
+            max_open_groups_per_tenant: 0,
             rules: None,
             routing: None,
             transient_kinds: Vec::new(),

@@ -1,8 +1,9 @@
-//! Quench against a Kafka that wants SASL/SCRAM-SHA-512 over TLS, as production Kafkas do: a
-//! private broker of `infra/local/stack` (`KAFKA_SASL=1`: SCRAM users made at format time, a
-//! certificate authority of the script's own), and ingest → worker → sink → notifier all through
-//! it with the credentials in `kafka.properties`. A wrong password is refused at start-up, and
-//! the password appears neither in `quench config` nor in the failure.
+//! Quench against a Kafka that wants SASL/SCRAM-SHA-512 over TLS and a ClickHouse that wants a
+//! user and password, as production ones do: a private broker of `infra/local/stack`
+//! (`KAFKA_SASL=1`: SCRAM users made at format time, a certificate authority of the script's own)
+//! and a private ClickHouse (`CLICKHOUSE_AUTH=1`), and ingest → worker → sink → notifier all
+//! through them. A wrong password is refused at start-up, and the password appears neither in
+//! `quench config` nor in the failure.
 
 mod support;
 
@@ -32,6 +33,12 @@ async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
     let env = kafka.env();
     let (user, password, ca) =
         (&env["QUENCH_KAFKA_SASL_USERNAME"], &env["QUENCH_KAFKA_SASL_PASSWORD"], &env["QUENCH_KAFKA_SSL_CA"]);
+    // And a ClickHouse that wants a user and password (CLICKHOUSE_AUTH=1).
+    let clickhouse_port = port + 5;
+    let clickhouse_server = PrivateServer::new("chauth", "clickhouse", &[("CLICKHOUSE_PORT", clickhouse_port)])
+        .with_env("CLICKHOUSE_AUTH", "1");
+    clickhouse_server.stack("up");
+    let clickhouse_env = clickhouse_server.env();
 
     let dir = std::env::temp_dir().join(format!("quench-sasl-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -56,6 +63,9 @@ async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
         ("QUENCH_KAFKA__PROPERTIES__ssl.ca.location", ca.clone()),
         ("QUENCH_WORKER__ROUTING", routing.display().to_string()),
         ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_sasl_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_CLICKHOUSE__URL", format!("http://127.0.0.1:{clickhouse_port}")),
+        ("QUENCH_CLICKHOUSE__USER", clickhouse_env["QUENCH_CLICKHOUSE__USER"].clone()),
+        ("QUENCH_CLICKHOUSE__PASSWORD", clickhouse_env["QUENCH_CLICKHOUSE__PASSWORD"].clone()),
         ("QUENCH_SINK__FLUSH_INTERVAL_MS", "300".into()),
     ]);
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
@@ -71,7 +81,14 @@ async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
     assert!(!check.status.success(), "a wrong password must not pass: {said}");
     assert!(!said.contains("not-the-password-4711") && !said.contains(password.as_str()), "{said}");
     let printed = quench_command(quench, "config", &run.env).output().unwrap();
-    assert!(!String::from_utf8_lossy(&printed.stdout).contains(password.as_str()), "quench config masks it");
+    let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(!printed.contains(password.as_str()), "quench config masks it");
+    assert!(!printed.contains(clickhouse_env["QUENCH_CLICKHOUSE__PASSWORD"].as_str()), "and ClickHouse's");
+    // ClickHouse refuses the wrong password too.
+    let mut wrong = run.env.clone();
+    wrong.push(("QUENCH_CLICKHOUSE__PASSWORD".into(), "not-the-clickhouse-password".into()));
+    let check = quench_command(quench, "check", &wrong).output().unwrap();
+    assert!(!check.status.success(), "a wrong ClickHouse password must not pass");
 
     let ingest = Ingest::start(&run, &[]);
     let _processes = [run.start("run"), run.start("sink"), run.start("notify")].map(KillOnDrop);

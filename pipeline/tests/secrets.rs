@@ -228,6 +228,9 @@ async fn planted_secrets_appear_in_no_log_output_table_or_topic() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // The search finds what is there: every secret but the registry's is in the file itself.
+    let file = std::fs::read(dir.join("quench.toml")).unwrap();
+    assert_eq!(leaked(&file).len(), PLANTED.len() - 1, "the search works");
     let mut found = leaked(&said).into_iter().map(|s| format!("quench config/check: {s}")).collect::<Vec<_>>();
     for log in &logs {
         let text = std::fs::read(log).unwrap();

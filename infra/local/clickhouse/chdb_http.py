@@ -425,7 +425,7 @@ def main():
     parser.add_argument("--path", required=True, help="data directory (one adapter per directory)")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--user", help=f"require this user, with the password in the environment variable {PASSWORD_ENV}")
+    parser.add_argument("--user", help=f"require this user; its password in the environment variable {PASSWORD_ENV}")
     args = parser.parse_args()
     auth = auth_from(args.user, os.environ)
     os.makedirs(args.path, exist_ok=True)

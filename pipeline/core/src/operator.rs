@@ -89,11 +89,20 @@ impl Outputs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooManyGroups {
     pub limit: usize,
+    /// The tenant whose own limit it is, or `None` for the partition's.
+    pub tenant: Option<String>,
 }
 
 impl std::fmt::Display for TooManyGroups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the partition already holds {} open groups (worker.max_open_groups)", self.limit)
+        match &self.tenant {
+            None => write!(f, "the partition already holds {} open groups (worker.max_open_groups)", self.limit),
+            Some(tenant) => write!(
+                f,
+                "tenant `{tenant}` already holds {} open groups on the partition (worker.max_open_groups_per_tenant)",
+                self.limit
+            ),
+        }
     }
 }
 
@@ -101,6 +110,9 @@ pub struct Operator {
     windows: Windows,
     /// Open groups this partition may hold.
     max_groups: usize,
+    /// At most this many open groups per tenant (so one tenant's storm of distinct groups cannot
+    /// take the partition's `max_groups` from the others).
+    max_groups_per_tenant: usize,
     clock: Clock,
     /// What the windows flushed since the last [`Operator::flush`].
     flushed: Vec<Flush>,
@@ -136,6 +148,7 @@ impl Operator {
         Self {
             windows,
             max_groups: usize::MAX,
+            max_groups_per_tenant: usize::MAX,
             clock: Clock::new(newest, lateness, idle_timeout, wall),
             flushed: Vec::new(),
             awaiting_llm: HashMap::new(),
@@ -180,6 +193,12 @@ impl Operator {
         self
     }
 
+    /// At most `limit` open groups of one tenant on this partition.
+    pub fn with_max_groups_per_tenant(mut self, limit: usize) -> Self {
+        self.max_groups_per_tenant = limit;
+        self
+    }
+
     /// Takes one alert, read at wall time `wall`; `route` is the route a re-keyed record names.
     /// A source of an inhibition rule is recorded in `mutes`. Returns whether the alert was late
     /// (behind the watermark), or why it cannot be placed.
@@ -198,7 +217,15 @@ impl Operator {
         let placements = rules.place(alert, route);
         let opening = placements.iter().filter(|p| !self.windows.is_open(&p.key)).count();
         if opening > 0 && self.windows.open_groups() + opening > self.max_groups {
-            return Err(TooManyGroups { limit: self.max_groups });
+            return Err(TooManyGroups { limit: self.max_groups, tenant: None });
+        }
+        // Counted only when a group would open and a tenant limit is set: a scan of the open
+        // groups, rare next to the alerts that join open ones.
+        if opening > 0
+            && self.max_groups_per_tenant < usize::MAX
+            && self.windows.open_groups_of(&alert.tenant) + opening > self.max_groups_per_tenant
+        {
+            return Err(TooManyGroups { limit: self.max_groups_per_tenant, tenant: Some(alert.tenant.clone()) });
         }
         let fingerprint = alert_fingerprint(alert);
         // Its incident is named on the alerts it inhibits: the group on its first route.

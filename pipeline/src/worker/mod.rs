@@ -273,7 +273,11 @@ impl Worker {
                             Duration::from_millis(worker.idle_timeout_ms),
                             Instant::now(),
                         )
-                        .with_max_groups(worker.max_open_groups);
+                        .with_max_groups(worker.max_open_groups)
+                        .with_max_groups_per_tenant(match worker.max_open_groups_per_tenant {
+                            0 => usize::MAX,
+                            limit => limit,
+                        });
                         operator.set_transients(self.transients.clone());
                         if let Some(correlator) = &self.correlator {
                             operator = operator.with_correlator(correlator.clone());

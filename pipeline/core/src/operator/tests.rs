@@ -147,8 +147,26 @@ fn alerts_that_would_open_more_groups_than_the_partition_may_hold_are_refused() 
     .with_max_groups(2);
     h.send(&alert("A", "h1", T0)).unwrap();
     h.send(&alert("B", "h1", T0)).unwrap();
-    assert_eq!(h.send(&alert("C", "h1", T0)).unwrap_err(), TooManyGroups { limit: 2 });
+    assert_eq!(h.send(&alert("C", "h1", T0)).unwrap_err(), TooManyGroups { limit: 2, tenant: None });
     h.send(&alert("A", "h2", T0)).expect("an open group still takes alerts");
+    assert_eq!(h.operator.open_groups(), 2);
+}
+
+#[test]
+fn a_tenant_cannot_open_more_groups_than_its_own_limit_and_others_still_can() {
+    let mut h = Harness::new();
+    h.operator = std::mem::replace(
+        &mut h.operator,
+        Operator::restore(Vec::new(), Scale::default(), Duration::ZERO, Duration::ZERO, h.start),
+    )
+    .with_max_groups_per_tenant(1);
+    let of = |tenant: &str, name: &str| Alert { tenant: tenant.into(), ..alert(name, "h1", T0) };
+    h.send(&of("a", "A")).unwrap();
+    let refused = h.send(&of("a", "B")).unwrap_err();
+    assert_eq!(refused, TooManyGroups { limit: 1, tenant: Some("a".into()) });
+    assert!(refused.to_string().contains("worker.max_open_groups_per_tenant"), "{refused}");
+    h.send(&of("b", "B")).expect("another tenant's storm is not this one's");
+    h.send(&of("a", "A")).expect("an open group still takes alerts");
     assert_eq!(h.operator.open_groups(), 2);
 }
 

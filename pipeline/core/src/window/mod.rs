@@ -263,6 +263,11 @@ impl Windows {
         self.groups.len()
     }
 
+    /// Open groups of `tenant`.
+    pub fn open_groups_of(&self, tenant: &str) -> usize {
+        self.groups.values().filter(|group| group.tenant() == tenant).count()
+    }
+
     /// Alerts (distinct fingerprints) held across all open groups.
     pub fn open_fingerprints(&self) -> usize {
         self.groups.values().map(Group::fingerprints).sum()
