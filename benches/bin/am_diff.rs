@@ -297,8 +297,13 @@ impl Sides {
         );
         let config = Config::load(None, env.clone())?;
         rt.block_on(create_topics(&config.kafka, &config.topics))?;
-        for command in ["ingest", "run", "notify"] {
-            sides.children.push(spawn(quench, command, &env)?);
+        // The worker serves its probes on http.listen; ingest and notify on their own listeners
+        // (http.listen empty for them: one port each, as their readiness is read below).
+        let mut public = env.clone();
+        public.retain(|(k, _)| k != "QUENCH_HTTP__LISTEN");
+        public.push(("QUENCH_HTTP__LISTEN".into(), String::new()));
+        for (command, env) in [("ingest", &public), ("run", &env), ("notify", &public)] {
+            sides.children.push(spawn(quench, command, env)?);
         }
         for (what, url) in [
             ("Alertmanager", format!("{}/-/ready", sides.alertmanager)),

@@ -253,6 +253,10 @@ pub struct ClickHouseConfig {
     /// Block compression of the HTTP protocol: `lz4` for real servers, `none` for the chdb
     /// adapter of the local stack, which does not implement ClickHouse's compressed framing.
     pub compression: Compression,
+    /// Days each table keeps its rows, by table (`alerts = 30`), applied by `quench migrate` and
+    /// `quench init`; 0 keeps them for ever. A table not named keeps its last setting (at first
+    /// what its DDL says: alerts 30 days, the rest for ever).
+    pub ttl_days: BTreeMap<String, u32>,
 }
 
 impl Default for ClickHouseConfig {
@@ -263,6 +267,7 @@ impl Default for ClickHouseConfig {
             user: "default".into(),
             password: Secret::default(),
             compression: Compression::Lz4,
+            ttl_days: BTreeMap::new(),
         }
     }
 }
@@ -377,11 +382,22 @@ impl Config {
         self.validate_connections().map_err(|(key, message)| (key.to_string(), message))?;
         self.ingest.validate()?;
         self.http.limits.validate()?;
+        self.validate_ttls()?;
         self.notify.validate()?;
         self.predict.validate()?;
         self.correlate.validate()?;
         self.api.validate()?;
         self.classify.validate()
+    }
+
+    fn validate_ttls(&self) -> Result<(), (String, String)> {
+        match self.clickhouse.ttl_days.keys().find(|table| crate::clickhouse::ttl_column(table).is_none()) {
+            Some(table) => Err((
+                format!("clickhouse.ttl_days.{table}"),
+                format!("not a table with a time to expire by: {}", crate::clickhouse::ttl_tables()),
+            )),
+            None => Ok(()),
+        }
     }
 
     fn validate_connections(&self) -> Result<(), (&'static str, String)> {
@@ -505,7 +521,8 @@ fn parse_scalar(raw: &str) -> toml::Value {
         .parse::<toml::Table>()
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .filter(|v| !v.is_table())
+        // Dates stay strings (no setting is a TOML date; schedules take "2026-01-01" as text).
+        .filter(|v| !v.is_table() && !v.is_datetime())
         .filter(|v| v.is_array() || v.to_string() == raw.trim())
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
@@ -514,7 +531,7 @@ fn parse_scalar(raw: &str) -> toml::Value {
 /// may be a `password = ...` line).
 fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> String {
     let at = error.span().map(|span| {
-        let before = &text[..span.start.min(text.len())];
+        let before = text.get(..span.start).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         format!(" line {line}, column {column}")
@@ -697,6 +714,8 @@ mod tests {
         assert!(err.contains("kafka.brokers") && err.contains("nohost"), "{err}");
         let err = Config::load(None, env(&[("QUENCH_TOPICS__PARTITIONS", "0")])).unwrap_err().to_string();
         assert!(err.contains("topics.partitions"), "{err}");
+        let err = Config::load(None, env(&[("QUENCH_CLICKHOUSE__TTL_DAYS__ALERTZ", "7")])).unwrap_err().to_string();
+        assert!(err.contains("clickhouse.ttl_days.alertz") && err.contains("notifications"), "{err}");
     }
 
     #[test]

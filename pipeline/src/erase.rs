@@ -32,9 +32,10 @@ pub struct EraseArgs {
 }
 
 fn label(text: &str) -> Result<(String, String), String> {
+    // An empty value would match every alert without the label (a missing key reads as '').
     match text.split_once('=') {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().into(), value.into())),
-        _ => Err(format!("`{text}` is not name=value")),
+        Some((name, value)) if !name.trim().is_empty() && !value.is_empty() => Ok((name.trim().into(), value.into())),
+        _ => Err(format!("`{text}` is not name=value (both non-empty)")),
     }
 }
 
@@ -43,7 +44,8 @@ fn before(text: &str) -> Result<i64, String> {
     crate::ask::parse_time(&rfc3339).map_err(|e| e.to_string())
 }
 
-/// Tables whose rows belong to one incident, erased with it.
+/// Tables whose rows belong to one incident, erased with it (in reverse order: `incidents`, by
+/// which an erasure finds them, last).
 const PER_INCIDENT: &[&str] =
     &["incidents", "incident_alerts", "routing_events", "notifications", "actions", "similar_incidents"];
 
@@ -116,9 +118,11 @@ pub async fn run(config: &Config, args: &EraseArgs) -> anyhow::Result<Erased> {
     if args.dry_run {
         return Ok(erased);
     }
-    // Incidents first: their alerts are how a labelled erasure found them.
+    // Tombstones first, and `incidents` last of each chunk's tables: an erasure that fails
+    // half-way still finds, when run again, every incident it has not finished.
+    tombstones(config, &ids).await?;
     for chunk in ids.chunks(CHUNK) {
-        for table in PER_INCIDENT {
+        for table in PER_INCIDENT.iter().rev() {
             clickhouse
                 .query(&format!("DELETE FROM {table} WHERE tenant = ? AND has(?, incident_id)"))
                 .bind(&args.tenant)
@@ -138,7 +142,6 @@ pub async fn run(config: &Config, args: &EraseArgs) -> anyhow::Result<Erased> {
         .execute()
         .await
         .context("erasing alerts")?;
-    tombstones(config, &ids).await?;
     let mut insert = clickhouse.insert::<Erasure>("erasures").await?;
     insert
         .write(&Erasure {
@@ -176,7 +179,7 @@ mod tests {
     fn labels_and_dates_are_read_as_the_help_says() {
         assert_eq!(label("service=pg"), Ok(("service".into(), "pg".into())));
         assert_eq!(label("team=a=b"), Ok(("team".into(), "a=b".into())));
-        assert!(label("service").is_err() && label("=pg").is_err());
+        assert!(label("service").is_err() && label("=pg").is_err() && label("team=").is_err());
         assert_eq!(before("2026-11-01"), before("2026-11-01T00:00:00Z"));
         assert!(before("yesterday").is_err());
     }

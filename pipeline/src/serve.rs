@@ -100,8 +100,13 @@ pub async fn serve(
     Ok(())
 }
 
-/// Handles the request if fewer than the limit are in flight, else answers 503 at once.
+/// Handles the request if fewer than the limit are in flight, else answers 503 at once. Probes
+/// and scrapes are not counted: a liveness probe failing under load would restart the process
+/// and make the load worse.
 async fn admit(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
+        return next.run(request).await;
+    }
     match in_flight.try_acquire() {
         Ok(_permit) => next.run(request).await,
         Err(_) => (

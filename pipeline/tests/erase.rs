@@ -50,13 +50,24 @@ async fn remaining(clickhouse: &clickhouse::Client, table: &str) -> Vec<String> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenants_labelled_data_is_erased_from_every_table_and_the_incidents_topic_and_recorded() {
     let mut run = Run::new("erase");
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_test_erase_{}_{}", std::process::id(), now_ms()));
+    run.set_all(&[
+        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_test_erase_{}_{}", std::process::id(), now_ms())),
+        // Notifications kept 90 days, erasures for ever (none to remove: no error).
+        ("QUENCH_CLICKHOUSE__TTL_DAYS__NOTIFICATIONS", "90".into()),
+        ("QUENCH_CLICKHOUSE__TTL_DAYS__ERASURES", "0".into()),
+    ]);
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let clickhouse = client(&run.config.clickhouse);
     for insert in FIXTURE {
         clickhouse.query(insert).execute().await.unwrap();
     }
+    let ttl: String = clickhouse
+        .query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = 'notifications'")
+        .fetch_one()
+        .await
+        .unwrap();
+    assert!(ttl.contains("TTL toDateTime(at) + toIntervalDay(90)"), "clickhouse.ttl_days applied: {ttl}");
     let erase = |args: &str| {
         let output = quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), &format!("erase {args}"), &run.env)
             .output()

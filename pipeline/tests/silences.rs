@@ -91,16 +91,24 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     let mut sink = run.start("sink");
 
     // The API answers once it read the silences topic; writes need the token.
-    let ready = until(|| format!("{:?}", amtool(url, None, &["silence", "query"]).status), |s| s.contains("(0)"));
+    let ready =
+        until(|| format!("{:?}", amtool(url, Some(&http_config), &["silence", "query"]).status), |s| s.contains("(0)"));
     assert!(ready.contains("(0)"), "amtool silence query: {ready}");
+    // Reads need a token too: silences and alerts name other tenants' labels.
+    let anonymous = String::from_utf8_lossy(&amtool(url, None, &["silence", "query"]).stderr).into_owned();
+    assert!(anonymous.contains("401"), "{anonymous}");
     let args = ["silence", "add", "alertname=DiskFull", "instance=~db-.*", "--comment=disk swap", "--duration=1h"];
     let refused = String::from_utf8_lossy(&amtool(url, None, &args).stderr).into_owned();
     assert!(refused.contains("401"), "{refused}");
     let id = stdout(&amtool(url, Some(&http_config), &args)).trim().to_string();
     assert_eq!(id.len(), 36, "a UUID: {id}");
-    let listed = stdout(&amtool(url, None, &["silence", "query"]));
+    let listed = stdout(&amtool(url, Some(&http_config), &["silence", "query"]));
     assert!(listed.contains(&id) && listed.contains("disk swap") && listed.contains("instance=~\"db-.*\""), "{listed}");
-    assert_eq!(stdout(&amtool(url, None, &["silence", "query", "-q", "alertname=Other"])).trim(), "", "filtered");
+    assert_eq!(
+        stdout(&amtool(url, Some(&http_config), &["silence", "query", "-q", "alertname=Other"])).trim(),
+        "",
+        "filtered"
+    );
 
     // A storm of two alerts: DiskFull is silenced, Latency is not.
     let mut worker = run.start("run");
@@ -113,9 +121,9 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     let client = reqwest::Client::new();
     assert!(post(&client, url, "/v1/alertmanager", serde_json::to_vec(&body).unwrap()).await.status().is_success());
 
-    let active = until(|| stdout(&amtool(url, None, &["alert", "query"])), |out| out.contains("Latency"));
+    let active = until(|| stdout(&amtool(url, Some(&http_config), &["alert", "query"])), |out| out.contains("Latency"));
     assert!(active.contains("Latency") && !active.contains("DiskFull"), "a silenced alert is not listed: {active}");
-    let all = stdout(&amtool(url, None, &["alert", "query", "--silenced", "-o", "json"]));
+    let all = stdout(&amtool(url, Some(&http_config), &["alert", "query", "--silenced", "-o", "json"]));
     let alerts: serde_json::Value = serde_json::from_str(&all).unwrap();
     let disk = alerts.as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "DiskFull").expect("listed");
     assert_eq!(disk["status"]["state"], "suppressed");
@@ -131,8 +139,24 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     // Expiring the silence makes DiskFull news at its group's next tick.
     let expired_at = quench_schemas::now_ms();
     stdout(&amtool(url, Some(&http_config), &["silence", "expire", &id]));
-    assert_eq!(stdout(&amtool(url, None, &["silence", "query", "-q"])).trim(), "", "expired");
-    assert!(stdout(&amtool(url, None, &["silence", "query", "--expired"])).contains(&id));
+    assert_eq!(stdout(&amtool(url, Some(&http_config), &["silence", "query", "-q"])).trim(), "", "expired");
+    assert!(stdout(&amtool(url, Some(&http_config), &["silence", "query", "--expired"])).contains(&id));
+    // Both changes are in the audit trail (written in the background), with the token that made them.
+    let clickhouse = quench_pipeline::clickhouse::client(&run.config.clickhouse);
+    let started = std::time::Instant::now();
+    let changes: Vec<(String, String, String)> = loop {
+        let changes: Vec<(String, String, String)> = clickhouse
+            .query("SELECT change, token, silence_id FROM silence_changes ORDER BY at")
+            .fetch_all()
+            .await
+            .unwrap();
+        if changes.len() >= 2 || started.elapsed() > std::time::Duration::from_secs(30) {
+            break changes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let alice = "alice".to_string();
+    assert_eq!(changes, [("create".into(), alice.clone(), id.clone()), ("expire".into(), alice, id.clone())]);
     let events: Vec<RoutingEvent> =
         decode_all(&registry, &read_until(&run.consumer(&run.config.topics.routing), mentions("DiskFull"))).await;
     let opened: Vec<(&str, i64)> =
@@ -140,7 +164,8 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     assert_eq!(opened.len(), 2, "{events:?}");
     assert!(opened[0].0.starts_with("Latency") && opened[1].0.starts_with("DiskFull"), "{opened:?}");
     assert!(opened[1].1 >= expired_at - 1_000, "DiskFull is announced once the silence expired: {opened:?}");
-    let active = until(|| stdout(&amtool(url, None, &["alert", "query"])), |out| out.contains("DiskFull"));
+    let active =
+        until(|| stdout(&amtool(url, Some(&http_config), &["alert", "query"])), |out| out.contains("DiskFull"));
     assert!(active.contains("DiskFull"), "no longer silenced: {active}");
 
     for child in [&mut worker, &mut sink] {

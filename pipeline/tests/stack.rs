@@ -30,3 +30,25 @@ async fn the_registry_keeps_its_schemas_and_ids_across_a_restart() {
     let old = registry.schema_by_id(old_id).await.unwrap();
     assert!(!old.contains("\"zone\""), "the old id still names the schema it was given to: {old}");
 }
+
+/// The script takes ports and instance names from the environment: a value that is not a port or
+/// a plain name is refused, naming the variable, before it reaches a command line or a file (a
+/// `;` once reached `sed`, whose `e` flag runs commands).
+#[test]
+fn the_stack_refuses_variables_that_are_not_ports_or_names() {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/local/stack");
+    let marker = std::env::temp_dir().join(format!("quench-stack-injected-{}", std::process::id()));
+    let injected = format!("1;touch {}", marker.display());
+    for (name, value) in [
+        ("KAFKA_PORT", injected.as_str()),
+        ("CLICKHOUSE_PORT", "a[$(id)]"),
+        ("REGISTRY_PORT", "70000"),
+        ("QUENCH_STACK_INSTANCE", "../elsewhere"),
+    ] {
+        let output = std::process::Command::new(&script).arg("env").env(name, value).output().unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name}={value} was taken");
+        assert!(said.contains(name), "the refusal names {name}: {said}");
+    }
+    assert!(!marker.exists(), "no command ran");
+}

@@ -5,8 +5,12 @@
 use std::time::Duration;
 
 /// Every metric this crate emits.
-pub const METRICS: &[&str] =
-    &["quench_ingest_requests_total", "quench_ingest_request_seconds", "quench_ingest_alerts_total"];
+pub const METRICS: &[&str] = &[
+    "quench_ingest_requests_total",
+    "quench_ingest_request_seconds",
+    "quench_ingest_alerts_total",
+    "quench_ingest_quota_rejected_alerts_total",
+];
 
 /// A webhook request was answered.
 pub struct RequestAnswered {

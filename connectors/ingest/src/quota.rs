@@ -58,7 +58,7 @@ impl Quotas {
         if rate == 0 {
             return Ok(());
         }
-        let (rate, capacity) = (rate as f64, (rate * self.config.burst_seconds) as f64);
+        let (rate, capacity) = (rate as f64, rate.saturating_mul(self.config.burst_seconds) as f64);
         let mut buckets = self.buckets.lock().expect("quota lock");
         let bucket = buckets.entry(tenant.to_string()).or_insert(Bucket { tokens: capacity, at: now });
         bucket.tokens = (bucket.tokens + now.saturating_duration_since(bucket.at).as_secs_f64() * rate).min(capacity);

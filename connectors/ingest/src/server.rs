@@ -138,7 +138,8 @@ impl Ingest {
         self.quotas.take(&source.tenant, parsed.alerts.len(), Instant::now()).map_err(|wait| {
             QuotaExceeded { tenant: &source.tenant, alerts: parsed.alerts.len() }.emit();
             Rejection {
-                retry_after_secs: Some(wait.as_secs().max(1)),
+                // Rounded up: a sender told to wait less than it must is refused again.
+                retry_after_secs: Some(wait.as_secs_f64().ceil().max(1.0) as u64),
                 ..Rejection::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     format!(

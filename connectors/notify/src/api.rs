@@ -13,7 +13,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
-    body::Bytes,
+    body::{Body as RequestBody, Bytes},
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -62,6 +62,21 @@ pub fn router(tokens: BTreeMap<String, ApiToken>, submit: Submit) -> Router {
     Router::new().route("/v1/incidents/{id}/{verb}", post(act)).with_state(Api { tokens: Arc::new(tokens), submit })
 }
 
+/// The largest body an API request may carry (actions, comments, silences are small).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// How long a body may take to arrive, once its headers did.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a request's body, once its credentials were checked (a body is never buffered for a
+/// client that may not send one): at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
+pub async fn read_body(body: RequestBody) -> Result<Bytes, (StatusCode, String)> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err((StatusCode::PAYLOAD_TOO_LARGE, format!("a body of at most {MAX_BODY_BYTES} bytes"))),
+        Err(_) => Err((StatusCode::REQUEST_TIMEOUT, format!("the body did not arrive within {BODY_TIMEOUT:?}"))),
+    }
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
@@ -70,7 +85,7 @@ async fn act(
     State(api): State<Api>,
     Path((id, verb)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: RequestBody,
 ) -> Response {
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     let Some((token_name, token)) = quench_secret::authenticate(&api.tokens, authorization) else {
@@ -82,6 +97,10 @@ async fn act(
     if !token.write {
         return error(StatusCode::FORBIDDEN, format!("token `{token_name}` may not write (notify.api_tokens)"));
     }
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, message),
+    };
     let kind = match verb.as_str() {
         "ack" | "acknowledge" => ActionKind::Acknowledge,
         "resolve" => ActionKind::Resolve,

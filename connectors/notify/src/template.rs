@@ -79,8 +79,10 @@ impl Markup {
             Self::SlackMrkdwn if value.contains(['&', '<', '>']) => {
                 Cow::Owned(value.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"))
             }
-            // CommonMark's backslash escapes, for every character the subset reads as markup, and
-            // braces, so that no value opens a `{{DATE()}}`.
+            // CommonMark's backslash escapes, for the characters the subset reads as markup (bold,
+            // italics, links, code) and braces, so that no value opens a `{{DATE()}}`; not for
+            // `.`, `-` or `(`, which only matter at a line's start and which Teams' mobile client
+            // shows with their backslash.
             Self::TeamsMarkdown if value.contains(TEAMS_SPECIAL) => {
                 let mut escaped = String::with_capacity(value.len() + 8);
                 for c in value.chars() {
@@ -96,8 +98,7 @@ impl Markup {
     }
 }
 
-const TEAMS_SPECIAL: [char; 17] =
-    ['\\', '*', '_', '[', ']', '(', ')', '~', '`', '#', '+', '-', '.', '!', '>', '{', '}'];
+const TEAMS_SPECIAL: [char; 9] = ['\\', '*', '_', '[', ']', '~', '`', '{', '}'];
 
 /// `template` with each known `{name}` replaced by its value escaped for `markup`, in one pass:
 /// a value is never read again for placeholders. Unknown `{...}` stay as written.
@@ -287,7 +288,7 @@ pub(crate) mod tests {
         let message = templates.render(&hostile, "", None, Markup::TeamsMarkdown);
         assert_eq!(
             message.body,
-            "\\[Ack here\\]\\(https://evil\\.example\\) \\*\\*urgent\\*\\* \\{\\{DATE\\(2017\\-02\\-14T06:00:00Z\\)\\}\\}"
+            "\\[Ack here\\](https://evil.example) \\*\\*urgent\\*\\* \\{\\{DATE(2017-02-14T06:00:00Z)\\}\\}"
         );
         assert!(message.title.starts_with("**") && message.title.ends_with("**"), "the template's own markup stays");
     }

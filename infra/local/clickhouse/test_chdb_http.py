@@ -72,7 +72,9 @@ class PureRules(unittest.TestCase):
                     "SELECT * FROM S3 ('http://x')", "SELECT * FROM remote('h', system.one)",
                     "SELECT * FROM remoteSecure('h', system.one)", "SELECT * FROM executable('x', CSV, 'a String')",
                     "SELECT file('/etc/passwd')", "SELECT 1; DROP TABLE t", "SELECT 1;SELECT 2",
-                    "SELECT 'a'; DROP TABLE t"):
+                    "SELECT 'a'; DROP TABLE t", "SELECT * FROM `file`('/etc/passwd', LineAsString)",
+                    'SELECT * FROM "url"(\'http://x\', CSV)', "SELECT * FROM file/**/('/etc/passwd')",
+                    "SELECT 1 -- x\n; DROP TABLE t"):
             with self.assertRaises(chdb_http.QueryError, msg=sql) as raised:
                 chdb_http.check_readonly(sql)
             self.assertEqual(raised.exception.code, 164)

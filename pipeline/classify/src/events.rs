@@ -7,6 +7,7 @@ use std::time::Duration;
 /// Every metric this crate emits.
 pub const METRICS: &[&str] = &[
     "quench_classifications_total",
+    "quench_llm_spend_capped_total",
     "quench_llm_requests_total",
     "quench_llm_request_seconds",
     "quench_llm_tokens_total",

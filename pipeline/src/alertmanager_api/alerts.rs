@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     extract::{RawQuery, State},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
@@ -18,7 +18,7 @@ use quench_schemas::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error, read_request, rfc3339, Api};
+use super::{error, read_request, reader, rfc3339, unauthorized, Api};
 
 #[derive(Row, Deserialize)]
 struct Latest {
@@ -44,7 +44,8 @@ const FIRING: &str = "\
         AND (argMax(stateful, received_at) OR updated_at > now64(3) - toIntervalMillisecond(?))) \
     ORDER BY tenant, fingerprint";
 
-pub async fn list(State(api): State<Arc<Api>>, RawQuery(query): RawQuery) -> Response {
+pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let Some(token) = reader(&api, &headers) else { return unauthorized("alerts are listed for a token") };
     let (matchers, params) = match read_request(&api, query.as_deref()) {
         Ok(request) => request,
         Err(response) => return *response,
@@ -70,7 +71,8 @@ pub async fn list(State(api): State<Arc<Api>>, RawQuery(query): RawQuery) -> Res
     let mutes = api.mutes.read().expect("mutes lock");
     let check = Check { rules: &rules, mutes: &mutes };
     let mut out = Vec::new();
-    for row in rows.into_iter().filter(|row| matchers.iter().all(|m| m.matches(&row.last_labels))) {
+    let visible = |row: &Latest| token.sees(&row.tenant) && matchers.iter().all(|m| m.matches(&row.last_labels));
+    for row in rows.into_iter().filter(visible) {
         let receivers: Vec<String> =
             rules.routes_for(&row.last_labels).iter().filter_map(|route| route.receiver.clone()).collect();
         if receiver.as_ref().is_some_and(|re| !receivers.iter().any(|r| re.is_match(r))) {

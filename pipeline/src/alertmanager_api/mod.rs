@@ -5,8 +5,10 @@
 //! A silence is a record of the compacted silences topic, which every worker follows (see
 //! [`crate::mutes`]); this process follows it too, to answer reads. Alerts are read from
 //! ClickHouse (`alerts`: the latest state of each alert seen in the last week) and their status
-//! decided with the rules and side inputs in force, as the workers decide it. Writes need a
-//! bearer token of `ingest.api_tokens`; reads need none, as in Alertmanager.
+//! decided with the rules and side inputs in force, as the workers decide it. Every request but
+//! the status needs a bearer token of `ingest.api_tokens` (amtool sends one from its
+//! `--http.config.file`): alerts are listed of the token's tenants only; silences, which mute
+//! every tenant, are read by tokens of all tenants and written by writing ones.
 
 mod alerts;
 mod silences;
@@ -98,6 +100,20 @@ fn follow(config: &Config, mutes: &RwLock<Mutes>, caught_up: &AtomicBool, shutdo
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The token presented, if it is one of `ingest.api_tokens`.
+fn reader<'a>(api: &'a Api, headers: &axum::http::HeaderMap) -> Option<&'a ApiToken> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    quench_secret::authenticate(&api.tokens, authorization).map(|(_, token)| token)
+}
+
+/// 401 for a request without a token it needs.
+fn unauthorized(need: &str) -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        format!("missing or unknown `Authorization: Bearer <token>`: {need} (see ingest.api_tokens)"),
+    )
 }
 
 /// An error until the silences were read (see [`Api::caught_up`]). Failures are 500, the one

@@ -11,7 +11,6 @@ use std::{
 };
 
 use axum::{
-    body::Bytes,
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -23,7 +22,8 @@ use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{error, parse_time, read_request, rfc3339, unready, Api};
+use super::{error, parse_time, read_request, reader, rfc3339, unready, Api};
+use quench_secret::ApiToken;
 
 /// A silence as clients post it.
 #[derive(Deserialize)]
@@ -68,7 +68,10 @@ fn gettable(silence: &Silence, now: i64) -> Gettable<'_> {
 /// GET: every silence whose matchers the `filter` matchers match (as Alertmanager does, reading
 /// a silence's matchers as labels): active ones first by end, then pending by start, then
 /// expired, most recent first.
-pub async fn list(State(api): State<Arc<Api>>, RawQuery(query): RawQuery) -> Response {
+pub async fn list(State(api): State<Arc<Api>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    if !reader(&api, &headers).is_some_and(ApiToken::sees_all) {
+        return unauthorized_reader();
+    }
     let matchers = match read_request(&api, query.as_deref()) {
         Ok((matchers, _)) => matchers,
         Err(response) => return *response,
@@ -86,7 +89,10 @@ pub async fn list(State(api): State<Arc<Api>>, RawQuery(query): RawQuery) -> Res
     Json(found.iter().map(|s| gettable(s, now)).collect::<Vec<_>>()).into_response()
 }
 
-pub async fn get_one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Response {
+pub async fn get_one(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if !reader(&api, &headers).is_some_and(ApiToken::sees_all) {
+        return unauthorized_reader();
+    }
     if let Some(response) = unready(&api) {
         return response;
     }
@@ -98,11 +104,15 @@ pub async fn get_one(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Res
 }
 
 /// POST: creates a silence, or changes the one its `id` names; answers its id.
-pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: axum::body::Body) -> Response {
     let Some(token) = writer(&api, &headers) else { return unauthorized() };
     if let Some(response) = unready(&api) {
         return response;
     }
+    let body = match quench_notify::api::read_body(body).await {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, message),
+    };
     let posted: Postable = match serde_json::from_slice(&body) {
         Ok(posted) => posted,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a silence: {e}")),
@@ -113,8 +123,15 @@ pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
         (Err(why), _) | (_, Err(why)) => return error(StatusCode::BAD_REQUEST, why),
     };
     let created_by = if posted.created_by.is_empty() { token.to_string() } else { posted.created_by };
-    let change =
-        Change { id: posted.id, matchers: posted.matchers, starts_at, ends_at, created_by, comment: posted.comment };
+    let change = Change {
+        id: posted.id,
+        matchers: posted.matchers,
+        starts_at,
+        ends_at,
+        created_by,
+        comment: posted.comment,
+        token: token.to_string(),
+    };
     match api.save(change, now_ms()).await {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(refusal) => refused(refusal),
@@ -123,13 +140,11 @@ pub async fn post(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) 
 
 /// DELETE: expires the silence now (a pending one never starts).
 pub async fn expire(State(api): State<Arc<Api>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if writer(&api, &headers).is_none() {
-        return unauthorized();
-    }
+    let Some(token) = writer(&api, &headers) else { return unauthorized() };
     if let Some(response) = unready(&api) {
         return response;
     }
-    match api.expire(&id, now_ms()).await {
+    match api.expire(&id, token, now_ms()).await {
         Ok(()) => StatusCode::OK.into_response(),
         Err(refusal) => refused(refusal),
     }
@@ -143,6 +158,8 @@ pub struct Change {
     pub ends_at: i64,
     pub created_by: String,
     pub comment: String,
+    /// The name of the token that made the request (recorded in `silence_changes`).
+    pub token: String,
 }
 
 /// Why a silence was not saved or expired.
@@ -196,6 +213,7 @@ impl Api {
             None => None,
         };
         let mut writes = Vec::new();
+        let token = change.token;
         let silence = match existing {
             Some(old) if old.matchers == change.matchers && old.state(now) != "expired" => Silence {
                 // An active silence keeps its start: what it muted stays muted.
@@ -225,24 +243,24 @@ impl Api {
         silence.compile().map_err(Refusal::Invalid)?;
         let id = silence.id.clone();
         writes.push(silence);
-        self.write(writes).await?;
+        self.write(writes, &token).await?;
         Ok(id)
     }
 
-    /// Expires the silence `id` now; an expired one stays as it is.
-    pub async fn expire(&self, id: &str, now: i64) -> Result<(), Refusal> {
+    /// Expires the silence `id` now, for the token named `token`; an expired one stays as it is.
+    pub async fn expire(&self, id: &str, token: &str, now: i64) -> Result<(), Refusal> {
         let Some(silence) = self.mutes.read().expect("mutes lock").silences.get(id).cloned() else {
             return Err(Refusal::NotFound(format!("silence {id} not found")));
         };
         if silence.state(now) == "expired" {
             return Ok(());
         }
-        self.write(vec![expired(silence, now)]).await
+        self.write(vec![expired(silence, now)], token).await
     }
 
     /// Writes the silences to the topic, then to this process's set (the follower applies the
     /// same records again later, which changes nothing).
-    async fn write(&self, silences: Vec<Silence>) -> Result<(), Refusal> {
+    async fn write(&self, silences: Vec<Silence>, token: &str) -> Result<(), Refusal> {
         for silence in &silences {
             let value = serde_json::to_vec(silence).expect("a silence serialises");
             let record = FutureRecord::to(&self.silences_topic).key(&silence.id).payload(&value);
@@ -250,6 +268,7 @@ impl Api {
                 return Err(Refusal::Unavailable(format!("the silence was not stored: {e}")));
             }
         }
+        self.audit(&silences, token);
         let mut mutes = self.mutes.write().expect("mutes lock");
         for silence in silences {
             mutes.silences.upsert(silence).expect("checked before it was written");
@@ -268,10 +287,66 @@ fn writer<'a>(api: &'a Api, headers: &HeaderMap) -> Option<&'a str> {
 }
 
 fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "missing or unknown `Authorization: Bearer <token>`, or not a writing token of all tenants (see ingest.api_tokens)",
-    )
+    super::unauthorized("silences are changed by writing tokens of all tenants")
+}
+
+fn unauthorized_reader() -> Response {
+    super::unauthorized("silences mute every tenant, so they are read by tokens of all tenants")
+}
+
+/// One row of `silence_changes` (sql/0018_silence_changes.sql).
+#[derive(clickhouse::Row, Serialize)]
+struct SilenceChange {
+    at: i64,
+    silence_id: String,
+    change: &'static str,
+    created_by: String,
+    token: String,
+    matchers: String,
+    starts_at: i64,
+    ends_at: i64,
+    comment: String,
+}
+
+impl Api {
+    /// Records the changes in ClickHouse for the audit trail, in the background and within 10 s.
+    /// The silences topic is the record of truth and already has them: a slow or failed insert
+    /// is logged, and never holds up (or fails) the request.
+    fn audit(&self, silences: &[Silence], token: &str) {
+        let rows: Vec<SilenceChange> = silences
+            .iter()
+            .map(|s| SilenceChange {
+                at: s.updated_at,
+                silence_id: s.id.clone(),
+                change: match (s.created_at == s.updated_at, s.ends_at <= s.updated_at) {
+                    (_, true) => "expire",
+                    (true, false) => "create",
+                    (false, false) => "update",
+                },
+                created_by: s.created_by.clone(),
+                token: token.to_string(),
+                matchers: serde_json::to_string(&s.matchers).unwrap_or_default(),
+                starts_at: s.starts_at,
+                ends_at: s.ends_at,
+                comment: s.comment.clone(),
+            })
+            .collect();
+        let clickhouse = self.clickhouse.clone();
+        tokio::spawn(async move {
+            let written = async {
+                let mut insert = clickhouse.insert::<SilenceChange>("silence_changes").await?;
+                for row in &rows {
+                    insert.write(row).await?;
+                }
+                insert.end().await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), written).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "silence changes not recorded in ClickHouse's audit trail"),
+                Err(_) => tracing::warn!("silence changes not recorded in ClickHouse's audit trail within 10 s"),
+            }
+        });
+    }
 }
 
 fn expired(silence: Silence, now: i64) -> Silence {

@@ -44,7 +44,6 @@ use std::{
 };
 
 use axum::{
-    body::Bytes,
     extract::{Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
@@ -352,7 +351,7 @@ async fn act(
     State(api): State<Api>,
     headers: HeaderMap,
     Path((id, verb)): Path<(String, String)>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), Failure> {
     let caller = api.caller(&headers)?;
     if !caller.token.write {
@@ -361,6 +360,7 @@ async fn act(
             format!("token `{}` may only read (api.tokens.{0}.write)", caller.name),
         ));
     }
+    let body = quench_notify::api::read_body(body).await.map_err(|(status, message)| Failure::new(status, message))?;
     let Some(&(_, kind)) = ACTIONS.iter().find(|(name, _)| *name == verb) else {
         return Err(Failure::new(
             StatusCode::NOT_FOUND,

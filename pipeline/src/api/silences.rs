@@ -7,7 +7,6 @@
 //! make or expire them; a silence is made by the token's name.
 
 use axum::{
-    body::Bytes,
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
     Json,
@@ -74,9 +73,10 @@ pub async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Json<Val
 pub async fn create(
     State(api): State<Api>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), Failure> {
     let caller = api.silences_caller(&headers, true)?;
+    let body = quench_notify::api::read_body(body).await.map_err(|(status, message)| Failure::new(status, message))?;
     let posted: Posted = serde_json::from_slice(&body).map_err(|e| {
         Failure::parameter(
             StatusCode::BAD_REQUEST,
@@ -103,6 +103,7 @@ pub async fn create(
         ends_at,
         created_by: caller.name.to_string(),
         comment: posted.comment,
+        token: caller.name.to_string(),
     };
     match api.silences.save(change, now).await {
         Ok(id) => Ok((StatusCode::CREATED, Json(json!({ "silence_id": id, "created_by": caller.name })))),
@@ -115,8 +116,8 @@ pub async fn expire(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Failure> {
-    api.silences_caller(&headers, true)?;
-    api.silences.expire(&id, now_ms()).await.map_err(failure)?;
+    let caller = api.silences_caller(&headers, true)?;
+    api.silences.expire(&id, caller.name, now_ms()).await.map_err(failure)?;
     Ok(Json(json!({ "silence_id": id, "state": "expired" })))
 }
 

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_similar_incidents.sql"),
     migration!(16, "0016_action_tokens.sql"),
     migration!(17, "0017_audit.sql"),
+    migration!(18, "0018_silence_changes.sql"),
 ];
 
 #[derive(Debug, Default)]
@@ -111,7 +112,56 @@ pub async fn migrate(config: &ClickHouseConfig, migrations: &[Migration]) -> any
         insert.end().await?;
         report.applied.push(migration.file);
     }
+    apply_ttls(&client, config).await?;
     Ok(report)
+}
+
+/// The tables whose rows may expire, and the time they expire by.
+const TTL_COLUMNS: &[(&str, &str)] = &[
+    ("alerts", "received_at"),
+    ("incidents", "last_seen"),
+    ("incident_alerts", "last_seen"),
+    ("routing_events", "emitted_at"),
+    ("notifications", "at"),
+    ("actions", "at"),
+    ("predictions", "issued_at"),
+    ("similar_incidents", "first_seen"),
+    ("erasures", "at"),
+];
+
+/// The tables of [`TTL_COLUMNS`], for messages.
+pub fn ttl_tables() -> String {
+    TTL_COLUMNS.iter().map(|(table, _)| *table).collect::<Vec<_>>().join(", ")
+}
+
+/// The column `table`'s rows expire by, if it is one that may expire.
+pub fn ttl_column(table: &str) -> Option<&'static str> {
+    TTL_COLUMNS.iter().find(|(t, _)| *t == table).map(|(_, column)| *column)
+}
+
+/// Applies `clickhouse.ttl_days` (checked at start-up: every table has a column in
+/// [`TTL_COLUMNS`]). Idempotent: the same TTL again changes nothing.
+async fn apply_ttls(client: &Client, config: &ClickHouseConfig) -> anyhow::Result<()> {
+    for (table, days) in &config.ttl_days {
+        let column = ttl_column(table).with_context(|| format!("clickhouse.ttl_days.{table}: no such table"))?;
+        let sql = if *days > 0 {
+            format!("ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {days} DAY DELETE")
+        } else {
+            // Removing a TTL that is not there is an error: only a table that has one.
+            let definition: String = client
+                .query("SELECT engine_full FROM system.tables WHERE database = currentDatabase() AND name = ?")
+                .bind(table)
+                .fetch_one()
+                .await
+                .with_context(|| format!("reading {table}'s definition"))?;
+            if !definition.contains(" TTL ") {
+                continue;
+            }
+            format!("ALTER TABLE {table} REMOVE TTL")
+        };
+        client.query(&sql).execute().await.with_context(|| format!("applying clickhouse.ttl_days.{table}"))?;
+    }
+    Ok(())
 }
 
 async fn apply(client: &Client, migration: &Migration) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ mod migrate;
 mod rows;
 
 pub use history::labelled_incidents;
-pub use migrate::{migrate, Migration, MigrationReport, MIGRATIONS};
+pub use migrate::{migrate, ttl_column, ttl_tables, Migration, MigrationReport, MIGRATIONS};
 pub use rows::{ActionRow, AlertRow, IncidentAlertRow, IncidentRow, PredictionRow, RoutingRow};
 
 use clickhouse::Client;

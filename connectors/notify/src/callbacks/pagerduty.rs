@@ -4,16 +4,24 @@
 //! Signed as PagerDuty documents: `X-PagerDuty-Signature: v1=<hex HMAC-SHA256 of the body>`,
 //! several comma-separated while a secret is being rotated.
 
-use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, response::Response};
+use axum::{body::Body, extract::State, http::HeaderMap, http::StatusCode, response::Response};
 use quench_schemas::{ActionKind, IncidentAction};
 use serde_json::Value;
 
 use super::{error, Callbacks};
 use crate::signing::{hmac_hex, same};
 
-pub(super) async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn webhook(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Body) -> Response {
     let secret = callbacks.config.pagerduty_webhook_secret.as_ref().expect("routed only with a secret");
     let presented = headers.get("x-pagerduty-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    // No signature, no body read.
+    if presented.trim().is_empty() {
+        return error(StatusCode::UNAUTHORIZED, "no X-PagerDuty-Signature");
+    }
+    let body = match crate::api::read_body(body).await {
+        Ok(body) => body,
+        Err((status, why)) => return error(status, why),
+    };
     if !signed(secret.expose(), presented, &body) {
         return error(
             StatusCode::UNAUTHORIZED,

@@ -4,7 +4,7 @@
 //! [`crate::channel::slack`] writes them). Signed as Slack documents: `v0=` + hex HMAC-SHA256
 //! of `v0:{X-Slack-Request-Timestamp}:{body}` with the app's signing secret.
 
-use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, response::Response};
+use axum::{body::Body, extract::State, http::HeaderMap, http::StatusCode, response::Response};
 use quench_schemas::{ActionKind, IncidentAction};
 use serde_json::Value;
 
@@ -18,10 +18,18 @@ use crate::{
 const BUTTONS: &[(&str, ActionKind)] =
     &[(ACKNOWLEDGE_BUTTON, ActionKind::Acknowledge), (RESOLVE_BUTTON, ActionKind::Resolve)];
 
-pub async fn interaction(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn interaction(State(callbacks): State<Callbacks>, headers: HeaderMap, body: Body) -> Response {
     let secret = callbacks.config.slack_signing_secret.as_ref().expect("routed only with a secret");
     let now = jiff::Timestamp::now().as_second();
-    if let Err(why) = verify(secret.expose(), &headers, &body, now, callbacks.config.max_age_s) {
+    // A fresh timestamp and a signature from the headers, before the body is read.
+    if let Err(why) = verify(secret.expose(), &headers, None, now, callbacks.config.max_age_s) {
+        return error(StatusCode::UNAUTHORIZED, why);
+    }
+    let body = match crate::api::read_body(body).await {
+        Ok(body) => body,
+        Err((status, why)) => return error(status, why),
+    };
+    if let Err(why) = verify(secret.expose(), &headers, Some(&body), now, callbacks.config.max_age_s) {
         return error(StatusCode::UNAUTHORIZED, why);
     }
     let payload = form_urlencoded::parse(&body).find(|(k, _)| k == "payload").map(|(_, v)| v.into_owned());
@@ -32,14 +40,21 @@ pub async fn interaction(State(callbacks): State<Callbacks>, headers: HeaderMap,
     callbacks.submit(actions, "slack").await
 }
 
-/// Checks the timestamp's age and the signature.
-fn verify(secret: &str, headers: &HeaderMap, body: &[u8], now: i64, max_age_s: u64) -> Result<(), String> {
+/// Checks the timestamp's age and the signature of `body`; without a body, only that a
+/// signature is there.
+fn verify(secret: &str, headers: &HeaderMap, body: Option<&[u8]>, now: i64, max_age_s: u64) -> Result<(), String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let timestamp = header("x-slack-request-timestamp");
     let at: i64 = timestamp.parse().map_err(|_| "no X-Slack-Request-Timestamp".to_string())?;
     if now.abs_diff(at) > max_age_s {
         return Err(format!("X-Slack-Request-Timestamp is more than {max_age_s} s away: a replay?"));
     }
+    let Some(body) = body else {
+        return match header("x-slack-signature").is_empty() {
+            true => Err("no X-Slack-Signature".into()),
+            false => Ok(()),
+        };
+    };
     let expected = format!("v0={}", hmac_hex(secret.as_bytes(), &[b"v0:", timestamp.as_bytes(), b":", body]));
     if !same(&expected, header("x-slack-signature")) {
         return Err("X-Slack-Signature does not match the body (notify.callbacks.slack_signing_secret)".into());
@@ -93,13 +108,17 @@ mod tests {
     #[test]
     fn only_a_fresh_request_signed_with_the_secret_passes() {
         let body = b"payload=%7B%7D";
-        assert_eq!(verify("s3cret", &signed("s3cret", 1_000, body), body, 1_010, 300), Ok(()));
-        assert!(verify("s3cret", &signed("other", 1_000, body), body, 1_010, 300)
+        assert_eq!(verify("s3cret", &signed("s3cret", 1_000, body), Some(body), 1_010, 300), Ok(()));
+        assert!(verify("s3cret", &signed("other", 1_000, body), Some(body), 1_010, 300)
             .unwrap_err()
             .contains("does not match"));
-        assert!(verify("s3cret", &signed("s3cret", 1_000, body), b"payload=x", 1_010, 300).is_err());
-        assert!(verify("s3cret", &signed("s3cret", 1_000, body), body, 2_000, 300).unwrap_err().contains("replay"));
-        assert!(verify("s3cret", &HeaderMap::new(), body, 1_000, 300).is_err());
+        assert!(verify("s3cret", &signed("s3cret", 1_000, body), Some(b"payload=x"), 1_010, 300).is_err());
+        assert!(verify("s3cret", &signed("s3cret", 1_000, body), Some(body), 2_000, 300)
+            .unwrap_err()
+            .contains("replay"));
+        assert!(verify("s3cret", &HeaderMap::new(), Some(body), 1_000, 300).is_err());
+        assert!(verify("s3cret", &HeaderMap::new(), None, 1_000, 300).is_err(), "refused before the body is read");
+        assert_eq!(verify("s3cret", &signed("s3cret", 1_000, body), None, 1_010, 300), Ok(()), "then the body is read");
     }
 
     #[test]

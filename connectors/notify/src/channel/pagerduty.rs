@@ -1,5 +1,5 @@
 //! PagerDuty Events API v2: `trigger` while the incident is open, `acknowledge` and `resolve`
-//! with it, all under dedup_key = incident id, so PagerDuty keeps one alert per incident and
+//! with it, all under dedup_key = `<tenant>/<incident id>`, so PagerDuty keeps one alert per incident and
 //! drops repeats of a trigger.
 
 use quench_schemas::{IncidentStatus, RoutingReason};
