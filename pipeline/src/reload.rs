@@ -23,6 +23,44 @@ pub struct FileSource<T> {
     modified: Option<SystemTime>,
     requested: Arc<AtomicBool>,
     read: fn(&Path) -> Result<T, String>,
+    audit: Option<ReloadAudit>,
+}
+
+/// Where reloads are recorded for the audit trail (ClickHouse `rules_reloads`), in the
+/// background: a ClickHouse outage is logged and never holds up the worker.
+pub struct ReloadAudit {
+    clickhouse: clickhouse::Client,
+    instance: String,
+    handle: tokio::runtime::Handle,
+}
+
+#[derive(clickhouse::Row, serde::Serialize)]
+struct Reload {
+    at: i64,
+    instance: String,
+    rules: &'static str,
+    file: String,
+    outcome: &'static str,
+    error: String,
+}
+
+impl ReloadAudit {
+    pub fn new(clickhouse: clickhouse::Client, instance: &str, handle: tokio::runtime::Handle) -> Self {
+        Self { clickhouse, instance: instance.to_string(), handle }
+    }
+
+    fn record(&self, rules: &'static str, file: &Path, rejected: Option<&str>) {
+        let row = Reload {
+            at: quench_schemas::now_ms(),
+            instance: self.instance.clone(),
+            rules,
+            file: file.display().to_string(),
+            outcome: if rejected.is_some() { "rejected" } else { "reloaded" },
+            error: rejected.unwrap_or_default().to_string(),
+        };
+        let client = self.clickhouse.clone();
+        crate::clickhouse::insert_in_background(&self.handle, client, "rules_reloads", vec![row], "a rules reload");
+    }
 }
 
 /// The windowing rules' source.
@@ -46,8 +84,15 @@ impl<T> FileSource<T> {
             Some(p) => read(p)?,
             None => default(),
         };
-        let source = Self { modified: path.as_deref().and_then(modified), path, requested: Arc::default(), read };
+        let source =
+            Self { modified: path.as_deref().and_then(modified), path, requested: Arc::default(), read, audit: None };
         Ok((source, rules))
+    }
+
+    /// Records every reload from now on in `audit`.
+    pub fn with_audit(mut self, audit: ReloadAudit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Setting this flag (the SIGHUP handler does) forces a reload at the next poll.
@@ -69,6 +114,12 @@ impl<T> FileSource<T> {
 }
 
 impl<T> FileSource<T> {
+    fn audit_reload(&self, what: &'static str, rejected: Option<&str>) {
+        if let (Some(audit), Some(path)) = (&self.audit, &self.path) {
+            audit.record(what, path, rejected);
+        }
+    }
+
     /// Replaces `current` with the new rules if the file changed and parses; a broken file is
     /// reported (`quench_rules_reloads_total{rules=what, outcome="rejected"}`) and `current` stays.
     pub fn reload(&mut self, current: &mut T, what: &'static str) {
@@ -88,10 +139,12 @@ impl<T> FileSource<T> {
             Some(Ok(rules)) => {
                 *current = rules;
                 RulesReloaded { rules: what, rejected: None }.emit();
+                self.audit_reload(what, None);
                 true
             }
             Some(Err(e)) => {
                 RulesReloaded { rules: what, rejected: Some(&e) }.emit();
+                self.audit_reload(what, Some(&e));
                 false
             }
         }

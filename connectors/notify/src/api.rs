@@ -70,6 +70,11 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10)
 /// Reads a request's body, once its credentials were checked (a body is never buffered for a
 /// client that may not send one): at most [`MAX_BODY_BYTES`], within [`BODY_TIMEOUT`].
 pub async fn read_body(body: RequestBody) -> Result<Bytes, (StatusCode, String)> {
+    use axum::body::HttpBody;
+    // A body announced too large is refused before any of it is read.
+    if body.size_hint().lower() > MAX_BODY_BYTES as u64 {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, format!("a body of at most {MAX_BODY_BYTES} bytes")));
+    }
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(_)) => Err((StatusCode::PAYLOAD_TOO_LARGE, format!("a body of at most {MAX_BODY_BYTES} bytes"))),

@@ -331,21 +331,14 @@ impl Api {
                 comment: s.comment.clone(),
             })
             .collect();
-        let clickhouse = self.clickhouse.clone();
-        tokio::spawn(async move {
-            let written = async {
-                let mut insert = clickhouse.insert::<SilenceChange>("silence_changes").await?;
-                for row in &rows {
-                    insert.write(row).await?;
-                }
-                insert.end().await
-            };
-            match tokio::time::timeout(Duration::from_secs(10), written).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "silence changes not recorded in ClickHouse's audit trail"),
-                Err(_) => tracing::warn!("silence changes not recorded in ClickHouse's audit trail within 10 s"),
-            }
-        });
+        let handle = tokio::runtime::Handle::current();
+        crate::clickhouse::insert_in_background(
+            &handle,
+            self.clickhouse.clone(),
+            "silence_changes",
+            rows,
+            "silence changes",
+        );
     }
 }
 

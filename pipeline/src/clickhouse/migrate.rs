@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(16, "0016_action_tokens.sql"),
     migration!(17, "0017_audit.sql"),
     migration!(18, "0018_silence_changes.sql"),
+    migration!(19, "0019_rules_reloads.sql"),
 ];
 
 #[derive(Debug, Default)]

@@ -53,7 +53,7 @@ use crate::{
     kafka::{consumed, Rebalanced},
     mutes::SideInputs,
     preflight::registry_client,
-    reload::{FileSource, RulesSource},
+    reload::{FileSource, ReloadAudit, RulesSource},
 };
 use dlq::DeadLetter;
 use learned::Learned;
@@ -171,6 +171,8 @@ impl Worker {
         readiness: Arc<Readiness>,
     ) -> anyhow::Result<Self> {
         let instance = instance_id(&config.worker);
+        let audit = || ReloadAudit::new(crate::clickhouse::client(&config.clickhouse), &instance, handle.clone());
+        let (rules_source, routing_source) = (rules_source.with_audit(audit()), routing_source.with_audit(audit()));
         let input = if rekeyed(&config, &rules) { config.topics.rekey.clone() } else { config.topics.alerts.clone() };
         let topics = [input.as_str(), config.topics.actions.as_str()];
         readiness.not_ready("reading silences and inhibition sources");
