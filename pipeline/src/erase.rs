@@ -83,16 +83,17 @@ pub async fn run(config: &Config, args: &EraseArgs) -> anyhow::Result<Erased> {
     // Conditions shared by the count and the delete, bound in this order: tenant, then label,
     // then time.
     let alerts_where = "tenant = ? AND (NOT ? OR labels[?] = ?) AND received_at < fromUnixTimestamp64Milli(?)";
-    let alerts: u64 = clickhouse
-        .query(&format!("SELECT count() FROM alerts WHERE {alerts_where}"))
-        .bind(&args.tenant)
-        .bind(labelled)
-        .bind(&label_name)
-        .bind(&label_value)
-        .bind(before)
-        .fetch_one()
-        .await
-        .context("counting the alerts to erase")?;
+    let on_alerts = |sql: &str| {
+        clickhouse
+            .query(&format!("{sql} WHERE {alerts_where}"))
+            .bind(&args.tenant)
+            .bind(labelled)
+            .bind(&label_name)
+            .bind(&label_value)
+            .bind(before)
+    };
+    let alerts: u64 =
+        on_alerts("SELECT count() FROM alerts").fetch_one().await.context("counting the alerts to erase")?;
     let ids: Vec<String> = clickhouse
         .query(
             "SELECT DISTINCT incident_id FROM incidents WHERE tenant = ? AND first_seen < fromUnixTimestamp64Milli(?) \
@@ -132,16 +133,7 @@ pub async fn run(config: &Config, args: &EraseArgs) -> anyhow::Result<Erased> {
                 .with_context(|| format!("erasing from {table}"))?;
         }
     }
-    clickhouse
-        .query(&format!("DELETE FROM alerts WHERE {alerts_where}"))
-        .bind(&args.tenant)
-        .bind(labelled)
-        .bind(&label_name)
-        .bind(&label_value)
-        .bind(before)
-        .execute()
-        .await
-        .context("erasing alerts")?;
+    on_alerts("DELETE FROM alerts").execute().await.context("erasing alerts")?;
     let mut insert = clickhouse.insert::<Erasure>("erasures").await?;
     insert
         .write(&Erasure {

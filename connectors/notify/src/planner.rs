@@ -207,7 +207,7 @@ impl PartitionState {
                 }
                 None => (1, now),
             };
-            let markup = Markup::of_channel(target.split(':').next().unwrap_or_default());
+            let markup = Markup::of_target(&target);
             let message = messages
                 .entry(markup)
                 .or_insert_with(|| Arc::new(config.templates.render(&event, &config.incident_url, None, markup)))
@@ -362,7 +362,7 @@ fn page_job(
     event: Arc<RoutingEvent>,
     note: String,
 ) -> Job {
-    let markup = Markup::of_channel(target.split(':').next().unwrap_or_default());
+    let markup = Markup::of_target(&target);
     let message = Arc::new(config.templates.render(&event, &config.incident_url, Some(&note), markup));
     Job { partition, key, target, event, message, kind: JobKind::Escalation, routing_offset: -1, note: Some(note) }
 }

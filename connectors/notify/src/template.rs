@@ -61,9 +61,9 @@ pub enum Markup {
 }
 
 impl Markup {
-    /// The markup of a channel by its name (`slack`, `teams`, ...).
-    pub fn of_channel(channel: &str) -> Self {
-        match channel {
+    /// The markup of a target, `channel:name` (`slack:ops`, `teams:dba`, ...).
+    pub fn of_target(target: &str) -> Self {
+        match target.split(':').next().unwrap_or_default() {
             "slack" => Self::SlackMrkdwn,
             "teams" => Self::TeamsMarkdown,
             _ => Self::Plain,
@@ -153,7 +153,7 @@ impl Templates {
             ("url", url.as_deref().unwrap_or("")),
             ("labels", &labels.join(", ")),
         ];
-        let fill = |template: &str| {
+        let render_part = |template: &str| {
             let text = fill(template, &values, markup);
             // Empty placeholders leave double spaces and blank lines behind.
             let lines: Vec<String> = text
@@ -163,7 +163,7 @@ impl Templates {
                 .collect();
             lines.join("\n")
         };
-        let mut body = fill(&self.body);
+        let mut body = render_part(&self.body);
         // A child in its parent's thread, or one notified on its own ("related to ...").
         // Correlation texts quote label values: data, escaped like the placeholders' values.
         match (&event.parent_incident_id, &event.correlation) {
@@ -177,7 +177,7 @@ impl Templates {
             body.push_str(&format!("\n{}", markup.escape(note)));
         }
         // One line: a title is an email's Subject and a chat message's header.
-        let title = fill(&self.title).replace('\n', " ");
+        let title = render_part(&self.title).replace('\n', " ");
         Message { title, body, url }
     }
 }

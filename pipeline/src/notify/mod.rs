@@ -380,7 +380,7 @@ impl Notifier<'_> {
                     Some(line) => {
                         // It quotes past incidents' titles and comments: data, escaped as the
                         // template's values are.
-                        let markup = Markup::of_channel(job.target.split(':').next().unwrap_or_default());
+                        let markup = Markup::of_target(&job.target);
                         let body = format!("{}\n{}", job.message.body, markup.escape(&line));
                         Arc::new(template::Message { body, ..(*job.message).clone() })
                     }
