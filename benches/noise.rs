@@ -395,8 +395,7 @@ mod tests {
                 id: format!("c-{i}"),
                 labels: BTreeMap::from([("alertname".to_string(), format!("Unseen{i}"))]),
                 annotations: BTreeMap::from([("summary".to_string(), format!("text {i}"))]),
-                service: String::new(),
-                expected: None,
+                ..Default::default()
             })
             .collect();
         let kinds = Kinds::from_corpus(&corpus, 7).unwrap();

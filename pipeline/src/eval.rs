@@ -1,18 +1,20 @@
 //! `quench eval classify`: how well a classifier does on labelled alerts, and how fast.
 //!
 //! Each line of the input becomes a one-alert incident, classified against the corpus taxonomy
-//! (its 12 categories; severities critical, warning, info). Leave-services-out folds keep every
-//! alert's own service out of the neighbours it is compared with, which is how accuracy on
-//! services never seen before is measured honestly.
+//! (its 12 categories; severities critical, warning, info). Leave-services-out folds fit the
+//! classifier without every alert's own service (neighbours, words and calibration), which is
+//! how accuracy on services never seen before is measured honestly; `--hold-out-catalog` also
+//! masks the catalog entries that name them, and `--catalog-without` masks entries by word: the
+//! case of software no catalog lists.
 
 use std::{collections::BTreeSet, path::PathBuf, time::Instant};
 
 use anyhow::bail;
 use quench_classify::{
+    catalog,
     corpus::{self, CorpusAlert},
-    eval::Scores,
-    local::Example,
-    Classifier, ClassifyConfig, LocalClassifier, ProviderKind, Subject, Taxonomy,
+    eval::{Calibration, Scores},
+    Classification, Classifier, ClassifyConfig, LocalClassifier, ProviderKind, Subject, Taxonomy,
 };
 use serde_json::json;
 
@@ -36,6 +38,15 @@ pub struct EvalClassifyArgs {
     /// and each alert is classified without the examples of its fold's services.
     #[arg(long)]
     pub folds: Option<usize>,
+    /// With `--folds`: also mask the catalog entries and hints that name a fold's services
+    /// (their words, as `--catalog-without` takes them) while classifying its alerts.
+    #[arg(long, requires = "folds")]
+    pub hold_out_catalog: bool,
+    /// Mask every catalog entry (technology or hint) whose name or keywords hold one of these
+    /// words (case-insensitive, whole words), comma-separated: how the classifier does on
+    /// products the catalog does not list.
+    #[arg(long, value_delimiter = ',')]
+    pub catalog_without: Vec<String>,
     /// Print one JSON object (predictions: one per alert) instead of a report.
     #[arg(long)]
     pub json: bool,
@@ -53,20 +64,27 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
     }
     let provider = args.provider.unwrap_or(config.provider);
     config.provider = provider;
-    let subjects: Vec<Subject> = alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations)).collect();
+    let subjects: Vec<Subject> = alerts.iter().map(CorpusAlert::subject).collect();
 
     let loading = Instant::now();
     let local = LocalClassifier::load(&config.local, config.taxonomy.clone())?;
     let loaded_in = loading.elapsed();
-    let catalog_share = subjects.iter().filter(|s| local.catalog_decides(s)).count() as f64 / subjects.len() as f64;
     let started = Instant::now();
-    let (predictions, calls) = match provider {
-        ProviderKind::Local => (classify_locally(&local, &alerts, &subjects, args)?, 0),
+    let (predictions, calls, matched) = match provider {
+        ProviderKind::Local => {
+            let (predictions, matched) = classify_locally(&local, &alerts, &subjects, args)?;
+            (predictions, 0, matched)
+        }
         _ => {
+            if !args.catalog_without.is_empty() {
+                bail!("--catalog-without masks the local classifier's catalog: use it with --provider local");
+            }
+            let matched = subjects.iter().filter(|s| local.catalog_decides(s, local.model())).count();
             let stage = Classifier::with_local(&config, local)?;
-            (stage.classify(&subjects).await?, stage.llm_calls())
+            (stage.classify(&subjects).await?, stage.llm_calls(), matched)
         }
     };
+    let catalog_share = matched as f64 / subjects.len() as f64;
     let elapsed = started.elapsed().as_secs_f64();
     let throughput = subjects.len() as f64 / elapsed.max(1e-9);
 
@@ -85,18 +103,26 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
     }
     let mut category = Scores::default();
     let mut severity = Scores::default();
+    let mut confidence = Calibration::default();
     for (alert, p) in alerts.iter().zip(&predictions) {
         if let Some(expected) = &alert.expected {
             category.add(&expected.category, &p.category);
             severity.add(&expected.severity, &p.severity);
+            confidence.add(p.confidence, expected.category == p.category);
         }
     }
-    let (category, severity) = (category.summary(), severity.summary());
-    let setup = match (args.folds, args.exclude_services.is_empty()) {
+    let (category, severity, confidence) = (category.summary(), severity.summary(), confidence.summary());
+    let mut setup = match (args.folds, args.exclude_services.is_empty()) {
         (Some(folds), _) => format!("leave-services-out, {folds} folds"),
         (None, false) => format!("without the examples of {}", args.exclude_services.join(", ")),
         (None, true) => "all examples".to_string(),
     };
+    if args.hold_out_catalog {
+        setup.push_str(", the held-out services' catalog entries masked");
+    }
+    if !args.catalog_without.is_empty() {
+        setup.push_str(&format!(", catalog without {}", args.catalog_without.join(", ")));
+    }
     if args.json {
         println!(
             "{}",
@@ -110,6 +136,7 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
                 "alerts_per_second": throughput,
                 "llm_calls": calls,
                 "catalog_matched": catalog_share,
+                "confidence": confidence,
             })
         );
         return Ok(());
@@ -124,7 +151,7 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
         println!("LLM requests: {calls}");
     }
     println!(
-        "category accuracy {:.3} ({}/{}), macro-F1 {:.3}; the catalog recognised a technology in {:.1}%",
+        "category accuracy {:.3} ({}/{}), macro-F1 {:.3}; the catalog recognised a product in {:.1}%",
         category.accuracy,
         category.correct,
         category.total,
@@ -135,25 +162,31 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
         "severity accuracy {:.3} ({}/{}), macro-F1 {:.3}",
         severity.accuracy, severity.correct, severity.total, severity.macro_f1
     );
+    println!(
+        "confidence (of the category): expected calibration error {:.3}, AUROC right vs wrong {:.3}, mean {:.3}",
+        confidence.ece, confidence.auroc, confidence.mean
+    );
     println!("\ncategory confusion matrix:\n{}", category.matrix());
     println!("severity confusion matrix:\n{}", severity.matrix());
     Ok(())
 }
 
-/// Classifies with the neighbours each alert may use: all examples but the excluded services
-/// and, with folds, the services of the alert's own fold.
+/// Classifies each alert with a model fitted without the excluded services and, with folds,
+/// without its own fold's services (and, with `--hold-out-catalog`, their catalog entries).
+/// Returns the answers and how many alerts the catalog recognised a product in.
 fn classify_locally(
     local: &LocalClassifier,
     alerts: &[CorpusAlert],
     subjects: &[Subject],
     args: &EvalClassifyArgs,
-) -> anyhow::Result<Vec<quench_classify::Classification>> {
+) -> anyhow::Result<(Vec<Classification>, usize)> {
     let excluded: BTreeSet<&str> = args.exclude_services.iter().map(String::as_str).collect();
     let folds = args.folds.unwrap_or(1).max(1);
     let services: Vec<&str> = alerts.iter().map(|a| a.service.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     // Services are dealt round-robin in name order, so every fold mixes families.
     let fold_of = |service: &str| services.iter().position(|s| *s == service).unwrap_or(0) % folds;
     let mut predictions = vec![None; subjects.len()];
+    let mut matched = 0;
     for fold in 0..folds {
         let members: Vec<usize> = (0..alerts.len()).filter(|i| fold_of(&alerts[*i].service) == fold).collect();
         let held_out: BTreeSet<&str> = if args.folds.is_some() {
@@ -161,11 +194,17 @@ fn classify_locally(
         } else {
             BTreeSet::new()
         };
-        let keep = |e: &Example| !excluded.contains(e.service.as_str()) && !held_out.contains(e.service.as_str());
+        let mut without = args.catalog_without.clone();
+        if args.hold_out_catalog {
+            without.extend(held_out.iter().flat_map(|s| catalog::naming(s)));
+        }
+        let model =
+            local.fit(|e| !excluded.contains(e.service.as_str()) && !held_out.contains(e.service.as_str()), &without);
         let batch: Vec<Subject> = members.iter().map(|i| subjects[*i].clone()).collect();
-        for (i, c) in members.iter().zip(local.classify_with(&batch, keep)?) {
+        matched += batch.iter().filter(|s| local.catalog_decides(s, &model)).count();
+        for (i, c) in members.iter().zip(local.classify_with(&batch, &model)?) {
             predictions[*i] = Some(c);
         }
     }
-    Ok(predictions.into_iter().map(|p| p.expect("every alert is in one fold")).collect())
+    Ok((predictions.into_iter().map(|p| p.expect("every alert is in one fold")).collect(), matched))
 }

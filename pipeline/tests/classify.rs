@@ -35,6 +35,7 @@ async fn openai_provider_gets_schema_valid_batches_from_a_real_llama_cpp_server(
     config.llm.json_mode = quench_classify::config::JsonMode::JsonObject;
     config.llm.max_tokens = 400;
     config.llm.timeout_ms = 120_000;
+    config.llm.ask_below_confidence = 1.0;
     let classifier = Classifier::new(&config).unwrap();
     let subject = |id: &str, name: &str, summary: &str| {
         let labels = BTreeMap::from([("alertname".to_string(), name.to_string())]);
@@ -113,6 +114,7 @@ async fn worker_falls_back_during_a_fake_llm_outage_and_reclassifies_open_incide
             ("QUENCH_CLASSIFY__LLM__URL", &url),
             ("QUENCH_CLASSIFY__LLM__MODEL", "fake-model"),
             ("QUENCH_CLASSIFY__LLM__MAX_RETRIES", "0"),
+            ("QUENCH_CLASSIFY__LLM__ASK_BELOW_CONFIDENCE", "1"),
             ("QUENCH_CLASSIFY__LLM__TIMEOUT_MS", "2000"),
             ("QUENCH_CLASSIFY__BREAKER__FAILURES", "1"),
             ("QUENCH_CLASSIFY__BREAKER__OPEN_MS", "1000"),

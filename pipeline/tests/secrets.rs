@@ -68,6 +68,7 @@ model = "claude-test"
 api_key = "{llm}"
 timeout_ms = 500
 max_retries = 0
+ask_below_confidence = 1.0
 [ingest]
 listen = "{ingest}"
 [ingest.sources.alertmanager]

@@ -32,6 +32,14 @@ pub struct Subject {
     /// answer (`classify.llm.severity_floor`); empty when unknown.
     #[serde(default)]
     pub severity: String,
+    /// The alerting rule's PromQL expression when the alerts carry it (Prometheus puts it in
+    /// `generatorURL` as `g0.expr`); empty when unknown.
+    #[serde(default)]
+    pub expr: String,
+    /// How long the rule's condition held before it fired (the rule's `for:`, "5m"); empty when
+    /// unknown, as it is from Alertmanager, which does not send it.
+    #[serde(default)]
+    pub pending_for: String,
 }
 
 impl Subject {
@@ -50,8 +58,34 @@ impl Subject {
             alerts: 1,
             tenant: String::new(),
             severity: labels.get("severity").cloned().unwrap_or_default(),
+            expr: String::new(),
+            pending_for: String::new(),
         }
     }
+}
+
+/// The PromQL expression in a Prometheus `generatorURL` (`…/graph?g0.expr=…&g0.tab=1`),
+/// percent-decoded; `None` when the URL has none or it does not decode to UTF-8.
+pub fn expr_of_generator_url(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let value = query.split('&').find_map(|pair| pair.strip_prefix("g0.expr="))?;
+    let bytes = value.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => decoded.push(b' '),
+            (byte, _) => decoded.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(decoded).ok()
 }
 
 /// What the classifier decided about one subject.
@@ -70,5 +104,19 @@ impl Classification {
     /// Whether this answer stands in for an LLM answer still to come.
     pub fn awaits_llm(&self) -> bool {
         self.classified_by == FALLBACK
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expression_is_read_from_a_prometheus_generator_url() {
+        let url = "http://prometheus:9090/graph?g0.expr=up%7Bjob%3D%22redis%22%7D+%3D%3D+0&g0.tab=1";
+        assert_eq!(expr_of_generator_url(url).as_deref(), Some(r#"up{job="redis"} == 0"#));
+        assert_eq!(expr_of_generator_url("http://p/graph?g0.tab=1"), None);
+        assert_eq!(expr_of_generator_url("http://p/graph"), None);
+        assert_eq!(expr_of_generator_url("http://p/graph?g0.expr=50%25%zz").as_deref(), Some("50%%zz"));
     }
 }

@@ -35,7 +35,7 @@ pub mod severity;
 
 pub use action::{ActionKind, IncidentAction};
 pub use alert::{Alert, AlertStatus};
-pub use classification::{Classification, Subject, FALLBACK};
+pub use classification::{expr_of_generator_url, Classification, Subject, FALLBACK};
 #[cfg(feature = "registry")]
 pub use codec::{Decoder, Encoder};
 pub use error::{DecodeError, RegistryError};

@@ -75,6 +75,11 @@ pub struct LlmConfig {
     /// US dollars (by the prices above) the LLM may cost per UTC day; past it the local
     /// classifier answers alone until midnight. 0: no cap.
     pub max_usd_per_day: f64,
+    /// The LLM is asked only about incidents the local classifier is less sure of than this
+    /// (its confidence is a calibrated probability that its category is right): a storm of
+    /// well-known kinds costs no tokens, kinds it does not know go to the LLM. 1: every incident
+    /// but those a user's rule decided.
+    pub ask_below_confidence: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +143,7 @@ impl Default for LlmConfig {
             output_price_per_mtok: 0.0,
             severity_floor: true,
             max_usd_per_day: 0.0,
+            ask_below_confidence: 0.9,
         }
     }
 }
@@ -176,6 +182,9 @@ impl ClassifyConfig {
             if self.llm.model.trim().is_empty() {
                 let provider = format!("{:?}", self.provider).to_lowercase();
                 return Err(("classify.llm.model".into(), format!("is required with provider `{provider}`")));
+            }
+            if !(0.0..=1.0).contains(&self.llm.ask_below_confidence) {
+                return Err(("classify.llm.ask_below_confidence".into(), "must be between 0 and 1".into()));
             }
             if self.llm.concurrency == 0 {
                 return Err(("classify.llm.concurrency".into(), "must be at least 1".into()));

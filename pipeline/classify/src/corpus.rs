@@ -10,13 +10,20 @@ use std::{collections::BTreeMap, path::Path};
 use anyhow::Context;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+use crate::Subject;
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct CorpusAlert {
     pub id: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub service: String,
+    /// The rule's PromQL expression and `for:` duration, when the file has them.
+    #[serde(default)]
+    pub expr: String,
+    #[serde(default, rename = "for")]
+    pub pending_for: String,
     /// Absent in files that are only to be classified.
     #[serde(default)]
     pub expected: Option<Expected>,
@@ -26,6 +33,17 @@ pub struct CorpusAlert {
 pub struct Expected {
     pub severity: String,
     pub category: String,
+}
+
+impl CorpusAlert {
+    /// The alert as a one-alert incident, as the worker would describe it.
+    pub fn subject(&self) -> Subject {
+        Subject {
+            expr: self.expr.clone(),
+            pending_for: self.pending_for.clone(),
+            ..Subject::from_alert(&self.id, &self.labels, &self.annotations)
+        }
+    }
 }
 
 /// The corpus shipped with Quench, as text.

@@ -1,4 +1,5 @@
-//! Scoring predictions against expectations: accuracy, macro-F1 and a confusion matrix.
+//! Scoring predictions against expectations: accuracy, macro-F1 and a confusion matrix; and
+//! whether the confidence reported means something (calibration error and AUROC).
 
 use std::collections::BTreeMap;
 
@@ -82,6 +83,57 @@ impl Summary {
     }
 }
 
+/// Confidences reported and whether each answer was right.
+#[derive(Debug, Default)]
+pub struct Calibration {
+    pairs: Vec<(f32, bool)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CalibrationSummary {
+    /// Expected calibration error over ten equal-width bins: the answers' share in each bin
+    /// times the gap between its mean confidence and its accuracy.
+    pub ece: f64,
+    /// The probability that a right answer has a higher confidence than a wrong one (ties count
+    /// half): 0.5 for a constant confidence, 1 when confidence separates them.
+    pub auroc: f64,
+    pub mean: f64,
+}
+
+impl Calibration {
+    pub fn add(&mut self, confidence: f32, right: bool) {
+        self.pairs.push((confidence, right));
+    }
+
+    pub fn summary(&self) -> CalibrationSummary {
+        let n = self.pairs.len().max(1) as f64;
+        let mut bins = [(0.0f64, 0.0f64); 10];
+        for (confidence, right) in &self.pairs {
+            let bin = &mut bins[((confidence.clamp(0.0, 1.0) * 10.0) as usize).min(9)];
+            bin.0 += f64::from(*confidence);
+            bin.1 += f64::from(u8::from(*right));
+        }
+        // Per bin, its share k/n times |sum of confidences - rights| / k.
+        let ece = bins.iter().map(|(confidences, rights)| (confidences - rights).abs() / n).sum();
+        // Rank statistic: ascending order, ties get their average rank.
+        let mut order: Vec<(f32, bool)> = self.pairs.clone();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut rank_sum, mut i) = (0.0f64, 0);
+        while i < order.len() {
+            let j = (i..order.len()).find(|j| order[*j].0 != order[i].0).unwrap_or(order.len());
+            let average = (i + j + 1) as f64 / 2.0;
+            rank_sum += average * order[i..j].iter().filter(|p| p.1).count() as f64;
+            i = j;
+        }
+        let right = order.iter().filter(|p| p.1).count() as f64;
+        let wrong = order.len() as f64 - right;
+        let auroc =
+            if right > 0.0 && wrong > 0.0 { (rank_sum - right * (right + 1.0) / 2.0) / (right * wrong) } else { 0.5 };
+        let mean = self.pairs.iter().map(|p| f64::from(p.0)).sum::<f64>() / n;
+        CalibrationSummary { ece, auroc, mean }
+    }
+}
+
 fn abbreviate(label: &str, width: usize) -> String {
     label.chars().take(width).collect()
 }
@@ -103,5 +155,22 @@ mod tests {
         assert!((summary.macro_f1 - (0.8 + 2.0 / 3.0) / 2.0).abs() < 1e-9);
         assert_eq!(summary.confusion["db"]["mq"], 1);
         assert!(summary.matrix().lines().nth(1).unwrap().starts_with("db"));
+    }
+
+    #[test]
+    fn calibration_error_and_auroc_tell_meaningful_confidence_from_constant() {
+        let mut constant = Calibration::default();
+        let mut meaningful = Calibration::default();
+        for i in 0..100 {
+            let right = i % 10 < 7;
+            constant.add(0.7, right);
+            meaningful.add(if right { 0.9 } else { 0.3 }, right);
+        }
+        let constant = constant.summary();
+        assert!(constant.ece < 1e-6 && (constant.auroc - 0.5).abs() < 1e-9, "{constant:?}");
+        let meaningful = meaningful.summary();
+        assert!((meaningful.auroc - 1.0).abs() < 1e-9, "{meaningful:?}");
+        // 70 answers at 0.9 all right (gap 0.1), 30 at 0.3 all wrong (gap 0.3): 0.07 + 0.09.
+        assert!((meaningful.ece - 0.16).abs() < 1e-6, "{meaningful:?}");
     }
 }

@@ -1,25 +1,44 @@
 //! The local classifier: Quench's default, and the LLM's fallback.
 //!
-//! Category: the technology catalog first (whole-word matches of product names in the alert's
-//! name, job and texts); when it finds nothing, embeddings decide, comparing the alert with the
-//! catalog's technology names, the categories' descriptions and the nearest labelled examples.
-//! Severity: the alert's own severity label when it has one, otherwise keyword rules and the
-//! nearest examples vote. Users' rules override both.
+//! Category: one calibrated model ([`Logit`]) weighs, for every category, the catalog's product
+//! matches (a product the catalog lists nearly decides), its generic hints, a word model's
+//! probability over the alert's words (names, texts, metric and label names), the nearest labelled
+//! examples' votes, and the alert's embedding against the category's description and products.
+//! It is fitted when the classifier loads, on evidence each example gets from the other
+//! services' examples, half the time with its own product's catalog entries masked: so the
+//! model learns what each signal is worth for products it has never seen, and the probability
+//! it gives is the confidence Quench reports. Severity: the alert's own severity label when it
+//! has one, otherwise a second such model over the words (with the expression's shape, its
+//! `for:` and the category), the neighbours' votes and keyword rules. Users' rules override both.
 
 use std::{num::NonZeroUsize, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    catalog::Catalog,
+    catalog::{self, Catalog, Mask},
     corpus::CorpusAlert,
     embed::{cosine, default_model_dir, Embedder, Vector},
+    features,
+    logit::{self, Logit},
     rules::{Rule, RuleConfig},
     severity::{self, LEVELS},
     subject::{self, Classification, Subject},
     taxonomy::Taxonomy,
     text,
+    words::{WordModel, FLOOR},
 };
+
+/// Folds of the examples' services for the out-of-fold evidence the models are fitted on.
+const FOLDS: usize = 5;
+
+/// Kinds of category evidence: the product match anywhere and in the names, then five kinds
+/// once for subjects without a product match and once for those with one (how much the rest is
+/// worth depends on it).
+const CATEGORY_KINDS: usize = 12;
+
+/// Kinds of severity evidence: the word model, neighbours, keyword rules.
+const SEVERITY_KINDS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -74,10 +93,23 @@ impl LocalConfig {
 /// A labelled example, embedded.
 pub struct Example {
     pub service: String,
+    subject: Subject,
     category: Option<usize>,
     /// Index into [`LEVELS`].
     severity: Option<usize>,
     vector: Vector,
+}
+
+/// What a fit learned from some of the examples, with some catalog entries masked.
+#[derive(Default)]
+pub struct Model {
+    /// Indices of the examples it may use as neighbours and learned words from.
+    members: Vec<usize>,
+    mask: Mask,
+    category_words: WordModel,
+    severity_words: WordModel,
+    category: Logit,
+    severity: Logit,
 }
 
 pub struct LocalClassifier {
@@ -93,10 +125,13 @@ pub struct LocalClassifier {
     category_vectors: Vec<Vector>,
     rules: Vec<Rule>,
     neighbours: usize,
+    /// Fitted on all examples with the whole catalog: what the worker classifies with.
+    model: Model,
 }
 
 impl LocalClassifier {
-    /// Loads the model, the catalogs and the examples, and embeds the examples and the catalog.
+    /// Loads the model, the catalogs and the examples, embeds the examples and the catalog, and
+    /// fits the calibrated models.
     pub fn load(config: &LocalConfig, mut taxonomy: Taxonomy) -> anyhow::Result<Self> {
         let catalog = Catalog::load(&config.catalogs)?;
         taxonomy.fill_categories(&catalog);
@@ -122,6 +157,7 @@ impl LocalClassifier {
             category_vectors,
             rules,
             neighbours: config.neighbours,
+            model: Model::default(),
         };
         let templates = example_templates(&examples);
         let templates: Vec<&str> = templates.iter().map(String::as_str).collect();
@@ -129,15 +165,18 @@ impl LocalClassifier {
         // Stored vectors bypass the in-memory cache; subjects with an example's template hit it.
         classifier.embedder.remember(&templates, &vectors);
         classifier.push_examples(&examples, vectors);
+        classifier.model = classifier.fit(|_| true, &[]);
         Ok(classifier)
     }
 
-    /// Adds labelled examples (the user's history); their severities may be on the configured
-    /// scale or the examples' three levels. Returns how many were usable.
+    /// Adds labelled examples (the user's history) and fits the models again; their severities
+    /// may be on the configured scale or the examples' three levels. Returns how many were usable.
     pub fn add_examples(&mut self, alerts: &[CorpusAlert]) -> anyhow::Result<usize> {
         let templates = example_templates(alerts);
         let vectors = self.embedder.embed(&templates.iter().map(String::as_str).collect::<Vec<_>>())?;
-        Ok(self.push_examples(alerts, vectors))
+        let added = self.push_examples(alerts, vectors);
+        self.model = self.fit(|_| true, &[]);
+        Ok(added)
     }
 
     fn push_examples(&mut self, alerts: &[CorpusAlert], vectors: Vec<Vector>) -> usize {
@@ -147,10 +186,72 @@ impl LocalClassifier {
             let category = self.taxonomy.categories.iter().position(|c| c.name == expected.category);
             let severity = self.level_of(&expected.severity);
             if category.is_some() || severity.is_some() {
-                self.examples.push(Example { service: alert.service.clone(), category, severity, vector });
+                let service = if alert.service.is_empty() { alert.id.clone() } else { alert.service.clone() };
+                self.examples.push(Example { service, subject: alert.subject(), category, severity, vector });
             }
         }
         self.examples.len() - before
+    }
+
+    /// Fits the models on the examples `keep` accepts, with the catalog entries that name one of
+    /// `without` masked (how `quench eval` leaves services and products out).
+    pub fn fit(&self, keep: impl Fn(&Example) -> bool, without: &[String]) -> Model {
+        let mask = self.catalog.mask(without);
+        let members: Vec<usize> = (0..self.examples.len()).filter(|i| keep(&self.examples[*i])).collect();
+        let mut services: Vec<&str> = members.iter().map(|i| self.examples[*i].service.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        // Services are dealt round-robin in name order, so every fold mixes families.
+        let fold_of = |i: usize| services.binary_search(&self.examples[i].service.as_str()).unwrap_or(0) % FOLDS;
+        let mut category_rows = Vec::new();
+        let mut severity_rows = Vec::new();
+        for fold in 0..FOLDS {
+            let (inside, outside): (Vec<usize>, Vec<usize>) = members.iter().partition(|i| fold_of(**i) == fold);
+            let (category_words, severity_words) = self.word_models(&outside);
+            for &i in &inside {
+                let example = &self.examples[i];
+                let neighbours = self.neighbours(&example.vector, &outside);
+                if let Some(category) = example.category {
+                    let own = mask.or(&self.catalog.mask(&catalog::naming(&example.service)));
+                    let evidence = |mask| {
+                        self.category_evidence(&example.subject, &example.vector, &neighbours, &category_words, mask).0
+                    };
+                    let whole = evidence(&mask);
+                    let masked = evidence(&own);
+                    // The row as if the catalog did not list its product, where it does.
+                    if masked != whole {
+                        category_rows.push((masked, category));
+                    }
+                    category_rows.push((whole, category));
+                }
+                if let Some(severity) = example.severity {
+                    let category = example.category.map_or("", |c| self.taxonomy.categories[c].name.as_str());
+                    let evidence = self.severity_evidence(&example.subject, category, &neighbours, &severity_words);
+                    severity_rows.push((evidence, severity));
+                }
+            }
+        }
+        let (category_words, severity_words) = self.word_models(&members);
+        let category = Logit::fit(&category_rows, self.taxonomy.categories.len(), CATEGORY_KINDS);
+        let severity = Logit::fit(&severity_rows, LEVELS.len(), SEVERITY_KINDS);
+        tracing::debug!(?category, ?severity, examples = members.len(), "fitted the local classifier's models");
+        Model { category, severity, members, mask, category_words, severity_words }
+    }
+
+    /// Word models of the categories and the severities, fitted on `members`.
+    fn word_models(&self, members: &[usize]) -> (WordModel, WordModel) {
+        let mut categories = Vec::new();
+        let mut severities = Vec::new();
+        for example in members.iter().map(|i| &self.examples[*i]) {
+            if let Some(category) = example.category {
+                categories.push((features::words(&example.subject), category));
+            }
+            if let Some(severity) = example.severity {
+                let category = example.category.map_or("", |c| self.taxonomy.categories[c].name.as_str());
+                severities.push((features::severity_words(&example.subject, category), severity));
+            }
+        }
+        (WordModel::fit(&categories, self.taxonomy.categories.len()), WordModel::fit(&severities, LEVELS.len()))
     }
 
     /// Which of [`LEVELS`] a severity word stands for: itself, or by its place on the scale
@@ -175,82 +276,43 @@ impl LocalClassifier {
         &self.taxonomy
     }
 
-    pub fn classify(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
-        self.classify_with(subjects, |_| true)
+    /// The model the worker classifies with: fitted on all examples with the whole catalog.
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
-    /// Classifies with only the examples that `keep` accepts as neighbours (how `quench eval`
-    /// leaves services out).
-    pub fn classify_with(
-        &self,
-        subjects: &[Subject],
-        keep: impl Fn(&Example) -> bool,
-    ) -> anyhow::Result<Vec<Classification>> {
+    pub fn classify(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
+        self.classify_with(subjects, &self.model)
+    }
+
+    /// Classifies with `model` (how `quench eval` classifies with a model fitted without the
+    /// services it scores).
+    pub fn classify_with(&self, subjects: &[Subject], model: &Model) -> anyhow::Result<Vec<Classification>> {
         let templates: Vec<String> = subjects.iter().map(subject::template).collect();
         let vectors = self.embedder.embed(&templates.iter().map(String::as_str).collect::<Vec<_>>())?;
-        Ok(subjects.iter().zip(&vectors).map(|(s, v)| self.decide(s, v, &keep)).collect())
+        Ok(subjects.iter().zip(&vectors).map(|(s, v)| self.decide(s, v, model)).collect())
     }
 
-    fn decide(&self, subject: &Subject, vector: &[f32], keep: &impl Fn(&Example) -> bool) -> Classification {
-        let categories = self.taxonomy.categories.len();
-        let neighbours = self.neighbours(vector, keep);
-        let mut knn = vec![0.0f32; categories];
-        let mut knn_severity = [0.0f32; 3];
-        for (example, similarity) in &neighbours {
-            let weight = similarity.max(0.0).powi(2);
-            if let Some(c) = example.category {
-                knn[c] += weight;
-            }
-            if let Some(s) = example.severity {
-                knn_severity[s] += weight;
-            }
-        }
-        normalise(&mut knn);
-        normalise(&mut knn_severity);
-
-        let evidence = self.catalog.evidence(&subject::fields(subject));
-        let mut catalog = vec![0.0f32; categories];
-        for (&c, &score) in &evidence.scores {
-            if let Some(t) = self.catalog_to_taxonomy[c] {
-                catalog[t] += score;
-            }
-        }
-        let (scores, from_catalog) = if catalog.iter().any(|s| *s > 0.0) {
-            let top = catalog.iter().cloned().fold(0.0, f32::max);
-            (catalog.iter().zip(&knn).map(|(c, k)| c / top + 0.3 * k).collect::<Vec<_>>(), true)
-        } else {
-            (self.embedding_scores(vector, &knn), false)
-        };
-        let (category, confidence) = best(&scores);
-        let confidence = if from_catalog { 0.6 + 0.39 * confidence } else { 0.2 + 0.5 * confidence };
-
-        let severity = match subject.labels.get("severity").and_then(|s| self.taxonomy.severity(s)) {
+    fn decide(&self, subject: &Subject, vector: &[f32], model: &Model) -> Classification {
+        let neighbours = self.neighbours(vector, &model.members);
+        let (evidence, found) =
+            self.category_evidence(subject, vector, &neighbours, &model.category_words, &model.mask);
+        let (category, confidence) = best(&model.category.probabilities(&evidence));
+        let mut category = self.taxonomy.categories[category].name.clone();
+        let mut severity = match subject.labels.get("severity").and_then(|s| self.taxonomy.severity(s)) {
             Some(level) => level.to_string(),
             None => {
-                let words = text::words(&text::split_camel(&format!(
-                    "{} {} {}",
-                    subject.alertnames.join(" "),
-                    subject.summary,
-                    subject.description
-                )));
-                let mut votes = severity::keyword_votes(&format!(" {words} "));
-                normalise(&mut votes);
-                let mut combined: Vec<f32> = votes.iter().zip(&knn_severity).map(|(k, n)| k + 0.5 * n).collect();
-                // Most rules are warnings: with weak evidence either way, warning is the better bet.
-                combined[1] += 0.3;
-                let (level, _) = best(&combined);
-                self.level_on_scale(level)
+                let evidence = self.severity_evidence(subject, &category, &neighbours, &model.severity_words);
+                self.level_on_scale(best(&model.severity.probabilities(&evidence)).0)
             }
         };
-        let mut category = self.taxonomy.categories[category].name.clone();
-        let mut severity = severity;
         let mut confidence = confidence;
         if let Some(rule) = self.rules.iter().find(|r| r.matches(subject)) {
             category = rule.category.clone().unwrap_or(category);
             severity = rule.severity.clone().unwrap_or(severity);
             confidence = 1.0;
         }
-        let technology = evidence.technology.map(|t| self.catalog.technologies()[t].name.as_str());
+        let technology = found.technology.map(|t| self.catalog.technologies()[t].name.as_str());
         Classification {
             priority: self.taxonomy.priority(&severity, subject.alerts),
             severity,
@@ -261,22 +323,96 @@ impl LocalClassifier {
         }
     }
 
-    /// When no catalog entry matched: how close the alert is to each category's technologies
-    /// and description, with the neighbours' votes.
-    fn embedding_scores(&self, vector: &[f32], knn: &[f32]) -> Vec<f32> {
-        let mut technology = vec![0.0f32; knn.len()];
-        for (tech, tv) in self.catalog.technologies().iter().zip(&self.technology_vectors) {
-            if let Some(c) = self.catalog_to_taxonomy[tech.category] {
+    /// Per category: the product match anywhere and in the names, then the word model, neighbours, description, products'
+    /// names and hints, placed by whether a product matched; with what the catalog found.
+    fn category_evidence(
+        &self,
+        subject: &Subject,
+        vector: &[f32],
+        neighbours: &[(&Example, f32)],
+        words: &WordModel,
+        mask: &Mask,
+    ) -> (logit::Evidence, catalog::Evidence) {
+        let categories = self.taxonomy.categories.len();
+        let found = self.catalog_evidence(subject, mask, true);
+        let per_category = |scores: &std::collections::HashMap<usize, f32>| {
+            let mut out = vec![0.0f32; categories];
+            for (c, score) in scores {
+                if let Some(t) = self.catalog_to_taxonomy[*c] {
+                    out[t] += score;
+                }
+            }
+            let top = out.iter().copied().fold(0.0, f32::max);
+            if top > 0.0 {
+                out.iter_mut().for_each(|v| *v /= top);
+            }
+            out
+        };
+        let products = per_category(&found.products);
+        let named = per_category(&self.catalog_evidence(subject, mask, false).products);
+        let hints = per_category(&found.hints);
+        let matched = products.iter().any(|p| *p > 0.0);
+        let posterior = words.log_probabilities(&features::words(subject));
+        let mut votes = vec![0.0f32; categories];
+        for (example, similarity) in neighbours {
+            if let Some(c) = example.category {
+                votes[c] += similarity.max(0.0).powi(2);
+            }
+        }
+        normalise(&mut votes);
+        let mut technology = vec![0.0f32; categories];
+        for (id, (tech, tv)) in self.catalog.technologies().iter().zip(&self.technology_vectors).enumerate() {
+            if let (Some(c), false) = (self.catalog_to_taxonomy[tech.category], mask.technology(id)) {
                 technology[c] = technology[c].max(cosine(vector, tv));
             }
         }
-        let description: Vec<f32> = self.category_vectors.iter().map(|cv| cosine(vector, cv)).collect();
-        (0..knn.len()).map(|c| knn[c] + technology[c] + 0.5 * description[c]).collect()
+        let evidence = (0..categories)
+            .map(|c| {
+                let rest = [
+                    posterior[c] / -FLOOR,
+                    votes[c],
+                    cosine(vector, &self.category_vectors[c]),
+                    technology[c],
+                    hints[c],
+                ];
+                let (without, with) = if matched { ([0.0; 5], rest) } else { (rest, [0.0; 5]) };
+                [products[c], named[c]].into_iter().chain(without).chain(with).collect()
+            })
+            .collect();
+        (evidence, found)
     }
 
-    fn neighbours<'a>(&'a self, vector: &[f32], keep: &impl Fn(&Example) -> bool) -> Vec<(&'a Example, f32)> {
+    /// Per level of [`LEVELS`]: the word model, the neighbours' votes and the keyword rules.
+    fn severity_evidence(
+        &self,
+        subject: &Subject,
+        category: &str,
+        neighbours: &[(&Example, f32)],
+        words: &WordModel,
+    ) -> logit::Evidence {
+        let posterior = words.log_probabilities(&features::severity_words(subject, category));
+        let mut votes = [0.0f32; 3];
+        for (example, similarity) in neighbours {
+            if let Some(s) = example.severity {
+                votes[s] += similarity.max(0.0).powi(2);
+            }
+        }
+        normalise(&mut votes);
+        let text = text::words(&text::split_camel(&format!(
+            "{} {} {}",
+            subject.alertnames.join(" "),
+            subject.summary,
+            subject.description
+        )));
+        let mut keywords = severity::keyword_votes(&format!(" {text} "));
+        normalise(&mut keywords);
+        (0..LEVELS.len()).map(|s| vec![posterior[s] / -FLOOR, votes[s], keywords[s]]).collect()
+    }
+
+    /// The nearest of `candidates` (indices of examples) to `vector`, with their similarity.
+    fn neighbours(&self, vector: &[f32], candidates: &[usize]) -> Vec<(&Example, f32)> {
         let mut scored: Vec<(&Example, f32)> =
-            self.examples.iter().filter(|e| keep(e)).map(|e| (e, cosine(vector, &e.vector))).collect();
+            candidates.iter().map(|i| &self.examples[*i]).map(|e| (e, cosine(vector, &e.vector))).collect();
         let k = self.neighbours.min(scored.len());
         if k == 0 {
             return Vec::new();
@@ -297,15 +433,25 @@ impl LocalClassifier {
         }
     }
 
-    /// Whether the catalog recognised something in the subject (rather than embeddings deciding),
-    /// for `quench eval` to report how often it did.
-    pub fn catalog_decides(&self, subject: &Subject) -> bool {
-        self.catalog.evidence(&subject::fields(subject)).scores.keys().any(|c| self.catalog_to_taxonomy[*c].is_some())
+    /// Whether the catalog recognised a product in the subject with `model`'s mask (hints do not
+    /// count), for `quench eval` to report how often it did.
+    pub fn catalog_decides(&self, subject: &Subject, model: &Model) -> bool {
+        let found = self.catalog_evidence(subject, &model.mask, true);
+        found.products.keys().any(|c| self.catalog_to_taxonomy[*c].is_some())
+    }
+
+    /// What the catalog finds in the subject's names, labels and (with `texts`) texts, and in
+    /// the names of the metrics and labels it carries.
+    fn catalog_evidence(&self, subject: &Subject, mask: &Mask, texts: bool) -> catalog::Evidence {
+        let names = features::names(subject);
+        let mut fields = if texts { subject::fields(subject) } else { subject::name_fields(subject) };
+        fields.push((names.as_str(), 2.0));
+        self.catalog.evidence(&fields, mask)
     }
 }
 
 fn example_templates(alerts: &[CorpusAlert]) -> Vec<String> {
-    alerts.iter().map(|a| subject::template(&Subject::from_alert(&a.id, &a.labels, &a.annotations))).collect()
+    alerts.iter().map(|a| subject::template(&a.subject())).collect()
 }
 
 fn normalise(values: &mut [f32]) {
@@ -315,14 +461,9 @@ fn normalise(values: &mut [f32]) {
     }
 }
 
-/// The index of the highest score and its share of the top two (0.5 for a tie, 1 when alone).
-fn best(scores: &[f32]) -> (usize, f32) {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let top = scores[order[0]].max(0.0);
-    let second = order.get(1).map_or(0.0, |i| scores[*i].max(0.0));
-    let share = if top + second > 0.0 { top / (top + second) } else { 0.5 };
-    (order[0], (share - 0.5) * 2.0)
+/// The index of the highest probability and the probability.
+fn best(probabilities: &[f32]) -> (usize, f32) {
+    probabilities.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0))
 }
 
 /// "PostgreSQL: Too many connections on db-1".

@@ -51,6 +51,7 @@ pub struct Classifier {
     cool_down: Duration,
     signature_labels: Vec<String>,
     severity_floor: bool,
+    ask_below_confidence: f32,
     /// Longest a batch may take, retries included, before its incidents fall back.
     batch_deadline: Duration,
     calls: AtomicU64,
@@ -96,6 +97,7 @@ impl Classifier {
             cool_down: Duration::from_millis(config.breaker.open_ms.max(1)),
             signature_labels: config.cache.labels.clone(),
             severity_floor: config.llm.severity_floor,
+            ask_below_confidence: config.llm.ask_below_confidence,
             batch_deadline: Duration::from_millis(config.llm.timeout_ms) * (config.llm.max_retries + 1)
                 + crate::llm::MAX_WAIT * config.llm.max_retries,
             calls: AtomicU64::new(0),
@@ -135,6 +137,9 @@ impl Classifier {
             let mut queue = self.queue.lock().expect("classification queue");
             let mut kept_local = 0;
             for (subject, c) in unique.iter().zip(&mut fresh) {
+                if !self.worth_asking(c) {
+                    continue;
+                }
                 let signature = self.signature(subject);
                 let waiting = queue.parked.contains_key(&signature) || queue.queued.contains(&signature);
                 if !waiting && queue.queued.len() + queue.parked.len() >= self.max_backlog {
@@ -304,29 +309,33 @@ impl Classifier {
             .collect()
     }
 
+    /// Whether the LLM is to be asked about an incident the local classifier answered so.
+    fn worth_asking(&self, local: &Classification) -> bool {
+        local.confidence < self.ask_below_confidence
+    }
+
     async fn classify_uncached(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
+        let mut answers = self.local.classify(subjects)?;
         let Some(llm) = &self.llm else {
             Classified { by: AnsweredBy::Local, count: subjects.len() }.emit();
-            return self.local.classify(subjects);
+            return Ok(answers);
         };
-        let tenants = by_tenant(subjects.to_vec());
+        let asked: Vec<usize> = (0..subjects.len()).filter(|i| self.worth_asking(&answers[*i])).collect();
+        if asked.len() < subjects.len() {
+            Classified { by: AnsweredBy::Local, count: subjects.len() - asked.len() }.emit();
+        }
+        let unsure: Vec<Subject> = asked.iter().map(|i| subjects[*i].clone()).collect();
+        let tenants = by_tenant(unsure.clone());
         let batches = tenants.iter().flat_map(|t| t.chunks(self.max_batch)).map(|batch| self.ask(llm, batch));
         let answered: HashMap<String, Item> =
             futures::future::join_all(batches).await.into_iter().flat_map(|(items, _)| items).collect();
-        let from_llm = self.llm_answers(llm, subjects, &answered);
-        let missing: Vec<Subject> =
-            subjects.iter().zip(&from_llm).filter(|(_, c)| c.is_none()).map(|(s, _)| s.clone()).collect();
-        let mut fallback = self.local.classify(&missing)?.into_iter();
-        Ok(from_llm
-            .into_iter()
-            .map(|c| {
-                c.unwrap_or_else(|| {
-                    let mut c = fallback.next().expect("one fallback per missing subject");
-                    c.classified_by = FALLBACK.into();
-                    c
-                })
-            })
-            .collect())
+        for (i, answer) in asked.into_iter().zip(self.llm_answers(llm, &unsure, &answered)) {
+            match answer {
+                Some(answer) => answers[i] = answer,
+                None => answers[i].classified_by = FALLBACK.into(),
+            }
+        }
+        Ok(answers)
     }
 
     /// The LLM's answers as classifications, `None` where it gave none.

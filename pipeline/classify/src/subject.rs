@@ -46,14 +46,21 @@ pub fn signature(subject: &Subject, labels: &[String]) -> String {
 
 /// (text, weight) pairs for the catalog: names and jobs say most, descriptions least.
 pub fn fields(subject: &Subject) -> Vec<(&str, f32)> {
+    let mut fields = name_fields(subject);
+    fields.push((subject.summary.as_str(), 2.0));
+    fields.push((subject.description.as_str(), 1.0));
+    fields
+}
+
+/// The fields that name what is alerting (alert names and descriptive labels), without the
+/// texts: a product found there is the alert's own, one found only in a text may be a mention.
+pub fn name_fields(subject: &Subject) -> Vec<(&str, f32)> {
     let mut fields: Vec<(&str, f32)> = subject.alertnames.iter().map(|n| (n.as_str(), 3.0)).collect();
     for name in DESCRIPTIVE_LABELS {
         if let Some(value) = subject.labels.get(*name) {
             fields.push((value.as_str(), if *name == "job" || *name == "service" { 3.0 } else { 1.5 }));
         }
     }
-    fields.push((subject.summary.as_str(), 2.0));
-    fields.push((subject.description.as_str(), 1.0));
     fields
 }
 

@@ -33,12 +33,30 @@ pub fn template(text: &str) -> String {
 /// once with CamelCase split: "MySQLDown node-exporter" gives "mysqldown node exporter my sql down
 /// node exporter". Catalog keywords, normalised by [`words`] too, are then matched as whole words.
 pub fn searchable(text: &str) -> String {
-    let plain = words(text);
-    let split = words(&split_camel(text));
+    let plain = terms(text);
+    let split = terms(&split_camel(text));
     if plain == split {
         format!(" {plain} ")
     } else {
         format!(" {plain} | {split} ")
+    }
+}
+
+/// [`words`] with plurals folded to the singular ("partitions" → "partition", "queries" →
+/// "query"), so that a keyword matches either form. Crude on purpose: both sides of a match are
+/// folded alike, so a word folded wrongly ("series" → "sery") still matches itself.
+pub fn terms(text: &str) -> String {
+    words(text).split(' ').map(singular).collect::<Vec<_>>().join(" ")
+}
+
+fn singular(word: &str) -> String {
+    let long = word.chars().count() > 4;
+    if long && word.ends_with("ies") {
+        format!("{}y", &word[..word.len() - 3])
+    } else if long && word.ends_with('s') && !["ss", "us", "is", "os"].iter().any(|e| word.ends_with(e)) {
+        word[..word.len() - 1].to_string()
+    } else {
+        word.to_string()
     }
 }
 
@@ -79,6 +97,12 @@ mod tests {
         assert_eq!(split_camel("PostgresqlDown"), "Postgresql Down");
         assert_eq!(split_camel("MySQLDown"), "My SQL Down");
         assert_eq!(split_camel("Kafka2Broker"), "Kafka2 Broker");
+    }
+
+    #[test]
+    fn terms_fold_plurals() {
+        assert_eq!(terms("UnderReplicatedPartitions queries"), "underreplicatedpartition query");
+        assert_eq!(terms("Redis status dns consumers"), "redis status dns consumer");
     }
 
     #[test]

@@ -127,6 +127,8 @@ fn config(url: &str) -> ClassifyConfig {
     config.llm.api_key = Some("test-key".into());
     config.llm.timeout_ms = 3_000;
     config.llm.max_retries = 5;
+    // Every incident goes to the LLM here; the confidence gate has its own test.
+    config.llm.ask_below_confidence = 1.0;
     config.breaker.failures = 2;
     config.breaker.open_ms = 300;
     config.redact.patterns = vec!["ACME-\\d+".into()];
@@ -247,6 +249,27 @@ async fn anthropic_fake_peer_gets_one_request_per_tenant_and_cannot_lower_the_al
     unfloored.llm.severity_floor = false;
     let answers = Classifier::new(&unfloored).unwrap().classify(&subjects[..1]).await.unwrap();
     assert_eq!(answers[0].severity, "low", "without the floor the model may lower it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_fake_peer_is_asked_only_about_incidents_the_local_classifier_is_unsure_of() {
+    let (url, peer) = start(Peer::default()).await;
+    let mut gated = config(&url);
+    gated.llm.ask_below_confidence = 0.9;
+    let classifier = Classifier::new(&gated).unwrap();
+    // A storm of a kind the catalog and the examples know well, and one kind nobody lists.
+    let mut subjects: Vec<Subject> = (0..30).map(subject).collect();
+    let labels = BTreeMap::from([("alertname".to_string(), "ZorblatFrobnicationStalled".to_string())]);
+    let annotations = BTreeMap::from([("summary".to_string(), "Zorblat frobnication stalled".to_string())]);
+    subjects.push(Subject::from_alert("unknown", &labels, &annotations));
+    let answers = classifier.classify(&subjects).await.unwrap();
+    assert!(answers[..30].iter().all(|a| a.classified_by == "local" && a.confidence >= 0.9), "{:?}", answers[0]);
+    assert_eq!(answers[30].classified_by, "anthropic/claude-test", "{:?}", answers[30]);
+    let peer = peer.lock().unwrap();
+    assert_eq!(peer.bodies.len(), 1);
+    let ids =
+        &peer.bodies[0]["tools"][0]["input_schema"]["properties"]["incidents"]["items"]["properties"]["id"]["enum"];
+    assert_eq!(ids, &json!(["unknown"]), "only the unknown kind was asked about");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

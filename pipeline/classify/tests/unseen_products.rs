@@ -13,7 +13,7 @@ fn products_absent_from_the_examples_are_categorised_by_the_catalog() {
         corpus::parse(corpus::BUILT_IN, "examples").unwrap().into_iter().map(|a| a.service.to_lowercase()).collect();
     assert!(alerts.iter().all(|a| !examples.contains(&a.service.to_lowercase())));
     let local = LocalClassifier::load(&LocalConfig::default(), Taxonomy::corpus()).unwrap();
-    let subjects: Vec<Subject> = alerts.iter().map(|a| Subject::from_alert(&a.id, &a.labels, &a.annotations)).collect();
+    let subjects: Vec<Subject> = alerts.iter().map(corpus::CorpusAlert::subject).collect();
     let answers = local.classify(&subjects).unwrap();
     let mut category = Scores::default();
     let mut severity = Scores::default();
@@ -26,4 +26,15 @@ fn products_absent_from_the_examples_are_categorised_by_the_catalog() {
     let (category, severity) = (category.summary(), severity.summary());
     assert!(category.accuracy >= 0.85, "category {:.3}\n{}", category.accuracy, category.matrix());
     assert!(severity.accuracy >= 0.7, "severity {:.3}\n{}", severity.accuracy, severity.matrix());
+}
+
+#[test]
+fn the_metrics_of_the_expression_place_an_alert_whose_name_says_nothing() {
+    let local = LocalClassifier::load(&LocalConfig::default(), Taxonomy::corpus()).unwrap();
+    let labels = std::collections::BTreeMap::from([("alertname".to_string(), "TooFarBehind".to_string())]);
+    let bare = Subject::from_alert("x", &labels, &Default::default());
+    let with_expr = Subject { expr: "sum by (group) (kafka_consumergroup_lag) > 1000".into(), ..bare.clone() };
+    let answers = local.classify(&[bare, with_expr]).unwrap();
+    assert_eq!(answers[1].category, "messaging", "{:?}", answers[1]);
+    assert!(answers[1].confidence > answers[0].confidence, "{answers:?}");
 }

@@ -39,8 +39,8 @@ pub async fn labelled_incidents(config: &ClickHouseConfig, limit: usize) -> anyh
             id: row.incident_id,
             labels: row.names.into_iter().zip(row.values).collect(),
             annotations: [("summary".to_string(), row.summary)].into_iter().collect(),
-            service: String::new(),
             expected: Some(Expected { severity: row.severity, category: row.category }),
+            ..Default::default()
         })
         .collect())
 }

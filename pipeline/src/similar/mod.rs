@@ -70,6 +70,8 @@ pub fn text(title: &str, summary: &str, labels: &BTreeMap<String, String>) -> St
         alerts: 1,
         tenant: String::new(),
         severity: String::new(),
+        expr: String::new(),
+        pending_for: String::new(),
     };
     template(&subject)
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use quench_schemas::{
-    ActionKind, Alert, AlertStatus, EventAlert, Incident, IncidentStatus, RoutingEvent, RoutingReason, Subject,
+    expr_of_generator_url, ActionKind, Alert, AlertStatus, EventAlert, Incident, IncidentStatus, RoutingEvent,
+    RoutingReason, Subject,
 };
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +173,9 @@ pub struct Group {
     summary: String,
     #[serde(default)]
     description: String,
+    /// The first alert's rule expression, from its `generatorURL`.
+    #[serde(default)]
+    expr: String,
     /// When a person acknowledged the incident (through `incident-actions`).
     #[serde(default)]
     acknowledged_at: Option<i64>,
@@ -277,6 +281,7 @@ impl Group {
             alertnames: Vec::new(),
             summary: bounded(first.annotations.get("summary").or_else(|| first.annotations.get("message"))),
             description: bounded(first.annotations.get("description")),
+            expr: bounded(first.generator_url.as_deref().and_then(expr_of_generator_url).as_ref()),
             acknowledged_at: None,
             resolved_by_person_at: None,
             acknowledgement_due: false,
@@ -762,6 +767,8 @@ impl Group {
             summary: self.summary.clone(),
             description: self.description.clone(),
             alerts: usize::try_from(self.distinct_alerts()).unwrap_or(usize::MAX),
+            expr: self.expr.clone(),
+            pending_for: String::new(),
         }
     }
 
