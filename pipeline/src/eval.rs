@@ -12,7 +12,7 @@ use std::{collections::BTreeSet, path::PathBuf, time::Instant};
 use anyhow::bail;
 use quench_classify::{
     catalog,
-    corpus::{self, CorpusAlert},
+    corpus::{self, CorpusAlert, Folds},
     eval::{Calibration, Scores},
     Classification, Classifier, ClassifyConfig, LocalClassifier, ProviderKind, Subject, Taxonomy,
 };
@@ -64,6 +64,8 @@ pub async fn classify(config: &ClassifyConfig, args: &EvalClassifyArgs) -> anyho
     }
     let provider = args.provider.unwrap_or(config.provider);
     config.provider = provider;
+    // The LLM path is measured on every alert, not only those the local classifier is unsure of.
+    config.llm.ask_below_confidence = 1.0;
     let subjects: Vec<Subject> = alerts.iter().map(CorpusAlert::subject).collect();
 
     let loading = Instant::now();
@@ -182,13 +184,11 @@ fn classify_locally(
 ) -> anyhow::Result<(Vec<Classification>, usize)> {
     let excluded: BTreeSet<&str> = args.exclude_services.iter().map(String::as_str).collect();
     let folds = args.folds.unwrap_or(1).max(1);
-    let services: Vec<&str> = alerts.iter().map(|a| a.service.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
-    // Services are dealt round-robin in name order, so every fold mixes families.
-    let fold_of = |service: &str| services.iter().position(|s| *s == service).unwrap_or(0) % folds;
+    let dealt = Folds::deal(alerts.iter().map(|a| a.service.as_str()), folds);
     let mut predictions = vec![None; subjects.len()];
     let mut matched = 0;
     for fold in 0..folds {
-        let members: Vec<usize> = (0..alerts.len()).filter(|i| fold_of(&alerts[*i].service) == fold).collect();
+        let members: Vec<usize> = (0..alerts.len()).filter(|i| dealt.of(&alerts[*i].service) == fold).collect();
         let held_out: BTreeSet<&str> = if args.folds.is_some() {
             members.iter().map(|i| alerts[*i].service.as_str()).collect()
         } else {

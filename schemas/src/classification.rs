@@ -73,7 +73,10 @@ pub fn expr_of_generator_url(url: &str) -> Option<String> {
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
         match (bytes[i], hex) {
             (b'%', Some(byte)) => {
                 decoded.push(byte);
@@ -117,6 +120,10 @@ mod tests {
         assert_eq!(expr_of_generator_url(url).as_deref(), Some(r#"up{job="redis"} == 0"#));
         assert_eq!(expr_of_generator_url("http://p/graph?g0.tab=1"), None);
         assert_eq!(expr_of_generator_url("http://p/graph"), None);
-        assert_eq!(expr_of_generator_url("http://p/graph?g0.expr=50%25%zz").as_deref(), Some("50%%zz"));
+        assert_eq!(
+            expr_of_generator_url("http://p/graph?g0.expr=50%25%zz%+5").as_deref(),
+            Some("50%%zz% 5"),
+            "a + is a space"
+        );
     }
 }

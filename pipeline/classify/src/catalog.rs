@@ -60,7 +60,7 @@ struct Hint {
 }
 
 /// A keyword pattern: a technology's (weight 1) or a hint's (weight [`HINT_WEIGHT`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 enum Pattern {
     Technology(usize),
     Hint(usize),
@@ -189,9 +189,10 @@ impl Catalog {
     }
 
     /// The entries whose name or keywords (technologies) or words (hints) hold one of `words`,
-    /// compared as whole lower-case words.
+    /// compared as whole lower-case words ("cert-manager" gives two: "cert" and "manager").
     pub fn mask(&self, words: &[String]) -> Mask {
-        let words: Vec<String> = words.iter().map(|w| text::terms(w)).filter(|w| !w.is_empty()).collect();
+        let words: Vec<String> =
+            words.iter().flat_map(|w| text::terms(w).split(' ').map(str::to_string).collect::<Vec<_>>()).collect();
         let names = |phrase: &str| phrase.split(' ').any(|w| words.iter().any(|x| x == w));
         Mask {
             technologies: self.technologies.iter().map(|t| t.keywords.iter().any(|k| names(k))).collect(),

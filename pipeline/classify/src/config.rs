@@ -77,8 +77,8 @@ pub struct LlmConfig {
     pub max_usd_per_day: f64,
     /// The LLM is asked only about incidents the local classifier is less sure of than this
     /// (its confidence is a calibrated probability that its category is right): a storm of
-    /// well-known kinds costs no tokens, kinds it does not know go to the LLM. 1: every incident
-    /// but those a user's rule decided.
+    /// well-known kinds costs no tokens, kinds it does not know go to the LLM. 1: nearly every
+    /// incident (a user's rule gives confidence 1; `quench eval --provider` uses 1).
     pub ask_below_confidence: f32,
 }
 

@@ -46,6 +46,27 @@ impl CorpusAlert {
     }
 }
 
+/// Services dealt into folds round-robin in name order, so that every fold mixes families: how
+/// `quench eval` holds services out, and how the classifier gets out-of-fold evidence.
+pub struct Folds {
+    services: Vec<String>,
+    count: usize,
+}
+
+impl Folds {
+    pub fn deal<'a>(services: impl IntoIterator<Item = &'a str>, count: usize) -> Self {
+        let mut services: Vec<String> = services.into_iter().map(str::to_string).collect();
+        services.sort_unstable();
+        services.dedup();
+        Self { services, count: count.max(1) }
+    }
+
+    /// The fold of `service` (the first for a service not dealt).
+    pub fn of(&self, service: &str) -> usize {
+        self.services.binary_search_by(|s| s.as_str().cmp(service)).unwrap_or(0) % self.count
+    }
+}
+
 /// The corpus shipped with Quench, as text.
 pub const BUILT_IN: &str = include_str!("../data/examples.jsonl");
 

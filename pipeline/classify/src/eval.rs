@@ -120,7 +120,7 @@ impl Calibration {
         order.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (mut rank_sum, mut i) = (0.0f64, 0);
         while i < order.len() {
-            let j = (i..order.len()).find(|j| order[*j].0 != order[i].0).unwrap_or(order.len());
+            let j = (i + 1..order.len()).find(|j| order[*j].0 != order[i].0).unwrap_or(order.len());
             let average = (i + j + 1) as f64 / 2.0;
             rank_sum += average * order[i..j].iter().filter(|p| p.1).count() as f64;
             i = j;

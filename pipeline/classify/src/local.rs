@@ -11,13 +11,13 @@
 //! has one, otherwise a second such model over the words (with the expression's shape, its
 //! `for:` and the category), the neighbours' votes and keyword rules. Users' rules override both.
 
-use std::{num::NonZeroUsize, path::PathBuf};
+use std::{collections::HashMap, num::NonZeroUsize, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
     catalog::{self, Catalog, Mask},
-    corpus::CorpusAlert,
+    corpus::{CorpusAlert, Folds},
     embed::{cosine, default_model_dir, Embedder, Vector},
     features,
     logit::{self, Logit},
@@ -37,8 +37,13 @@ const FOLDS: usize = 5;
 /// worth depends on it).
 const CATEGORY_KINDS: usize = 12;
 
-/// Kinds of severity evidence: the word model, neighbours, keyword rules.
-const SEVERITY_KINDS: usize = 3;
+/// Where the category model's weights start and are drawn to, kind by kind (see
+/// [`CATEGORY_KINDS`]): what decides for a taxonomy whose categories no example has, so that
+/// products, descriptions and hints still place alerts there.
+const CATEGORY_PRIOR: [f64; CATEGORY_KINDS] = [3.0, 1.0, 0.0, 1.0, 5.0, 3.0, 2.0, 0.0, 0.5, 3.0, 3.0, 1.0];
+
+/// The same for severity: the word model, neighbours, keyword rules.
+const SEVERITY_PRIOR: [f64; 3] = [1.0, 0.5, 1.0];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -186,7 +191,13 @@ impl LocalClassifier {
             let category = self.taxonomy.categories.iter().position(|c| c.name == expected.category);
             let severity = self.level_of(&expected.severity);
             if category.is_some() || severity.is_some() {
-                let service = if alert.service.is_empty() { alert.id.clone() } else { alert.service.clone() };
+                // Without a service (the history's incidents), alerts of one rule stay together in
+                // one fold, so that no fold is judged by copies of its own alerts.
+                let service = match (alert.service.is_empty(), alert.labels.get("alertname")) {
+                    (false, _) => alert.service.clone(),
+                    (true, Some(name)) => name.clone(),
+                    (true, None) => alert.id.clone(),
+                };
                 self.examples.push(Example { service, subject: alert.subject(), category, severity, vector });
             }
         }
@@ -198,11 +209,9 @@ impl LocalClassifier {
     pub fn fit(&self, keep: impl Fn(&Example) -> bool, without: &[String]) -> Model {
         let mask = self.catalog.mask(without);
         let members: Vec<usize> = (0..self.examples.len()).filter(|i| keep(&self.examples[*i])).collect();
-        let mut services: Vec<&str> = members.iter().map(|i| self.examples[*i].service.as_str()).collect();
-        services.sort_unstable();
-        services.dedup();
-        // Services are dealt round-robin in name order, so every fold mixes families.
-        let fold_of = |i: usize| services.binary_search(&self.examples[i].service.as_str()).unwrap_or(0) % FOLDS;
+        let folds = Folds::deal(members.iter().map(|i| self.examples[*i].service.as_str()), FOLDS);
+        let fold_of = |i: usize| folds.of(&self.examples[i].service);
+        let mut masks: HashMap<&str, Mask> = HashMap::new();
         let mut category_rows = Vec::new();
         let mut severity_rows = Vec::new();
         for fold in 0..FOLDS {
@@ -212,12 +221,14 @@ impl LocalClassifier {
                 let example = &self.examples[i];
                 let neighbours = self.neighbours(&example.vector, &outside);
                 if let Some(category) = example.category {
-                    let own = mask.or(&self.catalog.mask(&catalog::naming(&example.service)));
+                    let own = masks
+                        .entry(example.service.as_str())
+                        .or_insert_with(|| mask.or(&self.catalog.mask(&catalog::naming(&example.service))));
                     let evidence = |mask| {
                         self.category_evidence(&example.subject, &example.vector, &neighbours, &category_words, mask).0
                     };
                     let whole = evidence(&mask);
-                    let masked = evidence(&own);
+                    let masked = evidence(own);
                     // The row as if the catalog did not list its product, where it does.
                     if masked != whole {
                         category_rows.push((masked, category));
@@ -225,15 +236,19 @@ impl LocalClassifier {
                     category_rows.push((whole, category));
                 }
                 if let Some(severity) = example.severity {
-                    let category = example.category.map_or("", |c| self.taxonomy.categories[c].name.as_str());
-                    let evidence = self.severity_evidence(&example.subject, category, &neighbours, &severity_words);
+                    let evidence = self.severity_evidence(
+                        &example.subject,
+                        self.category_of(example),
+                        &neighbours,
+                        &severity_words,
+                    );
                     severity_rows.push((evidence, severity));
                 }
             }
         }
         let (category_words, severity_words) = self.word_models(&members);
-        let category = Logit::fit(&category_rows, self.taxonomy.categories.len(), CATEGORY_KINDS);
-        let severity = Logit::fit(&severity_rows, LEVELS.len(), SEVERITY_KINDS);
+        let category = Logit::fit(&category_rows, self.taxonomy.categories.len(), &CATEGORY_PRIOR);
+        let severity = Logit::fit(&severity_rows, LEVELS.len(), &SEVERITY_PRIOR);
         tracing::debug!(?category, ?severity, examples = members.len(), "fitted the local classifier's models");
         Model { category, severity, members, mask, category_words, severity_words }
     }
@@ -247,11 +262,15 @@ impl LocalClassifier {
                 categories.push((features::words(&example.subject), category));
             }
             if let Some(severity) = example.severity {
-                let category = example.category.map_or("", |c| self.taxonomy.categories[c].name.as_str());
-                severities.push((features::severity_words(&example.subject, category), severity));
+                severities.push((features::severity_words(&example.subject, self.category_of(example)), severity));
             }
         }
         (WordModel::fit(&categories, self.taxonomy.categories.len()), WordModel::fit(&severities, LEVELS.len()))
+    }
+
+    /// The name of the example's category, empty without one.
+    fn category_of(&self, example: &Example) -> &str {
+        example.category.map_or("", |c| self.taxonomy.categories[c].name.as_str())
     }
 
     /// Which of [`LEVELS`] a severity word stands for: itself, or by its place on the scale
@@ -335,7 +354,7 @@ impl LocalClassifier {
     ) -> (logit::Evidence, catalog::Evidence) {
         let categories = self.taxonomy.categories.len();
         let found = self.catalog_evidence(subject, mask, true);
-        let per_category = |scores: &std::collections::HashMap<usize, f32>| {
+        let per_category = |scores: &HashMap<usize, f32>| {
             let mut out = vec![0.0f32; categories];
             for (c, score) in scores {
                 if let Some(t) = self.catalog_to_taxonomy[*c] {
@@ -422,13 +441,19 @@ impl LocalClassifier {
         scored
     }
 
-    /// A level of [`LEVELS`] on the configured scale; a scale without it takes its middle level.
+    /// A level of [`LEVELS`] on the configured scale; a scale without its name takes the level
+    /// at its place (critical the most severe, info the least, warning the middle one).
     fn level_on_scale(&self, level: usize) -> String {
         match self.taxonomy.severity(LEVELS[level]) {
             Some(s) => s.to_string(),
             None => {
                 let levels = self.taxonomy.scale.levels();
-                levels[levels.len() / 2].clone()
+                let place = match level {
+                    0 => 0,
+                    2 => levels.len() - 1,
+                    _ => levels.len() / 2,
+                };
+                levels[place].clone()
             }
         }
     }

@@ -4,7 +4,9 @@
 //! (its prior). Fitted by Newton's method on out-of-fold evidence, so that its probabilities are
 //! what the evidence is worth on services it has not seen: the confidence it reports.
 
-/// Ridge penalty: keeps weights finite when one kind of evidence separates the training rows.
+/// Ridge penalty towards the prior weights: keeps weights finite when one kind of evidence
+/// separates the training rows, and leaves the prior where there are no rows (a taxonomy whose
+/// categories no example has).
 const PENALTY: f64 = 1.0;
 
 /// Evidence for one subject: per class, one value per kind.
@@ -14,13 +16,18 @@ pub type Evidence = Vec<Vec<f32>>;
 pub struct Logit {
     /// One weight per kind of evidence, then one bias per class.
     weights: Vec<f64>,
+    /// What the weights are drawn towards: `prior` per kind, zero biases.
+    prior: Vec<f64>,
     kinds: usize,
 }
 
 impl Logit {
-    /// Fits weights to `rows` (evidence, true class) with `kinds` values per class.
-    pub fn fit(rows: &[(Evidence, usize)], classes: usize, kinds: usize) -> Self {
-        let mut model = Self { weights: vec![0.0; kinds + classes], kinds };
+    /// Fits weights to `rows` (evidence, true class), starting from and drawn towards `prior`
+    /// (one weight per kind of evidence).
+    pub fn fit(rows: &[(Evidence, usize)], classes: usize, prior: &[f64]) -> Self {
+        let kinds = prior.len();
+        let prior: Vec<f64> = prior.iter().copied().chain(std::iter::repeat_n(0.0, classes)).collect();
+        let mut model = Self { weights: prior.clone(), prior, kinds };
         if rows.is_empty() {
             return model;
         }
@@ -74,13 +81,13 @@ impl Logit {
     /// Negative log-likelihood plus the penalty.
     fn loss(&self, rows: &[(Evidence, usize)]) -> f64 {
         let nll: f64 = rows.iter().map(|(e, class)| -self.probabilities_f64(e)[*class].max(1e-12).ln()).sum();
-        nll + 0.5 * PENALTY * self.weights.iter().map(|w| w * w).sum::<f64>()
+        nll + 0.5 * PENALTY * self.weights.iter().zip(&self.prior).map(|(w, p)| (w - p).powi(2)).sum::<f64>()
     }
 
     /// The Newton step H⁻¹g of the penalised loss.
     fn newton_step(&self, rows: &[(Evidence, usize)], classes: usize) -> Vec<f64> {
         let d = self.weights.len();
-        let mut gradient: Vec<f64> = self.weights.iter().map(|w| PENALTY * w).collect();
+        let mut gradient: Vec<f64> = self.weights.iter().zip(&self.prior).map(|(w, p)| PENALTY * (w - p)).collect();
         let mut hessian = vec![vec![0.0; d]; d];
         (0..d).for_each(|i| hessian[i][i] = PENALTY);
         for (evidence, class) in rows {
@@ -149,7 +156,7 @@ mod tests {
                 (evidence, class)
             })
             .collect();
-        let model = Logit::fit(&rows, 2, 2);
+        let model = Logit::fit(&rows, 2, &[0.0, 0.0]);
         assert!(model.weights[0] > 1.0, "{:?}", model.weights);
         assert!(model.weights[1].abs() < 0.3, "{:?}", model.weights);
         // Calibrated: evidence right 80% of the time gives about 0.8.
@@ -158,8 +165,11 @@ mod tests {
     }
 
     #[test]
-    fn no_rows_give_equal_probabilities() {
-        let model = Logit::fit(&[], 3, 1);
+    fn without_rows_the_prior_decides() {
+        let model = Logit::fit(&[], 3, &[0.0]);
         assert_eq!(model.probabilities(&[vec![1.0], vec![0.0], vec![0.5]]), vec![1.0 / 3.0; 3]);
+        let model = Logit::fit(&[], 3, &[2.0]);
+        let p = model.probabilities(&[vec![1.0], vec![0.0], vec![0.5]]);
+        assert!(p[0] > p[2] && p[2] > p[1], "{p:?}");
     }
 }

@@ -28,7 +28,7 @@ const KEYWORDS: &[&str] = &[
 static NOT_METRICS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r#"(?x)
-        \{[^}]*\} | "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*' | \[[^\]]*\]
+        \{[^}]*\} | "(?:[^"\\]|\\.)*" | '(?:[^'\\]|\\.)*' | `[^`]*` | \[[^\]]*\]
         | \b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)
         "#,
     )
@@ -82,10 +82,11 @@ pub fn shapes(expr: &str) -> Vec<&'static str> {
     SHAPES.iter().filter(|(_, pattern)| pattern.is_match(expr)).map(|(token, _)| *token).collect()
 }
 
-/// A token for how long the condition must hold before the rule fires ("for:0", "for:1m",
-/// "for:5m", "for:1h", "for:long"), `None` when unknown or unreadable.
+/// A token for how long the condition must hold before the rule fires, by bucket: "for:0"
+/// (under a second), "for:1m", "for:3m", "for:5m", "for:15m", "for:1h" (up to each), "for:long";
+/// `None` when unknown or unreadable.
 pub fn pending_token(pending_for: &str) -> Option<&'static str> {
-    let seconds = duration_seconds(pending_for.trim())?;
+    let seconds = duration_ms(pending_for.trim())? / 1000;
     Some(match seconds {
         0 => "for:0",
         1..=60 => "for:1m",
@@ -97,8 +98,8 @@ pub fn pending_token(pending_for: &str) -> Option<&'static str> {
     })
 }
 
-/// A Prometheus duration ("1h30m", "90s", "0m") in seconds.
-fn duration_seconds(text: &str) -> Option<u64> {
+/// A Prometheus duration ("1h30m", "90s", "500ms", "0m") in milliseconds.
+fn duration_ms(text: &str) -> Option<u64> {
     if text.is_empty() {
         return None;
     }
@@ -113,14 +114,14 @@ fn duration_seconds(text: &str) -> Option<u64> {
         let unit = match (c, chars.peek()) {
             ('m', Some('s')) => {
                 chars.next();
-                0
+                1
             }
-            ('s', _) => 1,
-            ('m', _) => 60,
-            ('h', _) => 3600,
-            ('d', _) => 86_400,
-            ('w', _) => 604_800,
-            ('y', _) => 31_536_000,
+            ('s', _) => 1000,
+            ('m', _) => 60_000,
+            ('h', _) => 3_600_000,
+            ('d', _) => 86_400_000,
+            ('w', _) => 604_800_000,
+            ('y', _) => 31_536_000_000,
             _ => return None,
         };
         total = total.checked_add(number.parse::<u64>().ok()?.checked_mul(unit)?)?;
@@ -139,6 +140,7 @@ mod tests {
         assert_eq!(metric_names(expr), ["kafka_server_brokertopicmetrics_bytesin_total", "kafka_broker_info", "up"]);
         assert_eq!(metric_names("absent(up{job=\"x\"})"), ["up"]);
         assert_eq!(metric_names("vector(1)"), Vec::<String>::new());
+        assert_eq!(metric_names("label_replace(up, \"a\", `b_c`, \"d\", \"e\")"), ["up"]);
         assert_eq!(metric_names("node:cpu_utilisation:rate5m > 0.9"), ["node:cpu_utilisation:rate5m"]);
     }
 
@@ -165,6 +167,7 @@ mod tests {
         assert_eq!(pending_token("1h"), Some("for:1h"));
         assert_eq!(pending_token("1h30m"), Some("for:long"));
         assert_eq!(pending_token("500ms"), Some("for:0"));
+        assert_eq!(pending_token("120000ms"), Some("for:3m"));
         assert_eq!(pending_token(""), None);
         assert_eq!(pending_token("soon"), None);
     }

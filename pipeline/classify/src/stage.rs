@@ -4,12 +4,14 @@
 //! Incidents are looked up by signature ([`Subject::signature`]), so a storm of re-sent or
 //! repeated incidents costs no call, and incidents that share a signature cost one.
 //!
-//! Two ways in:
+//! The local classifier answers first; the LLM is asked only about incidents whose local
+//! confidence is below `llm.ask_below_confidence`, so kinds the local classifier knows cost no
+//! tokens. Two ways in:
 //! - [`Classifier::classify`] waits for the LLM (batches of `max_batch`, concurrently): what it
 //!   cannot answer the local classifier answers, marked [`FALLBACK`]. `quench eval` uses it.
 //! - [`Classifier::classify_now`] never waits, so that a slow or absent LLM slows only its own
-//!   stage: the stream worker gets the cached answer, or the local one marked [`FALLBACK`] while
-//!   the incident is queued for the LLM. A background task ([`Classifier::spawn_refiner`])
+//!   stage: the stream worker gets the cached answer, or the local one, marked [`FALLBACK`] while
+//!   the incident is queued for the LLM when it is to be asked. A background task ([`Classifier::spawn_refiner`])
 //!   sends the queue in batches of `max_batch` or after `max_wait`, caches the answers, and
 //!   [`Classifier::take_refined`] tells the worker which signatures to emit again. During an
 //!   outage the queue is parked; after each cool-down of the breaker one batch is the trial, and
@@ -128,7 +130,8 @@ impl Classifier {
     }
 
     /// Classifies `subjects` without waiting for the LLM: from the cache, else locally (marked
-    /// [`FALLBACK`] and queued for the LLM when there is one). Needs [`Classifier::spawn_refiner`].
+    /// [`FALLBACK`] and queued for the LLM when there is one and the local answer is below its
+    /// confidence bar). Needs [`Classifier::spawn_refiner`].
     pub fn classify_now(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {
         let (answers, unique) = self.look_up(subjects, true);
         let mut fresh = self.local.classify(&unique)?;
@@ -311,7 +314,7 @@ impl Classifier {
 
     /// Whether the LLM is to be asked about an incident the local classifier answered so.
     fn worth_asking(&self, local: &Classification) -> bool {
-        local.confidence < self.ask_below_confidence
+        local.confidence.is_nan() || local.confidence < self.ask_below_confidence
     }
 
     async fn classify_uncached(&self, subjects: &[Subject]) -> anyhow::Result<Vec<Classification>> {

@@ -29,7 +29,8 @@ pub fn template(subject: &Subject) -> String {
     parts.join(". ")
 }
 
-/// The classification cache's key: the tenant, the template and the values of `labels` (by
+/// The classification cache's key: the tenant, the template, the rule's expression (the
+/// classifier reads it) and the values of `labels` (by
 /// default `severity`, so that an incident whose severity changed is judged again, while a
 /// re-sent, repeated or fleet-wide one is not). With the tenant, so that an answer (and its
 /// summary, written from one tenant's text) is never reused for another tenant.
@@ -37,6 +38,8 @@ pub fn signature(subject: &Subject, labels: &[String]) -> String {
     let mut signature = subject.tenant.clone();
     signature.push('\u{1f}');
     signature.push_str(&template(subject));
+    signature.push('\u{1f}');
+    signature.push_str(&subject.expr);
     for name in labels {
         signature.push('\u{1f}');
         signature.push_str(subject.labels.get(name).map(String::as_str).unwrap_or(""));

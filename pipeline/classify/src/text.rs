@@ -31,7 +31,7 @@ pub fn template(text: &str) -> String {
 
 /// Lower-case words of `text` with every non-alphanumeric run as one space, once as written and
 /// once with CamelCase split: "MySQLDown node-exporter" gives "mysqldown node exporter my sql down
-/// node exporter". Catalog keywords, normalised by [`words`] too, are then matched as whole words.
+/// node exporter". Catalog keywords, normalised by [`terms`] too, are then matched as whole words.
 pub fn searchable(text: &str) -> String {
     let plain = terms(text);
     let split = terms(&split_camel(text));

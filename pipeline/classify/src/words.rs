@@ -14,8 +14,8 @@ const STEP: f32 = 0.5;
 /// L2 penalty per update: weights of words seen once stay small.
 const PENALTY: f32 = 1e-3;
 
-/// Log probabilities below this are one: "very unlikely" says enough, and one word cannot swing
-/// the calibrated model on its own.
+/// Log probabilities are clamped to at least this: "very unlikely" says enough, and one word
+/// cannot swing the calibrated model on its own.
 pub const FLOOR: f32 = -12.0;
 
 #[derive(Debug, Clone, Default)]

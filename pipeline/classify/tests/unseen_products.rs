@@ -38,3 +38,31 @@ fn the_metrics_of_the_expression_place_an_alert_whose_name_says_nothing() {
     assert_eq!(answers[1].category, "messaging", "{:?}", answers[1]);
     assert!(answers[1].confidence > answers[0].confidence, "{answers:?}");
 }
+
+#[test]
+fn a_taxonomy_whose_categories_no_example_has_is_decided_by_the_descriptions() {
+    use quench_classify::taxonomy::CategoryDescription;
+    let category =
+        |name: &str, description: &str| CategoryDescription { name: name.into(), description: description.into() };
+    let taxonomy = Taxonomy {
+        categories: vec![
+            category("data-stores", "Relational databases, SQL queries, replication and connections"),
+            category("queues", "Message brokers, topics, consumers and consumer lag"),
+        ],
+        ..Taxonomy::corpus()
+    };
+    let local = LocalClassifier::load(&LocalConfig::default(), taxonomy).unwrap();
+    let subject = |name: &str, summary: &str| {
+        let labels = std::collections::BTreeMap::from([("alertname".to_string(), name.to_string())]);
+        let annotations = std::collections::BTreeMap::from([("summary".to_string(), summary.to_string())]);
+        Subject::from_alert(name, &labels, &annotations)
+    };
+    let answers = local
+        .classify(&[
+            subject("PostgresqlTooManyConnections", "Too many SQL connections to the relational database"),
+            subject("KafkaConsumerGroupLag", "Consumer group lag on the topic is growing"),
+        ])
+        .unwrap();
+    let categories: Vec<&str> = answers.iter().map(|a| a.category.as_str()).collect();
+    assert_eq!(categories, ["data-stores", "queues"], "{answers:?}");
+}
