@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     Message, Offset, TopicPartitionList,
@@ -48,7 +48,20 @@ impl Follower {
                 std::thread::sleep(Duration::from_millis(500));
             };
             for partition in partitions {
-                let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+                // A broker going down meanwhile fails the request ("Meta data fetch error"): asked
+                // again, like the metadata, until the deadline rather than ending the process.
+                let high = loop {
+                    let watermarks = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10));
+                    let found =
+                        consumed(watermarks, role).with_context(|| format!("watermarks of {topic}/{partition}"))?;
+                    if let Some((_, high)) = found {
+                        break high;
+                    }
+                    if started.elapsed() > deadline {
+                        bail!("the end of {topic}/{partition} is not known within {deadline:?}");
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                };
                 assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
                 ends.push((topic.to_string(), partition, high));
             }
