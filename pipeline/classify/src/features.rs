@@ -61,10 +61,18 @@ pub fn words(subject: &Subject) -> Vec<String> {
     words
 }
 
-/// The words for the severity model: the category model's, the condition's shapes, how long it
-/// must hold, and the category it was given (a database down is worse than a CI job down).
+/// The words for the severity model: the category model's, the pairs of adjacent words in the
+/// alert names and summary ("no leader", "too many", "out of": severity is often in a phrase),
+/// the condition's shapes, how long it must hold, and the category it was given (a database
+/// down is worse than a CI job down).
 pub fn severity_words(subject: &Subject, category: &str) -> Vec<String> {
     let mut words = words(subject);
+    let names = subject.alertnames.iter().map(|n| text::split_camel(n));
+    for phrase in names.chain(std::iter::once(text::template(&subject.summary))) {
+        let terms = text::terms(&phrase);
+        let terms: Vec<&str> = terms.split(' ').filter(|t| !t.is_empty()).collect();
+        words.extend(terms.windows(2).map(|pair| format!("{} {}", pair[0], pair[1])));
+    }
     words.extend(promql::shapes(&subject.expr).into_iter().map(str::to_string));
     words.extend(promql::pending_token(&subject.pending_for).map(str::to_string));
     words.push(format!("category:{category}"));
@@ -114,6 +122,7 @@ mod tests {
         let words = severity_words(&subject(), "messaging");
         assert!(words.contains(&"for:5m".to_string()));
         assert!(words.contains(&"category:messaging".to_string()));
+        assert!(words.contains(&"queue backlog".to_string()) && words.contains(&"message is".to_string()), "{words:?}");
         assert!(!words.iter().any(|w| w.starts_with("expr:")), "a threshold of 1000 has no shape: {words:?}");
     }
 }
