@@ -48,7 +48,7 @@ use tokio::runtime::Handle;
 use crate::{
     clickhouse::labelled_incidents,
     config::{ClickHouseConfig, Config, WorkerConfig},
-    events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason},
+    events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason, Restored},
     http::Readiness,
     kafka::{consumed, Rebalanced},
     mutes::SideInputs,
@@ -259,6 +259,7 @@ impl Worker {
                     partitions.sort_unstable();
                     partitions.dedup();
                     let started = Instant::now();
+                    let count = partitions.len();
                     for partition in partitions {
                         let groups = changelog::restore(
                             &self.config.kafka,
@@ -294,7 +295,7 @@ impl Worker {
                             PartitionState { operator, next_offset: None, next_action_offset: None },
                         );
                     }
-                    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "restore finished");
+                    Restored { partitions: count, elapsed: started.elapsed() }.emit();
                     self.readiness.ready();
                 }
             }

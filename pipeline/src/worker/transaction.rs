@@ -58,6 +58,7 @@ impl Session {
         let (aborting, open) = (producer.clone(), in_transaction.clone());
         let context = Rebalances::new(move || {
             if open.swap(false, Ordering::SeqCst) {
+                crate::events::TransactionAborted.emit();
                 if let Err(e) = aborting.abort_transaction(TXN_TIMEOUT) {
                     tracing::error!(error = %e, "aborting the transaction on revoke failed");
                 }
