@@ -6,14 +6,10 @@ mod support;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::post, Json, Router};
 use quench_classify::{stage::FALLBACK, Classifier, ClassifyConfig, LocalClassifier, ProviderKind, Subject, Taxonomy};
 use quench_pipeline::{
     clickhouse::{client, labelled_incidents, migrate, IncidentRow, MIGRATIONS},
@@ -21,8 +17,11 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Alert, Decoder, Encoder, Incident, IncidentStatus};
 use rdkafka::Message;
-use serde_json::{json, Value};
-use support::{alert, produce, sigterm, PrivateServer, Run};
+use support::{
+    alert,
+    fake_llm::{self, FakeLlm},
+    produce, sigterm, PrivateServer, Run,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_provider_gets_schema_valid_batches_from_a_real_llama_cpp_server() {
@@ -57,43 +56,11 @@ async fn openai_provider_gets_schema_valid_batches_from_a_real_llama_cpp_server(
     }
 }
 
-/// A fake OpenAI-compatible chat completions peer that answers every incident asked as
-/// `database`/`high`, or 503 while `down`.
-#[derive(Default)]
-struct FakeLlm {
-    down: AtomicBool,
-    requests: AtomicUsize,
-}
-
-async fn completions(State(fake): State<Arc<FakeLlm>>, Json(body): Json<Value>) -> impl IntoResponse {
-    fake.requests.fetch_add(1, Ordering::SeqCst);
-    if fake.down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": { "message": "fake outage" } })))
-            .into_response();
-    }
-    let schema = &body["response_format"]["json_schema"]["schema"];
-    let ids =
-        schema["properties"]["incidents"]["items"]["properties"]["id"]["enum"].as_array().cloned().unwrap_or_default();
-    let incidents: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({ "id": id, "severity": "high", "category": "database", "confidence": 0.9, "summary": "fake LLM summary" }))
-        .collect();
-    let content = json!({ "incidents": incidents }).to_string();
-    Json(json!({
-        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" }],
-        "usage": { "prompt_tokens": 500, "completion_tokens": 80 }
-    }))
-    .into_response()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_falls_back_during_a_fake_llm_outage_and_reclassifies_open_incidents_after_it() {
     let fake = Arc::new(FakeLlm::default());
     fake.down.store(true, Ordering::SeqCst);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new().route("/v1/chat/completions", post(completions)).with_state(fake.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = fake_llm::serve(fake.clone()).await;
 
     let run = Run::new("classify");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();

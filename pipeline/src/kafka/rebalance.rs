@@ -37,13 +37,29 @@ impl Rebalances {
 }
 
 impl ClientContext for Rebalances {
-    /// librdkafka's statistics carry each partition's consumer lag (high watermark minus position).
+    /// Each partition's consumer lag from librdkafka's statistics.
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, stats) in &statistics.topics {
-            for (partition, p) in stats.partitions.iter().filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0) {
-                ConsumerLag { topic, partition: *partition, lag: p.consumer_lag }.emit();
+            for (partition, lag) in
+                stats.partitions.iter().filter(|(id, _)| **id >= 0).filter_map(|(id, p)| Some((id, lag(p)?)))
+            {
+                ConsumerLag { topic, partition: *partition, lag }.emit();
             }
         }
+    }
+}
+
+/// The last stable offset (what a read_committed consumer can reach; the high watermark when the
+/// broker gave none) minus this consumer's position. librdkafka's own `consumer_lag` counts from
+/// the *committed* offset, which a transactional worker commits through its producer: the
+/// consumer never learns of those commits, so for a group that started in this process it stays
+/// unknown (-1) for good. Before the first record, only that committed figure is known.
+fn lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+    match (end, p.app_offset) {
+        (end, position) if end >= 0 && position >= 0 => Some((end - position).max(0)),
+        _ if p.consumer_lag >= 0 => Some(p.consumer_lag),
+        _ => None,
     }
 }
 
@@ -60,5 +76,25 @@ impl ConsumerContext for Rebalances {
             let partitions = list.elements().iter().map(|e| e.partition()).collect();
             self.events.lock().expect("rebalance events").push(Rebalanced::Assigned(partitions));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::statistics::Partition;
+
+    use super::lag;
+
+    fn partition(app: i64, ls: i64, hi: i64, committed_lag: i64) -> Partition {
+        Partition { app_offset: app, ls_offset: ls, hi_offset: hi, consumer_lag: committed_lag, ..Default::default() }
+    }
+
+    #[test]
+    fn lag_counts_from_the_position_even_when_commits_go_through_the_transactional_producer() {
+        // librdkafka says -1: the consumer never saw a commit of its own.
+        assert_eq!(lag(&partition(120, 150, 155, -1)), Some(30), "to the last stable offset");
+        assert_eq!(lag(&partition(120, -1, 155, -1)), Some(35), "to the high watermark without one");
+        assert_eq!(lag(&partition(-1, 150, 155, 12)), Some(12), "before the first record: from the commit");
+        assert_eq!(lag(&partition(-1, 150, 155, -1)), None, "nothing known");
     }
 }

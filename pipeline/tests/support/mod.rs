@@ -11,6 +11,7 @@ use std::{
 };
 
 pub mod browser;
+pub mod fake_llm;
 pub mod fake_peers;
 pub mod ingest;
 
