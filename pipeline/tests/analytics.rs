@@ -211,6 +211,10 @@ async fn every_dashboard_panel_returns_the_columns_it_shows_on_the_fixture() {
             continue;
         }
         let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        // The dashboard of Quench's own metrics is over Prometheus: tests/operations.rs runs it.
+        if dashboard["templating"]["list"][0]["query"] == "prometheus" {
+            continue;
+        }
         for panel in dashboard["panels"].as_array().unwrap() {
             let name = format!("{} / {}", path.file_name().unwrap().to_string_lossy(), panel["title"]);
             assert_eq!(panel["datasource"]["type"], "grafana-clickhouse-datasource", "{name}");
