@@ -35,6 +35,8 @@ pub struct Config {
     pub correlate: crate::correlate::CorrelateConfig,
     /// `quench api`: incidents over HTTP, tokens scoped to tenants.
     pub api: crate::api::ApiConfig,
+    /// OpenTelemetry traces of alerts from ingest to delivery, over OTLP.
+    pub trace: quench_trace::TraceConfig,
 }
 
 /// The stream worker (`quench run`).
@@ -387,6 +389,7 @@ impl Config {
         self.predict.validate()?;
         self.correlate.validate()?;
         self.api.validate()?;
+        self.trace.validate()?;
         self.classify.validate()
     }
 

@@ -139,15 +139,35 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = logging::init(&config.log) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
+    // Kept until the end of main: dropping it sends the spans still buffered.
+    let _exporter = match logging::init(&config.log, &config.trace, cli.command.service()) {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli.command, &config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    /// The process's name in traces (OpenTelemetry's `service.name`).
+    fn service(&self) -> &'static str {
+        match self {
+            Command::Run => "quench-worker",
+            Command::Sink => "quench-sink",
+            Command::Ingest => "quench-ingest",
+            Command::Notify => "quench-notify",
+            Command::Api => "quench-api",
+            Command::Predict(_) => "quench-predict",
+            Command::Demo(_) => "quench-demo",
+            _ => "quench",
         }
     }
 }

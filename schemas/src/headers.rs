@@ -15,3 +15,8 @@ pub const REASON: &str = "quench.reason";
 pub const SOURCE_TOPIC: &str = "quench.source.topic";
 pub const SOURCE_PARTITION: &str = "quench.source.partition";
 pub const SOURCE_OFFSET: &str = "quench.source.offset";
+
+/// On `alerts`, `quench-rekey` and `routing` records of a traced alert: the W3C trace context
+/// (`00-<trace id>-<span id>-<flags>`) of the span the record was produced under, so that the
+/// next process's span joins the same trace.
+pub const TRACEPARENT: &str = "traceparent";

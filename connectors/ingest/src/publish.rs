@@ -7,9 +7,10 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
-use quench_schemas::{Alert, Encoder};
+use quench_schemas::{headers, Alert, Encoder};
 use rdkafka::{
     error::KafkaError,
+    message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord, Producer},
     types::RDKafkaErrorCode,
     ClientConfig,
@@ -57,10 +58,16 @@ impl Publisher {
 
     pub async fn publish(&self, alerts: &[Alert]) -> Result<(), Unavailable> {
         let mut pending = Vec::with_capacity(alerts.len());
+        let trace = quench_trace::traceparent(&tracing::Span::current());
         for alert in alerts {
             let payload = self.encoder.encode(alert).map_err(|e| self.unavailable(e.to_string()))?;
             let key = (self.key)(alert);
-            let record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            let mut record = FutureRecord::to(&self.topic).key(&key).payload(&payload);
+            if let Some(trace) = &trace {
+                record = record.headers(
+                    OwnedHeaders::new().insert(Header { key: headers::TRACEPARENT, value: Some(trace.as_str()) }),
+                );
+            }
             match self.producer.send_result(record) {
                 Ok(delivery) => pending.push(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

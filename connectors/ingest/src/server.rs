@@ -15,6 +15,7 @@ use axum::{
 };
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
+use tracing::Instrument;
 
 use quench_schemas::now_ms;
 
@@ -150,7 +151,9 @@ impl Ingest {
                 )
             }
         })?;
-        self.publisher.publish(&parsed.alerts).await.map_err(|e| {
+        // The root of the alerts' traces (when trace.sample_ratio keeps this request).
+        let span = tracing::info_span!("quench.ingest", source = name, alerts = parsed.alerts.len());
+        self.publisher.publish(&parsed.alerts).instrument(span).await.map_err(|e| {
             tracing::warn!(source = name, error = %e, "answering 503");
             Rejection {
                 retry_after_secs: Some(e.retry_after.as_secs().max(1)),

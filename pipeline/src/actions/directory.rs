@@ -17,14 +17,13 @@ use quench_schemas::{headers, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::KafkaResult,
-    message::Headers,
     Message, Offset, TopicPartitionList,
 };
 use tokio::runtime::Handle;
 
 use crate::{
     config::Config,
-    kafka::{position, reader_config},
+    kafka::{header, position, reader_config},
 };
 
 #[derive(Debug, Clone)]
@@ -98,13 +97,8 @@ impl Directory {
                 }
             };
             let Some(id) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else { continue };
-            let partition = message.headers().and_then(|headers| {
-                headers
-                    .iter()
-                    .find(|h| h.key == headers::PARTITION)
-                    .and_then(|h| h.value)
-                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
-            });
+            let partition =
+                header(&message, headers::PARTITION).and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
             // A tombstone removes the incident; a record that cannot be decoded (a registry blip)
             // leaves what was known of it rather than making a real incident unknown.
             let Some(bytes) = message.payload() else {

@@ -126,6 +126,12 @@ pub fn position(consumer: &BaseConsumer, topic: &str, partition: i32) -> anyhow:
     })
 }
 
+/// The value of a record's header `key`, if it has one.
+pub fn header<'a>(message: &'a impl Message, key: &str) -> Option<&'a [u8]> {
+    use rdkafka::message::Headers;
+    message.headers()?.iter().find(|h| h.key == key)?.value
+}
+
 /// What a consumer's poll gave, sorted: `Ok(Some)` a record; `Ok(None)` an error that librdkafka
 /// recovers from by itself (a broker restarting, a leader moving, a blip in the network), logged
 /// and counted while consumption goes on; `Err` an error that will not pass (fatal, or not

@@ -38,7 +38,7 @@ use quench_notify::{
     planner::{JobKind, PartitionState, Plan, StateRecord},
     template::{self, Markup},
 };
-use quench_schemas::{now_ms, Decoder, IncidentAction, RoutingEvent, RoutingReason};
+use quench_schemas::{headers, now_ms, Decoder, IncidentAction, RoutingEvent, RoutingReason};
 use rdkafka::{
     consumer::{CommitMode, Consumer, StreamConsumer},
     error::{KafkaError, RDKafkaErrorCode},
@@ -47,6 +47,7 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
 };
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::{
     actions::Actions,
@@ -54,7 +55,7 @@ use crate::{
     config::Config,
     events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
-    kafka::{client_config, consumed, reader_config, Rebalanced, Rebalances},
+    kafka::{client_config, consumed, header, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
     similar::note::Notes,
 };
@@ -145,6 +146,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         acks: FuturesUnordered::new(),
         paused: false,
         last_commit: Instant::now(),
+        traced: HashMap::new(),
     };
     tracing::info!(
         group = %notify.group_id, topic = %config.topics.routing, api = %notify.listen,
@@ -230,7 +232,13 @@ struct Notifier<'a> {
     acks: FuturesUnordered<BoxFuture<'static, anyhow::Result<Acked>>>,
     paused: bool,
     last_commit: Instant,
+    /// Routing events read with a trace context (see `quench-trace`): event id → `traceparent`,
+    /// under which their deliveries are attempted. Bounded: a trace is worth less than memory.
+    traced: HashMap<String, String>,
 }
+
+/// Routing events whose trace context is kept, beyond which the oldest are dropped.
+const MAX_TRACED: usize = 10_000;
 
 impl Notifier<'_> {
     /// Takes in the rebalances the consumer reported. A revocation drops every job (their
@@ -325,6 +333,12 @@ impl Notifier<'_> {
                 return Ok(());
             }
         };
+        if let Some(context) = header(&message, headers::TRACEPARENT) {
+            if self.traced.len() >= MAX_TRACED {
+                self.traced.clear();
+            }
+            self.traced.insert(event.event_id.clone(), String::from_utf8_lossy(context).into_owned());
+        }
         let mut plan = Plan::default();
         let now = now_ms();
         state.plan_event(&self.config.notify, partition, event, offset, now, &mut plan);
@@ -367,8 +381,17 @@ impl Notifier<'_> {
                 self.partitions.get(&queued.job.partition).and_then(|s| s.thread(&queued.job)).map(str::to_string);
             let (deliverer, finished, generation) = (self.deliverer.clone(), self.finished.clone(), self.generation);
             let notes = self.notes.clone();
+            let span = match self.traced.get(&queued.job.event.event_id) {
+                Some(context) => {
+                    let span =
+                        tracing::info_span!("quench.notify", target = %queued.job.target, attempt = queued.attempt);
+                    quench_trace::follow(&span, context.as_bytes());
+                    span
+                }
+                None => tracing::Span::none(),
+            };
             self.in_flight += 1;
-            self.tasks.spawn(async move {
+            let attempt = async move {
                 let job = &queued.job;
                 // An opening message says which resolved incident it looks like, when one does.
                 let opening = job.kind == JobKind::Event && job.event.reason == RoutingReason::Opened;
@@ -390,7 +413,8 @@ impl Notifier<'_> {
                 let (attempt, outcome) = deliverer.attempt(&job.target, &notice, queued.attempt).await;
                 // The receiver is gone only when the notifier stopped: nothing to report to.
                 let _ = finished.send(Finished { generation, queued, attempt, outcome, at: now_ms() });
-            });
+            };
+            self.tasks.spawn(attempt.instrument(span));
         }
     }
 

@@ -17,6 +17,7 @@ mod changelog;
 mod dlq;
 mod learned;
 mod rekey;
+mod traced;
 mod transaction;
 
 use std::{
@@ -34,7 +35,7 @@ use quench_core::{
     mute::{Check, Mutes},
     operator::{Classify, Operator},
     routing::RoutingRules,
-    rules::RouteTree,
+    rules::{alertmanager_group_key, RouteTree},
     window::transient::Transients,
 };
 use quench_schemas::{headers, now_ms, Alert, Decoder, Encoder, Incident, IncidentAction, Record, RoutingEvent};
@@ -57,6 +58,7 @@ use crate::{
 };
 use dlq::DeadLetter;
 use learned::Learned;
+use traced::Traced;
 use transaction::Session;
 
 /// Runs the worker until `shutdown` is set, then commits the transaction in flight and returns.
@@ -158,6 +160,7 @@ struct Worker {
     learned: Learned,
     /// With `[correlate]` on, the correlator each partition starts from.
     correlator: Option<Correlator>,
+    traced: Traced,
 }
 
 impl Worker {
@@ -214,6 +217,7 @@ impl Worker {
             transients: learned.transients(),
             learned,
             correlator,
+            traced: Traced::default(),
         })
     }
 
@@ -359,6 +363,14 @@ impl Worker {
             }
         };
         let route = rekey::route_of(message);
+        let rules = &self.rules;
+        self.traced.read(message, &alert, || {
+            let placements = rules.place(&alert, route.as_deref());
+            placements
+                .iter()
+                .map(|p| traced::group(&alert.tenant, &alertmanager_group_key(&p.route, &p.group_labels)))
+                .collect()
+        });
         match state.operator.alert(&alert, route.as_deref(), &self.rules, &mut self.mutes, Instant::now()) {
             Ok(late) => AlertConsumed { late }.emit(),
             Err(refused) => {
@@ -427,7 +439,11 @@ impl Worker {
                 // A correlated child goes where its parent's events go: the notifier that holds
                 // the parent's threads files it there.
                 let key = event.parent_incident_id.as_ref().unwrap_or(&event.incident_id);
-                self.session.send(BaseRecord::to(&self.config.topics.routing).key(key).payload(&value))?;
+                let mut record = BaseRecord::to(&self.config.topics.routing).key(key).payload(&value);
+                if let Some(headers) = self.traced.routing_headers(&traced::group(&event.tenant, &event.group_key)) {
+                    record = record.headers(headers);
+                }
+                self.session.send(record)?;
             }
             for joined in &out.incident_alerts {
                 let value = serde_json::to_vec(joined)?;
@@ -460,6 +476,7 @@ impl Worker {
             }
         }
         self.session.commit(&offsets)?;
+        self.traced.committed();
         let operators = self.partitions.values().map(|p| &p.operator);
         Committed {
             incidents: outputs.iter().map(|(_, o)| o.incidents.len()).sum(),

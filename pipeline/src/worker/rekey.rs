@@ -13,7 +13,7 @@ use std::{
 
 use quench_schemas::{headers, Alert, Decoder};
 use rdkafka::{
-    message::{Header, Headers, OwnedHeaders, OwnedMessage},
+    message::{Header, OwnedHeaders, OwnedMessage},
     producer::BaseRecord,
     Message, Offset, TopicPartitionList,
 };
@@ -23,19 +23,14 @@ use super::{decode, dlq::DeadLetter, transaction::Session};
 use crate::{
     config::{Config, TopicsConfig},
     events::DeadLetterReason,
-    kafka::{consumed, Rebalanced},
+    kafka::{consumed, header, Rebalanced},
     reload::RulesSource,
 };
 use quench_core::rules::RouteTree;
 
 /// The route a re-keyed record was placed on, if it came through this stage.
 pub fn route_of(message: &OwnedMessage) -> Option<String> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == headers::ROUTE)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+    header(message, headers::ROUTE).map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 pub fn run(
@@ -90,9 +85,14 @@ fn rekey(
     };
     let placements = tree.place(&alert, None);
     let payload = message.payload().unwrap_or_default();
+    let trace = header(message, headers::TRACEPARENT);
     for placement in &placements {
-        let headers =
+        let mut headers =
             OwnedHeaders::new().insert(Header { key: headers::ROUTE, value: Some(placement.route.as_bytes()) });
+        // A traced alert's context goes on to the worker as it came (this stage adds no span).
+        if let Some(trace) = trace {
+            headers = headers.insert(Header { key: headers::TRACEPARENT, value: Some(trace) });
+        }
         // With correlation on, by tenant: all of a tenant's groups in one partition.
         let key = if config.correlate.enabled { &alert.tenant } else { &placement.key.0 };
         session.send(BaseRecord::<str, [u8]>::to(&config.topics.rekey).key(key).payload(payload).headers(headers))?;

@@ -1,0 +1,64 @@
+//! Traced alerts in the worker (see `quench-trace`): an alert read with a `traceparent` header
+//! gets a span from its reading to the commit of the transaction that holds its effects, and the
+//! next routing event of each group it joined carries that span's context to the notifier.
+//! Untraced alerts cost one look at their headers.
+
+use std::collections::HashMap;
+
+use quench_schemas::{headers, Alert};
+use rdkafka::{
+    message::{Header, OwnedHeaders, OwnedMessage},
+    Message,
+};
+
+use crate::kafka::header;
+
+/// Groups whose next routing event is not out yet, beyond which the oldest contexts are dropped
+/// (a group may never emit one: a trace is worth less than bounded memory).
+const MAX_GROUPS: usize = 10_000;
+
+#[derive(Default)]
+pub struct Traced {
+    /// Spans of the alerts read since the last commit.
+    spans: Vec<tracing::Span>,
+    /// [`group`] → the trace context its next routing event carries.
+    groups: HashMap<String, String>,
+}
+
+/// A group as a routing event names it: its tenant and Alertmanager's group key.
+pub fn group(tenant: &str, alertmanager_group_key: &str) -> String {
+    format!("{tenant}|{alertmanager_group_key}")
+}
+
+impl Traced {
+    /// Starts `alert`'s span if `message` carries a trace context; `groups` names the groups the
+    /// alert joins (asked only then).
+    pub fn read(&mut self, message: &OwnedMessage, alert: &Alert, groups: impl FnOnce() -> Vec<String>) {
+        let Some(parent) = header(message, headers::TRACEPARENT) else { return };
+        let alertname = alert.labels.get("alertname").map(String::as_str).unwrap_or_default();
+        let span =
+            tracing::info_span!("quench.worker", partition = message.partition(), offset = message.offset(), alertname);
+        quench_trace::follow(&span, parent);
+        if let Some(context) = quench_trace::traceparent(&span) {
+            if self.groups.len() >= MAX_GROUPS {
+                self.groups.clear();
+            }
+            for group in groups() {
+                self.groups.insert(group, context.clone());
+            }
+        }
+        self.spans.push(span);
+    }
+
+    /// The headers of the routing event of `group`, with the trace context of its latest traced
+    /// alert (once: the next event of the group is that of later alerts).
+    pub fn routing_headers(&mut self, group: &str) -> Option<OwnedHeaders> {
+        let context = self.groups.remove(group)?;
+        Some(OwnedHeaders::new().insert(Header { key: headers::TRACEPARENT, value: Some(&context) }))
+    }
+
+    /// The transaction committed: the spans of the alerts in it end.
+    pub fn committed(&mut self) {
+        self.spans.clear();
+    }
+}
