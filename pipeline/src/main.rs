@@ -48,7 +48,13 @@ enum Command {
     /// the routes' flap and transient holds, and [correlate] linking incidents across groups)
     Run,
     /// Write alerts, incidents, routing events, notification attempts and predictions from Kafka to ClickHouse, idempotently
-    Sink,
+    Sink {
+        /// Rebuild ClickHouse from Kafka: set the sink's consumer group back to the start of
+        /// every topic it reads, then run as usual (into a new database, or after `quench
+        /// migrate` recreated dropped tables; no other sink of the group may be running)
+        #[arg(long)]
+        from_beginning: bool,
+    },
     /// Accept webhooks (Alertmanager, Grafana, PagerDuty Events v2, Prometheus, JSON) and produce
     /// them to Kafka as Avro alerts; answers 2xx only once Kafka acknowledged every alert. Also
     /// serves Alertmanager's API v2 (silences, alerts) for amtool on ingest.listen
@@ -161,7 +167,7 @@ impl Command {
     fn service(&self) -> &'static str {
         match self {
             Command::Run => "quench-worker",
-            Command::Sink => "quench-sink",
+            Command::Sink { .. } => "quench-sink",
             Command::Ingest => "quench-ingest",
             Command::Notify => "quench-notify",
             Command::Api => "quench-api",
@@ -207,8 +213,11 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             let readiness = http::serve(&config.http).await?;
             worker::run(config.clone(), rules, signals::shutdown_flag(), readiness).await?;
         }
-        Command::Sink => {
+        Command::Sink { from_beginning } => {
             preflight::check(config, Needs::ALL).await?;
+            if from_beginning {
+                sink::rewind(config)?;
+            }
             let readiness = http::serve(&config.http).await?;
             sink::run(config, signals::shutdown_flag(), readiness).await?;
         }

@@ -21,7 +21,7 @@ use quench_pipeline::{
 use quench_schemas::{now_ms, RoutingEvent};
 use support::{
     decode_all,
-    fake_peers::{self, Peers, WEBHOOK_SECRET},
+    fake_peers::{self, Peers},
     ingest::{alertmanager_body, post, Ingest},
     read_until, sigterm, PrivateServer, Run,
 };
@@ -40,14 +40,7 @@ async fn a_broker_killed_under_load_loses_and_duplicates_nothing() {
     std::fs::create_dir_all(&dir).unwrap();
     let peers = Arc::new(Peers::default());
     let base = fake_peers::serve(peers.clone()).await;
-    let config = dir.join("quench.toml");
-    std::fs::write(
-        &config,
-        format!("[notify]\nlisten = \"127.0.0.1:0\"\n[notify.webhook.ops]\nurl = \"{base}/webhook/ops\"\nsecret = \"{WEBHOOK_SECRET}\"\n"),
-    )
-    .unwrap();
-    let routing = dir.join("routing.yaml");
-    std::fs::write(&routing, "default:\n  team: ops\n  targets:\n    - { channel: webhook, target: ops }\n").unwrap();
+    let (config, routing) = fake_peers::webhook_files(&dir, &base, "");
     let mut run = Run::new("cluster");
     run.set("QUENCH_CONFIG", &config.display().to_string());
     run.set("QUENCH_KAFKA__BROKERS", &brokers.join(","));

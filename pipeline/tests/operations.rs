@@ -25,7 +25,7 @@ use quench_schemas::now_ms;
 use serde_json::Value;
 use support::{
     fake_llm::{self, FakeLlm},
-    fake_peers::{self, Peers, WEBHOOK_SECRET},
+    fake_peers::{self, Peers},
     ingest::{alertmanager_body, free_port, post, Ingest},
     produce, sigterm, KillOnDrop, Run,
 };
@@ -40,17 +40,8 @@ async fn every_pipeline_dashboard_query_returns_data_from_a_real_prometheus_scra
     let peers = Arc::new(Peers::default());
     let base = fake_peers::serve(peers.clone()).await;
     let llm = fake_llm::serve(Arc::new(FakeLlm::default())).await;
-    let config = dir.join("quench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notify]\nlisten = \"127.0.0.1:0\"\n[notify.webhook.ops]\nurl = \"{base}/webhook/ops\"\n\
-             secret = \"{WEBHOOK_SECRET}\"\n[classify.llm]\ninput_price_per_mtok = 3.0\noutput_price_per_mtok = 15.0\n"
-        ),
-    )
-    .unwrap();
-    let routing = dir.join("routing.yaml");
-    std::fs::write(&routing, "default:\n  team: ops\n  targets:\n    - { channel: webhook, target: ops }\n").unwrap();
+    let prices = "[classify.llm]\ninput_price_per_mtok = 3.0\noutput_price_per_mtok = 15.0\n";
+    let (config, routing) = fake_peers::webhook_files(&dir, &base, prices);
     let mut run = Run::new("operations");
     run.set("QUENCH_CONFIG", &config.display().to_string());
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());

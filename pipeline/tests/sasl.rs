@@ -19,7 +19,7 @@ use quench_pipeline::{
 };
 use quench_schemas::now_ms;
 use support::{
-    fake_peers::{self, Peers, WEBHOOK_SECRET},
+    fake_peers::{self, Peers},
     ingest::{alertmanager_body, post, Ingest},
     KillOnDrop, PrivateServer, Run,
 };
@@ -44,14 +44,7 @@ async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
     std::fs::create_dir_all(&dir).unwrap();
     let peers = Arc::new(Peers::default());
     let base = fake_peers::serve(peers.clone()).await;
-    let config = dir.join("quench.toml");
-    std::fs::write(
-        &config,
-        format!("[notify]\nlisten = \"127.0.0.1:0\"\n[notify.webhook.ops]\nurl = \"{base}/webhook/ops\"\nsecret = \"{WEBHOOK_SECRET}\"\n"),
-    )
-    .unwrap();
-    let routing = dir.join("routing.yaml");
-    std::fs::write(&routing, "default:\n  team: ops\n  targets:\n    - { channel: webhook, target: ops }\n").unwrap();
+    let (config, routing) = fake_peers::webhook_files(&dir, &base, "");
     let mut run = Run::new("sasl");
     run.set_all(&[
         ("QUENCH_CONFIG", config.display().to_string()),

@@ -16,7 +16,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Alert, Encoder, RefusedRow};
 use serde::Deserialize;
-use support::{alert, produce, sigterm, PrivateServer, Run};
+use support::{alert, produce, sigterm, KillOnDrop, PrivateServer, Run};
 
 #[derive(Row, Deserialize, Debug)]
 struct Counts {
@@ -205,5 +205,83 @@ async fn rows_clickhouse_refuses_go_to_the_dead_letter_topic_and_the_rest_is_wri
     for child in [&mut worker, &mut sink] {
         sigterm(child);
         assert!(child.wait().unwrap().success(), "graceful shutdown");
+    }
+}
+
+/// Every table the sink writes, as one string: incidents (newest versions, what a query with
+/// FINAL sees) row by row, and the other tables' distinct rows counted.
+async fn snapshot(run: &Run) -> String {
+    let query = "SELECT assumeNotNull(concat( \
+        (SELECT toString(groupArray(tuple(incident_id, version, status, title, alert_count, distinct_alerts, \
+            summary, severity, category, first_seen, last_seen, resolved_at, fingerprints, common_labels))) \
+            FROM (SELECT * FROM incidents FINAL ORDER BY incident_id)), \
+        ' alerts ', toString((SELECT count() FROM alerts FINAL)), \
+        ' incident_alerts ', toString((SELECT count() FROM incident_alerts FINAL)), \
+        ' routing_events ', toString((SELECT count() FROM routing_events FINAL))))";
+    client(&run.config.clickhouse).query(query).fetch_one().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sink_from_the_beginning_rebuilds_the_same_tables_from_kafka_into_an_empty_database() {
+    let mut run = Run::new("sink-rebuild");
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_rebuilt_from_{}", std::process::id()));
+    run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let now = now_ms();
+    let mut records = Vec::new();
+    for name in ["PgDown", "DiskFull", "HighLatency"] {
+        for instance in 0..200 {
+            records.push((name.to_string(), encoder.encode(&alert(name, instance, now)).unwrap()));
+        }
+    }
+    produce(&run, records).await;
+    let worker = KillOnDrop(run.start("run"));
+    let mut sink = KillOnDrop(run.start("sink"));
+    wait_for_alerts(&run, 600, Duration::from_secs(120)).await;
+    // Settled: the same snapshot twice, a few flushes apart, with every alert in its incident.
+    let mut before = String::new();
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = snapshot(&run).await;
+        if now == before && now.contains(" alerts 600 ") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "ClickHouse did not settle: {now}");
+        before = now;
+    }
+    // While a sink of the group runs, setting the group back is refused (its commits would undo it).
+    let mut refused = KillOnDrop(run.start("sink --from-beginning"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = refused.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "sink --from-beginning ran beside a running sink");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success());
+    sigterm(&sink);
+    assert!(sink.wait().unwrap().success(), "graceful shutdown");
+
+    // A new, empty database; the sink's group has committed everything, so only the flag
+    // makes it read the topics again.
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_rebuilt_to_{}", std::process::id()));
+    migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
+    let rebuild = KillOnDrop(run.start("sink --from-beginning"));
+    let started = Instant::now();
+    loop {
+        let now = snapshot(&run).await;
+        if now == before {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "rebuilt {now}\nexpected {before}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(before.contains("PgDown") && before.contains("routing_events"), "{before}");
+    for child in [&worker, &rebuild] {
+        sigterm(child);
     }
 }

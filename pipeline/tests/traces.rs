@@ -16,7 +16,7 @@ use quench_pipeline::kafka::create_topics;
 use quench_schemas::now_ms;
 use serde_json::Value;
 use support::{
-    fake_peers::{self, Peers, WEBHOOK_SECRET},
+    fake_peers::{self, Peers},
     ingest::{alertmanager_body, post as post_webhook, Ingest},
     sigterm, KillOnDrop, Run,
 };
@@ -72,14 +72,7 @@ async fn one_alerts_trace_runs_from_the_webhook_through_the_worker_to_the_delive
     let base = fake_peers::serve(peers.clone()).await;
     let dir = std::env::temp_dir().join(format!("quench-traces-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("quench.toml");
-    std::fs::write(
-        &config,
-        format!("[notify]\nlisten = \"127.0.0.1:0\"\n[notify.webhook.ops]\nurl = \"{base}/webhook/ops\"\nsecret = \"{WEBHOOK_SECRET}\"\n"),
-    )
-    .unwrap();
-    let routing = dir.join("routing.yaml");
-    std::fs::write(&routing, "default:\n  team: ops\n  targets:\n    - { channel: webhook, target: ops }\n").unwrap();
+    let (config, routing) = fake_peers::webhook_files(&dir, &base, "");
     let mut run = Run::new("traces");
     run.set("QUENCH_CONFIG", &config.display().to_string());
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());

@@ -6,16 +6,23 @@ mod support;
 
 use std::{
     collections::{HashMap, HashSet},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use quench_core::rules::RouteTree;
-use quench_pipeline::kafka::create_topics;
+use quench_pipeline::{config::quench_command, kafka::create_topics};
 use quench_schemas::{
     frame, now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, Record, Registry, RoutingEvent, RoutingReason,
 };
-use rdkafka::{message::Headers, Message};
-use support::{alert, decode_all, produce, read_until, sigterm, PrivateServer, Run};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewPartitions},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    message::Headers,
+    ClientConfig, Message,
+};
+use support::{alert, decode_all, produce, read_until, sigterm, KillOnDrop, PrivateServer, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
@@ -434,4 +441,109 @@ async fn records_of_a_new_schema_wait_for_a_paused_registry_and_none_is_dead_let
     }
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());
+}
+
+/// Adds partitions to `alerts` (the topic Kafka can only grow).
+async fn grow_alerts(run: &Run, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &run.config.kafka.brokers).create().unwrap();
+    let grown = admin
+        .create_partitions(&[NewPartitions::new(&run.config.topics.alerts, partitions)], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(grown.iter().all(Result::is_ok), "{grown:?}");
+}
+
+/// Adding partitions to `alerts` while the worker re-keys (`worker.input_keyed_by_group =
+/// false`): the worker's input, `quench-rekey`, keeps its partitions, so each group's state stays
+/// where it is, and alerts that land in the new partitions join their groups' incidents.
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_grow_by_partitions_while_the_worker_re_keys_and_no_group_is_stranded() {
+    let mut run = Run::new("grow");
+    run.set("QUENCH_WORKER__INPUT_KEYED_BY_GROUP", "false");
+    // The re-keying stage's consumer sees new partitions within a second, not five minutes.
+    run.set("QUENCH_KAFKA__PROPERTIES__topic.metadata.refresh.interval.ms", "1000");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let batch = |sent: &mut HashMap<String, i64>, instances: std::ops::Range<usize>| {
+        let now = now_ms();
+        let mut records = Vec::new();
+        for name in ["GrowPg", "GrowDisk", "GrowLatency", "GrowQueue"] {
+            for instance in instances.clone() {
+                // Keyed by host, as a sender that is not grouping-aware would: every partition gets some.
+                records.push((format!("{name}-{instance}"), encoder.encode(&alert(name, instance, now)).unwrap()));
+                *sent.entry(name.to_string()).or_default() += 1;
+            }
+        }
+        records
+    };
+    produce(&run, batch(&mut sent, 0..100)).await;
+    let mut worker = KillOnDrop(run.start("run"));
+    wait_for_counts(&run, &sent).await;
+
+    grow_alerts(&run, 6).await;
+    produce(&run, batch(&mut sent, 100..300)).await;
+    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &run.config.kafka.brokers).create().unwrap();
+    let in_new: i64 =
+        (3..6).map(|p| probe.fetch_watermarks(&run.config.topics.alerts, p, Duration::from_secs(10)).unwrap().1).sum();
+    assert!(in_new > 100, "alerts landed in the new partitions ({in_new})");
+    let counts = wait_for_counts(&run, &sent).await;
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+    assert_exactly_once(&run, &sent, counts).await;
+}
+
+/// With its input keyed by group, a worker whose input has more partitions than its changelog
+/// (an operator grew `alerts` alone) stops at start-up naming the counts, rather than restoring
+/// groups from the wrong partitions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_refuses_to_start_when_its_input_and_changelog_partition_counts_differ() {
+    let run = Run::new("mismatch");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    grow_alerts(&run, 4).await;
+    let output = quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), "run", &run.env).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    let alerts = format!("{} has 4", run.config.topics.alerts);
+    let state = format!("{} has 3", run.config.topics.state);
+    assert!(
+        stderr.contains("different partition counts") && stderr.contains(&alerts) && stderr.contains(&state),
+        "{stderr}"
+    );
+}
+
+/// A rolling upgrade of two workers: each in turn stops gracefully and a new process takes its
+/// place (with its instance id: static membership gives it its partitions back) while alerts
+/// keep coming. Every alert is counted once and no group is opened (paged) twice. The new
+/// process is this build; that it reads what the previous release wrote is the changelog
+/// format fixture's test in `quench-core` (`window::tests`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_again() {
+    let run = Run::new("rolling");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let mut workers = [
+        KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w1")])),
+        KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")])),
+    ];
+    produce(&run, (0..20).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
+    wait_for_counts(&run, &sent).await;
+    for (slot, instance) in ["w1", "w2"].into_iter().enumerate() {
+        produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
+        sigterm(&workers[slot]);
+        assert!(workers[slot].wait().unwrap().success(), "{instance} stops gracefully");
+        produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
+        workers[slot] = KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", instance)]));
+    }
+    let counts = wait_for_counts(&run, &sent).await;
+    for worker in &workers {
+        sigterm(worker);
+    }
+    for worker in &mut workers {
+        assert!(worker.wait().unwrap().success());
+    }
+    assert_exactly_once(&run, &sent, counts).await;
 }

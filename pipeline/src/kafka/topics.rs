@@ -3,9 +3,13 @@
 //! the notifier's delivery log is compacted and also deleted after 7 days); the others are plain
 //! logs.
 
+use std::time::Duration;
+
+use anyhow::{bail, Context};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
     types::RDKafkaErrorCode,
 };
 
@@ -34,7 +38,6 @@ const DELIVERY_LOG: Settings =
 /// `repeat_interval` (4 hours by default, far below 30 days), so its latest state stays.
 const INCIDENT_STATES: Settings =
     &[("cleanup.policy", "compact,delete"), ("retention.ms", "2592000000"), ("min.compaction.lag.ms", "0")];
-const ONE_DAY: Settings = &[("cleanup.policy", "delete"), ("retention.ms", "86400000")];
 
 /// Every topic Quench uses, with its settings.
 fn specs(t: &TopicsConfig) -> [(&str, Settings); 16] {
@@ -47,7 +50,9 @@ fn specs(t: &TopicsConfig) -> [(&str, Settings); 16] {
         (&t.actions, TWO_WEEKS),
         (&t.incident_alerts, TWO_WEEKS),
         (&t.sink_dlq, TWO_WEEKS),
-        (&t.rekey, ONE_DAY),
+        // As long as `alerts`: the worker reads it behind the re-keying stage, and a worker that
+        // falls behind by more than the retention would find its alerts deleted unread.
+        (&t.rekey, TWO_WEEKS),
         (&t.notifications, TWO_WEEKS),
         (&t.notifications_dlq, TWO_WEEKS),
         (&t.deliveries, DELIVERY_LOG),
@@ -87,6 +92,34 @@ pub async fn delete_topics(kafka: &KafkaConfig, topics: &TopicsConfig) -> anyhow
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, "admin").create()?;
     for result in admin.delete_topics(&names, &AdminOptions::new()).await? {
         result.map_err(|(name, code)| anyhow::anyhow!("deleting topic {name} failed: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Checks that `topics` have one partition count: a process that keeps a partition's state in
+/// the partition of the same number of another topic (the worker's changelog beside its input
+/// and actions, the notifier's state beside its routing events) would otherwise strand state or
+/// give one partition number to two members. Kafka can only add partitions, and adding them moves
+/// keys to other partitions: README, "Deployment", says how to grow a topic.
+pub fn check_partition_counts(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = client_config(kafka, "partitions").create()?;
+    let mut counts = Vec::new();
+    for topic in topics {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("reading the partitions of topic {topic}"))?;
+        match metadata.topics().first().map_or(0, |t| t.partitions().len()) {
+            0 => bail!("topic {topic} does not exist (`quench init` creates it)"),
+            count => counts.push((topic, count)),
+        }
+    }
+    if counts.windows(2).any(|pair| pair[0].1 != pair[1].1) {
+        let counts: Vec<String> = counts.iter().map(|(topic, count)| format!("{topic} has {count}")).collect();
+        bail!(
+            "topics whose partitions go together have different partition counts ({}): give them the same \
+             number before starting (README, \"Deployment\", adding partitions)",
+            counts.join(", ")
+        );
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ use crate::{
     config::Config,
     events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
-    kafka::{client_config, consumed, header, reader_config, Rebalanced, Rebalances},
+    kafka::{check_partition_counts, client_config, consumed, header, reader_config, Rebalanced, Rebalances},
     preflight::registry_client,
     similar::note::Notes,
 };
@@ -117,6 +117,9 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         }
     });
 
+    // A routing partition's escalation state and delivery log live in the partitions of the same number.
+    let topics = &config.topics;
+    check_partition_counts(&config.kafka, &[&topics.routing, &topics.notify_state, &topics.deliveries])?;
     // Eager rebalancing: a revocation takes every partition, which is what the loop assumes.
     let consumer: StreamConsumer<Rebalances> = reader_config(&config.kafka, "notify", &notify.group_id)
         .set("partition.assignment.strategy", "range")

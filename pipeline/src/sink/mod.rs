@@ -21,13 +21,14 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context;
 use clickhouse::Client;
 use quench_schemas::{
     Alert, DecodeError, Decoder, Incident, IncidentAction, IncidentAlerts, NotificationAttempt, Prediction,
     RoutingEvent,
 };
 use rdkafka::{
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer},
     message::OwnedMessage,
     producer::{FutureProducer, FutureRecord},
     Message, Offset, TopicPartitionList,
@@ -56,6 +57,44 @@ struct Decoders {
     actions: Decoder<IncidentAction>,
 }
 
+/// The topics the sink reads, each into its table.
+fn topics(topics: &TopicsConfig) -> [&str; 7] {
+    [
+        topics.alerts.as_str(),
+        topics.incidents.as_str(),
+        topics.routing.as_str(),
+        topics.incident_alerts.as_str(),
+        topics.notifications.as_str(),
+        topics.predictions.as_str(),
+        topics.actions.as_str(),
+    ]
+}
+
+/// `quench sink --from-beginning`: commits, for the sink's group, the first offset Kafka still
+/// holds of every partition it reads, so that the run that follows writes everything again.
+/// Inserts are idempotent, so rows ClickHouse has already are not doubled; what retention has
+/// deleted from Kafka cannot come back (README, "Deployment", on retention).
+pub fn rewind(config: &Config) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = reader_config(&config.kafka, "sink-rewind", &config.sink.group_id).create()?;
+    let mut start = TopicPartitionList::new();
+    for topic in topics(&config.topics) {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (low, _) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+            start.add_partition_offset(topic, partition.id(), Offset::Offset(low))?;
+        }
+    }
+    // Refused while members of the group run: their next commit would undo this one.
+    consumer.commit(&start, CommitMode::Sync).with_context(|| {
+        format!(
+            "setting consumer group `{}` back to the start of its topics (stop every `quench sink` of the group first)",
+            config.sink.group_id
+        )
+    })?;
+    tracing::info!(group = %config.sink.group_id, partitions = start.count(), "sink set back to the start of every topic");
+    Ok(())
+}
+
 pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Readiness>) -> anyhow::Result<()> {
     let registry = registry_client(&config.registry)?;
     let decoders = Decoders {
@@ -66,15 +105,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>, readiness: Arc<Read
         actions: Decoder::new(registry),
     };
     let consumer: StreamConsumer = reader_config(&config.kafka, "sink", &config.sink.group_id).create()?;
-    let topics = [
-        config.topics.alerts.as_str(),
-        config.topics.incidents.as_str(),
-        config.topics.routing.as_str(),
-        config.topics.incident_alerts.as_str(),
-        config.topics.notifications.as_str(),
-        config.topics.predictions.as_str(),
-        config.topics.actions.as_str(),
-    ];
+    let topics = topics(&config.topics);
     consumer.subscribe(&topics)?;
     let writers = Writers {
         client: crate::clickhouse::client(&config.clickhouse),

@@ -51,7 +51,7 @@ use crate::{
     config::{ClickHouseConfig, Config, WorkerConfig},
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason, Restored},
     http::Readiness,
-    kafka::{consumed, Rebalanced},
+    kafka::{check_partition_counts, consumed, Rebalanced},
     mutes::SideInputs,
     preflight::registry_client,
     reload::{FileSource, ReloadAudit, RulesSource},
@@ -92,27 +92,37 @@ pub async fn run(
         let rules = RulesSource::load(config.worker.rules.clone()).map_err(anyhow::Error::msg)?;
         let decoder = Decoder::<Alert>::new(registry);
         Some(tokio::task::spawn_blocking(move || {
-            rekey::run(&config, &instance_id(&config.worker), rules, &decoder, &handle, &shutdown)
+            let result = rekey::run(&config, &instance_id(&config.worker), rules, &decoder, &handle, &shutdown);
+            // One stage ending (on an error too) ends the other: a process that only re-keys
+            // would look alive while nothing reads what it writes.
+            shutdown.store(true, Ordering::SeqCst);
+            result
         }))
     };
     let worker = tokio::task::spawn_blocking(move || {
-        readiness.not_ready("loading the classifier");
-        let started = Instant::now();
-        let classifier = Arc::new(load_classifier(&config.classify, &config.clickhouse, &handle)?);
-        classifier.spawn_refiner(&handle);
-        tracing::info!(
-            provider = ?config.classify.provider,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "classifier loaded"
-        );
-        let codecs = Codecs { decoder, actions, incidents, routing };
-        let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
-        worker.run(&shutdown)
+        let result = (|| {
+            readiness.not_ready("loading the classifier");
+            let started = Instant::now();
+            let classifier = Arc::new(load_classifier(&config.classify, &config.clickhouse, &handle)?);
+            classifier.spawn_refiner(&handle);
+            tracing::info!(
+                provider = ?config.classify.provider,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "classifier loaded"
+            );
+            let codecs = Codecs { decoder, actions, incidents, routing };
+            let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
+            worker.run(&shutdown)
+        })();
+        shutdown.store(true, Ordering::SeqCst);
+        result
     });
-    if let Some(rekeying) = rekeying {
-        rekeying.await??;
-    }
-    worker.await?
+    let rekeyed = match rekeying {
+        Some(rekeying) => rekeying.await?,
+        None => Ok(()),
+    };
+    // The worker's error first: the stage that failed is the cause, the other stopped for it.
+    worker.await?.and(rekeyed)
 }
 
 /// How long after it stopped firing an inhibition source is kept: far beyond any allowed
@@ -191,6 +201,7 @@ impl Worker {
             )),
             false => None,
         };
+        check_partition_counts(&config.kafka, &[&input, &config.topics.actions, &config.topics.state])?;
         let session =
             Session::connect(&config.kafka, &config.worker, "worker", &config.worker.group_id, &instance, &topics)?;
         tracing::info!(instance, group = %config.worker.group_id, ?topics, "worker started");
@@ -259,6 +270,10 @@ impl Worker {
                     self.readiness.not_ready("rebalancing");
                 }
                 Rebalanced::Assigned(mut partitions) => {
+                    // Partitions added while running: stop before a state is restored from (or
+                    // a partition number given to) the wrong place.
+                    let topics = [self.input.as_str(), &self.config.topics.actions, &self.config.topics.state];
+                    check_partition_counts(&self.config.kafka, &topics)?;
                     // Each number comes once per topic read (alerts and actions).
                     partitions.sort_unstable();
                     partitions.dedup();

@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -67,6 +68,24 @@ impl Peers {
         *left -= 1;
         Some((StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response())
     }
+}
+
+/// Files for a run whose notifier pages the fake webhook peer at `base`: in `dir`, a
+/// configuration with the webhook target `ops` (and `extra`, more TOML) and routing rules that
+/// send every incident to it. Returns (configuration, routing) paths.
+pub fn webhook_files(dir: &std::path::Path, base: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let config = dir.join("quench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notify]\nlisten = \"127.0.0.1:0\"\n[notify.webhook.ops]\nurl = \"{base}/webhook/ops\"\n\
+             secret = \"{WEBHOOK_SECRET}\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    let routing = dir.join("routing.yaml");
+    std::fs::write(&routing, "default:\n  team: ops\n  targets:\n    - { channel: webhook, target: ops }\n").unwrap();
+    (config, routing)
 }
 
 /// Serves the fakes on 127.0.0.1 and returns the base URL.

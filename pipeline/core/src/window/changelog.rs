@@ -10,6 +10,13 @@ use std::collections::HashMap;
 use super::group::{bucket, Entry, Group, ALL_BUCKETS, BUCKETS};
 use crate::rules::GroupKey;
 
+/// The format of the group records this version writes. Raised when a record changes in a way
+/// an older worker would get wrong (a field it would drop when it writes the group again, a
+/// value it cannot read): a worker refuses a record of a later format rather than lose what it
+/// does not know, so a rolling upgrade that changes it must finish before the new format is
+/// written (README, "Deployment", upgrades).
+pub const FORMAT: u32 = 1;
+
 /// A changelog record: key, and value or `None` for a tombstone.
 pub type Record = (String, Option<Vec<u8>>);
 
@@ -43,6 +50,7 @@ pub fn write(group: &mut Group, out: &mut Vec<Record>) -> serde_json::Result<()>
     }
     group.changed_buckets = 0;
     group.written_buckets = written;
+    group.format = FORMAT;
     out.push((group.key().0.clone(), Some(serde_json::to_vec(&*group)?)));
     out.extend(records);
     Ok(())
@@ -66,6 +74,13 @@ pub fn read(records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<
             None => {
                 let mut group: Group =
                     serde_json::from_slice(&value).map_err(|e| format!("changelog record {key:?}: {e}"))?;
+                if group.format > FORMAT {
+                    return Err(format!(
+                        "changelog record {key:?} is in format {}, written by a newer Quench; this worker reads \
+                         formats up to {FORMAT}: finish the upgrade (or roll back the workers that wrote it)",
+                        group.format
+                    ));
+                }
                 if !group.alerts.is_empty() {
                     // Written before buckets, with the alerts inside: the next write moves them.
                     group.changed_buckets = ALL_BUCKETS;

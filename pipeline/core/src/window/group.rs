@@ -128,6 +128,10 @@ fn announced() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     key: GroupKey,
+    /// The changelog format this record was written in ([`super::changelog::FORMAT`]); records
+    /// written before formats were numbered have none, and are format 1.
+    #[serde(default = "first_format")]
+    pub(super) format: u32,
     /// The route's id, to ask whether its time intervals mute it (older changelogs: none).
     #[serde(default)]
     route: String,
@@ -242,6 +246,10 @@ fn first_flush(timing: &Timing, starts_at: i64, now: i64) -> i64 {
     }
 }
 
+fn first_format() -> u32 {
+    1
+}
+
 impl Group {
     /// A group opened by `first`, which is of a transient kind when `transient` (see
     /// [`Holds::transient_pause`]).
@@ -265,6 +273,7 @@ impl Group {
             timing,
             created_at: now,
             next_flush: transient_until.unwrap_or(next_flush),
+            format: super::changelog::FORMAT,
             alerts: HashMap::new(),
             written_buckets: 0,
             changed_buckets: 0,
