@@ -6,7 +6,7 @@ mod topics;
 
 pub use follow::{FollowedRecord, Follower};
 pub use rebalance::{Rebalanced, Rebalances};
-pub use topics::{check_partition_counts, create_topics, delete_topics, TopicOutcome};
+pub use topics::{check_partition_counts, create_topics, delete_topics, PartitionMismatch, TopicOutcome};
 
 use std::{
     collections::HashMap,

@@ -115,11 +115,15 @@ pub fn check_partition_counts(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::R
     }
     if counts.windows(2).any(|pair| pair[0].1 != pair[1].1) {
         let counts: Vec<String> = counts.iter().map(|(topic, count)| format!("{topic} has {count}")).collect();
-        bail!(
-            "topics whose partitions go together have different partition counts ({}): give them the same \
-             number before starting (README, \"Deployment\", adding partitions)",
-            counts.join(", ")
-        );
+        return Err(PartitionMismatch(counts.join(", ")).into());
     }
     Ok(())
 }
+
+/// Topics whose partitions go together have different partition counts (each "topic has N").
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "topics whose partitions go together have different partition counts ({0}): give them the same number \
+     before starting (README, \"Deployment\", adding partitions)"
+)]
+pub struct PartitionMismatch(String);

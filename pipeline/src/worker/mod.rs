@@ -51,7 +51,7 @@ use crate::{
     config::{ClickHouseConfig, Config, WorkerConfig},
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason, Restored},
     http::Readiness,
-    kafka::{check_partition_counts, consumed, Rebalanced},
+    kafka::{check_partition_counts, consumed, PartitionMismatch, Rebalanced},
     mutes::SideInputs,
     preflight::registry_client,
     reload::{FileSource, ReloadAudit, RulesSource},
@@ -271,9 +271,15 @@ impl Worker {
                 }
                 Rebalanced::Assigned(mut partitions) => {
                     // Partitions added while running: stop before a state is restored from (or
-                    // a partition number given to) the wrong place.
+                    // a partition number given to) the wrong place. A broker that does not
+                    // answer now is no reason to stop: the counts were checked at start.
                     let topics = [self.input.as_str(), &self.config.topics.actions, &self.config.topics.state];
-                    check_partition_counts(&self.config.kafka, &topics)?;
+                    if let Err(e) = check_partition_counts(&self.config.kafka, &topics) {
+                        if e.is::<PartitionMismatch>() {
+                            return Err(e);
+                        }
+                        tracing::warn!(error = %e, "partition counts not checked at this assignment");
+                    }
                     // Each number comes once per topic read (alerts and actions).
                     partitions.sort_unstable();
                     partitions.dedup();

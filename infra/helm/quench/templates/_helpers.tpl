@@ -106,6 +106,18 @@ string in the file instead of through the Secret.
 {{- if regexMatch $pattern .Values.config -}}
 {{- fail (printf "`config` holds a literal secret (%s): set it as a QUENCH_<SECTION>__<KEY> variable in secrets.env or secrets.existingSecret instead, or set allowSecretsInConfig=true" (regexFind $pattern .Values.config | regexFind "^[ \\t]*[\"']?[A-Za-z_.]+" | trim)) -}}
 {{- end -}}
+{{- /* A password inside a URL (https://user:password@host), in `config` or any of `files`. */ -}}
+{{- $userinfo := "://[^/\\s\"'@:]+:[^/\\s\"'@]+@" -}}
+{{- if regexMatch $userinfo .Values.config -}}
+{{- fail "`config` holds a URL with a password in it: give the whole URL through the Secret (e.g. QUENCH_CLICKHOUSE__URL), or set allowSecretsInConfig=true" -}}
+{{- end -}}
+{{- /* Credentials of an alertmanager.yml's receivers belong in `secretFiles`, not `files`. */ -}}
+{{- $receiverKeys := "(?m)^[ \\t-]*(routing_key|service_key|api_key|api_url|password|bot_token|auth_password|credentials|webhook_url)[ \\t]*:[ \\t]*[^ \\t#\\n]" -}}
+{{- range $name, $text := .Values.files -}}
+{{- if or (regexMatch $receiverKeys $text) (regexMatch $userinfo $text) -}}
+{{- fail (printf "files.%s holds credentials: put the file in secretFiles, which go to a Secret, or set allowSecretsInConfig=true" $name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
