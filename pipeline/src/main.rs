@@ -216,7 +216,7 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
         Command::Sink { from_beginning } => {
             preflight::check(config, Needs::ALL).await?;
             if from_beginning {
-                sink::rewind(config)?;
+                tokio::task::block_in_place(|| sink::rewind(config))?;
             }
             let readiness = http::serve(&config.http).await?;
             sink::run(config, signals::shutdown_flag(), readiness).await?;

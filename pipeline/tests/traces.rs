@@ -66,11 +66,21 @@ async fn collector(spans: Arc<Mutex<Vec<Span>>>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_alerts_trace_runs_from_the_webhook_through_the_worker_to_the_delivery() {
+    trace_one_alert(false).await;
+}
+
+/// The same through the re-keying stage, which passes the header on.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_alerts_trace_runs_through_the_re_keying_stage_too() {
+    trace_one_alert(true).await;
+}
+
+async fn trace_one_alert(rekeyed: bool) {
     let spans = Arc::new(Mutex::new(Vec::new()));
     let endpoint = collector(spans.clone()).await;
     let peers = Arc::new(Peers::default());
     let base = fake_peers::serve(peers.clone()).await;
-    let dir = std::env::temp_dir().join(format!("quench-traces-{}-{}", std::process::id(), now_ms()));
+    let dir = std::env::temp_dir().join(format!("quench-traces-{rekeyed}-{}-{}", std::process::id(), now_ms()));
     std::fs::create_dir_all(&dir).unwrap();
     let (config, routing) = fake_peers::webhook_files(&dir, &base, "");
     let mut run = Run::new("traces");
@@ -78,6 +88,9 @@ async fn one_alerts_trace_runs_from_the_webhook_through_the_worker_to_the_delive
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
     run.set("QUENCH_TRACE__OTLP_ENDPOINT", &endpoint);
     run.set("QUENCH_TRACE__SAMPLE_RATIO", "1.0");
+    if rekeyed {
+        run.set("QUENCH_WORKER__INPUT_KEYED_BY_GROUP", "false");
+    }
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     // The batch exporter's delay, from OpenTelemetry's environment (the default is 5 s).
     let quick = [("OTEL_BSP_SCHEDULE_DELAY", "200")];
@@ -104,7 +117,13 @@ async fn one_alerts_trace_runs_from_the_webhook_through_the_worker_to_the_delive
     assert_eq!((ingest_span.service.as_str(), ingest_span.name.as_str()), ("quench-ingest", "quench.ingest"));
     assert_eq!((worker.service.as_str(), worker.name.as_str()), ("quench-worker", "quench.worker"));
     assert_eq!((notify.service.as_str(), notify.name.as_str()), ("quench-notify", "quench.notify"));
-    assert!(!peers.of("webhook/ops").is_empty(), "the page was delivered");
+    // The attempt's span may reach the collector before the peer has recorded the request.
+    let started = Instant::now();
+    while peers.of("webhook/ops").is_empty() {
+        let refused = peers.malformed.lock().unwrap().clone();
+        assert!(started.elapsed() < Duration::from_secs(30), "the page was not delivered; refused: {refused:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for process in &processes {
         sigterm(process);
     }

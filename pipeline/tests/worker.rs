@@ -6,12 +6,11 @@ mod support;
 
 use std::{
     collections::{HashMap, HashSet},
-    path::Path,
     time::{Duration, Instant},
 };
 
 use quench_core::rules::RouteTree;
-use quench_pipeline::{config::quench_command, kafka::create_topics};
+use quench_pipeline::kafka::create_topics;
 use quench_schemas::{
     frame, now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, Record, Registry, RoutingEvent, RoutingReason,
 };
@@ -502,9 +501,18 @@ async fn a_worker_refuses_to_start_when_its_input_and_changelog_partition_counts
     let run = Run::new("mismatch");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     grow_alerts(&run, 4).await;
-    let output = quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), "run", &run.env).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let log = std::env::temp_dir().join(format!("quench-mismatch-{}.log", std::process::id()));
+    let mut worker = KillOnDrop(run.start_logged("run", &log));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the worker started with mismatched partitions");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
     let alerts = format!("{} has 4", run.config.topics.alerts);
     let state = format!("{} has 3", run.config.topics.state);
     assert!(

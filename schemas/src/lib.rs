@@ -32,6 +32,7 @@ mod refused_row;
 mod registry;
 mod routing;
 pub mod severity;
+pub mod state_format;
 
 pub use action::{ActionKind, IncidentAction};
 pub use alert::{Alert, AlertStatus};

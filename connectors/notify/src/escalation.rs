@@ -15,6 +15,9 @@ use crate::config::{NotifyConfig, Policy};
 /// One incident's escalation, as persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Escalation {
+    /// [`crate::planner::STATE_FORMAT`] when written (records from before formats were numbered: 1).
+    #[serde(default = "quench_schemas::state_format::first")]
+    pub format: u32,
     pub policy: String,
     /// Runs of the policy completed so far.
     pub cycle: u32,
@@ -98,6 +101,7 @@ impl Escalations {
         }
         let Some(policy) = event.escalation_policy.as_ref().filter(|p| policies.contains_key(*p)) else { return };
         let escalation = Escalation {
+            format: crate::planner::STATE_FORMAT,
             policy: policy.clone(),
             cycle: 0,
             step: 0,

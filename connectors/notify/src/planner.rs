@@ -28,6 +28,9 @@ pub const ESCALATION_PREFIX: &str = "escalation|";
 pub const THREAD_PREFIX: &str = "thread|";
 /// Key prefix of pending-delivery records in the notifier's state topic (then the job's key).
 pub const PENDING_PREFIX: &str = "pending|";
+/// The format of the escalation and pending records this version writes (see
+/// `quench_schemas::state_format`); the restore refuses later ones.
+pub const STATE_FORMAT: u32 = 1;
 
 /// A state record: key, and value or `None` for a tombstone.
 pub type StateRecord = (String, Option<Vec<u8>>);
@@ -111,6 +114,9 @@ impl Job {
 /// number at the same time, and pages that are no longer due (their timer moved on) still sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pending {
+    /// [`STATE_FORMAT`] when written (records from before formats were numbered: 1).
+    #[serde(default = "quench_schemas::state_format::first")]
+    pub format: u32,
     /// The attempt to make next, from 1.
     pub attempt: u32,
     /// Not before (epoch ms).
@@ -293,6 +299,7 @@ impl PartitionState {
             note: note.clone(),
         });
         let pending = Pending {
+            format: STATE_FORMAT,
             attempt: queued.attempt,
             not_before: queued.not_before,
             routing_offset: job.routing_offset,

@@ -6,7 +6,7 @@ mod topics;
 
 pub use follow::{FollowedRecord, Follower};
 pub use rebalance::{Rebalanced, Rebalances};
-pub use topics::{check_partition_counts, create_topics, delete_topics, PartitionMismatch, TopicOutcome};
+pub use topics::{check_partition_counts, create_topics, delete_topics, recheck_partition_counts, TopicOutcome};
 
 use std::{
     collections::HashMap,

@@ -55,6 +55,11 @@ impl ClientContext for Rebalances {
 /// consumer never learns of those commits, so for a group that started in this process it stays
 /// unknown (-1) for good. Before the first record, only that committed figure is known.
 fn lag(p: &rdkafka::statistics::Partition) -> Option<i64> {
+    // Not (or no longer) this consumer's: its owner reports it. Zero rather than nothing, so
+    // that the figure this consumer reported while it owned the partition does not stay.
+    if !p.desired {
+        return Some(0);
+    }
     let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
     match (end, p.app_offset) {
         (end, position) if end >= 0 && position >= 0 => Some((end - position).max(0)),
@@ -86,7 +91,15 @@ mod tests {
     use super::lag;
 
     fn partition(app: i64, ls: i64, hi: i64, committed_lag: i64) -> Partition {
-        Partition { app_offset: app, ls_offset: ls, hi_offset: hi, consumer_lag: committed_lag, ..Default::default() }
+        let desired = true;
+        Partition {
+            app_offset: app,
+            ls_offset: ls,
+            hi_offset: hi,
+            consumer_lag: committed_lag,
+            desired,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -96,5 +109,7 @@ mod tests {
         assert_eq!(lag(&partition(120, -1, 155, -1)), Some(35), "to the high watermark without one");
         assert_eq!(lag(&partition(-1, 150, 155, 12)), Some(12), "before the first record: from the commit");
         assert_eq!(lag(&partition(-1, 150, 155, -1)), None, "nothing known");
+        let revoked = Partition { desired: false, ..partition(120, 150, 155, -1) };
+        assert_eq!(lag(&revoked), Some(0), "another consumer's now");
     }
 }

@@ -55,7 +55,10 @@ use crate::{
     config::Config,
     events::{DeliveriesQueued, DuplicatesSkipped, NotificationFinished, RoutingEventUndecodable},
     http,
-    kafka::{check_partition_counts, client_config, consumed, header, reader_config, Rebalanced, Rebalances},
+    kafka::{
+        check_partition_counts, client_config, consumed, header, reader_config, recheck_partition_counts, Rebalanced,
+        Rebalances,
+    },
     preflight::registry_client,
     similar::note::Notes,
 };
@@ -117,13 +120,11 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         }
     });
 
-    // A routing partition's escalation state and delivery log live in the partitions of the same number.
-    let topics = &config.topics;
-    check_partition_counts(&config.kafka, &[&topics.routing, &topics.notify_state, &topics.deliveries])?;
     // Eager rebalancing: a revocation takes every partition, which is what the loop assumes.
     let consumer: StreamConsumer<Rebalances> = reader_config(&config.kafka, "notify", &notify.group_id)
         .set("partition.assignment.strategy", "range")
         .create_with_context(Rebalances::new(|| {}))?;
+    tokio::task::block_in_place(|| check_partition_counts(&config.kafka, &partitions_together(config)))?;
     consumer.subscribe(&[&config.topics.routing])?;
     let deliverer = Deliverer::new(notify)?;
     let notes = config.api.similar.enabled.then(|| {
@@ -236,11 +237,12 @@ struct Notifier<'a> {
     paused: bool,
     last_commit: Instant,
     /// Routing events read with a trace context (see `quench-trace`): event id → `traceparent`,
-    /// under which their deliveries are attempted. Bounded: a trace is worth less than memory.
+    /// under which their deliveries are attempted. Emptied when it reaches [`MAX_TRACED`]: a
+    /// trace is worth less than bounded memory.
     traced: HashMap<String, String>,
 }
 
-/// Routing events whose trace context is kept, beyond which the oldest are dropped.
+/// Routing events whose trace context is kept at most.
 const MAX_TRACED: usize = 10_000;
 
 impl Notifier<'_> {
@@ -258,8 +260,11 @@ impl Notifier<'_> {
                     self.partitions.clear();
                     self.committed.clear();
                     self.acks.clear();
+                    self.traced.clear();
                 }
                 Rebalanced::Assigned(partitions) => {
+                    let topics = partitions_together(self.config);
+                    tokio::task::block_in_place(|| recheck_partition_counts(&self.config.kafka, &topics))?;
                     let committed = self.committed_offsets(&partitions)?;
                     let notify = &self.config.notify;
                     for partition in partitions {
@@ -336,7 +341,7 @@ impl Notifier<'_> {
                 return Ok(());
             }
         };
-        if let Some(context) = header(&message, headers::TRACEPARENT) {
+        if let Some(context) = header(&message, headers::TRACEPARENT).filter(|_| quench_trace::exporting()) {
             if self.traced.len() >= MAX_TRACED {
                 self.traced.clear();
             }
@@ -386,8 +391,7 @@ impl Notifier<'_> {
             let notes = self.notes.clone();
             let span = match self.traced.get(&queued.job.event.event_id) {
                 Some(context) => {
-                    let span =
-                        tracing::info_span!("quench.notify", target = %queued.job.target, attempt = queued.attempt);
+                    let span = tracing::info_span!("quench.notify", delivery.target = %queued.job.target, attempt = queued.attempt);
                     quench_trace::follow(&span, context.as_bytes());
                     span
                 }
@@ -689,6 +693,13 @@ fn record<'a>(
         record = record.payload(value.as_slice());
     }
     record
+}
+
+/// The topics whose partitions go together: a routing partition's escalation state and delivery
+/// log live in the partitions of the same number.
+fn partitions_together(config: &Config) -> [&str; 3] {
+    let topics = &config.topics;
+    [&topics.routing, &topics.notify_state, &topics.deliveries]
 }
 
 /// The configuration with the receivers of an Alertmanager rules file (`worker.rules`) among the

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use quench_notify::{
     escalation::Escalation,
-    planner::{PartitionState, Pending, StateRecord, ESCALATION_PREFIX, PENDING_PREFIX, THREAD_PREFIX},
+    planner::{PartitionState, Pending, StateRecord, ESCALATION_PREFIX, PENDING_PREFIX, STATE_FORMAT, THREAD_PREFIX},
 };
-use quench_schemas::Delivered;
+use quench_schemas::{state_format, Delivered};
 
 use crate::{
     config::{KafkaConfig, TopicsConfig},
@@ -41,15 +41,17 @@ pub fn load(
     }
     let topic = &topics.notify_state;
     for (key, (offset, value)) in read_compacted(kafka, &group, topic, partition, deadline)? {
+        let what = || format!("{key:?} in {topic}/{partition}@{offset}");
+        if key.starts_with(ESCALATION_PREFIX) || key.starts_with(PENDING_PREFIX) {
+            state_format::check(&value, STATE_FORMAT, &what()).map_err(anyhow::Error::msg)?;
+        }
         if key.starts_with(ESCALATION_PREFIX) {
-            let escalation: Escalation = serde_json::from_slice(&value)
-                .with_context(|| format!("escalation record {topic}/{partition}@{offset}"))?;
+            let escalation: Escalation = serde_json::from_slice(&value).with_context(what)?;
             state.escalations.restore(escalation);
         } else if let Some(thread) = key.strip_prefix(THREAD_PREFIX) {
             state.threads.insert(thread.to_string(), String::from_utf8_lossy(&value).into_owned());
         } else if let Some(job) = key.strip_prefix(PENDING_PREFIX) {
-            let pending: Pending = serde_json::from_slice(&value)
-                .with_context(|| format!("pending record {topic}/{partition}@{offset}"))?;
+            let pending: Pending = serde_json::from_slice(&value).with_context(what)?;
             // An event's job whose event is committed ended before the crash that kept its
             // tombstone from being written.
             if pending.routing_offset >= 0 && pending.routing_offset < committed {

@@ -51,7 +51,7 @@ use crate::{
     config::{ClickHouseConfig, Config, WorkerConfig},
     events::{ActionApplied, AlertConsumed, Classified, Committed, DeadLetterReason, Restored},
     http::Readiness,
-    kafka::{check_partition_counts, consumed, PartitionMismatch, Rebalanced},
+    kafka::{check_partition_counts, consumed, recheck_partition_counts, Rebalanced},
     mutes::SideInputs,
     preflight::registry_client,
     reload::{FileSource, ReloadAudit, RulesSource},
@@ -92,37 +92,44 @@ pub async fn run(
         let rules = RulesSource::load(config.worker.rules.clone()).map_err(anyhow::Error::msg)?;
         let decoder = Decoder::<Alert>::new(registry);
         Some(tokio::task::spawn_blocking(move || {
-            let result = rekey::run(&config, &instance_id(&config.worker), rules, &decoder, &handle, &shutdown);
-            // One stage ending (on an error too) ends the other: a process that only re-keys
-            // would look alive while nothing reads what it writes.
-            shutdown.store(true, Ordering::SeqCst);
-            result
+            let _stops_the_worker = StopsTheOther(shutdown.clone());
+            rekey::run(&config, &instance_id(&config.worker), rules, &decoder, &handle, &shutdown)
         }))
     };
     let worker = tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            readiness.not_ready("loading the classifier");
-            let started = Instant::now();
-            let classifier = Arc::new(load_classifier(&config.classify, &config.clickhouse, &handle)?);
-            classifier.spawn_refiner(&handle);
-            tracing::info!(
-                provider = ?config.classify.provider,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "classifier loaded"
-            );
-            let codecs = Codecs { decoder, actions, incidents, routing };
-            let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
-            worker.run(&shutdown)
-        })();
-        shutdown.store(true, Ordering::SeqCst);
-        result
+        let _stops_the_rekeying = StopsTheOther(shutdown.clone());
+        readiness.not_ready("loading the classifier");
+        let started = Instant::now();
+        let classifier = Arc::new(load_classifier(&config.classify, &config.clickhouse, &handle)?);
+        classifier.spawn_refiner(&handle);
+        tracing::info!(
+            provider = ?config.classify.provider,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "classifier loaded"
+        );
+        let codecs = Codecs { decoder, actions, incidents, routing };
+        let mut worker = Worker::start(config, rules, routing_rules, codecs, classifier, handle, readiness)?;
+        worker.run(&shutdown)
     });
+    // Both awaited before either's result is used: neither thread may outlive this function.
     let rekeyed = match rekeying {
-        Some(rekeying) => rekeying.await?,
-        None => Ok(()),
+        Some(rekeying) => rekeying.await,
+        None => Ok(Ok(())),
     };
+    let worked = worker.await;
     // The worker's error first: the stage that failed is the cause, the other stopped for it.
-    worker.await?.and(rekeyed)
+    worked?.and(rekeyed?)
+}
+
+/// Sets the shutdown flag when its stage ends, by returning, failing or panicking: one stage
+/// left alone would look alive (re-keying what nobody reads, or waiting for input that no longer
+/// comes).
+struct StopsTheOther(Arc<AtomicBool>);
+
+impl Drop for StopsTheOther {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// How long after it stopped firing an inhibition source is kept: far beyond any allowed
@@ -266,20 +273,15 @@ impl Worker {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();
+                    self.traced.revoked();
                     self.dead_letters.clear();
                     self.readiness.not_ready("rebalancing");
                 }
                 Rebalanced::Assigned(mut partitions) => {
                     // Partitions added while running: stop before a state is restored from (or
-                    // a partition number given to) the wrong place. A broker that does not
-                    // answer now is no reason to stop: the counts were checked at start.
+                    // a partition number given to) the wrong place.
                     let topics = [self.input.as_str(), &self.config.topics.actions, &self.config.topics.state];
-                    if let Err(e) = check_partition_counts(&self.config.kafka, &topics) {
-                        if e.is::<PartitionMismatch>() {
-                            return Err(e);
-                        }
-                        tracing::warn!(error = %e, "partition counts not checked at this assignment");
-                    }
+                    recheck_partition_counts(&self.config.kafka, &topics)?;
                     // Each number comes once per topic read (alerts and actions).
                     partitions.sort_unstable();
                     partitions.dedup();
@@ -461,7 +463,7 @@ impl Worker {
                 // the parent's threads files it there.
                 let key = event.parent_incident_id.as_ref().unwrap_or(&event.incident_id);
                 let mut record = BaseRecord::to(&self.config.topics.routing).key(key).payload(&value);
-                if let Some(headers) = self.traced.routing_headers(&traced::group(&event.tenant, &event.group_key)) {
+                if let Some(headers) = self.traced.routing_headers(&event.tenant, &event.group_key) {
                     record = record.headers(headers);
                 }
                 self.session.send(record)?;

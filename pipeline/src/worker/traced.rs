@@ -1,7 +1,9 @@
 //! Traced alerts in the worker (see `quench-trace`): an alert read with a `traceparent` header
 //! gets a span from its reading to the commit of the transaction that holds its effects, and the
 //! next routing event of each group it joined carries that span's context to the notifier.
-//! Untraced alerts cost one look at their headers.
+//! Without an exporter (`trace.otlp_endpoint` empty) nothing is followed; otherwise untraced
+//! alerts cost one look at their headers. A producer instrumented with OpenTelemetry that writes
+//! `alerts` itself puts its own `traceparent` there: its kept traces continue into Quench.
 
 use std::collections::HashMap;
 
@@ -13,7 +15,7 @@ use rdkafka::{
 
 use crate::kafka::header;
 
-/// Groups whose next routing event is not out yet, beyond which the oldest contexts are dropped
+/// Groups whose next routing event is not out yet, beyond which every context held is dropped
 /// (a group may never emit one: a trace is worth less than bounded memory).
 const MAX_GROUPS: usize = 10_000;
 
@@ -34,6 +36,9 @@ impl Traced {
     /// Starts `alert`'s span if `message` carries a trace context; `groups` names the groups the
     /// alert joins (asked only then).
     pub fn read(&mut self, message: &OwnedMessage, alert: &Alert, groups: impl FnOnce() -> Vec<String>) {
+        if !quench_trace::exporting() {
+            return;
+        }
         let Some(parent) = header(message, headers::TRACEPARENT) else { return };
         let alertname = alert.labels.get("alertname").map(String::as_str).unwrap_or_default();
         let span =
@@ -50,15 +55,26 @@ impl Traced {
         self.spans.push(span);
     }
 
-    /// The headers of the routing event of `group`, with the trace context of its latest traced
-    /// alert (once: the next event of the group is that of later alerts).
-    pub fn routing_headers(&mut self, group: &str) -> Option<OwnedHeaders> {
-        let context = self.groups.remove(group)?;
+    /// The headers of a routing event of `tenant`'s group with Alertmanager's key `group_key`,
+    /// with the trace context of its latest traced alert (once: the next event of the group is
+    /// that of later alerts).
+    pub fn routing_headers(&mut self, tenant: &str, group_key: &str) -> Option<OwnedHeaders> {
+        if self.groups.is_empty() {
+            return None;
+        }
+        let context = self.groups.remove(&group(tenant, group_key))?;
         Some(OwnedHeaders::new().insert(Header { key: headers::TRACEPARENT, value: Some(&context) }))
     }
 
     /// The transaction committed: the spans of the alerts in it end.
     pub fn committed(&mut self) {
         self.spans.clear();
+    }
+
+    /// The partitions were revoked: their transaction is aborted and their groups are another
+    /// worker's now.
+    pub fn revoked(&mut self) {
+        self.spans.clear();
+        self.groups.clear();
     }
 }

@@ -8,7 +8,10 @@
 //!
 //! Only spans named `quench.*` are exported: the traces follow alerts, not every log line.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use opentelemetry::{
     propagation::TextMapPropagator,
@@ -22,7 +25,20 @@ use opentelemetry_sdk::{
 };
 use serde::{Deserialize, Serialize};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{filter::filter_fn, registry::LookupSpan, Layer};
+use tracing_subscriber::{
+    filter::{filter_fn, LevelFilter},
+    registry::LookupSpan,
+    Layer,
+};
+
+/// Whether this process exports spans: without an exporter, records' trace contexts are not
+/// followed (no span is made for them at all).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// True once [`layer`] made an exporter: only then is a record's trace context worth following.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// `[trace]`: where spans go, and how many requests start a trace.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,10 +112,19 @@ where
     })
     .join()
     .map_err(|_| anyhow::anyhow!("starting the OTLP exporter panicked"))??;
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("quench"))
-        .with_filter(filter_fn(|meta| meta.is_span() && meta.name().starts_with("quench.")));
-    Ok(Some((layer, Exporter(Some(provider)))))
+    EXPORTING.store(true, Ordering::Relaxed);
+    Ok(Some((spans(&provider), Exporter(Some(provider)))))
+}
+
+/// The layer exporting `quench.*` spans (all at INFO: the hint keeps the rest of the process's
+/// levels where the log filter put them) to `provider`'s tracer.
+fn spans<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("quench")).with_filter(
+        filter_fn(|meta| meta.is_span() && meta.name().starts_with("quench.")).with_max_level_hint(LevelFilter::INFO),
+    )
 }
 
 /// The W3C `traceparent` of `span`, to carry in a record's header; `None` unless it is part of a
@@ -136,6 +161,33 @@ mod tests {
         follow(&span, b"not a traceparent");
         follow(&span, &[0xff, 0xfe]);
         assert_eq!(traceparent(&span), None);
+    }
+
+    #[test]
+    fn a_span_that_follows_a_header_carries_its_trace_on_with_a_span_of_its_own() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(spans(&provider));
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let carried = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("quench.test");
+            follow(&span, parent.as_bytes());
+            traceparent(&span)
+        })
+        .unwrap();
+        let fields: Vec<&str> = carried.split('-').collect();
+        assert_eq!((fields[0], fields[1], fields[3]), ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"), "{carried}");
+        assert_ne!(fields[2], "00f067aa0ba902b7", "a span id of its own");
+        // Not sampled upstream: not sampled here either, so not carried on.
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let subscriber = tracing_subscriber::registry().with(spans(&provider));
+        let carried = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("quench.test");
+            follow(&span, unsampled.as_bytes());
+            traceparent(&span)
+        });
+        assert_eq!(carried, None);
     }
 
     #[test]

@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 
+use quench_schemas::state_format;
+
 use super::group::{bucket, Entry, Group, ALL_BUCKETS, BUCKETS};
 use crate::rules::GroupKey;
 
-/// The format of the group records this version writes. Raised when a record changes in a way
-/// an older worker would get wrong (a field it would drop when it writes the group again, a
-/// value it cannot read): a worker refuses a record of a later format rather than lose what it
-/// does not know, so a rolling upgrade that changes it must finish before the new format is
-/// written (README, "Deployment", upgrades).
+/// The format of the group records this version writes (see `quench_schemas::state_format`): a
+/// rolling upgrade that raises it must finish before the new format is written (README,
+/// "Deployment", upgrades).
 pub const FORMAT: u32 = 1;
 
 /// A changelog record: key, and value or `None` for a tombstone.
@@ -72,15 +72,10 @@ pub fn read(records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<
         match key.strip_prefix('#').and_then(|rest| rest.split_once('|')) {
             Some((_, group)) => buckets.push((key.clone(), group.to_string(), value)),
             None => {
+                // The format first: a later one may not parse as a group of this one at all.
+                state_format::check(&value, FORMAT, &format!("changelog record {key:?}"))?;
                 let mut group: Group =
                     serde_json::from_slice(&value).map_err(|e| format!("changelog record {key:?}: {e}"))?;
-                if group.format > FORMAT {
-                    return Err(format!(
-                        "changelog record {key:?} is in format {}, written by a newer Quench; this worker reads \
-                         formats up to {FORMAT}: finish the upgrade (or roll back the workers that wrote it)",
-                        group.format
-                    ));
-                }
                 if !group.alerts.is_empty() {
                     // Written before buckets, with the alerts inside: the next write moves them.
                     group.changed_buckets = ALL_BUCKETS;

@@ -130,7 +130,7 @@ pub struct Group {
     key: GroupKey,
     /// The changelog format this record was written in ([`super::changelog::FORMAT`]); records
     /// written before formats were numbered have none, and are format 1.
-    #[serde(default = "first_format")]
+    #[serde(default = "quench_schemas::state_format::first")]
     pub(super) format: u32,
     /// The route's id, to ask whether its time intervals mute it (older changelogs: none).
     #[serde(default)]
@@ -244,10 +244,6 @@ fn first_flush(timing: &Timing, starts_at: i64, now: i64) -> i64 {
     } else {
         now.saturating_add(wait)
     }
-}
-
-fn first_format() -> u32 {
-    1
 }
 
 impl Group {

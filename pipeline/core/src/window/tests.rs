@@ -712,26 +712,8 @@ fn with_flap_suppression_a_resolution_at_a_flush_waits_so_the_cycles_meet_in_one
     assert_eq!(settled, [(RoutingReason::Resolved, 7)]);
 }
 
-#[test]
-#[ignore = "writes the fixture of changelog format 1; run once, when that format was current"]
-fn write_the_changelog_format_1_fixture() {
-    let mut h = Harness::new();
-    h.send(&alert("PgDown", "db-1", "critical", T0), T0);
-    h.send(&alert("PgDown", "db-2", "critical", T0), T0 + S);
-    h.send(&alert("HighLatency", "api-1", "warning", T0), T0 + 2 * S);
-    let _ = h.tick(T0 + 60 * S);
-    let records = h.windows.take_changes().unwrap();
-    let lines: Vec<String> = records
-        .iter()
-        .map(|(key, value)| {
-            serde_json::json!([key, value.as_ref().map(|v| String::from_utf8(v.clone()).unwrap())]).to_string()
-        })
-        .collect();
-    std::fs::write("src/window/testdata/changelog-format-1.jsonl", lines.join("\n") + "\n").unwrap();
-}
-
-/// The records of changelog format 1 in `testdata/` (written by the test above when that format
-/// was current): what an older worker left in `quench-state` for the next one.
+/// Changelog records as the release before format numbers wrote them (format 1 without the
+/// field; `testdata/`): what an older worker left in `quench-state` for the next one.
 fn format_1_records() -> Vec<(String, Vec<u8>)> {
     include_str!("testdata/changelog-format-1.jsonl")
         .lines()
@@ -743,7 +725,7 @@ fn format_1_records() -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn a_changelog_of_format_1_restores_and_is_written_again_without_losing_a_field() {
+fn a_changelog_of_the_release_before_format_numbers_restores_and_is_written_again_without_losing_a_field() {
     let records = format_1_records();
     let mut restored = Harness::new();
     for group in changelog::read(records.clone()).unwrap() {
@@ -764,8 +746,10 @@ fn a_changelog_of_format_1_restores_and_is_written_again_without_losing_a_field(
     let groups: Vec<_> = records.iter().filter(|(key, _)| !key.starts_with('#')).collect();
     assert_eq!(groups.len(), 2);
     for (key, value) in groups {
-        let before: serde_json::Value = serde_json::from_slice(value).unwrap();
-        assert_eq!(rewritten.get(key), Some(&before), "{key} written again as it was");
+        let mut before: serde_json::Value = serde_json::from_slice(value).unwrap();
+        assert!(before.get("format").is_none(), "the fixture is as the previous release wrote it");
+        before["format"] = 1.into();
+        assert_eq!(rewritten.get(key), Some(&before), "{key} written again as it was, numbered");
     }
 }
 
