@@ -16,7 +16,7 @@ use quench_pipeline::{
 };
 use quench_schemas::{now_ms, Alert, Encoder, RefusedRow};
 use serde::Deserialize;
-use support::{alert, produce, sigterm, KillOnDrop, PrivateServer, Run};
+use support::{alert, produce, run_to_exit, sigterm, KillOnDrop, PrivateServer, Run};
 
 #[derive(Row, Deserialize, Debug)]
 struct Counts {
@@ -253,18 +253,8 @@ async fn sink_from_the_beginning_rebuilds_the_same_tables_from_kafka_into_an_emp
         before = now;
     }
     // While a sink of the group runs, setting the group back is refused (its commits would undo it).
-    let log = std::env::temp_dir().join(format!("quench-rebuild-{}.log", std::process::id()));
-    let mut refused = KillOnDrop(run.start_logged("sink --from-beginning", &log));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = refused.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "sink --from-beginning ran beside a running sink");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let said = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success() && said.contains("stop every `quench sink` of the group first"), "{said}");
+    let (succeeded, said) = run_to_exit(&run, "sink --from-beginning", "refused beside a running sink").await;
+    assert!(!succeeded && said.contains("stop every `quench sink` of the group first"), "{said}");
     sigterm(&sink);
     assert!(sink.wait().unwrap().success(), "graceful shutdown");
 

@@ -21,7 +21,7 @@ use rdkafka::{
     message::Headers,
     ClientConfig, Message,
 };
-use support::{alert, decode_all, produce, read_until, sigterm, KillOnDrop, PrivateServer, Run};
+use support::{alert, decode_all, produce, read_until, run_to_exit, sigterm, KillOnDrop, PrivateServer, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
@@ -501,18 +501,8 @@ async fn a_worker_refuses_to_start_when_its_input_and_changelog_partition_counts
     let run = Run::new("mismatch");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     grow_alerts(&run, 4).await;
-    let log = std::env::temp_dir().join(format!("quench-mismatch-{}.log", std::process::id()));
-    let mut worker = KillOnDrop(run.start_logged("run", &log));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = worker.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the worker started with mismatched partitions");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert!(!status.success(), "{stderr}");
+    let (succeeded, stderr) = run_to_exit(&run, "run", "its input has more partitions than its changelog").await;
+    assert!(!succeeded, "{stderr}");
     let alerts = format!("{} has 4", run.config.topics.alerts);
     let state = format!("{} has 3", run.config.topics.state);
     assert!(

@@ -34,8 +34,7 @@ pub struct Run {
 impl Run {
     /// Topics, groups and a rules file of this run's own, on the stack named by QUENCH_* variables.
     pub fn new(name: &str) -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let prefix = format!("test-{name}-{}-{nanos}", std::process::id());
+        let prefix = format!("test-{name}-{}-{}", std::process::id(), now_nanos());
         let rules = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
         std::fs::write(&rules, "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"1s\"\ngroup_interval = \"1s\"\nresolve_timeout = \"1h\"\n").unwrap();
         let env = isolated_env(
@@ -289,6 +288,26 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs `quench <command>` with this run's settings until it exits by itself, which it must
+/// within a minute (`why` says why it should); returns whether it succeeded and what it logged.
+pub async fn run_to_exit(run: &Run, command: &str, why: &str) -> (bool, String) {
+    let log = std::env::temp_dir().join(format!("quench-exit-{}-{}.log", std::process::id(), now_nanos()));
+    let mut child = KillOnDrop(run.start_logged(command, &log));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "`quench {command}` kept running: {why}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    (status.success(), std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+fn now_nanos() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
 
 /// Inserts firing alerts into ClickHouse's `alerts`, as the sink would have: (alertname,
