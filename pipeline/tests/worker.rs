@@ -151,8 +151,9 @@ async fn wait_for_counts(run: &Run, sent: &HashMap<String, i64>) -> HashMap<Stri
     while latest.values().map(|i| i.alert_count).sum::<i64>() < total {
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "incidents hold {:?} of {total} alerts",
-            latest.values().map(|i| i.alert_count).sum::<i64>()
+            "incidents hold {:?} of {total} alerts: {:?}",
+            latest.values().map(|i| i.alert_count).sum::<i64>(),
+            latest.values().map(|i| (&i.title, &i.incident_id, i.alert_count, i.status)).collect::<Vec<_>>()
         );
         if let Some(message) = incidents_consumer.poll(Duration::from_millis(200)) {
             let incident = decoder.decode(message.unwrap().payload().unwrap()).await.unwrap();
