@@ -26,7 +26,8 @@ use support::{
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
-    let port = 33_000 + (std::process::id() % 300) as u16 * 10;
+    // Below Linux's ephemeral ports (32768 and up), where an outgoing connection may hold one.
+    let port = 12_000 + (std::process::id() % 300) as u16 * 10;
     let kafka = PrivateServer::new("sasl", "kafka", &[("KAFKA_PORT", port), ("KAFKA_CONTROLLER_PORT", port + 1)])
         .with_env("KAFKA_SASL", "1");
     kafka.stack("up");
