@@ -16,6 +16,7 @@ use std::{
     collections::HashSet,
     path::PathBuf,
     process::{Child, Command},
+    sync::{atomic::Ordering, Arc},
     time::{Duration, Instant},
 };
 
@@ -90,7 +91,8 @@ fn main() -> anyhow::Result<()> {
     let mut env = env;
     let fake_llm = match args.fake_llm_latency_ms {
         Some(latency) => {
-            let (url, fake) = rt.block_on(fake_llm::start(Duration::from_millis(latency)))?;
+            let fake = Arc::new(fake_llm::FakeLlm { latency: Duration::from_millis(latency), ..Default::default() });
+            let url = rt.block_on(fake_llm::serve(fake.clone()));
             env.extend(
                 [
                     ("QUENCH_CLASSIFY__PROVIDER", "openai"),
@@ -178,7 +180,7 @@ fn main() -> anyhow::Result<()> {
             let incidents = rt.block_on(distinct_incidents(&config))?;
             println!("incidents: {incidents} ({:.2} per 1,000 alerts)", incidents as f64 * 1000.0 / n as f64);
             if let Some(fake) = &fake_llm {
-                let (calls, asked) = fake.counts();
+                let (calls, asked) = (fake.requests.load(Ordering::SeqCst), fake.asked.load(Ordering::SeqCst));
                 println!(
                     "LLM (fake, {} ms a call): {calls} calls for {incidents} incidents ({:.1} incidents per call; {asked} incidents asked)",
                     args.fake_llm_latency_ms.unwrap_or_default(),
@@ -352,61 +354,6 @@ fn report_latency(latencies: &[i64]) {
     println!("latency to incident (group_wait {GROUP_WAIT_MS} ms subtracted): p50 {} ms, p99 {} ms, max {} ms over {} incidents", pct(0.5), pct(0.99), sorted.last().copied().unwrap_or(0), sorted.len());
 }
 
-/// A FAKE OpenAI-compatible chat completions peer with a fixed latency, answering every incident
-/// it is asked about (no hosted LLM can run here).
-mod fake_llm {
-    use std::{
-        sync::{
-            atomic::{AtomicU64, Ordering},
-            Arc,
-        },
-        time::Duration,
-    };
-
-    use axum::{extract::State, routing::post, Json, Router};
-    use serde_json::{json, Value};
-
-    #[derive(Default)]
-    pub struct Counts {
-        calls: AtomicU64,
-        asked: AtomicU64,
-    }
-
-    impl Counts {
-        pub fn counts(&self) -> (u64, u64) {
-            (self.calls.load(Ordering::SeqCst), self.asked.load(Ordering::SeqCst))
-        }
-    }
-
-    pub async fn start(latency: Duration) -> anyhow::Result<(String, Arc<Counts>)> {
-        let counts = Arc::new(Counts::default());
-        let app = Router::new()
-            .route(
-                "/v1/chat/completions",
-                post(move |State(counts): State<Arc<Counts>>, Json(body): Json<Value>| async move {
-                    tokio::time::sleep(latency).await;
-                    let ids = body["response_format"]["json_schema"]["schema"]["properties"]["incidents"]["items"]
-                        ["properties"]["id"]["enum"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default();
-                    counts.calls.fetch_add(1, Ordering::SeqCst);
-                    counts.asked.fetch_add(ids.len() as u64, Ordering::SeqCst);
-                    let incidents: Vec<Value> = ids
-                        .iter()
-                        .map(|id| json!({"id": id, "severity": "high", "category": "database", "confidence": 0.9, "summary": "fake"}))
-                        .collect();
-                    let content = json!({ "incidents": incidents }).to_string();
-                    Json(json!({
-                        "choices": [{ "index": 0, "message": { "role": "assistant", "content": content } }],
-                        "usage": { "prompt_tokens": 1000, "completion_tokens": 100 }
-                    }))
-                }),
-            )
-            .with_state(counts.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok((url, counts))
-    }
-}
+/// The FAKE OpenAI-compatible peer of the pipeline's tests (no hosted LLM can run here).
+#[path = "../../pipeline/tests/support/fake_llm.rs"]
+mod fake_llm;

@@ -30,6 +30,7 @@ pub mod notify;
 pub mod predict;
 pub mod preflight;
 pub mod reload;
+pub mod repartition;
 pub mod replay;
 pub mod rules;
 pub mod serve;

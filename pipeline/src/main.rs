@@ -15,6 +15,7 @@ use quench_pipeline::{
     predict::eval::PredictEvalArgs,
     preflight::{self, Needs},
     reload::RulesSource,
+    repartition,
     replay::ReplayArgs,
     rules, signals, sink, worker,
 };
@@ -47,6 +48,15 @@ enum Command {
     /// Run a stream worker: window and deduplicate alerts into incidents, exactly once (with
     /// the routes' flap and transient holds, and [correlate] linking incidents across groups)
     Run,
+    /// Add partitions to `alerts` under workers that read it keyed by group (the default): grows
+    /// alerts, incident-actions and quench-state together and moves every open group's state to
+    /// the partition its alerts will land in. Offline: stop ingest, let the workers drain
+    /// (consumer lag 0), stop them, repartition, then start the workers and ingest again
+    Repartition {
+        /// The partition count to grow to (Kafka cannot remove partitions)
+        #[arg(long)]
+        partitions: usize,
+    },
     /// Write alerts, incidents, routing events, notification attempts and predictions from Kafka to ClickHouse, idempotently
     Sink {
         /// Rebuild ClickHouse from Kafka: set the sink's consumer group back to the start of
@@ -212,6 +222,13 @@ async fn run(command: Command, config: &Config) -> anyhow::Result<()> {
             signals::on_hangup(rules.0.reload_flag());
             let readiness = http::serve(&config.http).await?;
             worker::run(config.clone(), rules, signals::shutdown_flag(), readiness).await?;
+        }
+        Command::Repartition { partitions } => {
+            let rules = load_rules(&config.worker)?;
+            preflight::check(config, Needs::KAFKA_AND_REGISTRY).await?;
+            let rekeyed = worker::rekeyed(config, &rules.1);
+            let report = tokio::task::block_in_place(|| repartition::run(config, rekeyed, partitions))?;
+            report.lines().iter().for_each(|line| println!("{line}"));
         }
         Command::Sink { from_beginning } => {
             preflight::check(config, Needs::ALL).await?;

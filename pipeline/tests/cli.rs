@@ -28,6 +28,7 @@ fn help_lists_every_subcommand_with_a_description() {
         ("config", "effective configuration"),
         ("run", "stream worker"),
         ("sink", "ClickHouse"),
+        ("repartition", "partitions"),
         ("demo", "alert storm"),
         ("prepare", "local classifier"),
         ("eval", "labelled data"),

@@ -10,9 +10,10 @@ use std::{
 };
 
 use quench_core::rules::RouteTree;
-use quench_pipeline::kafka::create_topics;
+use quench_pipeline::{kafka::create_topics, repartition};
 use quench_schemas::{
-    frame, now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, Record, Registry, RoutingEvent, RoutingReason,
+    frame, headers, now_ms, Alert, Decoder, Encoder, Incident, IncidentAlerts, Record, Registry, RoutingEvent,
+    RoutingReason,
 };
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewPartitions},
@@ -185,13 +186,16 @@ async fn assert_exactly_once(run: &Run, sent: &HashMap<String, i64>, latest: Has
     assert_eq!(event_ids.len(), events.len(), "no routing event twice");
 }
 
-/// Alerts for `names`, `5 + i` instances of the i-th, all re-sent each call, counted into `sent`.
+/// Alerts for `names`, `5 + i` instances of the i-th, all re-sent each call, counted into `sent`;
+/// keyed by group key, as ingest keys them.
 fn round(encoder: &Encoder<Alert>, names: &[String], sent: &mut HashMap<String, i64>) -> Vec<(String, Vec<u8>)> {
     let now = now_ms();
+    let rules = RouteTree::default();
     let mut records = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for instance in 0..(5 + i) {
-            records.push((name.clone(), encoder.encode(&alert(name, instance, now)).unwrap()));
+            let alert = alert(name, instance, now);
+            records.push((rules.partition_key(&alert), encoder.encode(&alert).unwrap()));
             *sent.entry(name.clone()).or_default() += 1;
         }
     }
@@ -454,6 +458,19 @@ async fn grow_alerts(run: &Run, partitions: usize) {
     assert!(grown.iter().all(Result::is_ok), "{grown:?}");
 }
 
+/// After `alerts` grew from 3 partitions to 6: checks that more than `at_least` alerts landed in
+/// the new ones, then that the worker counted every alert exactly once.
+async fn finish_grown(run: &Run, mut worker: KillOnDrop, sent: &HashMap<String, i64>, at_least: i64) {
+    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &run.config.kafka.brokers).create().unwrap();
+    let in_new: i64 =
+        (3..6).map(|p| probe.fetch_watermarks(&run.config.topics.alerts, p, Duration::from_secs(10)).unwrap().1).sum();
+    assert!(in_new > at_least, "alerts landed in the new partitions ({in_new})");
+    let counts = wait_for_counts(run, sent).await;
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+    assert_exactly_once(run, sent, counts).await;
+}
+
 /// Adding partitions to `alerts` while the worker re-keys (`worker.input_keyed_by_group =
 /// false`): the worker's input, `quench-rekey`, keeps its partitions, so each group's state stays
 /// where it is, and alerts that land in the new partitions join their groups' incidents.
@@ -479,19 +496,12 @@ async fn alerts_grow_by_partitions_while_the_worker_re_keys_and_no_group_is_stra
         records
     };
     produce(&run, batch(&mut sent, 0..100)).await;
-    let mut worker = KillOnDrop(run.start("run"));
+    let worker = KillOnDrop(run.start("run"));
     wait_for_counts(&run, &sent).await;
 
     grow_alerts(&run, 6).await;
     produce(&run, batch(&mut sent, 100..300)).await;
-    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &run.config.kafka.brokers).create().unwrap();
-    let in_new: i64 =
-        (3..6).map(|p| probe.fetch_watermarks(&run.config.topics.alerts, p, Duration::from_secs(10)).unwrap().1).sum();
-    assert!(in_new > 100, "alerts landed in the new partitions ({in_new})");
-    let counts = wait_for_counts(&run, &sent).await;
-    sigterm(&worker);
-    assert!(worker.wait().unwrap().success());
-    assert_exactly_once(&run, &sent, counts).await;
+    finish_grown(&run, worker, &sent, 100).await;
 }
 
 /// With its input keyed by group, a worker whose input has more partitions than its changelog
@@ -510,6 +520,71 @@ async fn a_worker_refuses_to_start_when_its_input_and_changelog_partition_counts
         stderr.contains("different partition counts") && stderr.contains(&alerts) && stderr.contains(&state),
         "{stderr}"
     );
+}
+
+/// Growing `alerts` under workers keyed by group (the default) with `quench repartition`: it
+/// refuses while a worker runs and while alerts are unread, then grows the worker's topics and
+/// moves each open group to the partition its alerts now land in. Afterwards alerts in the new
+/// partitions join their groups' incidents, none opens twice, and each moved incident's
+/// partition (where acknowledgements go) is rewritten.
+#[tokio::test(flavor = "multi_thread")]
+async fn repartitioning_grows_alerts_under_keyed_workers_and_no_group_is_stranded() {
+    let run = Run::new("repartition");
+    create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
+    let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("Grow{i}")).collect();
+    let mut sent: HashMap<String, i64> = HashMap::new();
+    let mut worker = KillOnDrop(run.start("run"));
+    produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
+    wait_for_counts(&run, &sent).await;
+    let (succeeded, stderr) = run_to_exit(&run, "repartition --partitions 6", "a worker runs").await;
+    assert!(!succeeded && stderr.contains("stop every `quench run` of the group first"), "{stderr}");
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+
+    produce(&run, round(&encoder, &names, &mut sent)).await;
+    let (succeeded, stderr) = run_to_exit(&run, "repartition --partitions 6", "alerts are unread").await;
+    assert!(!succeeded && stderr.contains("are not read by the workers"), "{stderr}");
+    let mut worker = KillOnDrop(run.start("run"));
+    wait_for_counts(&run, &sent).await;
+    sigterm(&worker);
+    assert!(worker.wait().unwrap().success());
+
+    let (succeeded, stdout) = run_to_exit(&run, "repartition --partitions 6", "the workers are drained").await;
+    assert!(succeeded, "{stdout}");
+    let moved = read_partition_headers(&run).await;
+    let expected: HashMap<&String, String> = names
+        .iter()
+        .map(|name| {
+            let key = RouteTree::default().partition_key(&alert(name, 0, 0));
+            (name, repartition::partition_for(&key, 6).to_string())
+        })
+        .collect();
+    assert!(expected.values().filter(|p| p.parse::<i32>().unwrap() >= 3).count() > 5, "groups move");
+    assert_eq!(moved.iter().map(|(name, p)| (name, p.clone())).collect::<HashMap<_, _>>(), expected);
+
+    let worker = KillOnDrop(run.start("run"));
+    produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
+    finish_grown(&run, worker, &sent, 1_000).await;
+}
+
+/// Each incident's title and the partition its latest record on `incidents` names.
+async fn read_partition_headers(run: &Run) -> HashMap<String, String> {
+    let mut last_growth = (0, Instant::now());
+    let records = read_until(&run.consumer(&run.config.topics.incidents), |seen| {
+        if seen.len() != last_growth.0 {
+            last_growth = (seen.len(), Instant::now());
+        }
+        last_growth.1.elapsed() > Duration::from_secs(3)
+    });
+    let decoder = Decoder::<Incident>::new(run.registry());
+    let mut latest = HashMap::new();
+    for (_, value, record_headers) in records {
+        let incident = decoder.decode(&value).await.unwrap();
+        let partition = record_headers.into_iter().find(|(key, _)| key == headers::PARTITION).unwrap().1;
+        latest.insert(incident.title, partition);
+    }
+    latest
 }
 
 /// A rolling upgrade of two workers: each in turn stops gracefully and a new process takes its

@@ -17,6 +17,8 @@ use anyhow::{bail, Context};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, KafkaResult},
+    message::BorrowedMessage,
+    producer::{BaseProducer, BaseRecord},
     types::RDKafkaErrorCode,
     ClientConfig, Message, Offset, TopicPartitionList,
 };
@@ -76,6 +78,29 @@ pub fn read_compacted(
     deadline: Duration,
 ) -> anyhow::Result<HashMap<String, (i64, Vec<u8>)>> {
     let mut latest = HashMap::new();
+    scan(kafka, group, topic, partition, None, deadline, |message| {
+        let Some(key) = message.key() else { return };
+        let key = String::from_utf8_lossy(key).into_owned();
+        match message.payload() {
+            Some(value) => latest.insert(key, (message.offset(), value.to_vec())),
+            None => latest.remove(&key),
+        };
+    })?;
+    Ok(latest)
+}
+
+/// Reads one partition with read_committed from `start` (its first offset when `None`) up to
+/// its end as it is now, handing each record to `visit`, as a client of `group` that neither
+/// joins the group nor commits.
+pub fn scan(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    start: Option<i64>,
+    deadline: Duration,
+    mut visit: impl FnMut(&BorrowedMessage<'_>),
+) -> anyhow::Result<()> {
     let started = Instant::now();
     // A leader moving (a broker of the cluster restarting) answers NotLeaderForPartition for a
     // moment, and a client can keep answering UnknownPartition from metadata it read meanwhile:
@@ -93,11 +118,12 @@ pub fn read_compacted(
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    if high <= low {
-        return Ok(latest);
+    let start = start.unwrap_or(low).max(low);
+    if high <= start {
+        return Ok(());
     }
     let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     consumer.assign(&assignment)?;
     // Control records of transactions and compacted gaps advance the position without a
     // message, so the end is reached by position, not by counting messages.
@@ -106,15 +132,29 @@ pub fn read_compacted(
             bail!("reading {topic}/{partition} did not reach offset {high} within {deadline:?}");
         }
         let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
-        let Some(message) = consumed(message, "restore")? else { continue };
-        let Some(key) = message.key() else { continue };
-        let key = String::from_utf8_lossy(key).into_owned();
-        match message.payload() {
-            Some(value) => latest.insert(key, (message.offset(), value.to_vec())),
-            None => latest.remove(&key),
-        };
+        if let Some(message) = consumed(message, "restore")? {
+            visit(&message);
+        }
     }
-    Ok(latest)
+    Ok(())
+}
+
+/// Sends a record, waiting for room when librdkafka's local queue is full.
+pub fn send_waiting<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>) -> anyhow::Result<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
 }
 
 /// The consumer's position in `topic`/`partition` (0 before it has one).

@@ -150,7 +150,7 @@ pub async fn run(config: &Config, shutdown: Arc<AtomicBool>) -> anyhow::Result<(
         acks: FuturesUnordered::new(),
         paused: false,
         last_commit: Instant::now(),
-        traced: HashMap::new(),
+        traced: quench_trace::Pending::default(),
     };
     tracing::info!(
         group = %notify.group_id, topic = %config.topics.routing, api = %notify.listen,
@@ -237,13 +237,9 @@ struct Notifier<'a> {
     paused: bool,
     last_commit: Instant,
     /// Routing events read with a trace context (see `quench-trace`): event id → `traceparent`,
-    /// under which their deliveries are attempted. Emptied when it reaches [`MAX_TRACED`]: a
-    /// trace is worth less than bounded memory.
-    traced: HashMap<String, String>,
+    /// under which their deliveries are attempted.
+    traced: quench_trace::Pending,
 }
-
-/// Routing events whose trace context is kept at most.
-const MAX_TRACED: usize = 10_000;
 
 impl Notifier<'_> {
     /// Takes in the rebalances the consumer reported. A revocation drops every job (their
@@ -342,9 +338,6 @@ impl Notifier<'_> {
             }
         };
         if let Some(context) = header(&message, headers::TRACEPARENT).filter(|_| quench_trace::exporting()) {
-            if self.traced.len() >= MAX_TRACED {
-                self.traced.clear();
-            }
             self.traced.insert(event.event_id.clone(), String::from_utf8_lossy(context).into_owned());
         }
         let mut plan = Plan::default();

@@ -587,12 +587,10 @@ fn decode<T: Record>(
     }
 }
 
-/// Whether the worker reads alerts re-keyed by group (`topics.rekey`): when the input is not keyed
-/// by group key, or when routes with `continue` put an alert in groups keyed differently.
 /// Whether the worker reads a re-keyed topic: when producers do not key by group (or, with
 /// correlation, by tenant), or routes with `continue` put an alert in groups whose keys differ
 /// (with correlation on, those groups share the tenant's partition already).
-fn rekeyed(config: &Config, rules: &RouteTree) -> bool {
+pub fn rekeyed(config: &Config, rules: &RouteTree) -> bool {
     !config.worker.input_keyed_by_group || (rules.places_on_several_routes() && !config.correlate.enabled)
 }
 

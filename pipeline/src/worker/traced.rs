@@ -5,8 +5,6 @@
 //! alerts cost one look at their headers. A producer instrumented with OpenTelemetry that writes
 //! `alerts` itself puts its own `traceparent` there: its kept traces continue into Quench.
 
-use std::collections::HashMap;
-
 use quench_schemas::{headers, Alert};
 use rdkafka::{
     message::{Header, OwnedHeaders, OwnedMessage},
@@ -15,16 +13,12 @@ use rdkafka::{
 
 use crate::kafka::header;
 
-/// Groups whose next routing event is not out yet, beyond which every context held is dropped
-/// (a group may never emit one: a trace is worth less than bounded memory).
-const MAX_GROUPS: usize = 10_000;
-
 #[derive(Default)]
 pub struct Traced {
     /// Spans of the alerts read since the last commit.
     spans: Vec<tracing::Span>,
     /// [`group`] → the trace context its next routing event carries.
-    groups: HashMap<String, String>,
+    groups: quench_trace::Pending,
 }
 
 /// A group as a routing event names it: its tenant and Alertmanager's group key.
@@ -45,9 +39,6 @@ impl Traced {
             tracing::info_span!("quench.worker", partition = message.partition(), offset = message.offset(), alertname);
         quench_trace::follow(&span, parent);
         if let Some(context) = quench_trace::traceparent(&span) {
-            if self.groups.len() >= MAX_GROUPS {
-                self.groups.clear();
-            }
             for group in groups() {
                 self.groups.insert(group, context.clone());
             }
@@ -62,7 +53,7 @@ impl Traced {
         if self.groups.is_empty() {
             return None;
         }
-        let context = self.groups.remove(&group(tenant, group_key))?;
+        let context = self.groups.take(&group(tenant, group_key))?;
         Some(OwnedHeaders::new().insert(Header { key: headers::TRACEPARENT, value: Some(&context) }))
     }
 

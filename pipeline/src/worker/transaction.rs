@@ -14,15 +14,13 @@ use std::{
 use anyhow::Context;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
-    error::KafkaError,
     producer::{BaseProducer, BaseRecord, Producer},
-    types::RDKafkaErrorCode,
     TopicPartitionList,
 };
 
 use crate::{
     config::{KafkaConfig, WorkerConfig},
-    kafka::{client_config, reader_config, Rebalanced, Rebalances},
+    kafka::{client_config, reader_config, send_waiting, Rebalanced, Rebalances},
 };
 
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,20 +101,11 @@ impl Session {
     }
 
     /// Sends a record, waiting for room when librdkafka's local queue is full.
-    pub fn send<K, P>(&self, mut record: BaseRecord<'_, K, P>) -> anyhow::Result<()>
+    pub fn send<K, P>(&self, record: BaseRecord<'_, K, P>) -> anyhow::Result<()>
     where
         K: rdkafka::message::ToBytes + ?Sized,
         P: rdkafka::message::ToBytes + ?Sized,
     {
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                    record = back;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        send_waiting(&self.producer, record)
     }
 }

@@ -8,6 +8,10 @@
 //!
 //! Only spans named `quench.*` are exported: the traces follow alerts, not every log line.
 
+mod pending;
+
+pub use pending::Pending;
+
 use std::{
     collections::HashMap,
     sync::atomic::{AtomicBool, Ordering},

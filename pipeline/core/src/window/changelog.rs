@@ -94,3 +94,45 @@ pub fn read(records: impl IntoIterator<Item = (String, Vec<u8>)>) -> Result<Vec<
     }
     Ok(groups.into_values().collect())
 }
+
+/// Where the records of one changelog partition go when groups change partitions (`quench
+/// repartition`): `place` gives the partition a group's alerts now land in.
+#[derive(Debug, Default, PartialEq)]
+pub struct Relocation {
+    /// Records to move: key, and the partition to copy it to, or `None` for a bucket whose
+    /// group record is gone (only its tombstone is written here).
+    pub records: Vec<(String, Option<i32>)>,
+    /// The incidents of the moved groups, with their new partition.
+    pub incidents: Vec<(String, i32)>,
+}
+
+/// The records of partition `here` (its latest, by key) that belong elsewhere under `place`.
+pub fn relocate(
+    records: &HashMap<String, Vec<u8>>,
+    here: i32,
+    place: impl Fn(&Group) -> i32,
+) -> Result<Relocation, String> {
+    let mut moved: HashMap<&str, i32> = HashMap::new();
+    let mut out = Relocation::default();
+    for (key, value) in records.iter().filter(|(key, _)| !key.starts_with('#')) {
+        state_format::check(value, FORMAT, &format!("changelog record {key:?}"))?;
+        let group: Group = serde_json::from_slice(value).map_err(|e| format!("changelog record {key:?}: {e}"))?;
+        let there = place(&group);
+        if there != here {
+            moved.insert(key, there);
+            out.records.push((key.clone(), Some(there)));
+            if let Some(id) = group.incident_id() {
+                out.incidents.push((id.to_string(), there));
+            }
+        }
+    }
+    for key in records.keys() {
+        let Some((_, group)) = key.strip_prefix('#').and_then(|rest| rest.split_once('|')) else { continue };
+        match (moved.get(group), records.contains_key(group)) {
+            (Some(there), _) => out.records.push((key.clone(), Some(*there))),
+            (None, false) => out.records.push((key.clone(), None)),
+            (None, true) => {}
+        }
+    }
+    Ok(out)
+}

@@ -1,4 +1,7 @@
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use quench_schemas::{Alert, AlertStatus, IncidentStatus, RoutingReason};
 
@@ -764,4 +767,26 @@ fn a_worker_refuses_a_changelog_record_of_a_later_format() {
     let refused = changelog::read(records).unwrap_err();
     assert!(refused.contains(&format!("format {}", changelog::FORMAT + 1)), "{refused}");
     assert!(refused.contains("finish the upgrade"), "{refused}");
+}
+
+#[test]
+fn relocating_a_changelog_partition_moves_each_group_with_its_buckets_and_drops_orphan_buckets() {
+    let mut records: HashMap<String, Vec<u8>> = format_1_records().into_iter().collect();
+    records.insert("#3|{}|default|alertname=\"Gone\"".into(), b"{}".to_vec());
+    let pg = "{}|default|alertname=\"PgDown\"";
+    // PgDown's group goes to partition 5, every other stays in 0.
+    let relocation = changelog::relocate(&records, 0, |g| if g.key().0 == pg { 5 } else { 0 }).unwrap();
+    assert_eq!(relocation.incidents.len(), 1, "{:?}", relocation.incidents);
+    assert!(relocation.incidents[0].0.starts_with("inc-") && relocation.incidents[0].1 == 5);
+    let mut moved: Vec<(String, Option<i32>)> = relocation.records;
+    moved.sort();
+    let pg_buckets = records.keys().filter(|k| k.starts_with('#') && k.ends_with(pg)).count();
+    assert!(pg_buckets > 0, "the fixture's PgDown group has buckets");
+    assert_eq!(moved.iter().filter(|(_, to)| *to == Some(5)).count(), 1 + pg_buckets, "{moved:?}");
+    assert!(moved.contains(&(pg.to_string(), Some(5))), "{moved:?}");
+    assert!(moved.contains(&("#3|{}|default|alertname=\"Gone\"".to_string(), None)), "{moved:?}");
+    assert_eq!(moved.len(), 2 + pg_buckets, "nothing else moves: {moved:?}");
+    let staying = changelog::relocate(&records, 0, |_| 0).unwrap();
+    assert_eq!(staying.records.len(), 1, "only the orphan bucket when every group stays");
+    assert!(staying.incidents.is_empty());
 }
