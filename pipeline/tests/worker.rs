@@ -22,7 +22,9 @@ use rdkafka::{
     message::Headers,
     ClientConfig, Message,
 };
-use support::{alert, decode_all, produce, read_until, run_to_exit, sigterm, KillOnDrop, PrivateServer, Run};
+use support::{
+    alert, decode_all, previous_quench, produce, read_until, run_to_exit, sigterm, KillOnDrop, PrivateServer, Run,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alerts_become_incidents_exactly_once_and_garbage_goes_to_the_dlq() {
@@ -187,7 +189,8 @@ async fn assert_exactly_once(run: &Run, sent: &HashMap<String, i64>, latest: Has
 }
 
 /// Alerts for `names`, `5 + i` instances of the i-th, all re-sent each call, counted into `sent`;
-/// keyed by group key, as ingest keys them.
+/// keyed by group key, as ingest keys them (the run's rules group by alertname, as the default
+/// rules do).
 fn round(encoder: &Encoder<Alert>, names: &[String], sent: &mut HashMap<String, i64>) -> Vec<(String, Vec<u8>)> {
     let now = now_ms();
     let rules = RouteTree::default();
@@ -587,11 +590,12 @@ async fn read_partition_headers(run: &Run) -> HashMap<String, String> {
     latest
 }
 
-/// A rolling upgrade of two workers: each in turn stops gracefully and a new process takes its
-/// place (with its instance id: static membership gives it its partitions back) while alerts
-/// keep coming. Every alert is counted once and no group is opened (paged) twice. The new
-/// process is this build; that it reads what the previous release wrote is the changelog
-/// format fixture's test in `quench-core` (`window::tests`).
+/// A rolling upgrade of two workers from the previous release (`infra/previous-release`: the
+/// last build before changelog records carried a format number) to this build: each in turn
+/// stops gracefully and a new process takes its place (with its instance id: static membership
+/// gives it its partitions back) while alerts keep coming. The old workers' changelog is checked
+/// to be the old format; afterwards every alert is counted once and no group is opened (paged)
+/// twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_again() {
     let run = Run::new("rolling");
@@ -599,12 +603,14 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let names: Vec<String> = (0..40).map(|i| format!("Rule{i}")).collect();
     let mut sent: HashMap<String, i64> = HashMap::new();
+    let previous = previous_quench();
     let mut workers = [
-        KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w1")])),
-        KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")])),
+        KillOnDrop(run.start_binary(&previous, "run", &[("QUENCH_WORKER__INSTANCE_ID", "w1")])),
+        KillOnDrop(run.start_binary(&previous, "run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")])),
     ];
     produce(&run, (0..20).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
     wait_for_counts(&run, &sent).await;
+    assert_eq!(group_record_formats(&run), HashSet::from([None]), "the previous release wrote no format");
     for (slot, instance) in ["w1", "w2"].into_iter().enumerate() {
         produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
         sigterm(&workers[slot]);
@@ -619,5 +625,22 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
     for worker in &mut workers {
         assert!(worker.wait().unwrap().success());
     }
+    assert!(group_record_formats(&run).contains(&Some(1)), "this build numbers the groups it writes");
     assert_exactly_once(&run, &sent, counts).await;
+}
+
+/// The `format` of every group record in the changelog so far (`None`: the field is absent).
+fn group_record_formats(run: &Run) -> HashSet<Option<u64>> {
+    let mut last_growth = (0, Instant::now());
+    let records = read_until(&run.consumer(&run.config.topics.state), |seen| {
+        if seen.len() != last_growth.0 {
+            last_growth = (seen.len(), Instant::now());
+        }
+        !seen.is_empty() && last_growth.1.elapsed() > Duration::from_secs(2)
+    });
+    records
+        .iter()
+        .filter(|(key, value, _)| key.as_deref().is_some_and(|k| !k.starts_with('#')) && !value.is_empty())
+        .map(|(_, value, _)| serde_json::from_slice::<serde_json::Value>(value).unwrap()["format"].as_u64())
+        .collect()
 }

@@ -23,6 +23,17 @@ use rdkafka::{
     ClientConfig, Message,
 };
 
+/// The previous release's `quench`, for the upgrade tests: `infra/test` builds it from the commit
+/// that `infra/previous-release` names and sets `QUENCH_PREVIOUS_BIN`.
+pub fn previous_quench() -> PathBuf {
+    let path = std::env::var_os("QUENCH_PREVIOUS_BIN").map(PathBuf::from).expect(
+        "QUENCH_PREVIOUS_BIN names the previous release's quench: run infra/test, or \
+         `export QUENCH_PREVIOUS_BIN=$(infra/previous-release)`",
+    );
+    assert!(path.is_file(), "QUENCH_PREVIOUS_BIN={} is not a file", path.display());
+    path
+}
+
 /// A record as read back: key, value and headers.
 pub type Read = (Option<String>, Vec<u8>, Vec<(String, String)>);
 
@@ -74,7 +85,12 @@ impl Run {
 
     /// Starts `quench <command>` with this run's settings and a few of its own.
     pub fn start_with(&self, command: &str, extra: &[(&str, &str)]) -> Child {
-        quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), command, &self.env)
+        self.start_binary(Path::new(env!("CARGO_BIN_EXE_quench")), command, extra)
+    }
+
+    /// The same with another build of `quench` (the previous release: [`previous_quench`]).
+    pub fn start_binary(&self, quench: &Path, command: &str, extra: &[(&str, &str)]) -> Child {
+        quench_command(quench, command, &self.env)
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .spawn()
             .unwrap()
