@@ -50,8 +50,8 @@ enum Command {
     Run,
     /// Add partitions to `alerts` under workers that read it keyed by group (the default): grows
     /// alerts, incident-actions and quench-state together and moves every open group's state to
-    /// the partition its alerts will land in. Offline: stop ingest, let the workers drain
-    /// (consumer lag 0), stop them, repartition, then start the workers and ingest again
+    /// the partition its alerts will land in. Offline: stop ingest, notify and api, let the
+    /// workers drain (consumer lag 0), stop them, repartition, then start everything again
     Repartition {
         /// The partition count to grow to (Kafka cannot remove partitions)
         #[arg(long)]

@@ -11,9 +11,12 @@
 //! send acknowledgements.
 //!
 //! Offline, because an alert or action read after the move by the worker of the group's old
-//! partition would open a second incident or be lost: ingest stopped, the workers drained (lag 0)
-//! and stopped. It refuses otherwise, and may be run again after a failure: it moves only what is
-//! not where it belongs.
+//! partition would open a second incident or be lost: ingest, the notifier and the API (which
+//! write acknowledgements) stopped, the workers drained (lag 0) and stopped. It refuses while
+//! workers run or records are unread. Everything is read before one short transaction writes the
+//! move, and `alerts` grows only after it committed: until then its partition count differs from
+//! the changelog's, so workers refuse to start, and a failed run is simply run again (its
+//! transaction is aborted, or fenced by the next run; only what is not where it belongs moves).
 
 use std::{collections::HashMap, time::Duration};
 
@@ -79,9 +82,17 @@ pub fn run(config: &Config, rekeyed: bool, partitions: usize) -> anyhow::Result<
             t.alerts
         );
     }
+    if let Some(partitioner) = config.kafka.properties.get("partitioner") {
+        if !matches!(partitioner.as_str(), "consistent" | "consistent_random") {
+            bail!(
+                "kafka.properties.partitioner = {partitioner}: this command places groups as librdkafka's default \
+                 partitioner (CRC-32 of the key) does, and cannot move them for another"
+            );
+        }
+    }
     let group = &config.worker.group_id;
     let probe: BaseConsumer = client_config(&config.kafka, "repartition").create()?;
-    refuse_running_members(&probe, config)?;
+    refuse_running_members(&probe, config, true)?;
     let topics = [t.alerts.as_str(), t.actions.as_str(), t.state.as_str()];
     let mut counts = Vec::new();
     for topic in topics {
@@ -100,21 +111,32 @@ pub fn run(config: &Config, rekeyed: bool, partitions: usize) -> anyhow::Result<
         }
     }
     let mut report = Report::default();
-    for (topic, count) in topics.iter().zip(counts).filter(|(_, count)| *count < partitions) {
+    // `alerts` last, once the move is committed: until then its count differs from the
+    // changelog's and workers refuse to start, so a failed move strands nothing.
+    let [alerts, state_and_actions @ ..] = topics;
+    for (topic, count) in state_and_actions.iter().zip(&counts[1..]).filter(|(_, count)| **count < partitions) {
         grow(config, topic, partitions)?;
-        report.grown.push((topic.to_string(), count, partitions));
+        report.grown.push((topic.to_string(), *count, partitions));
     }
-    wait_for_partitions(&probe, &topics, partitions)?;
-    move_groups(config, partitions, &mut report)?;
+    wait_for_partitions(&probe, &state_and_actions, partitions)?;
+    let plan = plan(config, partitions, &mut report)?;
+    move_groups(config, &probe, &plan)?;
+    if counts[0] < partitions {
+        grow(config, alerts, partitions)?;
+        report.grown.insert(0, (alerts.to_string(), counts[0], partitions));
+    }
     Ok(report)
 }
 
 /// A member still running would go on writing state where it no longer belongs. A stopped
 /// worker stays a member until its session times out (static membership keeps its place for
-/// the restart), so members are waited for that long before they count as running.
-fn refuse_running_members(probe: &BaseConsumer, config: &Config) -> anyhow::Result<()> {
+/// the restart), so with `wait` members are waited for that long before they count as running.
+fn refuse_running_members(probe: &BaseConsumer, config: &Config, wait: bool) -> anyhow::Result<()> {
     let group = &config.worker.group_id;
-    let patience = Duration::from_millis(config.worker.session_timeout_ms) + Duration::from_secs(5);
+    let patience = match wait {
+        true => Duration::from_millis(config.worker.session_timeout_ms) + Duration::from_secs(5),
+        false => Duration::ZERO,
+    };
     let (started, mut waiting) = (std::time::Instant::now(), false);
     loop {
         let groups = probe.fetch_group_list(Some(group), TIMEOUT).context("describing the worker group")?;
@@ -194,52 +216,99 @@ fn wait_for_partitions(probe: &BaseConsumer, topics: &[&str], partitions: usize)
     Ok(())
 }
 
-/// Moves every changelog record that is not in its group's partition, and rewrites the moved
-/// incidents' records, in one transaction: a failure leaves everything where it was.
-fn move_groups(config: &Config, partitions: usize, report: &mut Report) -> anyhow::Result<()> {
+/// What to write: changelog records (key, value or `None` for a tombstone, partition) and
+/// incident records.
+#[derive(Default)]
+struct Plan {
+    state: Vec<(String, Option<Vec<u8>>, i32)>,
+    incidents: Vec<MovedIncident>,
+}
+
+/// An incident's latest record, to be written again naming the worker partition it moved to.
+struct MovedIncident {
+    id: String,
+    value: Vec<u8>,
+    /// Its partition of `incidents`, which does not change.
+    partition: i32,
+    worker_partition: i32,
+}
+
+/// Reads every changelog partition and the moved groups' incidents, before any transaction
+/// begins: a transaction left open while reading would hold back every read_committed reader
+/// of the topics it writes to.
+fn plan(config: &Config, partitions: usize, report: &mut Report) -> anyhow::Result<Plan> {
     let (t, group) = (&config.topics, format!("{}-repartition", config.worker.group_id));
-    let producer: BaseProducer = client_config(&config.kafka, "repartition")
-        .set("transactional.id", &group)
-        .set("enable.idempotence", "true")
-        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string())
-        .create()?;
-    producer.init_transactions(TIMEOUT).context("initialising the transactional producer")?;
-    producer.begin_transaction()?;
     // As ingest keys alerts: by tenant with correlation on, else by group key.
     let place = |g: &Group| match config.correlate.enabled {
         true => partition_for(g.tenant(), partitions),
         false => partition_for(&g.key().0, partitions),
     };
+    let mut plan = Plan::default();
     let mut incidents: HashMap<String, i32> = HashMap::new();
     for partition in 0..partitions as i32 {
         let latest = read_compacted(&config.kafka, &group, &t.state, partition, READ_DEADLINE)?;
-        let values: HashMap<String, Vec<u8>> = latest.into_iter().map(|(key, (_, value))| (key, value)).collect();
+        let mut values: HashMap<String, Vec<u8>> = latest.into_iter().map(|(key, (_, value))| (key, value)).collect();
         let relocation = changelog::relocate(&values, partition, place)
             .map_err(|e| anyhow::anyhow!("changelog {}/{partition}: {e}", t.state))?;
         report.groups_moved += relocation.records.iter().filter(|(key, _)| !key.starts_with('#')).count();
         report.records_moved += relocation.records.len();
-        for (key, there) in &relocation.records {
+        for (key, there) in relocation.records {
             if let Some(there) = there {
-                send_waiting(&producer, BaseRecord::to(&t.state).key(key).payload(&values[key]).partition(*there))?;
+                plan.state.push((key.clone(), values.remove(&key), there));
             }
-            send_waiting(&producer, BaseRecord::<_, [u8]>::to(&t.state).key(key).partition(partition))?;
+            plan.state.push((key, None, partition));
         }
         incidents.extend(relocation.incidents);
     }
-    report.incidents_relocated = relocate_incidents(config, &group, &producer, &incidents)?;
-    producer.commit_transaction(TRANSACTION_TIMEOUT).context("committing the move")?;
-    Ok(())
+    plan.incidents = latest_incidents(config, &group, &incidents)?;
+    report.incidents_relocated = plan.incidents.len();
+    Ok(plan)
 }
 
-/// Writes the latest record of each incident in `moved` again, its partition header changed.
-fn relocate_incidents(
-    config: &Config,
-    group: &str,
-    producer: &BaseProducer,
-    moved: &HashMap<String, i32>,
-) -> anyhow::Result<usize> {
+/// Writes the plan in one transaction, aborted on any failure: either every group moved, or
+/// none did. Workers started meanwhile are refused again just before the commit.
+fn move_groups(config: &Config, probe: &BaseConsumer, plan: &Plan) -> anyhow::Result<()> {
+    let (t, id) = (&config.topics, format!("{}-repartition", config.worker.group_id));
+    let producer: BaseProducer = client_config(&config.kafka, "repartition")
+        .set("transactional.id", &id)
+        .set("enable.idempotence", "true")
+        .set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string())
+        .create()?;
+    // Also fences (aborts) the transaction of an earlier run that was killed.
+    producer.init_transactions(TIMEOUT).context("initialising the transactional producer")?;
+    producer.begin_transaction()?;
+    let written = (|| {
+        for (key, value, partition) in &plan.state {
+            let record = BaseRecord::<_, Vec<u8>>::to(&t.state).key(key).partition(*partition);
+            send_waiting(
+                &producer,
+                match value {
+                    Some(value) => record.payload(value),
+                    None => record,
+                },
+            )?;
+        }
+        for MovedIncident { id, value, partition, worker_partition } in &plan.incidents {
+            let number = worker_partition.to_string();
+            let headers = OwnedHeaders::new().insert(Header { key: headers::PARTITION, value: Some(&number) });
+            let record = BaseRecord::to(&t.incidents).key(id).payload(value).partition(*partition).headers(headers);
+            send_waiting(&producer, record)?;
+        }
+        refuse_running_members(probe, config, false)?;
+        producer.commit_transaction(TRANSACTION_TIMEOUT).context("committing the move")
+    })();
+    if written.is_err() {
+        if let Err(e) = producer.abort_transaction(TIMEOUT) {
+            tracing::error!(error = %e, "aborting the move failed; the broker aborts it after its timeout");
+        }
+    }
+    written
+}
+
+/// The latest record of each incident in `moved` (id → the worker partition it moves to).
+fn latest_incidents(config: &Config, group: &str, moved: &HashMap<String, i32>) -> anyhow::Result<Vec<MovedIncident>> {
     if moved.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let topic = &config.topics.incidents;
     let probe: BaseConsumer = client_config(&config.kafka, "repartition").create()?;
@@ -255,10 +324,8 @@ fn relocate_incidents(
             }
         })?;
     }
-    for (id, (partition, value)) in &latest {
-        let number = moved[id].to_string();
-        let headers = OwnedHeaders::new().insert(Header { key: headers::PARTITION, value: Some(&number) });
-        send_waiting(producer, BaseRecord::to(topic).key(id).payload(value).partition(*partition).headers(headers))?;
-    }
-    Ok(latest.len())
+    Ok(latest
+        .into_iter()
+        .map(|(id, (partition, value))| MovedIncident { worker_partition: moved[&id], id, value, partition })
+        .collect())
 }
