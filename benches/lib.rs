@@ -23,6 +23,11 @@ pub fn spawn(quench: &Path, command: &str, env: &[(String, String)]) -> std::io:
     quench_pipeline::config::quench_command(quench, command, env).spawn()
 }
 
+/// Prints a harness's figures as its last line, one JSON object: what `report` reads.
+pub fn print_figures(figures: serde_json::Value) {
+    println!("{figures}");
+}
+
 /// Resident memory of process `pid` in KiB (0 when it is gone), from `/proc`.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -108,6 +108,11 @@ fn main() -> anyhow::Result<()> {
         pct(0.5),
         pct(0.99)
     );
+    quench_benches::print_figures(serde_json::json!({
+        "classify_cold_per_s": cold_rate,
+        "classify_bound_per_s": bound,
+        "classify_cached_per_s": hot_rate,
+    }));
     Ok(())
 }
 

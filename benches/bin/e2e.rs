@@ -21,7 +21,7 @@ use std::{
 };
 
 use clap::Parser;
-use quench_benches::{default_quench, now_ms, rss_kib};
+use quench_benches::{default_quench, now_ms, print_figures, rss_kib};
 use quench_core::rules::RouteTree;
 use quench_pipeline::{
     config::{isolated_env, Config},
@@ -35,6 +35,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     Message, Offset, TopicPartitionList,
 };
+use serde_json::json;
 
 #[derive(Parser)]
 struct Args {
@@ -188,6 +189,15 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             stop(&mut workers);
+            print_figures(json!({
+                "alerts": n,
+                "workers": args.workers,
+                "bare_per_s": n as f64 / bare.as_secs_f64(),
+                "worker_per_s": rate,
+                "worker_ratio": rate / (n as f64 / bare.as_secs_f64()),
+                "worker_rss_mib": rss as f64 / 1024.0,
+                "incidents": incidents,
+            }));
         }
         Some(rate) => {
             let storm = loadgen::generate(&corpus, &storm_config, "bench");
@@ -352,6 +362,7 @@ fn report_latency(latencies: &[i64]) {
     sorted.sort_unstable();
     let pct = |p: f64| sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
     println!("latency to incident (group_wait {GROUP_WAIT_MS} ms subtracted): p50 {} ms, p99 {} ms, max {} ms over {} incidents", pct(0.5), pct(0.99), sorted.last().copied().unwrap_or(0), sorted.len());
+    print_figures(json!({ "incident_p50_ms": pct(0.5), "incident_p99_ms": pct(0.99), "incidents": sorted.len() }));
 }
 
 /// The FAKE OpenAI-compatible peer of the pipeline's tests (no hosted LLM can run here).

@@ -153,6 +153,11 @@ fn main() -> anyhow::Result<()> {
         (quench_accepted..=quench_accepted + in_flight).contains(&in_kafka),
         "Kafka holds {in_kafka} alerts; quench accepted {quench_accepted} (+ at most {in_flight} in flight)"
     );
+    quench_benches::print_figures(serde_json::json!({
+        "alertmanager_per_s": results[0],
+        "ingest_per_s": results[1],
+        "ingest_ratio_am": results[1] / results[0],
+    }));
     Ok(())
 }
 

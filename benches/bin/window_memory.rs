@@ -48,4 +48,8 @@ fn main() {
         grown as f64 / 1048576.0,
         grown as f64 / n as f64
     );
+    quench_benches::print_figures(serde_json::json!({
+        "fingerprints": n,
+        "bytes_per_fingerprint": grown as f64 / n as f64,
+    }));
 }

@@ -68,10 +68,20 @@ impl Scale {
 
     /// The level that `word` names, if any.
     pub fn level(&self, word: &str) -> Option<&str> {
-        let word = word.trim().to_ascii_lowercase();
-        match self.levels.iter().find(|level| **level == word) {
+        // Asked for every alert: the label is lower case already nearly always, and then needs
+        // no copy.
+        let word = word.trim();
+        let lowered;
+        let word = match word.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => {
+                lowered = word.to_ascii_lowercase();
+                lowered.as_str()
+            }
+            false => word,
+        };
+        match self.levels.iter().find(|level| level.as_str() == word) {
             Some(level) => Some(level),
-            None => self.aliases.get(&word).map(String::as_str),
+            None => self.aliases.get(word).map(String::as_str),
         }
     }
 
