@@ -1,6 +1,8 @@
 //! End-to-end harness: a generated storm through Kafka, N `quench run` workers and the
 //! `incidents` topic, on the local stack. It prints
 //! - the rate at which the workers drain a pre-loaded alert topic (alerts/s, transactions on),
+//!   from their committed offsets once they committed a first transaction (or, with
+//!   `--warm-up`, once they drained the warm-up pass), so that start-up is not counted,
 //! - the raw rate of a bare rdkafka consumer reading the same topic, and the ratio,
 //! - incidents per 1,000 alerts and worker RSS,
 //! - with `--truth FILE`: the generator's root causes, the ground truth to compare incidents with;
@@ -22,17 +24,21 @@ use std::{
 
 use clap::Parser;
 use quench_benches::{default_quench, now_ms, print_figures, rss_kib};
-use quench_core::rules::RouteTree;
+use quench_core::{
+    mute::{Silence, SilenceMatcher},
+    rules::RouteTree,
+};
 use quench_pipeline::{
     config::{isolated_env, Config},
     corpus,
-    kafka::{client_config, create_topics},
+    kafka::{client_config, create_topics, send_waiting},
     loadgen::{self, AlertProducer, StormConfig},
     preflight::registry_client,
 };
 use quench_schemas::{Alert, Decoder, Incident};
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
+    producer::{BaseProducer, BaseRecord, Producer},
     Message, Offset, TopicPartitionList,
 };
 use serde_json::json;
@@ -68,6 +74,15 @@ struct Args {
     /// Classify with a fake LLM that answers each request after this many milliseconds.
     #[arg(long)]
     fake_llm_latency_ms: Option<u64>,
+    /// Run every stage as the noise harness runs them: flap and transient holds, an inhibition
+    /// rule (critical mutes warning of the same service), a silence of one service, correlation
+    /// across groups. (The holds delay what opens: leave them off for latency.)
+    #[arg(long)]
+    stages: bool,
+    /// Drain the same storms once before, earlier in time, and count only the second pass: the
+    /// workers have started and the classifications are in their cache, as in a long run.
+    #[arg(long)]
+    warm_up: bool,
 }
 
 const GROUP_WAIT_MS: i64 = 1_000;
@@ -76,8 +91,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Runtime::new()?;
     let prefix = format!("bench-{}", now_ms());
-    let rules_path = std::env::temp_dir().join(format!("{prefix}-rules.toml"));
-    std::fs::write(&rules_path, format!("[route]\ngroup_by = [\"alertname\", \"service\"]\ngroup_wait = \"{GROUP_WAIT_MS}ms\"\ngroup_interval = \"5s\"\nresolve_timeout = \"5m\"\n"))?;
+    let rules_path = write_rules(&prefix, args.stages)?;
     let env = isolated_env(
         &prefix,
         [
@@ -87,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             ("QUENCH_WORKER__RULES", rules_path.display().to_string()),
             ("QUENCH_HTTP__LISTEN", String::new()),
             ("QUENCH_LOG__LEVEL", "warn".into()),
+            ("QUENCH_CORRELATE__ENABLED", args.stages.to_string()),
         ],
     );
     let mut env = env;
@@ -108,6 +123,13 @@ fn main() -> anyhow::Result<()> {
     };
     let config = Config::load(None, env.clone())?;
     rt.block_on(create_topics(&config.kafka, &config.topics))?;
+    let quench = args.quench.clone().unwrap_or_else(default_quench);
+    if args.stages {
+        silence_one_service(&config)?;
+        // Correlation learns from ClickHouse's alert history: its tables must exist.
+        let migrated = quench_benches::spawn(&quench, "migrate", &env)?.wait()?;
+        anyhow::ensure!(migrated.success(), "quench migrate failed ({migrated})");
+    }
 
     let corpus = corpus::load_or_built_in(args.corpus.as_deref())?;
     let storm_config = StormConfig {
@@ -123,7 +145,6 @@ fn main() -> anyhow::Result<()> {
         span_ms: 600_000,
     };
     let rules = RouteTree::load(&rules_path).map_err(anyhow::Error::msg)?;
-    let quench = args.quench.clone().unwrap_or_else(default_quench);
 
     let producer = rt.block_on(AlertProducer::new(&config, rules, "bench"))?;
 
@@ -135,7 +156,15 @@ fn main() -> anyhow::Result<()> {
             let base = now_ms();
             let chunk_span = storm_config.span_ms + (storm_config.resends as i64 + 2) * storm_config.resend_every_ms;
             let mut n = 0;
+            let mut warm = 0;
             let mut causes = Vec::new();
+            if args.warm_up {
+                let storm = loadgen::generate(&corpus, &StormConfig { seed: 11, ..storm_config.clone() }, "bench");
+                for alert in &storm.alerts {
+                    producer.send(alert, base - chunk_span)?;
+                }
+                warm = storm.alerts.len();
+            }
             for k in 0..args.chunks {
                 let storm =
                     loadgen::generate(&corpus, &StormConfig { seed: 11 + k as u64, ..storm_config.clone() }, "bench");
@@ -151,31 +180,39 @@ fn main() -> anyhow::Result<()> {
             producer.flush(Duration::from_secs(120))?;
             write_truth(args.truth.as_deref(), &causes)?;
             println!(
-                "load: {n} alerts from {} causes ({} chunks of {} storms), {} partitions, {} worker(s)",
+                "load: {n} alerts from {} causes ({} chunks of {} storms) after {warm} to warm up, {} partitions, {} worker(s){}",
                 causes.len(),
                 args.chunks,
                 args.storms,
                 args.partitions,
-                args.workers
+                args.workers,
+                if args.stages { ", every stage on" } else { "" }
             );
+            let total = warm + n;
             println!(
-                "produce: {n} alerts in {:.1?} ({:.0} alerts/s)",
+                "produce: {total} alerts in {:.1?} ({:.0} alerts/s)",
                 started.elapsed(),
-                n as f64 / started.elapsed().as_secs_f64()
+                total as f64 / started.elapsed().as_secs_f64()
             );
 
-            let bare = bare_consume(&config, n)?;
+            let bare = bare_consume(&config, total)?;
+            let bare_rate = total as f64 / bare.as_secs_f64();
             println!(
-                "bare consumer: {n} records in {bare:.2?} ({:.0} records/s, read_committed, no decoding)",
-                n as f64 / bare.as_secs_f64()
+                "bare consumer: {total} records in {bare:.2?} ({bare_rate:.0} records/s, read_committed, no decoding)"
             );
 
-            let started = Instant::now();
             let mut workers = start_workers(&quench, &env, args.workers)?;
-            let drained = wait_for_lag_zero(&config, started, n)?;
+            let drain = wait_for_lag_zero(&config, warm)?;
             let rss = workers.iter().map(|w| rss_kib(w.id())).sum::<u64>();
-            let rate = n as f64 / drained.as_secs_f64();
-            println!("pipeline: {n} alerts drained by {} worker(s) in {drained:.2?} ({rate:.0} alerts/s, {:.2} of the bare consumer)", args.workers, rate / (n as f64 / bare.as_secs_f64()));
+            let rate = drain.offsets as f64 / drain.took.as_secs_f64();
+            println!(
+                "pipeline: {} alerts drained by {} worker(s) in {:.2?} after their first commit ({rate:.0} alerts/s, {:.2} of the bare consumer); {:.2?} from their start",
+                drain.offsets,
+                args.workers,
+                drain.took,
+                rate / bare_rate,
+                drain.since_start
+            );
             println!("worker RSS at the end: {:.1} MiB in total", rss as f64 / 1024.0);
             std::thread::sleep(Duration::from_secs(3));
             let incidents = rt.block_on(distinct_incidents(&config))?;
@@ -192,9 +229,9 @@ fn main() -> anyhow::Result<()> {
             print_figures(json!({
                 "alerts": n,
                 "workers": args.workers,
-                "bare_per_s": n as f64 / bare.as_secs_f64(),
+                "bare_per_s": bare_rate,
                 "worker_per_s": rate,
-                "worker_ratio": rate / (n as f64 / bare.as_secs_f64()),
+                "worker_ratio": rate / bare_rate,
                 "worker_rss_mib": rss as f64 / 1024.0,
                 "incidents": incidents,
             }));
@@ -259,8 +296,19 @@ fn bare_consume(config: &Config, n: usize) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// Waits until the worker group's committed offsets reach the end of the input topic.
-fn wait_for_lag_zero(config: &Config, started: Instant, n: usize) -> anyhow::Result<Duration> {
+/// A drain as the committed offsets show it.
+struct Drain {
+    /// Offsets committed between the first sample past the warm-up and the end.
+    offsets: i64,
+    took: Duration,
+    since_start: Duration,
+}
+
+/// Waits until the worker group's committed offsets reach the end of the input topic, sampling
+/// them every 100 ms; the drain counted starts at the first sample where more than `warm`
+/// offsets are committed (a first transaction after start-up, or past the warm-up pass).
+fn wait_for_lag_zero(config: &Config, warm: usize) -> anyhow::Result<Drain> {
+    let started = Instant::now();
     let probe: BaseConsumer =
         client_config(&config.kafka, "bench-probe").set("group.id", &config.worker.group_id).create()?;
     let metadata = probe.fetch_metadata(Some(&config.topics.alerts), Duration::from_secs(60))?;
@@ -272,13 +320,17 @@ fn wait_for_lag_zero(config: &Config, started: Instant, n: usize) -> anyhow::Res
         total_end += high;
         ends.add_partition(&config.topics.alerts, *p);
     }
+    let mut first: Option<(i64, Instant)> = None;
     let mut last_print = Instant::now();
     loop {
         let committed = probe.committed_offsets(ends.clone(), Duration::from_secs(10))?;
         let done: i64 =
             committed.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum();
-        if done >= total_end {
-            return Ok(started.elapsed());
+        if first.is_none() && done > warm as i64 {
+            first = Some((done, Instant::now()));
+        }
+        if let (true, Some((from, at))) = (done >= total_end, first) {
+            return Ok(Drain { offsets: total_end - from, took: at.elapsed(), since_start: started.elapsed() });
         }
         if last_print.elapsed() > Duration::from_secs(5) {
             println!(
@@ -289,10 +341,50 @@ fn wait_for_lag_zero(config: &Config, started: Instant, n: usize) -> anyhow::Res
         }
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(1800),
-            "workers did not drain {n} alerts in 30 minutes"
+            "workers did not drain {total_end} alerts in 30 minutes"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The route of every run (group by alert name and service, `GROUP_WAIT_MS`), and with `stages`
+/// the holds of the noise harness and an inhibition rule; a file for `worker.rules`.
+fn write_rules(prefix: &str, stages: bool) -> anyhow::Result<PathBuf> {
+    let route = format!(
+        "global: {{resolve_timeout: 5m}}\nroute:\n  receiver: bench\n  group_by: [alertname, service]\n  group_wait: {GROUP_WAIT_MS}ms\n  group_interval: 5s\n"
+    );
+    let stages = match stages {
+        true => "  flap_changes: 4\n  flap_window: 10m\n  flap_stable: 5m\n  transient_pause: 3m\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [service]\n",
+        false => "",
+    };
+    let path = std::env::temp_dir().join(format!("{prefix}-alertmanager.yml"));
+    std::fs::write(&path, format!("{route}{stages}receivers: [{{name: bench}}]\n"))?;
+    Ok(path)
+}
+
+/// Writes a silence of one service's alerts, active for the run, as the Alertmanager API would.
+fn silence_one_service(config: &Config) -> anyhow::Result<()> {
+    let now = now_ms();
+    let silence = Silence {
+        id: "bench-silence".into(),
+        matchers: vec![SilenceMatcher {
+            name: "service".into(),
+            value: "svc-007".into(),
+            is_regex: false,
+            is_equal: true,
+        }],
+        starts_at: now - 86_400_000,
+        ends_at: now + 86_400_000,
+        created_at: now - 86_400_000,
+        updated_at: now,
+        created_by: "e2e".into(),
+        comment: "the bench's silence".into(),
+    };
+    let producer: BaseProducer = client_config(&config.kafka, "bench-silences").create()?;
+    let value = serde_json::to_vec(&silence)?;
+    send_waiting(&producer, BaseRecord::to(&config.topics.silences).key(&silence.id).payload(&value))?;
+    producer.flush(Duration::from_secs(30))?;
+    Ok(())
 }
 
 async fn distinct_incidents(config: &Config) -> anyhow::Result<usize> {

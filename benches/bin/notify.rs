@@ -3,8 +3,11 @@
 //!   `quench notify` delivers them (delivery log, attempt records and commits included). Prints
 //!   notifications/s from the first delivery to the last.
 //! - live (`--alerts-per-second R`, default 100, for `--seconds`): alerts produced now, each a
-//!   new incident, through `quench run` (group_wait 0) and `quench notify` to the sink. Prints
-//!   p50/p99/max latency from an alert's produce time to its webhook's arrival.
+//!   new incident (the built-in corpus's rules in turn, each alert on a service of its own),
+//!   through `quench run` (group_wait 0) and `quench notify` to the sink. Prints p50/p99/max
+//!   latency from an alert's produce time to its webhook's arrival, and how many never arrived.
+//!   The rules are known ones, as in a running deployment: their texts' embeddings are the
+//!   classifier's stored ones; a rule never seen costs a cold embedding (the `classify` harness).
 //!
 //! `cargo build --release -p quench-pipeline && cargo run --release -p quench-benches --bin notify`
 //! Needs the stack (`infra/local/stack up`) and its variables (`eval "$(infra/local/stack env)"`).
@@ -23,6 +26,7 @@ use quench_benches::{default_quench, now_ms, spawn};
 use quench_core::rules::RouteTree;
 use quench_pipeline::{
     config::{isolated_env, Config},
+    corpus::{self, CorpusAlert},
     kafka::{client_config, create_topics},
     loadgen::AlertProducer,
     preflight::registry_client,
@@ -46,15 +50,16 @@ struct Args {
     quench: Option<PathBuf>,
 }
 
-/// What the sink received: idempotency key and arrival time, in order.
+/// What the sink received: idempotency key, the incident's `service` label and arrival time, in
+/// order.
 type Arrivals = Arc<Mutex<Vec<(String, String, i64)>>>;
 
 async fn sink(State(arrivals): State<Arrivals>, body: Bytes) -> StatusCode {
     let at = now_ms();
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = body["idempotency_key"].as_str().unwrap_or_default().to_string();
-    let title = body["event"]["title"].as_str().unwrap_or_default().to_string();
-    arrivals.lock().unwrap().push((key, title, at));
+    let service = body["event"]["common_labels"]["service"].as_str().unwrap_or_default().to_string();
+    arrivals.lock().unwrap().push((key, service, at));
     StatusCode::NO_CONTENT
 }
 
@@ -88,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,
-        "[route]\ngroup_by = [\"alertname\"]\ngroup_wait = \"0s\"\ngroup_interval = \"5s\"\nresolve_timeout = \"5m\"\n",
+        "[route]\ngroup_by = [\"alertname\", \"service\"]\ngroup_wait = \"0s\"\ngroup_interval = \"5s\"\nresolve_timeout = \"5m\"\n",
     )?;
     let routing = dir.join("routing.yaml");
     std::fs::write(&routing, "default: { team: ops, targets: [{ channel: webhook, target: sink }] }\n")?;
@@ -155,6 +160,7 @@ fn main() -> anyhow::Result<()> {
         rt.block_on(AlertProducer::new(&config, RouteTree::load(&rules).map_err(anyhow::Error::msg)?, "bench"))?;
     std::thread::sleep(Duration::from_secs(20)); // the worker loads its classifier and joins the group
     let total = args.alerts_per_second * args.seconds;
+    let corpus = corpus::load_or_built_in(None)?;
     let mut sent: HashMap<String, i64> = HashMap::new();
     let begin = Instant::now();
     for i in 0..total {
@@ -162,10 +168,10 @@ fn main() -> anyhow::Result<()> {
         if let Some(wait) = due.checked_sub(begin.elapsed()) {
             std::thread::sleep(wait);
         }
-        let name = format!("BenchAlert{i}");
+        let service = format!("live-{i}");
         let now = now_ms();
-        alerts.send(&live_alert(&name, now), 0)?;
-        sent.insert(name, now);
+        alerts.send(&live_alert(&corpus[i as usize % corpus.len()], &service, now), 0)?;
+        sent.insert(service, now);
     }
     alerts.flush(Duration::from_secs(30))?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -173,12 +179,13 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut latencies: Vec<i64> =
-        arrivals.lock().unwrap().iter().filter_map(|(_, title, at)| sent.get(title).map(|s| at - s)).collect();
+        arrivals.lock().unwrap().iter().filter_map(|(_, service, at)| sent.get(service).map(|s| at - s)).collect();
     latencies.sort_unstable();
     println!(
-        "live: {total} alerts at {}/s, {} webhooks: alert to webhook p50 {} ms, p99 {} ms, max {} ms",
+        "live: {total} alerts at {}/s, {} webhooks ({} never arrived): alert to webhook p50 {} ms, p99 {} ms, max {} ms",
         args.alerts_per_second,
         latencies.len(),
+        total as usize - latencies.len().min(total as usize),
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0)
@@ -225,12 +232,15 @@ fn backlog_event(i: usize) -> RoutingEvent {
     }
 }
 
-fn live_alert(name: &str, now: i64) -> Alert {
+/// A corpus rule's alert on `service`, firing now.
+fn live_alert(rule: &CorpusAlert, service: &str, now: i64) -> Alert {
+    let mut labels = rule.labels.clone();
+    labels.insert("service".into(), service.into());
     Alert {
         source: "bench".into(),
         status: AlertStatus::Firing,
-        labels: [("alertname".to_string(), name.to_string()), ("severity".to_string(), "critical".to_string())].into(),
-        annotations: [("summary".to_string(), "Service latency above SLO".to_string())].into(),
+        labels,
+        annotations: rule.annotations.clone(),
         starts_at: now,
         ends_at: None,
         received_at: now,

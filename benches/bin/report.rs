@@ -33,6 +33,11 @@ struct Args {
     /// in benches/report/ for the same mode, if any.
     #[arg(long)]
     before: Option<PathBuf>,
+    /// The `quench` the harnesses start, instead of the release build made first (e.g. an earlier
+    /// commit's, to measure it with these harnesses). The in-process figures (classifier, memory
+    /// per fingerprint) are always this build's.
+    #[arg(long)]
+    quench: Option<PathBuf>,
 }
 
 /// One figure of the report: its JSON key, what it is, and the target it is measured against.
@@ -67,6 +72,8 @@ const FIGURES: &[Figure] = &[
 struct Run {
     name: &'static str,
     binary: &'static str,
+    /// Whether it starts `quench` processes (and takes `--quench`).
+    starts_quench: bool,
     quick: &'static [&'static str],
     full: &'static [&'static str],
     keys: &'static [(&'static str, &'static str)],
@@ -76,20 +83,23 @@ const RUNS: &[Run] = &[
     Run {
         name: "drain, 1 worker",
         binary: "e2e",
-        quick: &["--storms", "60"],
-        full: &["--storms", "400"],
+        starts_quench: true,
+        quick: &["--storms", "100", "--warm-up", "--stages"],
+        full: &["--storms", "400", "--warm-up", "--stages"],
         keys: &[("worker_ratio", "worker_ratio"), ("worker_per_s", "worker_per_s"), ("bare_per_s", "bare_per_s")],
     },
     Run {
         name: "drain, 2 workers",
         binary: "e2e",
-        quick: &["--storms", "60", "--workers", "2"],
-        full: &["--storms", "400", "--workers", "2"],
+        starts_quench: true,
+        quick: &["--storms", "100", "--warm-up", "--stages", "--workers", "2"],
+        full: &["--storms", "400", "--warm-up", "--stages", "--workers", "2"],
         keys: &[("worker_ratio", "worker_ratio_2")],
     },
     Run {
         name: "alert -> incident at 20 k/s",
         binary: "e2e",
+        starts_quench: true,
         quick: &["--storms", "60", "--paced-rate", "20000"],
         full: &["--storms", "400", "--paced-rate", "20000"],
         keys: &[("incident_p99_ms", "incident_p99_ms")],
@@ -97,6 +107,7 @@ const RUNS: &[Run] = &[
     Run {
         name: "ingest against Alertmanager",
         binary: "ingest-load",
+        starts_quench: true,
         quick: &["--duration", "8"],
         full: &["--duration", "20"],
         keys: &[
@@ -108,6 +119,7 @@ const RUNS: &[Run] = &[
     Run {
         name: "notifier drain, alert -> webhook at 1 k/s",
         binary: "notify",
+        starts_quench: true,
         quick: &["--events", "5000", "--alerts-per-second", "1000", "--seconds", "5"],
         full: &["--events", "100000", "--alerts-per-second", "1000", "--seconds", "20"],
         keys: &[("notify_per_s", "notify_per_s"), ("webhook_p99_ms", "webhook_p99_ms")],
@@ -115,6 +127,7 @@ const RUNS: &[Run] = &[
     Run {
         name: "local classifier",
         binary: "classify",
+        starts_quench: false,
         quick: &["--cold", "96", "--hot", "50000"],
         full: &[],
         keys: &[("classify_cold_per_s", "classify_cold_per_s"), ("classify_bound_per_s", "classify_bound_per_s")],
@@ -122,6 +135,7 @@ const RUNS: &[Run] = &[
     Run {
         name: "memory per fingerprint",
         binary: "window-memory",
+        starts_quench: false,
         quick: &["1000000"],
         full: &["10000000"],
         keys: &[("bytes_per_fingerprint", "bytes_per_fingerprint")],
@@ -138,9 +152,12 @@ fn main() -> anyhow::Result<()> {
     let here = std::env::current_exe()?.parent().context("the report's directory")?.to_path_buf();
     let mut figures = Map::new();
     for run in RUNS {
-        let arguments = if args.quick { run.quick } else { run.full };
+        let mut arguments: Vec<&str> = if args.quick { run.quick } else { run.full }.to_vec();
+        if let Some(quench) = args.quench.as_deref().filter(|_| run.starts_quench) {
+            arguments.extend(["--quench", quench.to_str().context("a quench path in UTF-8")?]);
+        }
         eprintln!("== {} ({} {})", run.name, run.binary, arguments.join(" "));
-        let given = harness(&here.join(run.binary), arguments)?;
+        let given = harness(&here.join(run.binary), &arguments)?;
         for (from, to) in run.keys {
             let value =
                 given.get(*from).cloned().with_context(|| format!("{} gave no {from}: {given:?}", run.binary))?;
@@ -167,13 +184,18 @@ fn build() -> anyhow::Result<()> {
     eprintln!("== building the release quench and the harnesses");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    // Without what `cargo run` set for this process: passed on, it reruns build scripts that
-    // watch the environment and rebuilds dependencies for nothing.
+    // Without what `cargo run` set for this package: passed on, it reruns build scripts that
+    // watch the environment and rebuilds dependencies for nothing. (What the user set, such as
+    // CARGO_HOME, CARGO_TARGET_DIR or CARGO_BUILD_JOBS, stays; LD_LIBRARY_PATH goes, as
+    // `cargo run` adds the build's directories to it.)
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if (key.starts_with("CARGO_") && !matches!(key.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR"))
-            || key == "LD_LIBRARY_PATH"
-        {
+        let set_by_cargo_run = ["CARGO_PKG_", "CARGO_MANIFEST_"].iter().any(|p| key.starts_with(p))
+            || matches!(
+                key.as_ref(),
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE" | "LD_LIBRARY_PATH"
+            );
+        if set_by_cargo_run {
             command.env_remove(key.as_ref());
         }
     }
@@ -225,6 +247,7 @@ fn print_table(figures: &Map<String, Value>, before: Option<&Map<String, Value>>
     let shown = |value: Option<f64>| match value {
         None => "-".to_string(),
         Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() < 0.1 => format!("{v:.4}"),
         Some(v) => format!("{v:.2}"),
     };
     println!("{:<60} {:>12} {:>12} {:>9}", "figure", "before", "now", "target");

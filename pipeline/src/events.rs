@@ -35,6 +35,7 @@ pub const METRICS: &[&str] = &[
     "quench_notify_queued",
     "quench_notify_paused_total",
     "quench_notify_dead_letters_total",
+    "quench_notify_similar_skipped_total",
 ];
 
 /// The worker decoded an alert.
@@ -368,6 +369,27 @@ impl DuplicatesSkipped {
         if self.count > 0 {
             metrics::counter!("quench_notify_duplicates_skipped_total").increment(self.count);
         }
+    }
+}
+
+/// A delivery went without its "looks like" line (similar resolved incidents).
+pub enum SimilarSkipped {
+    /// Every lookup slot was taken: the notifier does not wait for ClickHouse.
+    Busy,
+    /// The lookup took longer than it may.
+    Slow,
+}
+
+impl SimilarSkipped {
+    pub fn emit(self, incident_id: &str) {
+        let reason = match self {
+            Self::Busy => "busy",
+            Self::Slow => {
+                tracing::warn!(incident = %incident_id, "similar incidents took too long; sent without them");
+                "slow"
+            }
+        };
+        metrics::counter!("quench_notify_similar_skipped_total", "reason" => reason).increment(1);
     }
 }
 

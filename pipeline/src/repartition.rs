@@ -34,7 +34,7 @@ use rdkafka::{
 
 use crate::{
     config::Config,
-    kafka::{client_config, read_compacted, reader_config, scan, send_waiting},
+    kafka::{client_config, partition_count, read_compacted, reader_config, scan, send_waiting},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,14 +158,6 @@ fn refuse_running_members(probe: &BaseConsumer, config: &Config, wait: bool) -> 
             );
         }
         std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-fn partition_count(probe: &BaseConsumer, topic: &str) -> anyhow::Result<usize> {
-    let metadata = probe.fetch_metadata(Some(topic), TIMEOUT).with_context(|| format!("reading topic {topic}"))?;
-    match metadata.topics().first() {
-        Some(found) if found.error().is_none() => Ok(found.partitions().len()),
-        _ => bail!("topic {topic} does not exist (`quench init` creates it)"),
     }
 }
 

@@ -23,7 +23,8 @@ use rdkafka::{
     ClientConfig, Message,
 };
 use support::{
-    alert, decode_all, previous_quench, produce, read_until, run_to_exit, sigterm, KillOnDrop, PrivateServer, Run,
+    alert, decode_all, previous_quench, produce, read_until, read_until_quiet, run_to_exit, sigterm, KillOnDrop,
+    PrivateServer, Run,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,13 +175,7 @@ async fn assert_exactly_once(run: &Run, sent: &HashMap<String, i64>, latest: Has
     assert_eq!(ids.len(), sent.len(), "one incident per group");
 
     // Everything the worker emitted: read until the topic has been quiet for 3 s.
-    let mut last_growth = (0, Instant::now());
-    let routing = read_until(&run.consumer(&run.config.topics.routing), |seen| {
-        if seen.len() != last_growth.0 {
-            last_growth = (seen.len(), Instant::now());
-        }
-        seen.len() >= sent.len() && last_growth.1.elapsed() > Duration::from_secs(3)
-    });
+    let routing = read_until_quiet(&run.consumer(&run.config.topics.routing), sent.len(), Duration::from_secs(3));
     let events: Vec<RoutingEvent> = decode_all(&run.registry(), &routing).await;
     let opened: Vec<&RoutingEvent> = events.iter().filter(|e| e.reason == RoutingReason::Opened).collect();
     assert_eq!(opened.len(), sent.len(), "each incident opened exactly once: {opened:?}");
@@ -573,13 +568,7 @@ async fn repartitioning_grows_alerts_under_keyed_workers_and_no_group_is_strande
 
 /// Each incident's title and the partition its latest record on `incidents` names.
 async fn read_partition_headers(run: &Run) -> HashMap<String, String> {
-    let mut last_growth = (0, Instant::now());
-    let records = read_until(&run.consumer(&run.config.topics.incidents), |seen| {
-        if seen.len() != last_growth.0 {
-            last_growth = (seen.len(), Instant::now());
-        }
-        last_growth.1.elapsed() > Duration::from_secs(3)
-    });
+    let records = read_until_quiet(&run.consumer(&run.config.topics.incidents), 0, Duration::from_secs(3));
     let decoder = Decoder::<Incident>::new(run.registry());
     let mut latest = HashMap::new();
     for (_, value, record_headers) in records {
@@ -631,13 +620,7 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
 
 /// The `format` of every group record in the changelog so far (`None`: the field is absent).
 fn group_record_formats(run: &Run) -> HashSet<Option<u64>> {
-    let mut last_growth = (0, Instant::now());
-    let records = read_until(&run.consumer(&run.config.topics.state), |seen| {
-        if seen.len() != last_growth.0 {
-            last_growth = (seen.len(), Instant::now());
-        }
-        !seen.is_empty() && last_growth.1.elapsed() > Duration::from_secs(2)
-    });
+    let records = read_until_quiet(&run.consumer(&run.config.topics.state), 1, Duration::from_secs(2));
     records
         .iter()
         .filter(|(key, value, _)| key.as_deref().is_some_and(|k| !k.starts_with('#')) && !value.is_empty())

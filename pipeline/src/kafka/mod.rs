@@ -6,7 +6,9 @@ mod topics;
 
 pub use follow::{FollowedRecord, Follower};
 pub use rebalance::{Rebalanced, Rebalances};
-pub use topics::{check_partition_counts, create_topics, delete_topics, recheck_partition_counts, TopicOutcome};
+pub use topics::{
+    check_partition_counts, create_topics, delete_topics, partition_count, recheck_partition_counts, TopicOutcome,
+};
 
 use std::{
     collections::HashMap,

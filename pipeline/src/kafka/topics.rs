@@ -107,23 +107,28 @@ pub fn check_partition_counts(kafka: &KafkaConfig, topics: &[&str]) -> anyhow::R
     let consumer: BaseConsumer = client_config(kafka, "partitions").create()?;
     let mut counts = Vec::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .with_context(|| format!("reading the partitions of topic {topic}"))?;
-        let Some(found) = metadata.topics().first() else { bail!("no metadata for topic {topic}") };
-        if let Some(error) = found.error() {
-            bail!(
-                "reading the partitions of topic {topic}: {} (`quench init` creates missing topics)",
-                RDKafkaErrorCode::from(error)
-            );
-        }
-        counts.push((topic, found.partitions().len()));
+        counts.push((topic, partition_count(&consumer, topic)?));
     }
     if counts.windows(2).any(|pair| pair[0].1 != pair[1].1) {
         let counts: Vec<String> = counts.iter().map(|(topic, count)| format!("{topic} has {count}")).collect();
         return Err(PartitionMismatch(counts.join(", ")).into());
     }
     Ok(())
+}
+
+/// How many partitions `topic` has; an error naming it when it does not exist.
+pub fn partition_count(client: &BaseConsumer, topic: &str) -> anyhow::Result<usize> {
+    let metadata = client
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .with_context(|| format!("reading the partitions of topic {topic}"))?;
+    let Some(found) = metadata.topics().first() else { bail!("no metadata for topic {topic}") };
+    if let Some(error) = found.error() {
+        bail!(
+            "reading the partitions of topic {topic}: {} (`quench init` creates missing topics)",
+            RDKafkaErrorCode::from(error)
+        );
+    }
+    Ok(found.partitions().len())
 }
 
 /// [`check_partition_counts`] again at an assignment (partitions may have been added since the

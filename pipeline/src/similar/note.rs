@@ -19,6 +19,7 @@ use quench_classify::embed::Embedder;
 use quench_schemas::RoutingEvent;
 
 use super::{text, Similar, SimilarConfig};
+use crate::events::SimilarSkipped;
 
 /// How long a delivery waits for the line before going without it.
 const NOTE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -58,9 +59,12 @@ impl Notes {
             return kept.clone();
         }
         // Not kept when skipped: the incident's next delivery may find a lookup free.
-        let Ok(_lookup) = self.lookups.try_acquire() else { return None };
+        let Ok(_lookup) = self.lookups.try_acquire() else {
+            SimilarSkipped::Busy.emit(&event.incident_id);
+            return None;
+        };
         let found = tokio::time::timeout(NOTE_TIMEOUT, self.look_up(event)).await.unwrap_or_else(|_| {
-            tracing::warn!(incident = %event.incident_id, "similar incidents took too long; sent without them");
+            SimilarSkipped::Slow.emit(&event.incident_id);
             None
         });
         let mut kept = self.kept.lock().expect("notes");

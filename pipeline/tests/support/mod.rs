@@ -185,6 +185,18 @@ pub fn read_until(consumer: &BaseConsumer, mut done: impl FnMut(&[Read]) -> bool
     seen
 }
 
+/// Reads a topic until it holds at least `at_least` records and nothing more came for `quiet`:
+/// everything written so far, when the writers have stopped or caught up.
+pub fn read_until_quiet(consumer: &BaseConsumer, at_least: usize, quiet: Duration) -> Vec<Read> {
+    let mut last_growth = (0, Instant::now());
+    read_until(consumer, |seen| {
+        if seen.len() != last_growth.0 {
+            last_growth = (seen.len(), Instant::now());
+        }
+        seen.len() >= at_least && last_growth.1.elapsed() > quiet
+    })
+}
+
 pub async fn decode_all<T: quench_schemas::Record>(registry: &Registry, records: &[Read]) -> Vec<T> {
     let decoder = Decoder::<T>::new(registry.clone());
     let mut out = Vec::new();

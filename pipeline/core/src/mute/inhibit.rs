@@ -8,11 +8,14 @@
 //! partition or worker: each operator publishes the source alerts it sees, with the event times
 //! they fire between, and every worker reads them all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    hash::{DefaultHasher, Hash, Hasher},
+};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::Matcher;
+use crate::rules::{Labels, Matcher};
 
 /// One `inhibit_rules` entry.
 #[derive(Debug, Clone)]
@@ -23,7 +26,7 @@ pub struct InhibitRule {
 }
 
 impl InhibitRule {
-    fn matches(matchers: &[Matcher], labels: &BTreeMap<String, String>) -> bool {
+    fn matches(matchers: &[Matcher], labels: &impl Labels) -> bool {
         matchers.iter().all(|m| m.matches(labels))
     }
 
@@ -60,10 +63,27 @@ impl Source {
     }
 }
 
-/// Every source alert known, by key.
+/// Every source alert known, by key, and indexed by each of its labels: a target is compared
+/// only with the sources that share its value of one of a rule's `equal` labels, in the order of
+/// their incidents, until one inhibits it — not with every source (a storm of critical alerts
+/// makes thousands, and each firing warning was compared with them all at each flush of its
+/// group: 97% of a worker's time with one inhibition rule).
 #[derive(Debug, Default)]
 pub struct Sources {
     by_key: HashMap<String, Source>,
+    /// [`label_hash`] of tenant, label name and value → (incident id, key) of the sources with
+    /// that label. Hashes rather than the strings: a lookup allocates nothing, and a collision
+    /// only adds candidates, which are checked in full.
+    by_label: HashMap<u64, BTreeSet<(String, String)>>,
+    /// (incident id, key) of every source, for rules without an `equal` label to narrow by.
+    ordered: BTreeSet<(String, String)>,
+}
+
+fn label_hash(tenant: &str, name: &str, value: &str) -> u64 {
+    // SipHash with fixed keys: the same in every process, though nothing relies on that.
+    let mut hasher = DefaultHasher::new();
+    (tenant, name, value).hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Sources {
@@ -74,13 +94,37 @@ impl Sources {
         if self.by_key.get(&key) == Some(&source) {
             return false;
         }
+        // A re-send with a later end keeps its place in the index (a fingerprint names its
+        // labels; the incident may be a new one).
+        let same_place = |known: &&mut Source| known.labels == source.labels && known.incident_id == source.incident_id;
+        if let Some(known) = self.by_key.get_mut(&key).filter(same_place) {
+            *known = source;
+            return true;
+        }
+        self.remove(&key);
+        let entry = (source.incident_id.clone(), key.clone());
+        for (name, value) in &source.labels {
+            self.by_label.entry(label_hash(&source.tenant, name, value)).or_default().insert(entry.clone());
+        }
+        self.ordered.insert(entry);
         self.by_key.insert(key, source);
         true
     }
 
     /// Forgets the source with this key (a tombstone on the topic).
     pub fn remove(&mut self, key: &str) {
-        self.by_key.remove(key);
+        let Some(source) = self.by_key.remove(key) else { return };
+        let entry = (source.incident_id, key.to_string());
+        for (name, value) in &source.labels {
+            let hash = label_hash(&source.tenant, name, value);
+            if let Some(entries) = self.by_label.get_mut(&hash) {
+                entries.remove(&entry);
+                if entries.is_empty() {
+                    self.by_label.remove(&hash);
+                }
+            }
+        }
+        self.ordered.remove(&entry);
     }
 
     /// Forgets sources that stopped firing before `before`, so that memory follows what fires.
@@ -89,7 +133,7 @@ impl Sources {
         let ended: Vec<String> =
             self.by_key.iter().filter(|(_, s)| s.until.is_some_and(|u| u < before)).map(|(k, _)| k.clone()).collect();
         for key in &ended {
-            self.by_key.remove(key);
+            self.remove(key);
         }
         ended
     }
@@ -108,7 +152,7 @@ impl Sources {
         &'a self,
         rules: &[InhibitRule],
         tenant: &str,
-        labels: &BTreeMap<String, String>,
+        labels: &impl Labels,
         at: i64,
     ) -> Option<&'a str> {
         if self.by_key.is_empty() {
@@ -118,16 +162,30 @@ impl Sources {
         for rule in rules.iter().filter(|rule| InhibitRule::matches(&rule.target, labels)) {
             let two_sided = InhibitRule::matches(&rule.source, labels);
             let inhibits = |source: &&Source| {
-                source.tenant == tenant
-                    && source.fires_at(at)
-                    && rule.equal.iter().all(|name| source.labels.get(name) == labels.get(name))
+                source.fires_at(at)
+                    && source.tenant == tenant
+                    && rule.equal.iter().all(|name| source.labels.label(name) == labels.label(name))
                     && InhibitRule::matches(&rule.source, &source.labels)
                     && !(two_sided && InhibitRule::matches(&rule.target, &source.labels))
             };
-            for source in self.by_key.values().filter(inhibits) {
-                if found.is_none_or(|id| source.incident_id.as_str() < id) {
-                    found = Some(&source.incident_id);
-                }
+            // A source must have the target's value of every `equal` label it has: those with
+            // one of them are the candidates. Without one (no `equal`, or labels missing on the
+            // target, which the source must then miss too) every source is.
+            // Candidates come in incident order: the first that inhibits is this rule's answer,
+            // and none after the one found under an earlier rule can beat it.
+            let candidates = match rule.equal.iter().find_map(|name| Some((name, labels.label(name)?))) {
+                Some((name, value)) => match self.by_label.get(&label_hash(tenant, name, value)) {
+                    Some(entries) => entries,
+                    None => continue,
+                },
+                None => &self.ordered,
+            };
+            let first = candidates
+                .iter()
+                .take_while(|(incident, _)| found.is_none_or(|id| incident.as_str() < id))
+                .find(|(_, key)| self.by_key.get(key).is_some_and(|source| inhibits(&source)));
+            if let Some((incident, _)) = first {
+                found = Some(incident);
             }
         }
         found
@@ -206,5 +264,42 @@ mod tests {
         assert_eq!(sources.expire(5), Vec::<String>::new());
         assert_eq!(sources.expire(11), vec!["t|1".to_string()]);
         assert!(sources.is_empty());
+        assert!(sources.by_label.is_empty() && sources.ordered.is_empty(), "the index forgets what expired");
+    }
+
+    #[test]
+    fn a_source_whose_equal_label_changed_is_found_under_its_new_value_only() {
+        let rules = [rule("severity=critical", "severity=warning", &["instance"])];
+        let mut sources = Sources::default();
+        sources.update(source("1", &[("severity", "critical"), ("instance", "a")], 0, None));
+        sources.update(source("2", &[("severity", "critical"), ("instance", "c")], 0, None));
+        sources.update(source("1", &[("severity", "critical"), ("instance", "b")], 0, None));
+        let warning = |instance| labels(&[("severity", "warning"), ("instance", instance)]);
+        assert_eq!(sources.inhibiting(&rules, "t", &warning("a"), 1), None);
+        assert_eq!(sources.inhibiting(&rules, "t", &warning("b"), 1), Some("inc-1"));
+        assert_eq!(sources.inhibiting(&rules, "t", &warning("c"), 1), Some("inc-2"));
+        sources.remove("t|2");
+        assert_eq!(sources.inhibiting(&rules, "t", &warning("c"), 1), None);
+    }
+
+    #[test]
+    fn the_smallest_incident_of_the_inhibiting_sources_is_named_across_rules() {
+        let rules =
+            [rule("severity=critical", "severity=warning", &["service"]), rule("team=db", "severity=warning", &[])];
+        let mut sources = Sources::default();
+        let with = |incident: &str, fingerprint: &str, pairs: &[(&str, &str)], until| Source {
+            incident_id: incident.into(),
+            ..source(fingerprint, pairs, 0, until)
+        };
+        sources.update(with("inc-5", "1", &[("severity", "critical"), ("service", "a")], None));
+        sources.update(with("inc-3", "2", &[("severity", "critical"), ("service", "a")], Some(10)));
+        sources.update(with("inc-4", "3", &[("team", "db")], None));
+        let warning = labels(&[("severity", "warning"), ("service", "a")]);
+        assert_eq!(sources.inhibiting(&rules, "t", &warning, 5), Some("inc-3"));
+        assert_eq!(sources.inhibiting(&rules, "t", &warning, 20), Some("inc-4"), "inc-3's source ended");
+        // The source of inc-5 now belongs to a new, earlier-named incident.
+        sources.update(with("inc-1", "1", &[("severity", "critical"), ("service", "a")], None));
+        assert_eq!(sources.inhibiting(&rules, "t", &warning, 20), Some("inc-1"));
+        assert_eq!(sources.ordered.len(), 3, "the old place is forgotten");
     }
 }

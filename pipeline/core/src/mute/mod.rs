@@ -12,12 +12,10 @@
 mod inhibit;
 mod silence;
 
-use std::collections::BTreeMap;
-
 pub use inhibit::{InhibitRule, Source, Sources};
 pub use silence::{Silence, SilenceMatcher, Silences};
 
-use crate::rules::RouteTree;
+use crate::rules::{Labels, RouteTree};
 
 /// Why an alert is not notified at some time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +66,7 @@ impl Check<'_> {
     }
 
     /// Why the alert with these labels is muted at `at`, if it is.
-    pub fn alert(&self, tenant: &str, labels: &BTreeMap<String, String>, at: i64) -> Option<Muted> {
+    pub fn alert(&self, tenant: &str, labels: &impl Labels, at: i64) -> Option<Muted> {
         if let Some(source) = self.mutes.sources.inhibiting(&self.rules.inhibit_rules, tenant, labels, at) {
             return Some(Muted::Inhibited(source.to_string()));
         }

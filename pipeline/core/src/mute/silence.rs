@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::Matcher;
+use crate::rules::{Labels, Matcher};
 
 /// A matcher as Alertmanager's API v2 writes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ impl Silence {
         if matchers.is_empty() {
             return Err("a silence needs at least one matcher".into());
         }
-        if matchers.iter().all(|m| m.matches(&BTreeMap::new())) {
+        if matchers.iter().all(|m| m.matches(&BTreeMap::<String, String>::new())) {
             return Err("at least one matcher must not match the empty string (it would silence every alert)".into());
         }
         if self.ends_at < self.starts_at {
@@ -109,7 +109,7 @@ impl Silences {
 
     /// The id of a silence that mutes these labels at `at` (the smallest, so that every worker
     /// names the same one).
-    pub fn silencing(&self, labels: &BTreeMap<String, String>, at: i64) -> Option<&str> {
+    pub fn silencing(&self, labels: &impl Labels, at: i64) -> Option<&str> {
         self.by_id
             .values()
             .filter(|(silence, matchers)| silence.active(at) && matchers.iter().all(|m| m.matches(labels)))

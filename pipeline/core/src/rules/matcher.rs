@@ -135,8 +135,8 @@ impl Matcher {
     }
 
     /// A missing label matches as the empty string, as in Alertmanager.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.name).map(String::as_str).unwrap_or("");
+    pub fn matches(&self, labels: &impl Labels) -> bool {
+        let value = labels.label(&self.name).unwrap_or("");
         match (&self.op, &self.regex) {
             (Op::Equal, _) => value == self.value,
             (Op::NotEqual, _) => value != self.value,
@@ -144,6 +144,18 @@ impl Matcher {
             (Op::NotRegex, Some(re)) => !re.is_match(value),
             (Op::Regex | Op::NotRegex, None) => unreachable!("regex matchers are built with their regex"),
         }
+    }
+}
+
+/// What a matcher reads: an alert's labels, as a map or as a group keeps them (packed), so that
+/// asking about mutes at a flush unpacks nothing.
+pub trait Labels {
+    fn label(&self, name: &str) -> Option<&str>;
+}
+
+impl Labels for BTreeMap<String, String> {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
     }
 }
 

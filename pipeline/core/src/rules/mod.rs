@@ -16,6 +16,6 @@ pub use holds::Holds;
 pub use interval::TimeInterval;
 pub use interval::MONTHS;
 pub use linking::Linking;
-pub use matcher::{is_label_name, Matcher};
+pub use matcher::{is_label_name, Labels, Matcher};
 pub use receiver::{Integration, Receiver};
 pub use route::{alertmanager_group_key, GroupBy, GroupKey, Placement, Route, RouteTree, Timing};

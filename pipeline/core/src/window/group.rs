@@ -807,7 +807,7 @@ impl Group {
         self.alerts
             .iter()
             .filter(|(_, e)| e.firing)
-            .filter_map(|(fp, e)| Some((*fp, check.alert(&self.tenant, &e.labels.unpack(), now)?)))
+            .filter_map(|(fp, e)| Some((*fp, check.alert(&self.tenant, &e.labels, now)?)))
             .collect()
     }
 

@@ -1,11 +1,13 @@
 //! Labels and annotations as a group keeps them for each of its alerts: one allocation of
 //! length-prefixed names and values instead of a map of strings (a tree node and two strings per
-//! label), since a worker holds one set per open alert. Unpacked when a flush asks about mutes
-//! or lists the alert. In the changelog, a plain map.
+//! label), since a worker holds one set per open alert. Read in place when a flush asks about
+//! mutes, unpacked when it lists the alert. In the changelog, a plain map.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::rules::Labels;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Packed(Box<[u8]>);
@@ -52,6 +54,12 @@ impl Packed {
     }
 }
 
+impl Labels for Packed {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.pairs().find(|(n, _)| *n == name).map(|(_, value)| value)
+    }
+}
+
 impl Serialize for Packed {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // The changelog writes every alert of a group at each flush: no allocation per label.
@@ -77,6 +85,10 @@ mod tests {
             .collect();
         let packed = Packed::pack(&map);
         assert_eq!(packed.unpack(), map);
+        assert_eq!(
+            (packed.label("odd"), packed.label("empty"), packed.label("none")),
+            (Some("a\u{0}b\u{1f}c=d é"), Some(""), None)
+        );
         assert_eq!(Packed::pack(&BTreeMap::new()).unpack(), BTreeMap::new());
         let within = Packed::pack_within(&map, 18).unpack();
         assert_eq!(within.keys().collect::<Vec<_>>(), ["alertname", "empty"], "whole pairs within the budget");
