@@ -155,22 +155,20 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let base = now_ms();
             let chunk_span = storm_config.span_ms + (storm_config.resends as i64 + 2) * storm_config.resend_every_ms;
+            // Chunk `k` is storm seed 11 + k, `k` spans later; the warm-up repeats chunk 0 a span before.
+            let send_chunk = |k: i64| -> anyhow::Result<loadgen::Storm> {
+                let seed = 11 + k.max(0) as u64;
+                let storm = loadgen::generate(&corpus, &StormConfig { seed, ..storm_config.clone() }, "bench");
+                for alert in &storm.alerts {
+                    producer.send(alert, base + k * chunk_span)?;
+                }
+                Ok(storm)
+            };
+            let warm = if args.warm_up { send_chunk(-1)?.alerts.len() } else { 0 };
             let mut n = 0;
-            let mut warm = 0;
             let mut causes = Vec::new();
-            if args.warm_up {
-                let storm = loadgen::generate(&corpus, &StormConfig { seed: 11, ..storm_config.clone() }, "bench");
-                for alert in &storm.alerts {
-                    producer.send(alert, base - chunk_span)?;
-                }
-                warm = storm.alerts.len();
-            }
             for k in 0..args.chunks {
-                let storm =
-                    loadgen::generate(&corpus, &StormConfig { seed: 11 + k as u64, ..storm_config.clone() }, "bench");
-                for alert in &storm.alerts {
-                    producer.send(alert, base + k as i64 * chunk_span)?;
-                }
+                let storm = send_chunk(k as i64)?;
                 n += storm.alerts.len();
                 causes.extend(storm.causes.into_iter().map(|mut c| {
                     c.id = format!("{k}/{}", c.id);
