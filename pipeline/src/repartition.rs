@@ -34,7 +34,7 @@ use rdkafka::{
 
 use crate::{
     config::Config,
-    kafka::{client_config, partition_count, read_compacted, reader_config, scan, send_waiting},
+    kafka::{abort_transaction, client_config, partition_count, read_compacted, reader_config, scan, send_waiting},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -290,7 +290,7 @@ fn move_groups(config: &Config, probe: &BaseConsumer, plan: &Plan) -> anyhow::Re
         producer.commit_transaction(TRANSACTION_TIMEOUT).context("committing the move")
     })();
     if written.is_err() {
-        if let Err(e) = producer.abort_transaction(TIMEOUT) {
+        if let Err(e) = abort_transaction(&producer, TIMEOUT) {
             tracing::error!(error = %e, "aborting the move failed; the broker aborts it after its timeout");
         }
     }

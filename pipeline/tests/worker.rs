@@ -6,6 +6,7 @@ mod support;
 
 use std::{
     collections::{HashMap, HashSet},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -23,8 +24,8 @@ use rdkafka::{
     ClientConfig, Message,
 };
 use support::{
-    alert, decode_all, previous_quench, produce, read_until, read_until_quiet, run_to_exit, sigterm, KillOnDrop,
-    PrivateServer, Run,
+    alert, decode_all, previous_quench, produce, produce_over, read_until, read_until_quiet, run_to_exit, sigterm,
+    KillOnDrop, PrivateServer, Run,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -139,20 +140,31 @@ async fn killing_the_worker_ten_times_during_200k_alerts_loses_and_duplicates_no
         worker = run.start("run");
     }
     assert!(sent.values().sum::<i64>() >= 200_000);
-    let counts = wait_for_counts(&run, &sent).await;
+    let counts = wait_for_counts(&run, &sent, &mut [&mut worker]).await;
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());
     assert_exactly_once(&run, &sent, counts).await;
 }
 
-/// Reads `incidents` until the newest states account for every alert sent, or fails after 120 s.
-async fn wait_for_counts(run: &Run, sent: &HashMap<String, i64>) -> HashMap<String, Incident> {
+/// Reads `incidents` until the newest states account for every alert sent, or fails after 120 s,
+/// or at once when one of `workers` has exited (its log, just above the failure, says why).
+async fn wait_for_counts(
+    run: &Run,
+    sent: &HashMap<String, i64>,
+    workers: &mut [&mut Child],
+) -> HashMap<String, Incident> {
     let incidents_consumer = run.consumer(&run.config.topics.incidents);
     let total: i64 = sent.values().sum();
     let decoder = Decoder::<Incident>::new(run.registry());
     let mut latest: HashMap<String, Incident> = HashMap::new();
     let started = Instant::now();
     while latest.values().map(|i| i.alert_count).sum::<i64>() < total {
+        for worker in workers.iter_mut() {
+            if let Some(status) = worker.try_wait().unwrap() {
+                let held = latest.values().map(|i| i.alert_count).sum::<i64>();
+                panic!("a worker exited ({status}) while incidents held {held} of {total} alerts");
+            }
+        }
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "incidents hold {:?} of {total} alerts: {:?}",
@@ -224,7 +236,7 @@ async fn a_rebalance_between_two_workers_during_200k_alerts_loses_and_duplicates
     first.wait().unwrap();
     produce(&run, batch(10, &mut sent)).await;
     assert!(sent.values().sum::<i64>() >= 200_000);
-    let counts = wait_for_counts(&run, &sent).await;
+    let counts = wait_for_counts(&run, &sent, &mut [&mut second]).await;
     sigterm(&second);
     assert!(second.wait().unwrap().success());
     assert_exactly_once(&run, &sent, counts).await;
@@ -311,7 +323,7 @@ async fn alerts_not_keyed_by_group_are_re_keyed_and_still_counted_exactly_once()
             worker = run.start("run");
         }
     }
-    let counts = wait_for_counts(&run, &sent).await;
+    let counts = wait_for_counts(&run, &sent, &mut [&mut worker]).await;
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());
     assert_exactly_once(&run, &sent, counts).await;
@@ -463,7 +475,7 @@ async fn finish_grown(run: &Run, mut worker: KillOnDrop, sent: &HashMap<String, 
     let in_new: i64 =
         (3..6).map(|p| probe.fetch_watermarks(&run.config.topics.alerts, p, Duration::from_secs(10)).unwrap().1).sum();
     assert!(in_new > at_least, "alerts landed in the new partitions ({in_new})");
-    let counts = wait_for_counts(run, sent).await;
+    let counts = wait_for_counts(run, sent, &mut [&mut worker]).await;
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());
     assert_exactly_once(run, sent, counts).await;
@@ -478,6 +490,8 @@ async fn alerts_grow_by_partitions_while_the_worker_re_keys_and_no_group_is_stra
     run.set("QUENCH_WORKER__INPUT_KEYED_BY_GROUP", "false");
     // The re-keying stage's consumer sees new partitions within a second, not five minutes.
     run.set("QUENCH_KAFKA__PROPERTIES__topic.metadata.refresh.interval.ms", "1000");
+    // Transactions open for a second while alerts stream: the revocation finds one holding records.
+    run.set("QUENCH_WORKER__COMMIT_INTERVAL_MS", "1000");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();
     let mut sent: HashMap<String, i64> = HashMap::new();
@@ -494,11 +508,18 @@ async fn alerts_grow_by_partitions_while_the_worker_re_keys_and_no_group_is_stra
         records
     };
     produce(&run, batch(&mut sent, 0..100)).await;
-    let worker = KillOnDrop(run.start("run"));
-    wait_for_counts(&run, &sent).await;
+    let mut worker = KillOnDrop(run.start("run"));
+    wait_for_counts(&run, &sent, &mut [&mut worker]).await;
 
-    grow_alerts(&run, 6).await;
-    produce(&run, batch(&mut sent, 100..300)).await;
+    // Grown half a second into a 4 s stream, so that the re-keying stage's partitions are revoked
+    // (it sees the new ones within a second) while its transaction holds records in flight: the
+    // abort at that revocation once waited 30 s for delivery reports nobody polled, failed, and
+    // the worker stopped at its next transaction.
+    let grown = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        grow_alerts(&run, 6).await;
+    };
+    tokio::join!(produce_over(&run, batch(&mut sent, 100..300), Duration::from_secs(4)), grown);
     finish_grown(&run, worker, &sent, 100).await;
 }
 
@@ -534,7 +555,7 @@ async fn repartitioning_grows_alerts_under_keyed_workers_and_no_group_is_strande
     let mut sent: HashMap<String, i64> = HashMap::new();
     let mut worker = KillOnDrop(run.start("run"));
     produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
-    wait_for_counts(&run, &sent).await;
+    wait_for_counts(&run, &sent, &mut [&mut worker]).await;
     let (succeeded, stderr) = run_to_exit(&run, "repartition --partitions 6", "a worker runs").await;
     assert!(!succeeded && stderr.contains("stop every `quench run` of the group first"), "{stderr}");
     sigterm(&worker);
@@ -544,7 +565,7 @@ async fn repartitioning_grows_alerts_under_keyed_workers_and_no_group_is_strande
     let (succeeded, stderr) = run_to_exit(&run, "repartition --partitions 6", "alerts are unread").await;
     assert!(!succeeded && stderr.contains("are not read by the workers"), "{stderr}");
     let mut worker = KillOnDrop(run.start("run"));
-    wait_for_counts(&run, &sent).await;
+    wait_for_counts(&run, &sent, &mut [&mut worker]).await;
     sigterm(&worker);
     assert!(worker.wait().unwrap().success());
 
@@ -598,7 +619,7 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
         KillOnDrop(run.start_binary(&previous, "run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")])),
     ];
     produce(&run, (0..20).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
-    wait_for_counts(&run, &sent).await;
+    wait_for_counts(&run, &sent, &mut workers.iter_mut().map(|w| &mut w.0).collect::<Vec<_>>()).await;
     assert_eq!(group_record_formats(&run), HashSet::from([None]), "the previous release wrote no format");
     for (slot, instance) in ["w1", "w2"].into_iter().enumerate() {
         produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
@@ -607,7 +628,7 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
         produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
         workers[slot] = KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", instance)]));
     }
-    let counts = wait_for_counts(&run, &sent).await;
+    let counts = wait_for_counts(&run, &sent, &mut workers.iter_mut().map(|w| &mut w.0).collect::<Vec<_>>()).await;
     for worker in &workers {
         sigterm(worker);
     }

@@ -20,7 +20,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, KafkaResult},
     message::BorrowedMessage,
-    producer::{BaseProducer, BaseRecord},
+    producer::{BaseProducer, BaseRecord, Producer},
     types::RDKafkaErrorCode,
     ClientConfig, Message, Offset, TopicPartitionList,
 };
@@ -157,6 +157,17 @@ where
             Err((e, _)) => return Err(e.into()),
         }
     }
+}
+
+/// Aborts `producer`'s open transaction, flushing first as rdkafka does before a commit but not
+/// before an abort: librdkafka's abort waits for the delivery report of every record in flight,
+/// and with the event API that rdkafka uses only the caller's polling serves them (librdkafka's
+/// error says to poll "prior to calling abort"). Without it, an abort with records in flight (a
+/// revocation in the middle of the re-keying stage's transaction) waited out the timeout, failed,
+/// and left the producer unable to begin again.
+pub fn abort_transaction(producer: &BaseProducer, timeout: Duration) -> KafkaResult<()> {
+    producer.flush(timeout)?;
+    producer.abort_transaction(timeout)
 }
 
 /// The consumer's position in `topic`/`partition` (0 before it has one).

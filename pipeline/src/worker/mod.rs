@@ -269,7 +269,7 @@ impl Worker {
     }
 
     fn apply_rebalances(&mut self) -> anyhow::Result<()> {
-        for event in self.session.rebalances() {
+        for event in self.session.rebalances()? {
             match event {
                 Rebalanced::Revoked => {
                     self.partitions.clear();

@@ -49,8 +49,13 @@ pub fn run(
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
     while !shutdown.load(Ordering::SeqCst) {
         let polled = session.consumer.poll(Duration::from_millis(20)).map(|r| r.map(|m| m.detach()));
-        if session.rebalances().iter().any(|r| matches!(r, Rebalanced::Revoked)) {
-            offsets.clear();
+        for rebalanced in session.rebalances()? {
+            match rebalanced {
+                Rebalanced::Revoked => offsets.clear(),
+                Rebalanced::Assigned(partitions) => {
+                    tracing::info!(topic = %config.topics.alerts, ?partitions, "re-keying stage assigned partitions");
+                }
+            }
         }
         if let Some(message) = polled.map(|polled| consumed(polled, "rekey")).transpose()?.flatten() {
             if !session.in_transaction() {

@@ -6,7 +6,7 @@
 use std::{
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -14,13 +14,14 @@ use std::{
 use anyhow::Context;
 use rdkafka::{
     consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
     producer::{BaseProducer, BaseRecord, Producer},
     TopicPartitionList,
 };
 
 use crate::{
     config::{KafkaConfig, WorkerConfig},
-    kafka::{client_config, reader_config, send_waiting, Rebalanced, Rebalances},
+    kafka::{abort_transaction, client_config, reader_config, send_waiting, Rebalanced, Rebalances},
 };
 
 pub const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +30,7 @@ pub struct Session {
     pub producer: Arc<BaseProducer>,
     pub consumer: BaseConsumer<Rebalances>,
     in_transaction: Arc<AtomicBool>,
+    abort_failed: Arc<Mutex<Option<KafkaError>>>,
 }
 
 impl Session {
@@ -53,12 +55,13 @@ impl Session {
         producer.init_transactions(TXN_TIMEOUT).context("initialising the transactional producer")?;
         let producer = Arc::new(producer);
         let in_transaction = Arc::new(AtomicBool::new(false));
-        let (aborting, open) = (producer.clone(), in_transaction.clone());
+        let abort_failed = Arc::new(Mutex::new(None));
+        let (aborting, open, failed) = (producer.clone(), in_transaction.clone(), abort_failed.clone());
         let context = Rebalances::new(move || {
             if open.swap(false, Ordering::SeqCst) {
                 crate::events::TransactionAborted.emit();
-                if let Err(e) = aborting.abort_transaction(TXN_TIMEOUT) {
-                    tracing::error!(error = %e, "aborting the transaction on revoke failed");
+                if let Err(e) = abort_transaction(&aborting, TXN_TIMEOUT) {
+                    *failed.lock().expect("abort outcome") = Some(e);
                 }
             }
         });
@@ -71,12 +74,17 @@ impl Session {
             .set("statistics.interval.ms", "5000")
             .create_with_context(context)?;
         consumer.subscribe(topics)?;
-        Ok(Self { producer, consumer, in_transaction })
+        Ok(Self { producer, consumer, in_transaction, abort_failed })
     }
 
-    /// Rebalances since the last call, in order.
-    pub fn rebalances(&self) -> Vec<Rebalanced> {
-        self.consumer.context().take()
+    /// Rebalances since the last call, in order; an error when the transaction open at a
+    /// revocation could not be aborted: the producer is then in no state to begin another, and
+    /// the process ends (abort-and-exit) naming why instead of failing at its next transaction.
+    pub fn rebalances(&self) -> anyhow::Result<Vec<Rebalanced>> {
+        if let Some(e) = self.abort_failed.lock().expect("abort outcome").take() {
+            return Err(e).context("aborting the open transaction when partitions were revoked");
+        }
+        Ok(self.consumer.context().take())
     }
 
     pub fn in_transaction(&self) -> bool {

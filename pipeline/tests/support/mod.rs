@@ -137,22 +137,34 @@ pub fn alert(name: &str, instance: usize, now: i64) -> Alert {
 }
 
 pub async fn produce(run: &Run, records: Vec<(String, Vec<u8>)>) {
+    produce_over(run, records, Duration::ZERO).await;
+}
+
+/// [`produce`] with the records queued evenly over `spread` (a share every 20 ms), as a steady
+/// stream rather than one burst; partitions added meanwhile get their share within a second.
+pub async fn produce_over(run: &Run, records: Vec<(String, Vec<u8>)>, spread: Duration) {
+    const STEP: Duration = Duration::from_millis(20);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &run.config.kafka.brokers)
         .set("enable.idempotence", "true")
         .set("queue.buffering.max.messages", "1000000")
+        .set("topic.metadata.refresh.interval.ms", "1000")
         .create()
         .unwrap();
+    let shares = (spread.as_millis() / STEP.as_millis()).max(1) as usize;
     // Queue everything first, then wait for every acknowledgement: one round trip per batch, not per record.
-    let deliveries: Vec<_> = records
-        .iter()
-        .map(|(key, value)| {
+    let mut deliveries = Vec::new();
+    for (i, share) in records.chunks(records.len().div_ceil(shares).max(1)).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(STEP).await;
+        }
+        deliveries.extend(share.iter().map(|(key, value)| {
             producer
                 .send_result(FutureRecord::to(&run.config.topics.alerts).key(key).payload(value))
                 .map_err(|(e, _)| e)
                 .unwrap()
-        })
-        .collect();
+        }));
+    }
     for delivery in deliveries {
         delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
     }
