@@ -24,8 +24,8 @@ use rdkafka::{
     ClientConfig, Message,
 };
 use support::{
-    alert, decode_all, previous_quench, produce, produce_over, read_until, read_until_quiet, run_to_exit, sigterm,
-    KillOnDrop, PrivateServer, Run,
+    alert, children, decode_all, previous_quench, produce, produce_over, read_until, read_until_quiet, run_to_exit,
+    sigterm, KillOnDrop, PrivateServer, Run,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -619,7 +619,7 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
         KillOnDrop(run.start_binary(&previous, "run", &[("QUENCH_WORKER__INSTANCE_ID", "w2")])),
     ];
     produce(&run, (0..20).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
-    wait_for_counts(&run, &sent, &mut workers.iter_mut().map(|w| &mut w.0).collect::<Vec<_>>()).await;
+    wait_for_counts(&run, &sent, &mut children(&mut workers)).await;
     assert_eq!(group_record_formats(&run), HashSet::from([None]), "the previous release wrote no format");
     for (slot, instance) in ["w1", "w2"].into_iter().enumerate() {
         produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
@@ -628,7 +628,7 @@ async fn a_rolling_upgrade_of_two_workers_loses_no_open_incident_and_pages_none_
         produce(&run, (0..10).flat_map(|_| round(&encoder, &names, &mut sent)).collect()).await;
         workers[slot] = KillOnDrop(run.start_with("run", &[("QUENCH_WORKER__INSTANCE_ID", instance)]));
     }
-    let counts = wait_for_counts(&run, &sent, &mut workers.iter_mut().map(|w| &mut w.0).collect::<Vec<_>>()).await;
+    let counts = wait_for_counts(&run, &sent, &mut children(&mut workers)).await;
     for worker in &workers {
         sigterm(worker);
     }

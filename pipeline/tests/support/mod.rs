@@ -309,6 +309,11 @@ impl Drop for PrivateServer {
 /// A child process killed when dropped, so that a failing test leaves no `quench` behind.
 pub struct KillOnDrop(pub Child);
 
+/// The processes of `workers`, for helpers that watch whether they still run.
+pub fn children(workers: &mut [KillOnDrop]) -> Vec<&mut Child> {
+    workers.iter_mut().map(|w| &mut w.0).collect()
+}
+
 impl std::ops::Deref for KillOnDrop {
     type Target = Child;
     fn deref(&self) -> &Child {
