@@ -88,6 +88,11 @@ async fn fixture_database() -> clickhouse::Client {
     let mut config = Config::load(None, std::env::vars()).expect("test environment config");
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     config.clickhouse.database = format!("quench_test_analytics_{}_{nanos}", std::process::id());
+    // The fixture is a fixed day in the past: kept for ever, or the 30-day retention of these two
+    // tables drops its rows as they are inserted once that day is 30 days old.
+    for table in ["alerts", "precursor_edges"] {
+        config.clickhouse.ttl_days.insert(table.into(), 0);
+    }
     migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
     let client = client(&config.clickhouse);
     for insert in FIXTURE {

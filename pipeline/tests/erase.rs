@@ -55,6 +55,8 @@ async fn a_tenants_labelled_data_is_erased_from_every_table_and_the_incidents_to
         // Notifications kept 90 days, erasures for ever (none to remove: no error).
         ("QUENCH_CLICKHOUSE__TTL_DAYS__NOTIFICATIONS", "90".into()),
         ("QUENCH_CLICKHOUSE__TTL_DAYS__ERASURES", "0".into()),
+        // The fixture's alerts are of a fixed day in the past: kept for ever, not for 30 days.
+        ("QUENCH_CLICKHOUSE__TTL_DAYS__ALERTS", "0".into()),
     ]);
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();

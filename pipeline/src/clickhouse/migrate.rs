@@ -126,6 +126,7 @@ const TTL_COLUMNS: &[(&str, &str)] = &[
     ("notifications", "at"),
     ("actions", "at"),
     ("predictions", "issued_at"),
+    ("precursor_edges", "fitted_at"),
     ("similar_incidents", "first_seen"),
     ("erasures", "at"),
 ];
