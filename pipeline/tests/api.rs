@@ -62,7 +62,7 @@ async fn serve() -> (Run, KillOnDrop, String, clickhouse::Client) {
     let mut run = Run::new("api");
     let port = free_port();
     run.set_all(&[
-        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_test_api_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_CLICKHOUSE__DATABASE", support::database("api")),
         // The fixture's alerts are of a fixed day in the past: kept for ever, not for 30 days.
         ("QUENCH_CLICKHOUSE__TTL_DAYS__ALERTS", "0".into()),
         ("QUENCH_API__LISTEN", format!("127.0.0.1:{port}")),

@@ -21,11 +21,7 @@ use support::{PrivateServer, Run};
 /// A run on a database of its own, with the data set loaded.
 async fn loaded(name: &str) -> Run {
     let mut run = Run::new(name);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    run.set(
-        "QUENCH_CLICKHOUSE__DATABASE",
-        &format!("quench_test_{}_{}_{nanos}", name.replace('-', "_"), std::process::id()),
-    );
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database(&name.replace('-', "_")));
     load(&run.config).await.unwrap();
     run
 }
@@ -54,7 +50,7 @@ fn last_json(out: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_parser_answers_the_held_out_and_development_questions() {
     let run = Run::new("ask-eval");
-    let database = format!("quench_test_ask_eval_{}", std::process::id());
+    let database = support::database("ask_eval");
     // The held-out questions were committed before the parser was written; the target is 0.8.
     for (file, floor) in [("heldout.jsonl", 0.8), ("dev.jsonl", 0.95)] {
         let path = questions(file);

@@ -9,13 +9,12 @@ use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::now_ms;
 use support::{KillOnDrop, Run};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workers_rules_reloads_taken_and_refused_are_in_the_audit_trail() {
     let mut run = Run::new("audit");
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_test_audit_{}_{}", std::process::id(), now_ms()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("audit"));
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let rules = run.config.worker.rules.clone().expect("the run's rules file");

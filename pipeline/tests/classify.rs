@@ -129,7 +129,7 @@ async fn read_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incidents_an_llm_classified_in_clickhouse_become_the_local_classifiers_examples() {
     let mut run = Run::new("history");
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("history_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("history"));
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let incident = |id: &str, name: &str, summary: &str, category: &str, by: &str| Incident {
         incident_id: id.into(),

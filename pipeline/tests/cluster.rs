@@ -47,7 +47,7 @@ async fn a_broker_killed_under_load_loses_and_duplicates_nothing() {
     run.set("QUENCH_KAFKA__BROKERS", &brokers.join(","));
     run.set("QUENCH_TOPICS__REPLICATION_FACTOR", "3");
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_cluster_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("cluster"));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();

@@ -13,7 +13,7 @@ use quench_pipeline::{
     clickhouse::{migrate, MIGRATIONS},
     kafka::create_topics,
 };
-use quench_schemas::{now_ms, ActionKind, IncidentAction};
+use quench_schemas::{ActionKind, IncidentAction};
 use support::{
     browser::Browser,
     decode_all,
@@ -29,7 +29,7 @@ async fn an_alert_appears_live_and_acknowledging_it_in_the_console_reaches_kafka
     let mut run = Run::new("console");
     let port = free_port();
     run.set_all(&[
-        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_test_console_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_CLICKHOUSE__DATABASE", support::database("console")),
         ("QUENCH_API__LISTEN", format!("127.0.0.1:{port}")),
         ("QUENCH_API__TOKENS__CONSOLE__TOKEN", TOKEN.into()),
         ("QUENCH_API__TOKENS__CONSOLE__TENANTS", "[\"*\"]".into()),

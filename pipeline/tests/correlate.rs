@@ -54,7 +54,7 @@ async fn two_groups_of_one_root_cause_become_one_parent_incident_with_its_explan
     )
     .unwrap();
     run.set("QUENCH_WORKER__RULES", &rules.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_correlate_{}_{}", std::process::id(), now_ms()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("correlate"));
     run.set("QUENCH_CORRELATE__ENABLED", "true");
     run.set("QUENCH_WORKER__TRANSIENT_LEARN_INTERVAL_S", "0");
     run.set("QUENCH_LOG__LEVEL", "info");

@@ -12,7 +12,6 @@ use quench_pipeline::{
     config::quench_command,
     kafka::create_topics,
 };
-use quench_schemas::now_ms;
 use support::{read_until, Run};
 
 /// Tenant `a`: `inc-pg` (service pg, its alert `f-pg`) and `inc-web` (service web, alert `f-web`);
@@ -51,9 +50,10 @@ async fn remaining(clickhouse: &clickhouse::Client, table: &str) -> Vec<String> 
 async fn a_tenants_labelled_data_is_erased_from_every_table_and_the_incidents_topic_and_recorded() {
     let mut run = Run::new("erase");
     run.set_all(&[
-        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_test_erase_{}_{}", std::process::id(), now_ms())),
-        // Notifications kept 90 days, erasures for ever (none to remove: no error).
-        ("QUENCH_CLICKHOUSE__TTL_DAYS__NOTIFICATIONS", "90".into()),
+        ("QUENCH_CLICKHOUSE__DATABASE", support::database("erase")),
+        // Notifications kept ten years (longer than the fixture's fixed day is old: rows already
+        // past a TTL are dropped as they are inserted), erasures for ever (none to remove: no error).
+        ("QUENCH_CLICKHOUSE__TTL_DAYS__NOTIFICATIONS", "3650".into()),
         ("QUENCH_CLICKHOUSE__TTL_DAYS__ERASURES", "0".into()),
         // The fixture's alerts are of a fixed day in the past: kept for ever, not for 30 days.
         ("QUENCH_CLICKHOUSE__TTL_DAYS__ALERTS", "0".into()),
@@ -69,7 +69,7 @@ async fn a_tenants_labelled_data_is_erased_from_every_table_and_the_incidents_to
         .fetch_one()
         .await
         .unwrap();
-    assert!(ttl.contains("TTL toDateTime(at) + toIntervalDay(90)"), "clickhouse.ttl_days applied: {ttl}");
+    assert!(ttl.contains("TTL toDateTime(at) + toIntervalDay(3650)"), "clickhouse.ttl_days applied: {ttl}");
     let erase = |args: &str| {
         let output = quench_command(Path::new(env!("CARGO_BIN_EXE_quench")), &format!("erase {args}"), &run.env)
             .output()

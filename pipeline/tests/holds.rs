@@ -73,7 +73,7 @@ async fn a_flapping_alert_is_announced_once_when_stable_and_a_transient_one_neve
     let rules = std::env::temp_dir().join(format!("quench-holds-{}.toml", std::process::id()));
     std::fs::write(&rules, RULES).unwrap();
     run.set("QUENCH_WORKER__RULES", &rules.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_holds_{}_{}", std::process::id(), now_ms()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("holds"));
     run.set("QUENCH_WORKER__TRANSIENT_LEARN_INTERVAL_S", "3600");
     run.set("QUENCH_WORKER__TRANSIENT_MAX_DURATION_S", "60");
     run.set("QUENCH_LOG__LEVEL", "info");

@@ -163,7 +163,7 @@ async fn an_incident_reaches_every_channel_escalates_and_stops_when_acknowledged
     )
     .unwrap();
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_notify_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("notify"));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
@@ -373,7 +373,7 @@ async fn a_similar_past_incident_is_named_acknowledging_in_pagerduty_stops_the_e
                  - { channel: pagerduty, target: db }\n";
     std::fs::write(&routing, rules).unwrap();
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_notify_callbacks_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("notify_callbacks"));
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     past_incident_like_postgresql_down(&run).await;
     let encoder = Encoder::<Alert>::register(&run.registry(), &run.config.topics.alerts).await.unwrap();

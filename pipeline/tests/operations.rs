@@ -45,7 +45,7 @@ async fn every_pipeline_dashboard_query_returns_data_from_a_real_prometheus_scra
     let mut run = Run::new("operations");
     run.set("QUENCH_CONFIG", &config.display().to_string());
     run.set("QUENCH_WORKER__ROUTING", &routing.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_operations_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("operations"));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     run.set_all(&[
         ("QUENCH_CLASSIFY__PROVIDER", "openai".into()),

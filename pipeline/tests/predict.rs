@@ -77,7 +77,7 @@ async fn wait_for_rows(clickhouse: &clickhouse::Client, expected: &[(&str, &str,
 #[tokio::test(flavor = "multi_thread")]
 async fn a_learned_precursor_predicts_its_follower_on_a_new_host_and_the_outcome_is_recorded() {
     let mut run = Run::new("predict");
-    let database = format!("quench_predict_{}_{}", std::process::id(), now_ms());
+    let database = support::database("predict");
     run.set("QUENCH_CLICKHOUSE__DATABASE", &database);
     for (key, value) in [("LEAD_MIN_S", "1"), ("LEAD_MAX_S", "30"), ("QUIET_S", "20")] {
         run.set(&format!("QUENCH_PREDICT__{key}"), value);

@@ -132,8 +132,7 @@ fn correlate_links_what_the_replayed_history_shows_going_together() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clickhouse_time_range_replays_the_same_as_the_file() {
     let mut config = Config::load(None, std::env::vars()).expect("test environment config");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    config.clickhouse.database = format!("quench_test_replay_{}_{nanos}", std::process::id());
+    config.clickhouse.database = support::database("replay");
     migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
     // An hour ago: `alerts` keeps 30 days.
     let t0 = quench_schemas::now_ms() - 3_600_000;

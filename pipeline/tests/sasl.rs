@@ -56,7 +56,7 @@ async fn alerts_flow_end_to_end_through_a_kafka_with_scram_over_tls() {
         ("QUENCH_KAFKA__PROPERTIES__sasl.password", password.clone()),
         ("QUENCH_KAFKA__PROPERTIES__ssl.ca.location", ca.clone()),
         ("QUENCH_WORKER__ROUTING", routing.display().to_string()),
-        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_sasl_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_CLICKHOUSE__DATABASE", support::database("sasl")),
         ("QUENCH_CLICKHOUSE__URL", format!("http://127.0.0.1:{clickhouse_port}")),
         ("QUENCH_CLICKHOUSE__USER", clickhouse_env["QUENCH_CLICKHOUSE__USER"].clone()),
         ("QUENCH_CLICKHOUSE__PASSWORD", clickhouse_env["QUENCH_CLICKHOUSE__PASSWORD"].clone()),

@@ -170,7 +170,7 @@ async fn planted_secrets_appear_in_no_log_output_table_or_topic() {
     run.set_all(&[
         ("QUENCH_CONFIG", config_file(&dir, &ingest, &api, &notify)),
         ("QUENCH_WORKER__ROUTING", routing.display().to_string()),
-        ("QUENCH_CLICKHOUSE__DATABASE", format!("quench_secrets_{}_{}", std::process::id(), now_ms())),
+        ("QUENCH_CLICKHOUSE__DATABASE", support::database("secrets")),
         ("QUENCH_SINK__FLUSH_INTERVAL_MS", "300".into()),
         ("QUENCH_LOG__LEVEL", "debug".into()),
     ]);

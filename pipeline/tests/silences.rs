@@ -72,7 +72,7 @@ async fn amtool_manages_silences_and_a_silenced_alert_is_recorded_but_not_announ
     )
     .unwrap();
     run.set("QUENCH_WORKER__RULES", &rules.display().to_string());
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_silences_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("silences"));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     let routing = dir.join("routing.yaml");
     std::fs::write(&routing, "default: { team: ops, targets: [{ channel: webhook, target: ops }] }\n").unwrap();

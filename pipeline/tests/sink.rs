@@ -230,7 +230,7 @@ async fn alerts_in_incidents(run: &Run) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sink_from_the_beginning_rebuilds_the_same_tables_from_kafka_into_an_empty_database() {
     let mut run = Run::new("sink-rebuild");
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_rebuilt_from_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("rebuilt_from"));
     run.set("QUENCH_SINK__FLUSH_INTERVAL_MS", "300");
     create_topics(&run.config.kafka, &run.config.topics).await.unwrap();
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
@@ -268,7 +268,7 @@ async fn sink_from_the_beginning_rebuilds_the_same_tables_from_kafka_into_an_emp
 
     // A new, empty database; the sink's group has committed everything, so only the flag
     // makes it read the topics again.
-    run.set("QUENCH_CLICKHOUSE__DATABASE", &format!("quench_rebuilt_to_{}", std::process::id()));
+    run.set("QUENCH_CLICKHOUSE__DATABASE", &support::database("rebuilt_to"));
     migrate(&run.config.clickhouse, MIGRATIONS).await.unwrap();
     let rebuild = KillOnDrop(run.start("sink --from-beginning"));
     let started = Instant::now();

@@ -104,11 +104,16 @@ pub async fn run(config: &Config, args: &EvalAskArgs) -> anyhow::Result<()> {
 /// Makes the database again with Quench's migrations and inserts the data set; returns the
 /// number of rows.
 pub async fn load(config: &Config) -> anyhow::Result<usize> {
-    let server = clickhouse::server_client(&config.clickhouse);
-    let database = &config.clickhouse.database;
+    // The data set is a fixed stretch of the past (September to November 2026): its alerts are
+    // kept for ever, or their 30-day retention drops the older ones as they are inserted and the
+    // answers change with the date the evaluation runs.
+    let mut settings = config.clickhouse.clone();
+    settings.ttl_days.insert("alerts".into(), 0);
+    let server = clickhouse::server_client(&settings);
+    let database = &settings.database;
     server.query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute().await?;
-    clickhouse::migrate(&config.clickhouse, clickhouse::MIGRATIONS).await?;
-    let client = clickhouse::client(&config.clickhouse);
+    clickhouse::migrate(&settings, clickhouse::MIGRATIONS).await?;
+    let client = clickhouse::client(&settings);
     let mut total = 0;
     for (table, rows) in fixture::generate().tables {
         let lines: Vec<String> = rows.iter().map(Value::to_string).collect();

@@ -351,6 +351,12 @@ pub async fn run_to_exit(run: &Run, command: &str, why: &str) -> (bool, String) 
     (status.success(), std::fs::read_to_string(&log).unwrap_or_default())
 }
 
+/// A ClickHouse database name of a test's own. Nanoseconds, not milliseconds: the tests of one
+/// binary start together, and two API tests once got the same name and raced to migrate it.
+pub fn database(kind: &str) -> String {
+    format!("quench_test_{kind}_{}_{}", std::process::id(), now_nanos())
+}
+
 fn now_nanos() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
