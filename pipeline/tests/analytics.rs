@@ -2,6 +2,8 @@
 //! the real ClickHouse of `infra/local/stack`, on a fixed data set whose numbers are worked out by
 //! hand below. Each test uses a database of its own.
 
+mod support;
+
 use quench_pipeline::{
     clickhouse::{client, migrate, MIGRATIONS},
     config::Config,
@@ -86,8 +88,7 @@ const FIXTURE: &[&str] = &[
 /// A database of its own with every migration applied and the fixture inserted.
 async fn fixture_database() -> clickhouse::Client {
     let mut config = Config::load(None, std::env::vars()).expect("test environment config");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    config.clickhouse.database = format!("quench_test_analytics_{}_{nanos}", std::process::id());
+    config.clickhouse.database = support::database("analytics");
     // The fixture is a fixed day in the past: kept for ever, or the 30-day retention of these two
     // tables drops its rows as they are inserted once that day is 30 days old.
     for table in ["alerts", "precursor_edges"] {

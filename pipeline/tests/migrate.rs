@@ -1,6 +1,8 @@
 //! `quench migrate` against the real ClickHouse of `infra/local/stack` (QUENCH_CLICKHOUSE__URL).
 //! Each test uses a database of its own, so runs do not disturb each other or the demo.
 
+mod support;
+
 use quench_pipeline::{
     clickhouse::{migrate, Migration, MIGRATIONS},
     config::Config,
@@ -12,14 +14,9 @@ fn config_for(database: &str) -> Config {
     config
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}_{}_{nanos}", std::process::id())
-}
-
 #[tokio::test]
 async fn migrate_applies_every_migration_once_and_tables_accept_their_rows() {
-    let config = config_for(&unique("quench_test_migrate"));
+    let config = config_for(&support::database("migrate"));
     let first = migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
     assert_eq!(first.applied.len(), MIGRATIONS.len());
     let second = migrate(&config.clickhouse, MIGRATIONS).await.unwrap();
@@ -70,7 +67,7 @@ async fn migrate_applies_every_migration_once_and_tables_accept_their_rows() {
 
 #[tokio::test]
 async fn a_failing_migration_names_its_file_and_clickhouse_error_and_is_not_recorded() {
-    let config = config_for(&unique("quench_test_broken"));
+    let config = config_for(&support::database("broken"));
     let broken = [
         Migration { version: 1, file: "0001_ok.sql", sql: "CREATE TABLE ok (x UInt8) ENGINE = Memory;\n" },
         Migration { version: 2, file: "0002_broken.sql", sql: "CREATE TABLE broken (x NoSuchType) ENGINE = Memory;\n" },
@@ -89,7 +86,7 @@ async fn a_failing_migration_names_its_file_and_clickhouse_error_and_is_not_reco
 
 #[tokio::test]
 async fn an_applied_migration_that_was_edited_is_refused() {
-    let config = config_for(&unique("quench_test_edited"));
+    let config = config_for(&support::database("edited"));
     let original = [Migration { version: 1, file: "0001_t.sql", sql: "CREATE TABLE t (x UInt8) ENGINE = Memory;\n" }];
     migrate(&config.clickhouse, &original).await.unwrap();
     let edited = [Migration { version: 1, file: "0001_t.sql", sql: "CREATE TABLE t (x UInt16) ENGINE = Memory;\n" }];
